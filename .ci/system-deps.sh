@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs, when they are missing.
+# Runs as part of `make test`; needs root on a Debian-like system, otherwise says what is missing.
+set -euo pipefail
+
+need=()
+# (ZooKeeper, Chromium and friends are added here by the issues that need them.)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${need[*]} and cannot install them (need root and apt-get); dependent tests will skip" >&2
+  exit 0
+fi
+echo "system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"

@@ -1,0 +1,62 @@
+# Emporion developer tasks. `make test` and `make demo` set up everything themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint format typecheck imports codegen codegen-check pytest bench clean system-deps
+
+help:
+	@echo "make test     - create .venv, install dev deps and system packages, lint, type-check, test"
+	@echo "make lint     - ruff check + ruff format --check + import contracts"
+	@echo "make format   - ruff format + ruff check --fix"
+	@echo "make codegen  - regenerate protobuf/gRPC code from protos/v1/*.proto"
+	@echo "make bench    - run the benchmarks (prints JSON)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages the tests need (root on Debian; skipped with a note elsewhere).
+system-deps:
+	@bash .ci/system-deps.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+imports: venv
+	$(BIN)/lint-imports
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: venv
+	$(BIN)/mypy
+
+codegen: venv
+	$(BIN)/python -m protos.codegen
+
+codegen-check: venv
+	$(BIN)/python -m protos.codegen --check
+
+pytest: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: venv system-deps lint typecheck codegen-check pytest
+
+bench: venv
+	$(BIN)/python -m bench.allocator
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The Emporion agent: executors, isolation, status updates, checkpointing and recovery."""

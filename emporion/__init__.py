@@ -1,0 +1,1 @@
+"""The ``emporion`` command: local cluster launcher and operator CLI."""

@@ -1,0 +1,1 @@
+"""What framework authors import: Scheduler/Executor base classes, drivers and messages."""

@@ -1,0 +1,1 @@
+"""The Emporion master: allocator, state machine, registry, servers."""

@@ -1,0 +1,1 @@
+"""Emporion's test suite: unit, property, integration, zk and browser tests."""
