@@ -30,7 +30,7 @@ def proto_sources(root: Path = REPO_ROOT) -> list[Path]:
 
 def expected_outputs(sources: list[Path], root: Path = REPO_ROOT) -> list[Path]:
     """Every generated file the sources produce, as paths relative to the repository root."""
-    out = []
+    out: list[Path] = []
     for src in sources:
         stem = src.relative_to(root).with_suffix("")
         out.extend(Path(f"{stem}{suffix}") for suffix in GENERATED_SUFFIXES)
@@ -74,7 +74,7 @@ def generate(out_dir: Path, root: Path = REPO_ROOT) -> None:
 def stale_files(root: Path = REPO_ROOT) -> list[str]:
     """Generated files that are missing, differ from a fresh generation, or have no source."""
     expected = expected_outputs(proto_sources(root), root)
-    problems = []
+    problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp), root)
         for rel in expected:
@@ -86,9 +86,9 @@ def stale_files(root: Path = REPO_ROOT) -> list[str]:
     wanted = {str(p) for p in expected}
     for suffix in GENERATED_SUFFIXES:
         for path in (root / "protos" / "v1").glob(f"*{suffix}"):
-            rel = str(path.relative_to(root))
-            if rel not in wanted:
-                problems.append(f"{rel}: generated file without a .proto source")
+            name = str(path.relative_to(root))
+            if name not in wanted:
+                problems.append(f"{name}: generated file without a .proto source")
     return problems
 
 
