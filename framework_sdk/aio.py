@@ -1,0 +1,474 @@
+"""SchedulerClient: the asyncio-native scheduler client (the threaded driver is built on it).
+
+::
+
+    async with SchedulerClient("127.0.0.1:5050", info) as client:   # waits for SUBSCRIBED
+        async for event in client.events():
+            match event:
+                case events.Offers(offers=offers):
+                    await client.launch([offers[0].id], [task])
+                case events.Update(status=status):
+                    await client.acknowledge(status)   # when status.uuid is set
+
+One background task owns the connection: it asks the master detector for the leader, sends
+SUBSCRIBE, reads events, and when the stream breaks or goes quiet for ``heartbeat_misses``
+heartbeat intervals it reports :class:`~framework_sdk.events.Disconnected` and re-subscribes
+with the framework id (a failover, so the master keeps the framework's tasks) after a jittered
+exponential backoff. What to do at each step is decided by the sans-I/O
+:class:`~framework_sdk.session.SchedulerSession`; this module only does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+import grpc.aio
+
+from framework_sdk import calls
+from framework_sdk import events as ev
+from framework_sdk.config import ClientConfig
+from framework_sdk.detector import MasterDetector, create_detector
+from framework_sdk.errors import (
+    CallError,
+    CallFailedError,
+    CallRefusedError,
+    NotSubscribedError,
+    SubscriptionError,
+)
+from framework_sdk.session import GiveUp, ProtocolError, Retry, SchedulerSession
+from protos.v1 import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+__all__ = ["STREAM_ID_METADATA", "SchedulerClient"]
+
+logger = logging.getLogger("framework_sdk.aio")
+
+STREAM_ID_METADATA = "mesos-stream-id"
+
+# Codes meaning the call may not have reached the master (the outcome is unknown); every other
+# error code is the master's answer to the call itself.
+_TRANSPORT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
+_T = TypeVar("_T")
+_EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # (missing from grpc-stubs)
+
+
+class _DeadlineError(Exception):
+    """The open stream's deadline passed (no SUBSCRIBED, or no event for too long)."""
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _stream_id(metadata: object) -> str | None:
+    if metadata is None:
+        return None
+    for key, value in metadata:  # type: ignore[attr-defined]
+        if key == STREAM_ID_METADATA:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _call_error(call: scheduler_pb2.Call, error: grpc.aio.AioRpcError) -> CallError:
+    code = error.code().name
+    kind = CallFailedError if code in _TRANSPORT_CODES else CallRefusedError
+    return kind(calls.call_name(call), code, error.details() or "")
+
+
+class _EventIterator:
+    """Async iterator over a client's event queue; ends when the client closes."""
+
+    def __init__(self, queue: asyncio.Queue[ev.Event | None], heartbeats: bool) -> None:
+        self._queue = queue
+        self._heartbeats = heartbeats
+
+    def __aiter__(self) -> _EventIterator:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                self._queue.put_nowait(None)  # Any other iterator ends too.
+                raise StopAsyncIteration
+            if self._heartbeats or not isinstance(item, ev.Heartbeat):
+                return item
+
+
+class SchedulerClient:
+    """SchedulerClient subscribes a framework to the master and keeps it subscribed.
+
+    ``master`` is ``"host:port"`` or a :class:`~framework_sdk.detector.MasterDetector`. An
+    empty ``framework_info.user`` is filled with the current user; a set ``framework_info.id``
+    fails that framework over to this client. ``async with`` starts the client and waits for
+    the first SUBSCRIBED; leaving it disconnects *without* tearing the framework down (call
+    :meth:`teardown` for that).
+
+    Calls raise :class:`~framework_sdk.errors.NotSubscribedError` while the client is not
+    subscribed (nothing is sent), :class:`~framework_sdk.errors.CallRefusedError` when the master
+    answers with an error, :class:`~framework_sdk.errors.CallFailedError` when the call did not
+    get through. :meth:`suppress`, :meth:`revive` and :meth:`update_framework` are remembered
+    while disconnected and take effect with the next subscription.
+    """
+
+    def __init__(
+        self,
+        master: str | MasterDetector,
+        framework_info: mesos_pb2.FrameworkInfo,
+        *,
+        suppressed_roles: Iterable[str] = (),
+        offer_constraints: scheduler_pb2.OfferConstraints | None = None,
+        config: ClientConfig | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._detector = create_detector(master)
+        if not isinstance(framework_info, mesos_pb2.FrameworkInfo):
+            raise TypeError(f"framework_info must be a FrameworkInfo, not {framework_info!r}")
+        info = mesos_pb2.FrameworkInfo()
+        info.CopyFrom(framework_info)
+        if not info.user:
+            info.user = _current_user()
+        self.config = config or ClientConfig()
+        self.session = SchedulerSession(
+            info,
+            config=self.config,
+            suppressed_roles=suppressed_roles,
+            offer_constraints=offer_constraints,
+            rng=rng,
+        )
+        self._clock = clock
+        self._queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: scheduler_pb2_grpc.SchedulerAsyncStub | None = None
+        self._address: str | None = None
+        self._changed = asyncio.Event()
+
+    # -- state --
+
+    @property
+    def framework_id(self) -> mesos_pb2.FrameworkID | None:
+        """The framework id once subscribed (or given in the framework info)."""
+        return self.session.framework_id
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the client is subscribed right now (calls can be sent)."""
+        return self.session.subscribed
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client ended for good (closed, torn down, or ended by the master)."""
+        return self.session.closed
+
+    @property
+    def master_address(self) -> str | None:
+        """The address of the master of the current (or last) subscription attempt."""
+        return self._address
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        """Start connecting in the background (returns at once; idempotent)."""
+        if self._task is None and not self.session.closed:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="framework_sdk.subscription"
+            )
+
+    async def wait_subscribed(self) -> None:
+        """Wait until subscribed; raises SubscriptionError if the client ends first."""
+        while not self.session.subscribed:
+            if self.session.closed:
+                raise SubscriptionError(self.session.close_reason or "client closed")
+            if self._task is None:
+                raise NotSubscribedError("the client is not started: call start() first")
+            await self._changed.wait()
+
+    async def __aenter__(self) -> SchedulerClient:
+        await self.start()
+        try:
+            await self.wait_subscribed()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Disconnect for good without tearing the framework down; :meth:`events` ends at once
+        (events not yet taken are dropped)."""
+        self.session.close("closed by the scheduler")
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._close_channel()
+        # Events still queued are dropped: a closed client has nothing more to report.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+        self._notify()
+        await self._detector.close()
+
+    def events(self, *, heartbeats: bool = False) -> _EventIterator:
+        """The events, in order, as typed :mod:`~framework_sdk.events`; ends when the client does.
+
+        Includes every :class:`~framework_sdk.events.Subscribed` (the first one too) and the
+        SDK's :class:`~framework_sdk.events.Disconnected`; heartbeats only if asked for. Meant
+        for one consumer.
+        """
+        return _EventIterator(self._queue, heartbeats)
+
+    # -- the connection task --
+
+    async def _run(self) -> None:
+        try:
+            while not self.session.closed:
+                address = await self._detector.detect()
+                stub = await self._connect(address)
+                retry = await self._subscription(stub)
+                if retry is not None:
+                    logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
+                    await asyncio.sleep(retry.delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # A bug here must end the client, not hang it silently.
+            logger.exception("scheduler client failed")
+            self.session.close(f"scheduler client failed: {error!r}")
+            self._queue.put_nowait(ev.Error(message=self.session.close_reason or ""))
+        finally:
+            self._queue.put_nowait(None)
+            self._notify()
+
+    async def _connect(self, address: str) -> scheduler_pb2_grpc.SchedulerAsyncStub:
+        # A fresh channel per attempt: a channel that failed sits in gRPC's own reconnect
+        # backoff (up to minutes) and would fail our retries without trying the master.
+        await self._close_channel()
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
+        return self._stub
+
+    async def _close_channel(self) -> None:
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close(None)
+            # gRPC completes the cancelled calls' operations a moment later, on this loop; if
+            # the loop closed first, gRPC logs "Event loop is closed" for each.
+            await asyncio.sleep(0.05)
+
+    async def _before_deadline(self, awaitable: Awaitable[_T]) -> _T:
+        deadline = self.session.deadline()
+        assert deadline is not None
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                return await awaitable
+        except TimeoutError:
+            raise _DeadlineError from None
+
+    async def _subscription(self, stub: scheduler_pb2_grpc.SchedulerAsyncStub) -> Retry | None:
+        """One subscription attempt; returns when to retry, or None if the session ended."""
+        session = self.session
+        stream = stub.Subscribe(session.subscribe_call(self._clock()))
+        self._notify()
+        try:
+            session.stream_opened(
+                _stream_id(await self._before_deadline(stream.initial_metadata()))
+            )
+            while True:
+                message = await self._before_deadline(stream.read())
+                if message is _EOF:
+                    status = await stream.code()
+                    details = await stream.details()
+                    raise ProtocolError(f"the master ended the stream ({status.name}: {details})")
+                assert isinstance(message, scheduler_pb2.Event)
+                typed = session.receive(message, self._clock())
+                if isinstance(typed, ev.Subscribed):
+                    self._notify()
+                    logger.info(
+                        "subscribed to %s as framework %s",
+                        self._address,
+                        typed.framework_id.value,
+                    )
+                self._queue.put_nowait(typed)
+                if session.closed:
+                    return None
+        except _DeadlineError:
+            if session.subscribed:
+                assert session.heartbeat_interval is not None
+                quiet = session.heartbeat_interval * self.config.heartbeat_misses
+                reason = f"no event from the master for {quiet:g}s (heartbeats stopped)"
+            else:
+                reason = f"no SUBSCRIBED within {self.config.subscribe_timeout_seconds:g}s"
+            return self._lost(reason)
+        except ProtocolError as error:
+            return self._lost(str(error))
+        except grpc.aio.AioRpcError as error:
+            code, details = error.code().name, error.details() or ""
+            if session.closed:
+                return None
+            if not session.subscribed:
+                outcome = session.subscribe_failed(code, details, self._clock())
+                self._notify()
+                if isinstance(outcome, GiveUp):
+                    self._queue.put_nowait(ev.Error(message=outcome.message))
+                    return None
+                return outcome
+            return self._lost(f"the stream broke ({code}: {details})")
+        finally:
+            stream.cancel()
+
+    def _lost(self, reason: str) -> Retry | None:
+        if self.session.closed:  # Closed meanwhile (teardown): the stream's end is expected.
+            return None
+        notice, retry = self.session.stream_lost(self._clock(), reason)
+        if notice is not None:
+            logger.warning("disconnected from %s: %s", self._address, reason)
+            self._queue.put_nowait(notice)
+        self._notify()
+        return retry
+
+    # -- calls --
+
+    async def send(self, call: scheduler_pb2.Call) -> None:
+        """Send a call built with :mod:`framework_sdk.calls` (framework id added here)."""
+        prepared = self.session.prepare(call)
+        await self._invoke(self._stub, self.session.stream_id, prepared)
+
+    async def _invoke(
+        self,
+        stub: scheduler_pb2_grpc.SchedulerAsyncStub | None,
+        stream_id: str | None,
+        call: scheduler_pb2.Call,
+    ) -> None:
+        if stub is None:
+            raise NotSubscribedError(f"{calls.call_name(call)} not sent: no connection")
+        method = getattr(stub, calls.UNARY_METHODS[call.type])
+        metadata = ((STREAM_ID_METADATA, stream_id),) if stream_id else None
+        try:
+            await method(call, metadata=metadata, timeout=self.config.call_timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            raise _call_error(call, error) from None
+
+    async def accept(
+        self,
+        offer_ids: object,
+        operations: Iterable[mesos_pb2.Offer.Operation],
+        filters: mesos_pb2.Filters | None = None,
+    ) -> None:
+        """ACCEPT offers (of one agent) applying ``operations`` in order."""
+        await self.send(calls.accept(offer_ids, operations, filters))
+
+    async def launch(
+        self,
+        offer_ids: object,
+        tasks: Iterable[mesos_pb2.TaskInfo],
+        filters: mesos_pb2.Filters | None = None,
+    ) -> None:
+        """ACCEPT offers with one LAUNCH of ``tasks`` (a task's missing agent_id is filled in)."""
+        await self.send(calls.launch(offer_ids, tasks, filters))
+
+    async def decline(self, offer_ids: object, filters: mesos_pb2.Filters | None = None) -> None:
+        """DECLINE offers whole, refusing them for ``filters.refuse_seconds`` (default 5 s)."""
+        await self.send(calls.decline(offer_ids, filters))
+
+    async def revive(self, roles: object = None) -> None:
+        """REVIVE offers for these roles (all if none): clears filters, unsuppresses."""
+        call = calls.revive(roles)
+        self.session.note_revive(call.revive.roles)
+        if self.session.subscribed:
+            await self.send(call)
+
+    async def suppress(self, roles: object = None) -> None:
+        """SUPPRESS offers for these roles (all if none) until revived."""
+        call = calls.suppress(roles)
+        self.session.note_suppress(call.suppress.roles)
+        if self.session.subscribed:
+            await self.send(call)
+
+    async def kill(
+        self,
+        task_id: object,
+        agent_id: object = None,
+        kill_policy: mesos_pb2.KillPolicy | None = None,
+    ) -> None:
+        """KILL a task (its agent is filled in when known)."""
+        await self.send(calls.kill(task_id, agent_id, kill_policy))
+
+    async def shutdown(self, executor_id: object, agent_id: object) -> None:
+        """SHUTDOWN an executor and its tasks."""
+        await self.send(calls.shutdown(executor_id, agent_id))
+
+    async def acknowledge(self, status: mesos_pb2.TaskStatus) -> None:
+        """ACKNOWLEDGE a status update (ValueError if it carries no uuid: nothing to ack)."""
+        await self.send(calls.acknowledge(status))
+
+    async def acknowledge_operation_status(self, status: mesos_pb2.OperationStatus) -> None:
+        """ACKNOWLEDGE_OPERATION_STATUS of an operation update carrying a uuid."""
+        await self.send(calls.acknowledge_operation_status(status))
+
+    async def reconcile(self, tasks: Iterable[object] = ()) -> None:
+        """RECONCILE tasks (TaskStatus/TaskID/str); none asks for every task (implicit)."""
+        await self.send(calls.reconcile(tasks))
+
+    async def message(self, agent_id: object, executor_id: object, data: bytes) -> None:
+        """MESSAGE: send opaque ``data`` to an executor (best effort)."""
+        await self.send(calls.message(agent_id, executor_id, data))
+
+    async def request(self, requests: Iterable[mesos_pb2.Request]) -> None:
+        """REQUEST resources (advisory)."""
+        await self.send(calls.request(requests))
+
+    async def teardown(self) -> None:
+        """TEARDOWN the framework (all its tasks are killed); the client is closed afterwards,
+        whether or not the master took the call."""
+        prepared = self.session.prepare(calls.teardown())
+        stub, stream_id = self._stub, self.session.stream_id
+        # Closed before sending, so the master ending the stream is not taken for a failure.
+        self.session.close("framework torn down")
+        try:
+            await self._invoke(stub, stream_id, prepared)
+        finally:
+            await self.close()
+
+    async def update_framework(
+        self,
+        framework_info: mesos_pb2.FrameworkInfo,
+        suppressed_roles: Iterable[str] | None = None,
+        offer_constraints: scheduler_pb2.OfferConstraints | None = None,
+    ) -> None:
+        """UPDATE_FRAMEWORK: replace info, suppressed roles (None keeps them) and constraints."""
+        roles = (
+            sorted(self.session.suppressed_roles)
+            if suppressed_roles is None
+            else calls.roles_of(suppressed_roles, "suppressed_roles")
+        )
+        self.session.note_update_framework(framework_info, roles, offer_constraints)
+        if self.session.subscribed:
+            info = self.session.framework_info
+            await self.send(calls.update_framework(info, roles, offer_constraints))

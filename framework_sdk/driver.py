@@ -1,0 +1,522 @@
+"""SchedulerDriver: Mesos's classic threaded scheduler driver, over the asyncio client.
+
+Two threads per driver: the *driver thread* runs an asyncio loop with one
+:class:`~framework_sdk.aio.SchedulerClient` (subscription, reconnection, calls); the *callback
+thread* runs the scheduler's callbacks one at a time, in event order. Driver methods may be
+called from any thread (callbacks included): they check their arguments at once, raising
+TypeError/ValueError, queue the call for the driver thread, and return the driver status.
+Queued calls are sent one at a time in the order they were made, so a KILL never overtakes the
+launch it follows; only acknowledgements, which commute with everything, go out concurrently.
+
+While the driver is disconnected calls are dropped, as Mesos's driver drops them; launches are
+answered with TASK_LOST (TASK_DROPPED for PARTITION_AWARE frameworks) and reason
+``REASON_MASTER_DISCONNECTED`` so a scheduler never waits for tasks that were never sent.
+A call the master refuses for what it says (INVALID_ARGUMENT, NOT_FOUND) reaches
+``Scheduler.error`` with the master's message; one refused because the subscription ended or was
+superseded meanwhile counts as dropped (the stream itself reports the disconnection or ERROR).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from framework_sdk import calls
+from framework_sdk import events as ev
+from framework_sdk.aio import SchedulerClient
+from framework_sdk.config import ClientConfig
+from framework_sdk.detector import MasterDetector, create_detector
+from framework_sdk.errors import (
+    CallFailedError,
+    CallRefusedError,
+    DriverStateError,
+    NotSubscribedError,
+)
+from framework_sdk.scheduler import Scheduler
+from framework_sdk.session import needs_acknowledgement
+from framework_sdk.status import Status
+from protos.v1 import mesos_pb2, scheduler_pb2
+
+__all__ = ["SchedulerDriver", "Status"]
+
+logger = logging.getLogger("framework_sdk.driver")
+
+
+_Action = Callable[[SchedulerClient], Awaitable[None]]
+
+# Refusals that concern the caller's subscription rather than the call: not subscribed (any
+# more), or a superseded stream.
+_SUBSCRIPTION_CODES = frozenset({"FAILED_PRECONDITION", "PERMISSION_DENIED"})
+_MAX_ACKS_IN_FLIGHT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A call queued for the driver thread; ``not_sent`` runs if it is dropped while offline.
+
+    ``ordered`` calls go out one at a time in the order they were made. Acknowledgements are not
+    ordered: they commute with every other call, so they are sent concurrently (up to
+    ``_MAX_ACKS_IN_FLIGHT``) instead of each waiting for the master's answer to the previous.
+    """
+
+    name: str
+    action: _Action
+    not_sent: Callable[[], None] | None = None
+    ordered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """Queued by stop()/abort(): send TEARDOWN first if asked, then close the client."""
+
+    teardown: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Callback:
+    """A scheduler callback for the callback thread; ``always`` runs it even if not running."""
+
+    run: Callable[[], None]
+    always: bool = False
+
+
+class SchedulerDriver:
+    """SchedulerDriver connects a :class:`~framework_sdk.scheduler.Scheduler` to the master.
+
+    ``master`` is ``"host:port"`` or a :class:`~framework_sdk.detector.MasterDetector`. With
+    ``implicit_acknowledgements`` (the default) each status update carrying a uuid is
+    acknowledged after ``statusUpdate`` returns; without, the scheduler calls
+    :meth:`acknowledgeStatusUpdate`. Updates without a uuid are never acknowledged.
+    ``stop(failover=False)`` tears the framework down; ``stop(failover=True)`` only
+    disconnects, leaving the framework to a new scheduler for ``failover_timeout``.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        framework_info: mesos_pb2.FrameworkInfo,
+        master: str | MasterDetector,
+        implicit_acknowledgements: bool = True,
+        *,
+        config: ClientConfig | None = None,
+    ) -> None:
+        if scheduler is None:
+            raise TypeError("scheduler must be a Scheduler, not None")
+        if not isinstance(framework_info, mesos_pb2.FrameworkInfo):
+            raise TypeError(f"framework_info must be a FrameworkInfo, not {framework_info!r}")
+        calls.subscribe(framework_info)  # Validates the info now, not on the driver thread.
+        self.scheduler = scheduler
+        self._framework_info = mesos_pb2.FrameworkInfo()
+        self._framework_info.CopyFrom(framework_info)
+        self._detector = create_detector(master)
+        self._implicit_acks = bool(implicit_acknowledgements)
+        self._config = config or ClientConfig()
+        self._partition_aware = any(
+            c.type == mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
+            for c in framework_info.capabilities
+        )
+        self._lock = threading.Lock()
+        self._status = Status.DRIVER_NOT_STARTED
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: asyncio.Queue[_Outgoing | _Stop] | None = None
+        self._client: SchedulerClient | None = None
+        self._callbacks: queue.SimpleQueue[_Callback | None] = queue.SimpleQueue()
+        self._driver_thread: threading.Thread | None = None
+        self._callback_thread: threading.Thread | None = None
+        self._finished = threading.Event()
+        self._registered = False
+
+    # -- state --
+
+    @property
+    def status(self) -> Status:
+        """The driver's status now."""
+        with self._lock:
+            return self._status
+
+    @property
+    def framework_id(self) -> mesos_pb2.FrameworkID | None:
+        """The framework id once registered (None before)."""
+        client = self._client
+        framework_id = client.framework_id if client is not None else None
+        return None if framework_id is None else mesos_pb2.FrameworkID(value=framework_id.value)
+
+    def _check_started(self, method: str) -> Status:
+        status = self._status
+        if status is Status.DRIVER_NOT_STARTED:
+            raise DriverStateError(f"{method}() called before start(): the driver is not running")
+        return status
+
+    # -- lifecycle --
+
+    def start(self) -> Status:
+        """Start the driver threads and subscribe in the background; DRIVER_RUNNING."""
+        with self._lock:
+            if self._status is not Status.DRIVER_NOT_STARTED:
+                return self._status
+            self._status = Status.DRIVER_RUNNING
+        ready = threading.Event()
+        self._callback_thread = threading.Thread(
+            target=self._callback_main, name="framework_sdk-callbacks", daemon=True
+        )
+        self._driver_thread = threading.Thread(
+            target=self._driver_main, args=(ready,), name="framework_sdk-driver", daemon=True
+        )
+        self._callback_thread.start()
+        self._driver_thread.start()
+        ready.wait()
+        return Status.DRIVER_RUNNING
+
+    def stop(self, failover: bool = False) -> Status:
+        """Stop the driver. Without ``failover`` the framework is torn down (all its tasks
+        killed); with it the driver only disconnects, so another scheduler can take over.
+
+        Calls made before are sent first. Returns DRIVER_STOPPED (DRIVER_ABORTED if the driver
+        had aborted; then nothing more is sent).
+        """
+        with self._lock:
+            status = self._check_started("stop")
+            if status is Status.DRIVER_STOPPED:
+                return status
+            self._status = Status.DRIVER_STOPPED
+        self._post(_Stop(teardown=not failover and status is Status.DRIVER_RUNNING))
+        return Status.DRIVER_ABORTED if status is Status.DRIVER_ABORTED else Status.DRIVER_STOPPED
+
+    def abort(self) -> Status:
+        """Abort: no more callbacks; disconnect without tearing the framework down.
+
+        Calls made before are still sent. Returns DRIVER_ABORTED.
+        """
+        with self._lock:
+            status = self._check_started("abort")
+            if status is not Status.DRIVER_RUNNING:
+                return status
+            self._status = Status.DRIVER_ABORTED
+        self._post(_Stop(teardown=False))
+        return Status.DRIVER_ABORTED
+
+    def join(self) -> Status:
+        """Wait until the driver stops or aborts (and its last callback returned)."""
+        with self._lock:
+            self._check_started("join")
+        self._finished.wait()
+        callback_thread = self._callback_thread
+        if callback_thread is not None and callback_thread is not threading.current_thread():
+            callback_thread.join()
+        return self.status
+
+    def run(self) -> Status:
+        """start() then join()."""
+        status = self.start()
+        return status if status is not Status.DRIVER_RUNNING else self.join()
+
+    # -- calls --
+
+    def launchTasks(
+        self,
+        offerIds: object,
+        tasks: Iterable[mesos_pb2.TaskInfo],
+        filters: mesos_pb2.Filters | None = None,
+    ) -> Status:
+        """Launch ``tasks`` on the offers (one agent); no tasks declines the offers.
+
+        ``offerIds`` is a list of OfferIDs or a single one, as in Mesos.
+        """
+        call = calls.launch(offerIds, tasks, filters)
+        return self._send("launchTasks", call, not_sent=self._tasks_not_sent(call))
+
+    def acceptOffers(
+        self,
+        offerIds: object,
+        operations: Iterable[mesos_pb2.Offer.Operation],
+        filters: mesos_pb2.Filters | None = None,
+    ) -> Status:
+        """Accept offers applying ``operations`` in order (LAUNCH, RESERVE, ...)."""
+        call = calls.accept(offerIds, operations, filters)
+        return self._send("acceptOffers", call, not_sent=self._tasks_not_sent(call))
+
+    def declineOffer(self, offerId: object, filters: mesos_pb2.Filters | None = None) -> Status:
+        """Decline an offer (or a list of offers) whole."""
+        return self._send("declineOffer", calls.decline(offerId, filters))
+
+    def reviveOffers(self, roles: Iterable[str] | None = None) -> Status:
+        """Revive offers for these roles (all if None); remembered across reconnections."""
+        call = calls.revive(roles)
+        return self._submit("reviveOffers", lambda c: c.revive(list(call.revive.roles)))
+
+    def suppressOffers(self, roles: Iterable[str] | None = None) -> Status:
+        """Suppress offers for these roles (all if None); remembered across reconnections."""
+        call = calls.suppress(roles)
+        return self._submit("suppressOffers", lambda c: c.suppress(list(call.suppress.roles)))
+
+    def killTask(self, taskId: mesos_pb2.TaskID) -> Status:
+        """Kill a task (the driver adds the agent it last heard of)."""
+        return self._send("killTask", calls.kill(taskId))
+
+    def acknowledgeStatusUpdate(self, status: mesos_pb2.TaskStatus) -> Status:
+        """Acknowledge a status update (only with ``implicit_acknowledgements=False``).
+
+        Updates without a uuid need no acknowledgement and are skipped.
+        """
+        if self._implicit_acks:
+            raise DriverStateError(
+                "acknowledgeStatusUpdate() called on a driver with implicit acknowledgements;"
+                " create it with implicit_acknowledgements=False"
+            )
+        if not isinstance(status, mesos_pb2.TaskStatus):
+            raise TypeError(f"status must be a TaskStatus, not {type(status).__name__}")
+        if not needs_acknowledgement(status):
+            with self._lock:
+                return self._check_started("acknowledgeStatusUpdate")
+        return self._send("acknowledgeStatusUpdate", calls.acknowledge(status), ordered=False)
+
+    def reconcileTasks(self, statuses: Iterable[mesos_pb2.TaskStatus]) -> Status:
+        """Ask for the latest state of these tasks; an empty list asks for all of them."""
+        return self._send("reconcileTasks", calls.reconcile(statuses))
+
+    def requestResources(self, requests: Iterable[mesos_pb2.Request]) -> Status:
+        """Request resources (advisory)."""
+        return self._send("requestResources", calls.request(requests))
+
+    def sendFrameworkMessage(
+        self, executorId: mesos_pb2.ExecutorID, agentId: mesos_pb2.AgentID, data: bytes | str
+    ) -> Status:
+        """Send opaque data to an executor (best effort); a str is sent UTF-8 encoded."""
+        payload = data.encode() if isinstance(data, str) else data
+        return self._send("sendFrameworkMessage", calls.message(agentId, executorId, payload))
+
+    def updateFramework(
+        self,
+        frameworkInfo: mesos_pb2.FrameworkInfo,
+        suppressedRoles: Iterable[str] | None = None,
+        offerConstraints: scheduler_pb2.OfferConstraints | None = None,
+    ) -> Status:
+        """Replace the framework's info (same id), suppressed roles (None keeps them) and offer
+        constraints; remembered across reconnections."""
+        calls.update_framework(frameworkInfo, suppressedRoles or (), offerConstraints)
+        known = self.framework_id
+        if frameworkInfo.HasField("id") and known is not None and frameworkInfo.id != known:
+            raise ValueError(
+                f"frameworkInfo.id {frameworkInfo.id.value!r} is not this framework's id"
+                f" {known.value!r}"
+            )
+        info = mesos_pb2.FrameworkInfo()
+        info.CopyFrom(frameworkInfo)
+        roles = None if suppressedRoles is None else list(suppressedRoles)
+        return self._submit(
+            "updateFramework", lambda c: c.update_framework(info, roles, offerConstraints)
+        )
+
+    # -- queueing to the driver thread --
+
+    def _send(
+        self,
+        name: str,
+        call: scheduler_pb2.Call,
+        not_sent: Callable[[], None] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Status:
+        return self._submit(name, lambda c: c.send(call), not_sent, ordered=ordered)
+
+    def _submit(
+        self,
+        name: str,
+        action: _Action,
+        not_sent: Callable[[], None] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Status:
+        with self._lock:
+            status = self._check_started(name)
+            if status is not Status.DRIVER_RUNNING:
+                return status
+            self._post(_Outgoing(name, action, not_sent, ordered))
+            return status
+
+    def _post(self, item: _Outgoing | _Stop) -> None:
+        loop, outbox = self._loop, self._outbox
+        if loop is None or outbox is None:
+            return
+        # The loop is gone once the driver thread ended; nothing is left to send then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(outbox.put_nowait, item)
+
+    def _tasks_not_sent(self, call: scheduler_pb2.Call) -> Callable[[], None]:
+        state = mesos_pb2.TASK_DROPPED if self._partition_aware else mesos_pb2.TASK_LOST
+        task_ids = [
+            task.task_id
+            for op in call.accept.operations
+            if op.type == mesos_pb2.Offer.Operation.LAUNCH
+            for task in op.launch.task_infos
+        ]
+
+        def report() -> None:
+            for task_id in task_ids:
+                status = mesos_pb2.TaskStatus(
+                    state=state,
+                    source=mesos_pb2.TaskStatus.SOURCE_MASTER,
+                    reason=mesos_pb2.TaskStatus.REASON_MASTER_DISCONNECTED,
+                    message="Master disconnected",
+                    timestamp=time.time(),
+                )
+                status.task_id.CopyFrom(task_id)
+                self._callbacks.put(_Callback(functools.partial(self._status_update, status)))
+
+        return report
+
+    # -- the driver thread --
+
+    def _driver_main(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._async_main(ready))
+        except Exception:
+            logger.exception("scheduler driver thread failed")
+        finally:
+            ready.set()
+            with self._lock:
+                if self._status is Status.DRIVER_RUNNING:
+                    self._status = Status.DRIVER_ABORTED
+            self._callbacks.put(None)
+            self._finished.set()
+
+    async def _async_main(self, ready: threading.Event) -> None:
+        outbox: asyncio.Queue[_Outgoing | _Stop] = asyncio.Queue()
+        client = SchedulerClient(self._detector, self._framework_info, config=self._config)
+        self._loop, self._outbox, self._client = asyncio.get_running_loop(), outbox, client
+        ready.set()
+        await client.start()
+        sender = asyncio.create_task(self._send_loop(client, outbox), name="framework_sdk.calls")
+        try:
+            async for event in client.events():
+                self._dispatch(event)
+        finally:
+            if not sender.done():
+                outbox.put_nowait(_Stop(teardown=False))
+                await sender
+            await client.close()
+
+    async def _send_loop(
+        self, client: SchedulerClient, outbox: asyncio.Queue[_Outgoing | _Stop]
+    ) -> None:
+        acks: set[asyncio.Task[None]] = set()
+        room = asyncio.Semaphore(_MAX_ACKS_IN_FLIGHT)
+        while True:
+            item = await outbox.get()
+            if isinstance(item, _Stop):
+                if acks:
+                    await asyncio.wait(acks)
+                if item.teardown and client.subscribed:
+                    try:
+                        await client.teardown()
+                    except (CallRefusedError, CallFailedError, NotSubscribedError) as error:
+                        logger.warning("TEARDOWN failed: %s", error)
+                await client.close()
+                return
+            if item.ordered:
+                await self._send_one(client, item)
+                continue
+            await room.acquire()
+            task = asyncio.create_task(self._send_one(client, item))
+            acks.add(task)
+            task.add_done_callback(acks.discard)
+            task.add_done_callback(lambda _: room.release())
+
+    async def _send_one(self, client: SchedulerClient, item: _Outgoing) -> None:
+        try:
+            await item.action(client)
+        except NotSubscribedError as error:
+            logger.info("%s dropped: %s", item.name, error)
+            if item.not_sent is not None:
+                item.not_sent()
+        except CallRefusedError as error:
+            if error.code in _SUBSCRIPTION_CODES:
+                # The refusal is about the subscription, not the call: it ended or was
+                # superseded meanwhile, which the stream reports on its own (Disconnected, or
+                # ERROR). The call counts as dropped while disconnected.
+                logger.info("%s dropped: %s", item.name, error)
+                if item.not_sent is not None:
+                    item.not_sent()
+            else:
+                self._callbacks.put(_Callback(functools.partial(self._error, str(error))))
+        except CallFailedError as error:
+            logger.warning("%s: %s", item.name, error)
+        except Exception:  # A bad action must not kill the sender (and so the driver).
+            logger.exception("%s failed", item.name)
+
+    def _dispatch(self, event: ev.Event) -> None:
+        """Turn one event into the scheduler callback it calls (on the callback thread)."""
+        scheduler, put, partial = self.scheduler, self._callbacks.put, functools.partial
+        if isinstance(event, ev.Subscribed):
+            master_info = event.master_info or mesos_pb2.MasterInfo()
+            if self._registered:
+                put(_Callback(partial(scheduler.reregistered, self, master_info)))
+            else:
+                self._registered = True
+                put(_Callback(partial(scheduler.registered, self, event.framework_id, master_info)))
+        elif isinstance(event, ev.Offers):
+            put(_Callback(partial(scheduler.resourceOffers, self, list(event.offers))))
+        elif isinstance(event, ev.Rescind):
+            put(_Callback(partial(scheduler.offerRescinded, self, event.offer_id)))
+        elif isinstance(event, ev.Update):
+            put(_Callback(partial(self._status_update, event.status)))
+        elif isinstance(event, ev.Message):
+            callback = partial(
+                scheduler.frameworkMessage, self, event.executor_id, event.agent_id, event.data
+            )
+            put(_Callback(callback))
+        elif isinstance(event, ev.Failure):
+            agent_id = event.agent_id or mesos_pb2.AgentID()
+            if event.executor_id is None:
+                put(_Callback(partial(scheduler.slaveLost, self, agent_id)))
+            else:
+                lost = partial(
+                    scheduler.executorLost, self, event.executor_id, agent_id, event.status or 0
+                )
+                put(_Callback(lost))
+        elif isinstance(event, ev.Disconnected):
+            put(_Callback(partial(scheduler.disconnected, self)))
+        elif isinstance(event, ev.Error):
+            with self._lock:
+                running = self._status is Status.DRIVER_RUNNING
+                if running:  # As Mesos: abort first, then tell the scheduler.
+                    self._status = Status.DRIVER_ABORTED
+            if running:
+                put(_Callback(partial(scheduler.error, self, event.message), always=True))
+        elif isinstance(event, ev.UpdateOperationStatus):
+            if self._implicit_acks and event.status.uuid.value:
+                status = event.status
+                self._submit(
+                    "acknowledge", lambda c: c.acknowledge_operation_status(status), ordered=False
+                )
+        else:
+            logger.debug("no callback for %s", type(event).__name__)
+
+    # -- the callback thread --
+
+    def _status_update(self, status: mesos_pb2.TaskStatus) -> None:
+        self.scheduler.statusUpdate(self, status)
+        # Acknowledged only after the callback returned, so an update is never lost by a
+        # scheduler that crashes while handling it; the agent resends unacknowledged ones.
+        if self._implicit_acks and needs_acknowledgement(status):
+            self._send("acknowledge", calls.acknowledge(status), ordered=False)
+
+    def _error(self, message: str) -> None:
+        self.scheduler.error(self, message)
+
+    def _callback_main(self) -> None:
+        while (item := self._callbacks.get()) is not None:
+            if not item.always and self.status is not Status.DRIVER_RUNNING:
+                continue
+            try:
+                item.run()
+            except Exception:
+                logger.exception("scheduler callback raised; aborting the driver")
+                self.abort()

@@ -1,0 +1,424 @@
+"""ScriptedMaster: a real gRPC ``Scheduler`` service on port 0 that plays a master from a script.
+
+It serves the framework-facing service only, and does what the test says: every SUBSCRIBE gets
+a stream id in the initial metadata and a SUBSCRIBED event (unless told otherwise), then
+whatever events the test pushes with :meth:`ScriptedMaster.send`; the test can end a stream
+(cleanly or with an error status), refuse the next SUBSCRIBE or unary calls with a status, and
+wait for the calls the client makes. Like the real master, it refuses unary calls without
+their payload (INVALID_ARGUMENT) and those carrying a stream id other than the current stream's
+(PERMISSION_DENIED).
+
+Waiting helpers take a generous timeout only so that a broken test fails instead of hanging;
+no test asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+
+from protos.v1 import mesos_pb2, scheduler_pb2
+
+WAIT_SECONDS = 20.0
+Event = scheduler_pb2.Event
+
+
+@dataclass
+class RecordedCall:
+    """A unary call as the master received it."""
+
+    method: str
+    call: scheduler_pb2.Call
+    stream_id: str | None
+
+
+@dataclass
+class _Stream:
+    stream_id: str
+    framework_id: str
+    outbox: queue.Queue[Event | tuple[grpc.StatusCode, str] | None] = field(
+        default_factory=queue.Queue
+    )
+
+
+# Unary method -> the Call payload field it requires (as the real master does; None: none).
+PAYLOADS: dict[str, str | None] = {
+    "Teardown": None,
+    "Accept": "accept",
+    "Decline": "decline",
+    "AcceptInverseOffers": "accept_inverse_offers",
+    "DeclineInverseOffers": "decline_inverse_offers",
+    "Revive": "revive",
+    "Kill": "kill",
+    "Shutdown": "shutdown",
+    "Acknowledge": "acknowledge",
+    "AcknowledgeOperationStatus": "acknowledge_operation_status",
+    "Reconcile": "reconcile",
+    "ReconcileOperations": "reconcile_operations",
+    "Message": "message",
+    "Request": "request",
+    "Suppress": "suppress",
+    "UpdateFramework": "update_framework",
+}
+
+
+class ScriptedMaster:
+    """A scripted master: see the module docstring. Use as a context manager or start()/stop()."""
+
+    def __init__(self, heartbeat_interval: float = 15.0, send_subscribed: bool = True) -> None:
+        self.heartbeat_interval = heartbeat_interval
+        self.send_subscribed = send_subscribed
+        self.subscribe_calls: list[scheduler_pb2.Call] = []
+        self.calls: list[RecordedCall] = []
+        self._cond = threading.Condition()
+        self._streams: list[_Stream] = []
+        self._subscribe_refusals: list[tuple[grpc.StatusCode, str]] = []
+        self._refusals: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self._ids = itertools.count(1)
+        self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
+        self.address = ""
+        # Called (on a server thread) with every unary call after it was accepted, and with
+        # each new stream's framework id after SUBSCRIBED; lets a test play a cluster.
+        self.on_call: Callable[[RecordedCall], None] | None = None
+        self.on_subscribed: Callable[[str], None] | None = None
+
+    # -- lifecycle --
+
+    def start(self) -> str:
+        """Serve on 127.0.0.1 port 0; returns ``"host:port"``."""
+        self._executor = futures.ThreadPoolExecutor(max_workers=32)
+        server = grpc.server(self._executor)
+        handlers = {
+            "Subscribe": grpc.unary_stream_rpc_method_handler(
+                self._subscribe,
+                request_deserializer=scheduler_pb2.Call.FromString,
+                response_serializer=Event.SerializeToString,
+            )
+        }
+        for name in PAYLOADS:
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                self._unary_handler(name),
+                request_deserializer=scheduler_pb2.Call.FromString,
+                response_serializer=scheduler_pb2.Accepted.SerializeToString,
+            )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("mesos.v1.scheduler.Scheduler", handlers),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self._server = server
+        self.address = f"127.0.0.1:{port}"
+        return self.address
+
+    def stop(self) -> None:
+        """End every stream and stop serving."""
+        with self._cond:
+            for stream in self._streams:
+                stream.outbox.put(None)
+        if self._server is not None:
+            self._server.stop(grace=None).wait()
+            self._server = None
+        if self._executor is not None:  # Its threads end once their streams saw the stop.
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> ScriptedMaster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the service --
+
+    def _subscribe(
+        self, request: scheduler_pb2.Call, context: grpc.ServicerContext
+    ) -> Iterator[Event]:
+        with self._cond:
+            self.subscribe_calls.append(request)
+            refusal = self._subscribe_refusals.pop(0) if self._subscribe_refusals else None
+            self._cond.notify_all()
+        if refusal is not None:
+            context.abort(*refusal)
+        n = next(self._ids)
+        framework_id = request.framework_id.value or f"framework-{n}"
+        stream = _Stream(stream_id=f"stream-{n}", framework_id=framework_id)
+        with self._cond:
+            self._streams.append(stream)
+            self._cond.notify_all()
+        context.send_initial_metadata((("mesos-stream-id", stream.stream_id),))
+        if self.send_subscribed:
+            event = Event(type=Event.SUBSCRIBED)
+            event.subscribed.framework_id.value = framework_id
+            event.subscribed.heartbeat_interval_seconds = self.heartbeat_interval
+            event.subscribed.master_info.id = "scripted-master"
+            event.subscribed.master_info.hostname = "127.0.0.1"
+            yield event
+            if self.on_subscribed is not None:
+                self.on_subscribed(framework_id)
+        while context.is_active():
+            try:
+                item = stream.outbox.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            if isinstance(item, tuple):
+                context.abort(*item)
+            yield item
+
+    def _unary_handler(
+        self, method: str
+    ) -> Callable[[scheduler_pb2.Call, grpc.ServicerContext], scheduler_pb2.Accepted]:
+        def handle(
+            request: scheduler_pb2.Call, context: grpc.ServicerContext
+        ) -> scheduler_pb2.Accepted:
+            metadata = dict(context.invocation_metadata())
+            stream_id = metadata.get("mesos-stream-id")
+            assert stream_id is None or isinstance(stream_id, str)
+            recorded = RecordedCall(method, request, stream_id)
+            with self._cond:
+                self.calls.append(recorded)
+                refusal = self._refusals.pop(method, None)
+                current = self._streams[-1].stream_id if self._streams else None
+                self._cond.notify_all()
+            if refusal is not None:
+                context.abort(*refusal)
+            payload = PAYLOADS[method]
+            if payload is not None and payload not in {f.name for f, _ in request.ListFields()}:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{payload} is required")
+            if stream_id != current:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "stream id is not the current one")
+            if method == "Teardown":
+                self.end_stream()
+            if self.on_call is not None:
+                self.on_call(recorded)
+            return scheduler_pb2.Accepted()
+
+        return handle
+
+    # -- scripting --
+
+    @property
+    def current_stream(self) -> _Stream:
+        """The latest stream opened."""
+        with self._cond:
+            assert self._streams, "no stream opened yet"
+            return self._streams[-1]
+
+    def send(self, *events: Event) -> None:
+        """Push events onto the current stream, in order."""
+        stream = self.current_stream
+        for event in events:
+            stream.outbox.put(event)
+
+    def end_stream(self) -> None:
+        """End the current stream cleanly (status OK)."""
+        self.current_stream.outbox.put(None)
+
+    def fail_stream(self, code: grpc.StatusCode, message: str) -> None:
+        """End the current stream with an error status."""
+        self.current_stream.outbox.put((code, message))
+
+    def refuse_next_subscribe(self, code: grpc.StatusCode, message: str) -> None:
+        """Answer the next SUBSCRIBE with this status (once; several calls queue up)."""
+        with self._cond:
+            self._subscribe_refusals.append((code, message))
+
+    def refuse_next(self, method: str, code: grpc.StatusCode, message: str) -> None:
+        """Answer the next call of ``method`` (e.g. ``"Accept"``) with this status."""
+        with self._cond:
+            self._refusals[method] = (code, message)
+
+    # -- waiting --
+
+    def wait_subscribes(self, count: int) -> list[scheduler_pb2.Call]:
+        """Wait until ``count`` SUBSCRIBE calls arrived (and their streams opened, if any)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.subscribe_calls) >= count, WAIT_SECONDS)
+            assert ok, f"expected {count} SUBSCRIBE calls, got {len(self.subscribe_calls)}"
+            return list(self.subscribe_calls)
+
+    def wait_streams(self, count: int) -> None:
+        """Wait until ``count`` streams have been opened."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self._streams) >= count, WAIT_SECONDS)
+            assert ok, f"expected {count} streams, got {len(self._streams)}"
+
+    def wait_calls(self, method: str, count: int = 1) -> list[RecordedCall]:
+        """Wait until ``count`` calls of ``method`` arrived; returns them in order."""
+
+        def matching() -> list[RecordedCall]:
+            return [c for c in self.calls if c.method == method]
+
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(matching()) >= count, WAIT_SECONDS)
+            assert ok, f"expected {count} {method} calls, got {[c.method for c in self.calls]}"
+            return matching()
+
+    def methods(self) -> list[str]:
+        """The unary methods called so far, in arrival order."""
+        with self._cond:
+            return [c.method for c in self.calls]
+
+
+class ScriptedCluster:
+    """Plays a two-agent cluster on a ScriptedMaster.
+
+    Offers both agents (cpus:1;mem:1024 each) on every subscription, answers each launched task
+    with TASK_RUNNING then TASK_FINISHED twice (updates are at-least-once), all with uuids, and
+    echoes framework messages back as if from the executor.
+    """
+
+    def __init__(self, master: ScriptedMaster) -> None:
+        self.master = master
+        self.uuids = itertools.count(1)
+        master.on_subscribed = self.offer
+        master.on_call = self.handle
+
+    def offer(self, framework_id: str) -> None:
+        self.master.send(
+            offers_event(
+                make_offer("o1", agent_id="agent-1", resources="cpus:1;mem:1024"),
+                make_offer("o2", agent_id="agent-2", resources="cpus:1;mem:1024"),
+            )
+        )
+
+    def uuid(self) -> bytes:
+        return next(self.uuids).to_bytes(16, "big")
+
+    def handle(self, recorded: RecordedCall) -> None:
+        if recorded.method == "Message":  # Executors echo what they are sent.
+            message = recorded.call.message
+            self.master.send(
+                message_event(message.agent_id.value, message.executor_id.value, message.data)
+            )
+        if recorded.method != "Accept":
+            return
+        for op in recorded.call.accept.operations:
+            for task in op.launch.task_infos:
+                agent = task.agent_id.value
+                self.master.send(
+                    update_event(
+                        task.task_id.value, mesos_pb2.TASK_RUNNING, uuid=self.uuid(), agent_id=agent
+                    ),
+                    update_event(
+                        task.task_id.value,
+                        mesos_pb2.TASK_FINISHED,
+                        uuid=self.uuid(),
+                        agent_id=agent,
+                    ),
+                    update_event(
+                        task.task_id.value,
+                        mesos_pb2.TASK_FINISHED,
+                        uuid=self.uuid(),
+                        agent_id=agent,
+                    ),
+                )
+
+
+# -- event builders --
+
+
+def offers_event(*offers: mesos_pb2.Offer) -> Event:
+    """An OFFERS event."""
+    event = Event(type=Event.OFFERS)
+    event.offers.offers.extend(offers)
+    return event
+
+
+def make_offer(
+    offer_id: str, agent_id: str = "agent-1", resources: str = "cpus:4;mem:1024", role: str = "*"
+) -> mesos_pb2.Offer:
+    """An offer of ``resources`` on ``agent_id`` for ``role``."""
+    from protos.resources import Resources
+
+    offer = mesos_pb2.Offer(hostname="host-1")
+    offer.id.value = offer_id
+    offer.agent_id.value = agent_id
+    offer.framework_id.value = "framework-1"
+    offer.allocation_info.role = role
+    offer.resources.extend(Resources.parse(resources).to_protos(allocation_role=role))
+    return offer
+
+
+def update_event(
+    task_id: str,
+    state: int,
+    *,
+    uuid: bytes | None = None,
+    agent_id: str = "agent-1",
+) -> Event:
+    """An UPDATE event for a task (with a uuid when ``uuid`` is given)."""
+    event = Event(type=Event.UPDATE)
+    status = event.update.status
+    status.task_id.value = task_id
+    status.state = state  # type: ignore[assignment]
+    status.agent_id.value = agent_id
+    if uuid is not None:
+        status.uuid = uuid
+    return event
+
+
+def rescind_event(offer_id: str) -> Event:
+    """A RESCIND event."""
+    event = Event(type=Event.RESCIND)
+    event.rescind.offer_id.value = offer_id
+    return event
+
+
+def error_event(message: str) -> Event:
+    """An ERROR event."""
+    event = Event(type=Event.ERROR)
+    event.error.message = message
+    return event
+
+
+def heartbeat_event() -> Event:
+    """A HEARTBEAT event."""
+    return Event(type=Event.HEARTBEAT)
+
+
+def message_event(agent_id: str, executor_id: str, data: bytes) -> Event:
+    """A MESSAGE event from an executor."""
+    event = Event(type=Event.MESSAGE)
+    event.message.agent_id.value = agent_id
+    event.message.executor_id.value = executor_id
+    event.message.data = data
+    return event
+
+
+def failure_event(
+    agent_id: str, executor_id: str | None = None, status: int | None = None
+) -> Event:
+    """A FAILURE event: agent lost (no executor) or executor exited."""
+    event = Event(type=Event.FAILURE)
+    event.failure.agent_id.value = agent_id
+    if executor_id is not None:
+        event.failure.executor_id.value = executor_id
+    if status is not None:
+        event.failure.status = status
+    return event
+
+
+__all__ = [
+    "WAIT_SECONDS",
+    "RecordedCall",
+    "ScriptedCluster",
+    "ScriptedMaster",
+    "error_event",
+    "failure_event",
+    "heartbeat_event",
+    "make_offer",
+    "message_event",
+    "offers_event",
+    "rescind_event",
+    "update_event",
+]
