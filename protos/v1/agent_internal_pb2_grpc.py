@@ -26,11 +26,7 @@ if _version_not_supported:
 
 
 class AgentGatewayStub:
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
+    """Served by the master; one bidirectional stream per agent session.
     """
 
     def __init__(self, channel):
@@ -44,18 +40,31 @@ class AgentGatewayStub:
                 request_serializer=protos_dot_v1_dot_agent__internal__pb2.AgentMessage.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_agent__internal__pb2.MasterMessage.FromString,
                 _registered_method=True)
+        self.ConnectBatched = channel.stream_stream(
+                '/emporion.internal.v1.AgentGateway/ConnectBatched',
+                request_serializer=protos_dot_v1_dot_agent__internal__pb2.AgentMessages.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_agent__internal__pb2.MasterMessages.FromString,
+                _registered_method=True)
 
 
 class AgentGatewayServicer:
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
+    """Served by the master; one bidirectional stream per agent session.
     """
 
     def Connect(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConnectBatched(self, request_iterator, context):
+        """The same session protocol as Connect, with messages carried in batches:
+        each stream message holds one or more messages, applied in order as if
+        sent one by one (the first batch starts with RegisterAgent or
+        ReregisterAgent). Each side puts whatever it has ready into one write,
+        which cuts the per-message cost of a busy agent (thousands of status
+        updates, acknowledgements and launches per second) several times over.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -68,6 +77,11 @@ def add_AgentGatewayServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_v1_dot_agent__internal__pb2.AgentMessage.FromString,
                     response_serializer=protos_dot_v1_dot_agent__internal__pb2.MasterMessage.SerializeToString,
             ),
+            'ConnectBatched': grpc.stream_stream_rpc_method_handler(
+                    servicer.ConnectBatched,
+                    request_deserializer=protos_dot_v1_dot_agent__internal__pb2.AgentMessages.FromString,
+                    response_serializer=protos_dot_v1_dot_agent__internal__pb2.MasterMessages.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'emporion.internal.v1.AgentGateway', rpc_method_handlers)
@@ -77,11 +91,7 @@ def add_AgentGatewayServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AgentGateway:
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
+    """Served by the master; one bidirectional stream per agent session.
     """
 
     @staticmethod
@@ -101,6 +111,33 @@ class AgentGateway:
             '/emporion.internal.v1.AgentGateway/Connect',
             protos_dot_v1_dot_agent__internal__pb2.AgentMessage.SerializeToString,
             protos_dot_v1_dot_agent__internal__pb2.MasterMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectBatched(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/emporion.internal.v1.AgentGateway/ConnectBatched',
+            protos_dot_v1_dot_agent__internal__pb2.AgentMessages.SerializeToString,
+            protos_dot_v1_dot_agent__internal__pb2.MasterMessages.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,38 +53,39 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AgentGatewayStub:
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
-    """
+    """Served by the master; one bidirectional stream per agent session."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AgentGatewayAsyncStub: ...
     Connect: _grpc.StreamStreamMultiCallable[_agent_internal_pb2.AgentMessage, _agent_internal_pb2.MasterMessage]
+    ConnectBatched: _grpc.StreamStreamMultiCallable[_agent_internal_pb2.AgentMessages, _agent_internal_pb2.MasterMessages]
+    """The same session protocol as Connect, with messages carried in batches:
+    each stream message holds one or more messages, applied in order as if
+    sent one by one (the first batch starts with RegisterAgent or
+    ReregisterAgent). Each side puts whatever it has ready into one write,
+    which cuts the per-message cost of a busy agent (thousands of status
+    updates, acknowledgements and launches per second) several times over.
+    """
 
 @_typing.type_check_only
 class AgentGatewayAsyncStub(AgentGatewayStub):
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
-    """
+    """Served by the master; one bidirectional stream per agent session."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Connect: _aio.StreamStreamMultiCallable[_agent_internal_pb2.AgentMessage, _agent_internal_pb2.MasterMessage]  # type: ignore[assignment]
+    ConnectBatched: _aio.StreamStreamMultiCallable[_agent_internal_pb2.AgentMessages, _agent_internal_pb2.MasterMessages]  # type: ignore[assignment]
+    """The same session protocol as Connect, with messages carried in batches:
+    each stream message holds one or more messages, applied in order as if
+    sent one by one (the first batch starts with RegisterAgent or
+    ReregisterAgent). Each side puts whatever it has ready into one write,
+    which cuts the per-message cost of a busy agent (thousands of status
+    updates, acknowledgements and launches per second) several times over.
+    """
 
 class AgentGatewayServicer(metaclass=_abc_1.ABCMeta):
-    """---------------------------------------------------------------------------
-    Service.
-    ---------------------------------------------------------------------------
-
-    Served by the master; one bidirectional stream per agent session.
-    """
+    """Served by the master; one bidirectional stream per agent session."""
 
     @_abc_1.abstractmethod
     def Connect(
@@ -92,5 +93,19 @@ class AgentGatewayServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_agent_internal_pb2.AgentMessage],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agent_internal_pb2.MasterMessage], _abc.AsyncIterator[_agent_internal_pb2.MasterMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def ConnectBatched(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agent_internal_pb2.AgentMessages],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_internal_pb2.MasterMessages], _abc.AsyncIterator[_agent_internal_pb2.MasterMessages]]:
+        """The same session protocol as Connect, with messages carried in batches:
+        each stream message holds one or more messages, applied in order as if
+        sent one by one (the first batch starts with RegisterAgent or
+        ReregisterAgent). Each side puts whatever it has ready into one write,
+        which cuts the per-message cost of a busy agent (thousands of status
+        updates, acknowledgements and launches per second) several times over.
+        """
 
 def add_AgentGatewayServicer_to_server(servicer: AgentGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,88 @@
+"""Reading processes from /proc: start times (against pid reuse), sessions and usage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` this package uses."""
+
+    pid: int
+    state: str
+    ppid: int
+    session: int
+    utime: int
+    stime: int
+    start_time: int
+    rss_pages: int
+
+    @property
+    def exited(self) -> bool:
+        """A zombie (exited, not yet reaped) or dead process."""
+        return self.state in ("Z", "X", "x")
+
+
+def parse_stat(pid: int, text: str) -> ProcStat:
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    fields = text[text.rindex(")") + 2 :].split()
+    return ProcStat(
+        pid=pid,
+        state=fields[0],
+        ppid=int(fields[1]),
+        session=int(fields[3]),
+        utime=int(fields[11]),
+        stime=int(fields[12]),
+        start_time=int(fields[19]),
+        rss_pages=int(fields[21]),
+    )
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """The process's stat, or None when there is no such process."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return parse_stat(pid, text)
+
+
+def start_time(pid: int) -> int | None:
+    stat = read_stat(pid)
+    return None if stat is None else stat.start_time
+
+
+def is_running(pid: int, expected_start_time: int) -> bool:
+    """True while ``pid`` is the process that started at ``expected_start_time`` and lives."""
+    stat = read_stat(pid)
+    return stat is not None and stat.start_time == expected_start_time and not stat.exited
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir(PROC) if name.isdigit()]
+
+
+def session_members(session: int, started_after: int = 0) -> list[ProcStat]:
+    """Live processes of ``session`` that started no earlier than ``started_after``.
+
+    A session id cannot be reused while any member lives, so the start-time bound only
+    matters once the whole session is gone and a new one took the number.
+    """
+    members = []
+    for pid in all_pids():
+        stat = read_stat(pid)
+        if (
+            stat is not None
+            and stat.session == session
+            and stat.start_time >= started_after
+            and not stat.exited
+        ):
+            members.append(stat)
+    return members

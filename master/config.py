@@ -1,0 +1,284 @@
+"""The master's configuration: a frozen dataclass built at the edge from flags and ``EMPORION_*``.
+
+Every flag ``--some-flag`` can also come from the environment variable ``EMPORION_SOME_FLAG``
+(as Mesos reads ``MESOS_*``); a flag on the command line wins over the variable. Durations take
+Mesos's forms (``"5secs"``, ``"100ms"``, ``"2mins"``) and the short ones (``"5s"``, ``"2m"``);
+a bare number is seconds. A bad value raises :class:`ConfigError` naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from protos.resources import validate_role
+
+__all__ = [
+    "DEFAULT_MIN_ALLOCATABLE_RESOURCES",
+    "ENV_PREFIX",
+    "ConfigError",
+    "MasterConfig",
+    "add_arguments",
+    "config_from_args",
+    "config_from_namespace",
+    "parse_duration",
+    "parse_weights",
+]
+
+ENV_PREFIX = "EMPORION_"
+"""Prefix of the environment variables that stand in for flags."""
+
+DEFAULT_MIN_ALLOCATABLE_RESOURCES = "cpus:0.01|mem:32"
+"""Mesos's default ``--min_allocatable_resources``."""
+
+_DURATION_RE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z]*)\s*")
+_UNITS = {
+    "": 1.0,
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+
+
+class ConfigError(ValueError):
+    """ConfigError is a bad flag or environment value; its message names the flag."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Mesos-style duration: ``"5secs"``, ``"5s"``, ``"100ms"``, ``"2mins"``, ``"7"``.
+
+    Raises ValueError if the text is not a non-negative finite number with a known unit.
+    """
+    match = _DURATION_RE.fullmatch(text.lower())
+    if match is None or match.group(2) not in _UNITS:
+        units = ", ".join(u for u in _UNITS if u)
+        raise ValueError(f"invalid duration {text!r}: expected a number and a unit ({units})")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {text!r}: too large")
+    return seconds
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """Mesos's ``--weights`` form ``"role1=2,role2=3.5"``: role -> positive weight."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        role, sep, value = part.partition("=")
+        role = role.strip()
+        if not sep:
+            raise ValueError(f"invalid weight {part.strip()!r}: expected role=weight")
+        validate_role(role)
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(
+                f"invalid weight {part.strip()!r}: {value!r} is not a number"
+            ) from None
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"invalid weight {part.strip()!r}: must be positive and finite")
+        weights[role] = weight
+    return weights
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    """MasterConfig holds every setting of a master; durations are seconds.
+
+    Build it from the command line with :func:`config_from_args`; tests build it directly.
+    """
+
+    host: str = "127.0.0.1"
+    """Address the gRPC server binds to."""
+    port: int = 5050
+    """Port of the gRPC server; 0 picks a free one (printed at start)."""
+    hostname: str | None = None
+    """Hostname advertised in MasterInfo; the bound host when unset."""
+    work_dir: Path | None = None
+    """Directory of the file registry (required with ``registry="file"``)."""
+    registry: Literal["file", "memory"] = "file"
+    """Where durable state lives: a file under ``work_dir``, or memory (lost on restart)."""
+    offer_timeout: float | None = None
+    """Rescind offers a framework holds longer than this; ``None``: never (Mesos's default)."""
+    agent_ping_timeout: float = 5.0
+    """Time an agent has to answer a ping; pings are sent this often."""
+    max_agent_ping_timeouts: int = 3
+    """Consecutive unanswered pings after which an agent is unreachable."""
+    agent_reregister_timeout: float = 600.0
+    """After a master restart, how long known agents have to reregister (Mesos: 10 mins)."""
+    heartbeat_interval: float = 15.0
+    """Interval of HEARTBEAT events to subscribed frameworks."""
+    allocation_interval: float = 1.0
+    """Period of the full allocation cycle, and the least time a refuse filter lasts."""
+    allocation_delay: float = 0.005
+    """How soon after resources are freed or added an extra allocation cycle runs."""
+    min_allocatable_resources: str = DEFAULT_MIN_ALLOCATABLE_RESOURCES
+    """Smallest offer worth making: ``"cpus:0.01|mem:32"`` (alternatives split by ``|``)."""
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Role weights for fair sharing; written to the registry at start."""
+    max_completed_frameworks: int = 50
+    """How many torn-down framework ids are remembered to refuse their resubscription."""
+    profile: Path | None = None
+    """Write cProfile statistics of the whole run here at shutdown (for benchmarks)."""
+    log_level: str = "INFO"
+    """Level of the standard logging module."""
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: float) -> None:
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"--{name.replace('_', '-')}: must be positive, got {value}")
+
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port: must be between 0 and 65535, got {self.port}")
+        if self.registry not in ("file", "memory"):
+            raise ConfigError(f"--registry: must be 'file' or 'memory', got {self.registry!r}")
+        if self.registry == "file" and self.work_dir is None:
+            raise ConfigError("--work-dir: required with --registry file")
+        if self.offer_timeout is not None:
+            positive("offer_timeout", self.offer_timeout)
+        positive("agent_ping_timeout", self.agent_ping_timeout)
+        positive("agent_reregister_timeout", self.agent_reregister_timeout)
+        positive("heartbeat_interval", self.heartbeat_interval)
+        positive("allocation_interval", self.allocation_interval)
+        if not (math.isfinite(self.allocation_delay) and self.allocation_delay >= 0):
+            raise ConfigError(f"--allocation-delay: must be >= 0, got {self.allocation_delay}")
+        if self.max_agent_ping_timeouts < 1:
+            raise ConfigError(
+                f"--max-agent-ping-timeouts: must be at least 1, got {self.max_agent_ping_timeouts}"
+            )
+        if self.max_completed_frameworks < 0:
+            raise ConfigError(
+                f"--max-completed-frameworks: must be >= 0, got {self.max_completed_frameworks}"
+            )
+        try:
+            from master.allocator.state import parse_min_allocatable
+
+            parse_min_allocatable(self.min_allocatable_resources)
+        except ValueError as error:
+            raise ConfigError(f"--min-allocatable-resources: {error}") from None
+        for role, weight in self.weights.items():
+            try:
+                validate_role(role)
+            except ValueError as error:
+                raise ConfigError(f"--weights: {error}") from None
+            if not (math.isfinite(weight) and weight > 0):
+                raise ConfigError(f"--weights: weight of {role!r} must be positive, got {weight}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"--log-level: unknown level {self.log_level!r}")
+
+    @property
+    def agent_ping_deadline(self) -> float:
+        """Seconds without a pong before an agent is unreachable (timeout x max timeouts)."""
+        return self.agent_ping_timeout * self.max_agent_ping_timeouts
+
+
+# -- flags ------------------------------------------------------------------------------------
+
+_FLAG_HELP = {
+    "host": "address to bind (default 127.0.0.1)",
+    "port": "port to listen on; 0 picks a free one (default 5050)",
+    "hostname": "hostname advertised to frameworks and agents",
+    "work_dir": "directory of the registry (required with --registry file)",
+    "registry": "file (durable, under --work-dir) or memory (default file)",
+    "offer_timeout": "rescind offers held longer than this (default: never)",
+    "agent_ping_timeout": "time an agent has to answer a ping (default 5secs)",
+    "max_agent_ping_timeouts": "missed pings before an agent is unreachable (default 3)",
+    "agent_reregister_timeout": "time known agents have to reregister after a restart (10mins)",
+    "heartbeat_interval": "interval of HEARTBEAT events (default 15secs)",
+    "allocation_interval": "period of the allocation cycle (default 1secs)",
+    "allocation_delay": "delay of the extra cycle after resources free up (default 5ms)",
+    "min_allocatable_resources": "smallest offer, e.g. 'cpus:0.01|mem:32' (the default)",
+    "weights": "role weights, e.g. 'eng=2,ops=0.5'",
+    "max_completed_frameworks": "torn-down framework ids remembered (default 50)",
+    "profile": "write cProfile statistics here at shutdown",
+    "log_level": "DEBUG, INFO (default), WARNING or ERROR",
+}
+_DURATIONS = frozenset(
+    {
+        "offer_timeout",
+        "agent_ping_timeout",
+        "agent_reregister_timeout",
+        "heartbeat_interval",
+        "allocation_interval",
+        "allocation_delay",
+    }
+)
+_INTS = frozenset({"port", "max_agent_ping_timeouts", "max_completed_frameworks"})
+_PATHS = frozenset({"work_dir", "profile"})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every master flag to ``parser`` (values stay strings; defaults are applied later)."""
+    for f in fields(MasterConfig):
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=_FLAG_HELP[f.name] + f" [env {ENV_PREFIX}{f.name.upper()}]",
+        )
+
+
+def _convert(name: str, text: str) -> object:
+    flag = "--" + name.replace("_", "-")
+    try:
+        if name in _DURATIONS:
+            if name == "offer_timeout" and text.strip().lower() in ("", "none"):
+                return None
+            return parse_duration(text)
+        if name in _INTS:
+            return int(text)
+        if name in _PATHS:
+            if not text.strip():
+                raise ValueError("empty path")
+            return Path(text)
+        if name == "weights":
+            return parse_weights(text)
+        if name == "hostname":
+            return text or None
+    except ValueError as error:
+        raise ConfigError(f"{flag}: {error}") from None
+    return text
+
+
+def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> MasterConfig:
+    """A MasterConfig from parsed flags (see :func:`add_arguments`), then ``EMPORION_*``.
+
+    Raises ConfigError naming the flag when a value is bad.
+    """
+    values: dict[str, object] = {}
+    for f in fields(MasterConfig):
+        text = getattr(ns, f.name, None)
+        if text is None:
+            text = environ.get(ENV_PREFIX + f.name.upper())
+        if text is not None:
+            values[f.name] = _convert(f.name, text)
+    return MasterConfig(**values)  # type: ignore[arg-type]
+
+
+def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> MasterConfig:
+    """A MasterConfig from command-line arguments and the environment (``python -m master``)."""
+    parser = argparse.ArgumentParser(prog="python -m master", description="An Emporion master.")
+    add_arguments(parser)
+    return config_from_namespace(parser.parse_args(list(argv)), environ)

@@ -1,0 +1,54 @@
+"""The master's sans-I/O state machine: frameworks, agents, offers, tasks, reconciliation.
+
+:class:`Master` takes decoded requests and ``now`` and returns effects (:mod:`.effects`) for the
+runtime to carry out; it never does I/O. Modules hold one concern each: ``frameworks``,
+``agents``, ``offers``, ``launch`` (ACCEPT/DECLINE), ``tasks`` (status updates, acknowledgements,
+kills), ``reconciliation``, ``validation`` (pure checks of what frameworks send), ``invariants``
+(``validate``), ``model`` (the domain dataclasses), ``state`` (the container), ``timers``.
+"""
+
+from master.core.effects import (
+    CloseSubscription,
+    DisconnectAgent,
+    Effect,
+    PersistRegistry,
+    SendEvent,
+    SendToAgent,
+)
+from master.core.errors import CallError, ErrorCode
+from master.core.ids import IdGenerator
+from master.core.invariants import MasterInvariantError
+from master.core.master import Master, make_master_info
+from master.core.model import (
+    TERMINAL_STATES,
+    Agent,
+    AgentPhase,
+    Executor,
+    Framework,
+    FrameworkPhase,
+    Offer,
+    Task,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Agent",
+    "AgentPhase",
+    "CallError",
+    "CloseSubscription",
+    "DisconnectAgent",
+    "Effect",
+    "ErrorCode",
+    "Executor",
+    "Framework",
+    "FrameworkPhase",
+    "IdGenerator",
+    "Master",
+    "MasterInvariantError",
+    "Offer",
+    "PersistRegistry",
+    "SendEvent",
+    "SendToAgent",
+    "Task",
+    "make_master_info",
+]

@@ -1,0 +1,385 @@
+"""Master: the public face of the master's sans-I/O state machine.
+
+Every input is a method call carrying the decoded request and ``now`` (seconds since the epoch);
+every method returns the effects to carry out, in order (see :mod:`master.core.effects`).
+Framework calls that are refused raise :class:`~master.core.errors.CallError` and change nothing.
+Timers are deadlines in the state, fired by :meth:`Master.tick`; allocation runs when the runtime
+calls :meth:`Master.allocate` (``allocation_wanted`` says something changed since the last run).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from master.allocator import HierarchicalAllocator
+from master.config import MasterConfig
+from master.core import agents, frameworks, launch, offers, reconciliation, tasks
+from master.core.effects import Effect
+from master.core.errors import CallError, ErrorCode, invalid
+from master.core.ids import IdGenerator
+from master.core.invariants import MasterInvariantError, check
+from master.core.model import Agent, AgentPhase, Framework
+from master.core.state import MasterState, log
+from master.core.validation import check_uuid
+from master.registry.state import RegistryState, UpdateWeights
+from protos.resources import Resources
+from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
+
+__all__ = ["Master", "make_master_info"]
+
+_Call = scheduler_pb2.Call
+_CallHandler = Callable[[MasterState, Framework, scheduler_pb2.Call, float], None]
+
+
+def make_master_info(
+    master_id: str, hostname: str, port: int, version: str = ""
+) -> mesos_pb2.MasterInfo:
+    """The MasterInfo sent to frameworks and agents (``ip`` in network byte order, as Mesos)."""
+    info = mesos_pb2.MasterInfo(id=master_id, hostname=hostname, port=port, version=version)
+    info.address.hostname = hostname
+    info.address.port = port
+    try:
+        packed = socket.inet_aton(hostname)
+    except OSError:
+        packed = None
+    if packed is not None:
+        info.ip = int.from_bytes(packed, "little")  # The bytes in network order, read natively.
+        info.address.ip = hostname
+    info.pid = f"master@{hostname}:{port}"
+    return info
+
+
+def _teardown(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float) -> None:
+    frameworks.remove_framework(state, fw, now, "torn down by its scheduler")
+
+
+def _request(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float) -> None:
+    # Accepted and ignored, as Mesos's hierarchical allocator ignores requests.
+    if not call.HasField("request"):
+        raise invalid("request is required in a REQUEST call")
+
+
+def _inverse_offers(
+    state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float
+) -> None:
+    # Emporion makes no inverse offers (no maintenance schedules yet): every id is unknown,
+    # and unknown ids are skipped as Mesos skips rescinded ones.
+    field: Literal["accept_inverse_offers", "decline_inverse_offers"] = (
+        "accept_inverse_offers"
+        if call.type == _Call.ACCEPT_INVERSE_OFFERS
+        else "decline_inverse_offers"
+    )
+    if not call.HasField(field):
+        raise invalid(f"{field} is required in a {_Call.Type.Name(call.type)} call")
+
+
+def _acknowledge_operation(
+    state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float
+) -> None:
+    if not call.HasField("acknowledge_operation_status"):
+        raise invalid("acknowledge_operation_status is required")
+    check_uuid(call.acknowledge_operation_status.uuid, "acknowledge_operation_status.uuid")
+    raise CallError(
+        ErrorCode.NOT_FOUND,
+        "acknowledge_operation_status: no such operation status update (operation feedback is"
+        " not supported)",
+    )
+
+
+def _reconcile_operations(
+    state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float
+) -> None:
+    if not call.HasField("reconcile_operations"):
+        raise invalid("reconcile_operations is required in a RECONCILE_OPERATIONS call")
+    for i, item in enumerate(call.reconcile_operations.operations):
+        if not item.operation_id.value:
+            raise invalid(f"reconcile_operations.operations[{i}].operation_id is required")
+    for item in call.reconcile_operations.operations:
+        event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE_OPERATION_STATUS)
+        status = event.update_operation_status.status
+        status.operation_id.CopyFrom(item.operation_id)
+        status.state = mesos_pb2.OPERATION_UNKNOWN
+        status.message = "Reconciliation: operation is unknown"
+        if item.HasField("agent_id"):
+            status.agent_id.CopyFrom(item.agent_id)
+        state.send_event(fw, event)
+
+
+_HANDLERS: dict[int, _CallHandler] = {
+    _Call.TEARDOWN: _teardown,
+    _Call.ACCEPT: launch.accept,
+    _Call.DECLINE: launch.decline,
+    _Call.ACCEPT_INVERSE_OFFERS: _inverse_offers,
+    _Call.DECLINE_INVERSE_OFFERS: _inverse_offers,
+    _Call.REVIVE: lambda s, fw, c, now: frameworks.revive(s, fw, c),
+    _Call.SUPPRESS: lambda s, fw, c, now: frameworks.suppress(s, fw, c),
+    _Call.KILL: tasks.kill,
+    _Call.SHUTDOWN: lambda s, fw, c, now: tasks.shutdown_executor(s, fw, c),
+    _Call.ACKNOWLEDGE: lambda s, fw, c, now: tasks.acknowledge(s, fw, c),
+    _Call.ACKNOWLEDGE_OPERATION_STATUS: _acknowledge_operation,
+    _Call.RECONCILE: reconciliation.reconcile,
+    _Call.RECONCILE_OPERATIONS: _reconcile_operations,
+    _Call.MESSAGE: lambda s, fw, c, now: tasks.framework_message(s, fw, c),
+    _Call.REQUEST: _request,
+    _Call.UPDATE_FRAMEWORK: frameworks.update_framework,
+}
+
+
+class Master:
+    """Master is the state machine of one master (see the module docstring).
+
+    ``recover`` must be called once, before anything else, with the registry's content.
+    """
+
+    def __init__(
+        self,
+        config: MasterConfig,
+        *,
+        ids: IdGenerator | None = None,
+        master_info: mesos_pb2.MasterInfo | None = None,
+        allocator: HierarchicalAllocator | None = None,
+    ) -> None:
+        ids = ids or IdGenerator()
+        if master_info is None:
+            master_info = make_master_info(
+                ids.master_id, config.hostname or config.host, config.port
+            )
+        self.state = MasterState(config, master_info, ids, allocator)
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def master_id(self) -> str:
+        """This master's id (a UUID)."""
+        return self.state.ids.master_id
+
+    @property
+    def master_info(self) -> mesos_pb2.MasterInfo:
+        """The MasterInfo frameworks and agents are given."""
+        return self.state.master_info
+
+    @property
+    def allocation_wanted(self) -> bool:
+        """Whether something changed that an allocation cycle could act on."""
+        return self.state.allocation_wanted
+
+    def next_deadline(self) -> float | None:
+        """When the earliest timer falls due (None if none)."""
+        return self.state.timers.next_due()
+
+    def framework(self, framework_id: str) -> Framework | None:
+        """A registered framework, or None."""
+        return self.state.frameworks.get(framework_id)
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """A known agent, or None."""
+        return self.state.agents.get(agent_id)
+
+    # -- start --------------------------------------------------------------------------------
+
+    def recover(self, registry: RegistryState, now: float) -> list[Effect]:
+        """Take up what the registry holds: frameworks, agents (to reregister), weights, quota."""
+        state = self.state
+        config = state.config
+        for record in registry.frameworks.values():
+            frameworks.recover_framework(state, record, config.agent_reregister_timeout, now)
+        for agent_id, info in registry.agents.items():
+            reserved = Resources.from_protos(registry.reservations.get(agent_id, ()))
+            agent = Agent(agent_id, info, Resources.EMPTY, AgentPhase.RECOVERING, reserved)
+            state.agents[agent_id] = agent
+            state.recovering_agents += 1
+            state.timers.set(("reregister", agent_id), now + config.agent_reregister_timeout)
+        for agent_id, entry in registry.unreachable.items():
+            reserved = Resources.from_protos(registry.reservations.get(agent_id, ()))
+            agent = Agent(agent_id, entry.info, Resources.EMPTY, AgentPhase.UNREACHABLE, reserved)
+            agent.unreachable_at = entry.unreachable_at
+            state.agents[agent_id] = agent
+        state.gone_agents.update(registry.gone)
+        weights = dict(registry.weights)
+        changed = {r: w for r, w in config.weights.items() if weights.get(r) != w}
+        weights.update(changed)
+        if weights:
+            state.allocator.update_weights(weights)
+        if changed:
+            state.persist(UpdateWeights(changed))
+        for role, quota in registry.quotas.items():
+            state.allocator.update_quota(
+                role,
+                Resources.scalars(**{n: s.value for n, s in quota.guarantees.items()}),
+                Resources.scalars(**{n: s.value for n, s in quota.limits.items()}),
+                force=True,
+            )
+        log.info(
+            "recovered %d frameworks, %d agents to reregister, %d unreachable agents",
+            len(registry.frameworks),
+            len(registry.agents),
+            len(registry.unreachable),
+        )
+        return state.take_effects()
+
+    # -- frameworks ---------------------------------------------------------------------------
+
+    def subscribe(self, stream_id: str, call: scheduler_pb2.Call, now: float) -> list[Effect]:
+        """SUBSCRIBE on the new stream ``stream_id``. Raises CallError."""
+        if call.type != _Call.SUBSCRIBE:
+            raise invalid(f"type must be SUBSCRIBE, not {_Call.Type.Name(call.type)}")
+        frameworks.subscribe(self.state, stream_id, call, now)
+        return self.state.take_effects()
+
+    def _caller(self, stream_id: str | None, call: scheduler_pb2.Call) -> Framework:
+        state = self.state
+        framework_id = call.framework_id.value
+        if not framework_id:
+            raise invalid("framework_id is required")
+        fw = state.frameworks.get(framework_id)
+        if fw is None:
+            if framework_id in state.completed:
+                raise CallError(
+                    ErrorCode.FAILED_PRECONDITION, f"framework {framework_id} was torn down"
+                )
+            raise CallError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"framework {framework_id} is not subscribed; SUBSCRIBE first",
+            )
+        if not stream_id:
+            raise invalid(
+                "the 'mesos-stream-id' metadata is required (the id sent with SUBSCRIBE's"
+                " response headers)"
+            )
+        if not fw.connected:
+            raise CallError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"framework {framework_id} is not subscribed (its subscription ended);"
+                " SUBSCRIBE again",
+            )
+        if fw.stream_id != stream_id:
+            raise CallError(
+                ErrorCode.PERMISSION_DENIED,
+                f"stream {stream_id!r} is not the current subscription of framework"
+                f" {framework_id} (it was superseded by a newer SUBSCRIBE)",
+            )
+        return fw
+
+    def call(self, stream_id: str | None, call: scheduler_pb2.Call, now: float) -> list[Effect]:
+        """Any call but SUBSCRIBE, from subscription ``stream_id``. Raises CallError."""
+        handler = _HANDLERS.get(call.type)
+        if handler is None:
+            name = _Call.Type.Name(call.type) if call.type in _Call.Type.values() else call.type
+            raise invalid(f"type {name} is not a call this method takes")
+        fw = self._caller(stream_id, call)
+        handler(self.state, fw, call, now)
+        return self.state.take_effects()
+
+    def subscription_closed(self, stream_id: str, now: float) -> list[Effect]:
+        """A subscription stream ended (the scheduler went away, or it was closed)."""
+        frameworks.stream_closed(self.state, stream_id, now)
+        return self.state.take_effects()
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def agent_connected(
+        self, connection_id: str, message: agent_internal_pb2.AgentMessage, now: float
+    ) -> list[Effect]:
+        """The first message of a new agent connection: RegisterAgent or ReregisterAgent."""
+        state = self.state
+        kind = message.WhichOneof("payload")
+        if kind == "register_agent":
+            agents.register(state, connection_id, message.register_agent, now)
+        elif kind == "reregister_agent":
+            agents.reregister(state, connection_id, message.reregister_agent, now)
+        else:
+            agents.refuse(
+                state, connection_id, f"the first message must register or reregister, not {kind}"
+            )
+        return state.take_effects()
+
+    def agent_message(
+        self, connection_id: str, message: agent_internal_pb2.AgentMessage, now: float
+    ) -> list[Effect]:
+        """A later message on an agent connection (ignored if the connection was replaced)."""
+        return self.agent_messages(connection_id, (message,), now)
+
+    def agent_messages(
+        self,
+        connection_id: str,
+        messages: Iterable[agent_internal_pb2.AgentMessage],
+        now: float,
+    ) -> list[Effect]:
+        """Later messages on an agent connection, in order (a batch costs less than each alone:
+        resources freed by a run of status updates go back to the allocator together)."""
+        state = self.state
+        for message in messages:
+            agent_id = state.connections.get(connection_id)
+            if agent_id is None:
+                break  # The connection was closed or replaced meanwhile.
+            agent = state.agents[agent_id]
+            if message.HasField("status_update"):
+                tasks.status_update(state, agent, message.status_update, now)
+            else:
+                state.flush_releases(now)
+                self._agent_message(agent, message, now)
+        state.flush_releases(now)
+        return state.take_effects()
+
+    def _agent_message(
+        self, agent: Agent, message: agent_internal_pb2.AgentMessage, now: float
+    ) -> None:
+        state = self.state
+        agent_id = agent.agent_id
+        kind = message.WhichOneof("payload")
+        if kind == "pong":
+            agents.pong(state, agent, message.pong.seq)
+        elif kind == "executor_to_framework":
+            tasks.executor_message(state, agent, message.executor_to_framework)
+        elif kind == "exited_executor":
+            agents.exited_executor(state, agent, message.exited_executor, now)
+        elif kind == "update_resources":
+            agents.update_resources(state, agent, message.update_resources, now)
+        elif kind == "unregister_agent":
+            agents.unregister(state, agent, message.unregister_agent.message or "unregistered", now)
+        elif kind in ("register_agent", "reregister_agent"):
+            reply = agent_internal_pb2.MasterMessage()
+            reply.error.message = f"{kind} is only valid as the first message of a connection"
+            state.send_to_agent(agent, reply)
+        else:
+            log.debug("agent %s sent a message the master does not know (%s)", agent_id, kind)
+
+    def agent_disconnected(self, connection_id: str, now: float) -> list[Effect]:
+        """An agent connection ended."""
+        agents.connection_closed(self.state, connection_id, now)
+        return self.state.take_effects()
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Effect]:
+        """Fire every timer due at ``now``: pings, heartbeats, failovers, offer timeouts."""
+        state = self.state
+        for kind, key in state.timers.pop_due(now):
+            if kind == "ping":
+                agents.ping_due(state, key, now)
+            elif kind == "heartbeat":
+                frameworks.heartbeat_due(state, key, now)
+            elif kind == "offer":
+                offers.offer_timed_out(state, key, now)
+            elif kind == "failover":
+                frameworks.failover_due(state, key, now)
+            elif kind == "reregister":
+                agents.reregister_timed_out(state, key, now)
+        return state.take_effects()
+
+    def allocate(self, now: float) -> list[Effect]:
+        """Run an allocation cycle and make offers from it."""
+        state = self.state
+        state.allocation_wanted = False
+        offers.make_offers(state, state.allocator.allocate(now), now)
+        return state.take_effects()
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every invariant; raise MasterInvariantError listing what is broken."""
+        problems = check(self.state)
+        if problems:
+            raise MasterInvariantError(problems)

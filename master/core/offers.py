@@ -1,0 +1,143 @@
+"""Offers: made from allocation results, and removed exactly once.
+
+An offer leaves ``state.offers`` in exactly one of three ways, and its resources go back to the
+allocator exactly once on the way out:
+
+* :func:`consume_offer` (ACCEPT): the resources stay allocated; the accept code recovers the
+  part no operation used;
+* :func:`remove_offer` (decline, rescind, timeout, framework or agent going): the resources are
+  recovered here, with the decline's filter if any;
+* :func:`drop_offer` (the agent or framework is being removed from the allocator, which takes the
+  resources back itself).
+"""
+
+from __future__ import annotations
+
+from master.core.events import rescind_event
+from master.core.model import Agent, Offer
+from master.core.state import MasterState, log
+from protos.resources import Resources
+from protos.v1 import mesos_pb2, scheduler_pb2
+
+__all__ = [
+    "consume_offer",
+    "drop_offer",
+    "make_offers",
+    "offer_timed_out",
+    "remove_offer",
+    "rescind_offers",
+]
+
+_OFFERS = scheduler_pb2.Event.OFFERS
+
+
+def make_offers(
+    state: MasterState, allocation: dict[str, dict[str, dict[str, Resources]]], now: float
+) -> None:
+    """Turn one allocation cycle's result into offers, one OFFERS event per framework."""
+    timeout = state.config.offer_timeout
+    for framework_id, by_role in allocation.items():
+        fw = state.frameworks.get(framework_id)
+        if fw is None or not fw.connected:  # Cannot happen: the allocator knows who is active.
+            for role, by_agent in by_role.items():
+                for agent_id, resources in by_agent.items():
+                    state.allocator.recover_resources(
+                        framework_id, agent_id, resources, 0, now, role=role
+                    )
+            continue
+        event = scheduler_pb2.Event(type=_OFFERS)
+        protos = event.offers.offers
+        for role, by_agent in by_role.items():
+            for agent_id, resources in by_agent.items():
+                agent = state.agents[agent_id]
+                offer = Offer(
+                    state.ids.offer_id(),
+                    framework_id,
+                    agent_id,
+                    role,
+                    resources,
+                    now,
+                    None if timeout is None else now + timeout,
+                )
+                state.offers[offer.offer_id] = offer
+                fw.offers.add(offer.offer_id)
+                agent.offers.add(offer.offer_id)
+                if offer.expires_at is not None:
+                    state.timers.set(("offer", offer.offer_id), offer.expires_at)
+                _fill(protos.add(), offer, agent)
+        state.send_event(fw, event)
+
+
+def _fill(proto: mesos_pb2.Offer, offer: Offer, agent: Agent) -> None:
+    proto.id.value = offer.offer_id
+    proto.framework_id.value = offer.framework_id
+    proto.agent_id.value = offer.agent_id
+    proto.hostname = agent.info.hostname
+    proto.resources.extend(offer.resources.to_protos(allocation_role=offer.role))
+    proto.attributes.extend(agent.info.attributes)
+    proto.allocation_info.role = offer.role
+    if agent.info.HasField("domain"):
+        proto.domain.CopyFrom(agent.info.domain)
+    for framework_id, executor_id in agent.executors:
+        if framework_id == offer.framework_id:
+            proto.executor_ids.add(value=executor_id)
+
+
+def _unlink(state: MasterState, offer: Offer) -> None:
+    del state.offers[offer.offer_id]
+    fw = state.frameworks.get(offer.framework_id)
+    if fw is not None:
+        fw.offers.discard(offer.offer_id)
+    agent = state.agents.get(offer.agent_id)
+    if agent is not None:
+        agent.offers.discard(offer.offer_id)
+    if offer.expires_at is not None:
+        state.timers.cancel(("offer", offer.offer_id))
+
+
+def consume_offer(state: MasterState, offer: Offer) -> None:
+    """An ACCEPT used the offer: forget it; its resources stay allocated to the framework."""
+    _unlink(state, offer)
+
+
+def drop_offer(state: MasterState, offer: Offer, *, rescind: bool) -> None:
+    """Forget the offer without recovering it (its agent or framework leaves the allocator)."""
+    _unlink(state, offer)
+    fw = state.frameworks.get(offer.framework_id)
+    if rescind and fw is not None:
+        state.send_event(fw, rescind_event(offer.offer_id))
+
+
+def remove_offer(
+    state: MasterState,
+    offer: Offer,
+    now: float,
+    *,
+    refuse_seconds: float | None = 0,
+    rescind: bool,
+) -> None:
+    """Forget the offer and give its resources back (``refuse_seconds`` 0: no filter).
+
+    ``rescind`` sends RESCIND to the framework (when the framework did not give it up itself).
+    """
+    drop_offer(state, offer, rescind=rescind)
+    state.allocator.recover_resources(
+        offer.framework_id, offer.agent_id, offer.resources, refuse_seconds, now, role=offer.role
+    )
+    state.allocation_wanted = True
+
+
+def rescind_offers(state: MasterState, offer_ids: set[str], now: float, *, notify: bool) -> None:
+    """Remove these offers, recovering their resources; RESCIND each if ``notify``."""
+    for offer_id in sorted(offer_ids):
+        offer = state.offers.get(offer_id)
+        if offer is not None:
+            remove_offer(state, offer, now, rescind=notify)
+
+
+def offer_timed_out(state: MasterState, offer_id: str, now: float) -> None:
+    """``--offer-timeout`` passed: rescind the offer."""
+    offer = state.offers.get(offer_id)
+    if offer is not None:
+        log.debug("offer %s of framework %s timed out", offer_id, offer.framework_id)
+        remove_offer(state, offer, now, rescind=True)

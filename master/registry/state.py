@@ -1,0 +1,238 @@
+"""What the registry holds (:class:`RegistryState`) and the operations that change it.
+
+Operations are plain data; :func:`apply_operations` is the one pure function that applies them,
+used by every registry implementation (and by tests) so they all agree on the meaning of a batch.
+Protobuf messages in the state are never mutated after they are stored: operations copy them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from protos.v1 import mesos_pb2, quota_pb2
+
+__all__ = [
+    "AdmitAgent",
+    "FrameworkRecord",
+    "MarkAgentGone",
+    "MarkAgentUnreachable",
+    "Operation",
+    "PutFramework",
+    "RegistryState",
+    "RemoveAgent",
+    "RemoveFramework",
+    "UnreachableAgent",
+    "UpdateQuota",
+    "UpdateReservations",
+    "UpdateWeights",
+    "apply_operations",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkRecord:
+    """FrameworkRecord is a framework the master knows, and when its scheduler went away.
+
+    ``disconnected_at`` (seconds since the epoch) is None while a scheduler is subscribed; the
+    failover deadline is ``disconnected_at + info.failover_timeout``, so a restarted master
+    honours what is left of it (Mesos forgets it: MESOS-4659).
+    """
+
+    info: mesos_pb2.FrameworkInfo
+    disconnected_at: float | None = None
+
+    @property
+    def framework_id(self) -> str:
+        """The framework's id (``info.id.value``)."""
+        return self.info.id.value
+
+    @property
+    def failover_deadline(self) -> float | None:
+        """When the framework is torn down unless its scheduler resubscribes; None if connected."""
+        if self.disconnected_at is None:
+            return None
+        return self.disconnected_at + max(self.info.failover_timeout, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreachableAgent:
+    """UnreachableAgent is an agent marked unreachable at ``unreachable_at``; it may come back."""
+
+    info: mesos_pb2.AgentInfo
+    unreachable_at: float
+
+
+@dataclass(slots=True)
+class RegistryState:
+    """RegistryState is one version of the registry's content.
+
+    ``agents`` are the admitted agents (reachable, or not yet reregistered after a master
+    restart); ``unreachable`` and ``gone`` the others. ``reservations`` holds each agent's
+    dynamic reservations as ``Resource`` messages.
+    """
+
+    version: int = 0
+    agents: dict[str, mesos_pb2.AgentInfo] = field(default_factory=dict)
+    unreachable: dict[str, UnreachableAgent] = field(default_factory=dict)
+    gone: dict[str, float] = field(default_factory=dict)
+    frameworks: dict[str, FrameworkRecord] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    quotas: dict[str, quota_pb2.QuotaConfig] = field(default_factory=dict)
+    reservations: dict[str, tuple[mesos_pb2.Resource, ...]] = field(default_factory=dict)
+
+    def copy(self) -> RegistryState:
+        """A copy whose dicts can be changed without touching this one (messages are shared)."""
+        return RegistryState(
+            version=self.version,
+            agents=dict(self.agents),
+            unreachable=dict(self.unreachable),
+            gone=dict(self.gone),
+            frameworks=dict(self.frameworks),
+            weights=dict(self.weights),
+            quotas=dict(self.quotas),
+            reservations=dict(self.reservations),
+        )
+
+
+# -- operations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitAgent:
+    """Admit an agent, or replace its info; an unreachable agent becomes reachable again."""
+
+    agent_id: str
+    info: mesos_pb2.AgentInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAgentUnreachable:
+    """Move an admitted agent to the unreachable list, as of ``time``."""
+
+    agent_id: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAgentGone:
+    """The agent will never come back (operator's word); it may not reregister."""
+
+    agent_id: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAgent:
+    """Forget an agent (it unregistered); it may register anew under a new id."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateReservations:
+    """Replace an agent's dynamic reservations (empty: none)."""
+
+    agent_id: str
+    resources: tuple[mesos_pb2.Resource, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutFramework:
+    """Add a framework or replace its record (info, disconnection time)."""
+
+    record: FrameworkRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFramework:
+    """Forget a torn-down framework."""
+
+    framework_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateWeights:
+    """Set the weights of these roles (others keep theirs)."""
+
+    weights: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateQuota:
+    """Set a role's quota, or remove it (``config`` None)."""
+
+    role: str
+    config: quota_pb2.QuotaConfig | None
+
+
+Operation = (
+    AdmitAgent
+    | MarkAgentUnreachable
+    | MarkAgentGone
+    | RemoveAgent
+    | UpdateReservations
+    | PutFramework
+    | RemoveFramework
+    | UpdateWeights
+    | UpdateQuota
+)
+"""Any registry operation."""
+
+
+_M = TypeVar("_M", mesos_pb2.AgentInfo, mesos_pb2.FrameworkInfo, quota_pb2.QuotaConfig)
+
+
+def _copy(msg: _M) -> _M:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def apply_operations(state: RegistryState, operations: Iterable[Operation]) -> RegistryState:
+    """The state after ``operations`` (in order), with the version one higher; ``state`` stays.
+
+    Operations on unknown agents or frameworks are no-ops, so replaying a batch is harmless.
+    """
+    new = state.copy()
+    new.version = state.version + 1
+    for op in operations:
+        match op:
+            case AdmitAgent(agent_id, info):
+                new.unreachable.pop(agent_id, None)
+                new.agents[agent_id] = _copy(info)
+            case MarkAgentUnreachable(agent_id, time):
+                admitted = new.agents.pop(agent_id, None)
+                if admitted is not None:
+                    new.unreachable[agent_id] = UnreachableAgent(admitted, time)
+            case MarkAgentGone(agent_id, time):
+                new.agents.pop(agent_id, None)
+                new.unreachable.pop(agent_id, None)
+                new.reservations.pop(agent_id, None)
+                new.gone[agent_id] = time
+            case RemoveAgent(agent_id):
+                new.agents.pop(agent_id, None)
+                new.unreachable.pop(agent_id, None)
+                new.reservations.pop(agent_id, None)
+            case UpdateReservations(agent_id, resources):
+                if resources:
+                    new.reservations[agent_id] = tuple(
+                        mesos_pb2.Resource.FromString(r.SerializeToString()) for r in resources
+                    )
+                else:
+                    new.reservations.pop(agent_id, None)
+            case PutFramework(record):
+                new.frameworks[record.framework_id] = FrameworkRecord(
+                    _copy(record.info), record.disconnected_at
+                )
+            case RemoveFramework(framework_id):
+                new.frameworks.pop(framework_id, None)
+            case UpdateWeights(weights):
+                new.weights.update(weights)
+            case UpdateQuota(role, config):
+                if config is None:
+                    new.quotas.pop(role, None)
+                else:
+                    new.quotas[role] = _copy(config)
+    return new

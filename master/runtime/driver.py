@@ -1,0 +1,165 @@
+"""MasterRuntime: the one owner of the state machine on the event loop.
+
+Every input (a scheduler call, an agent message, a closed stream, a timer) becomes one
+synchronous call into :class:`~master.core.Master`, whose effects go straight to the
+:class:`~master.runtime.outbox.Outbox`; nothing awaits in between, so inputs never interleave.
+
+Allocation policy:
+
+* **Soon after a change.** When an input leaves ``allocation_wanted`` set (resources freed or
+  added, a framework added, revived or updated), a cycle runs ``--allocation-delay`` later
+  (5 ms by default). Inputs arriving meanwhile join the same cycle, so a burst of status updates
+  costs one cycle, and a freed resource is offered again within milliseconds instead of waiting
+  for the next interval.
+* **Periodically.** A cycle also runs every ``--allocation-interval`` (1 s by default), which
+  offers what expired refuse filters give back.
+
+Timers (pings, heartbeats, failover and offer timeouts) are checked every 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from master.core import Effect, Master
+from master.runtime.outbox import AgentChannel, EventChannel, Outbox
+from protos.v1 import agent_internal_pb2, scheduler_pb2
+
+__all__ = ["TICK_SECONDS", "MasterRuntime"]
+
+log = logging.getLogger("master.runtime")
+
+TICK_SECONDS = 0.1
+"""How often timers are checked."""
+
+
+class MasterRuntime:
+    """MasterRuntime feeds inputs to the state machine and its effects to the outbox."""
+
+    def __init__(
+        self,
+        core: Master,
+        outbox: Outbox,
+        *,
+        allocation_interval: float,
+        allocation_delay: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core = core
+        self.outbox = outbox
+        self.clock = clock
+        self.allocation_interval = allocation_interval
+        self.allocation_delay = allocation_delay
+        self.stopping = False
+        self._soon: asyncio.TimerHandle | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self.allocations = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the timer tick and the periodic allocation."""
+        loop = asyncio.get_running_loop()
+        self._timers = [
+            loop.call_later(TICK_SECONDS, self._tick),
+            loop.call_later(self.allocation_interval, self._periodic),
+        ]
+
+    def stop(self) -> None:
+        """Stop feeding the state machine (streams closing at shutdown are not disconnections:
+        the master is going away, not the schedulers or agents)."""
+        self.stopping = True
+        for handle in self._timers:
+            handle.cancel()
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Carry effects out, and schedule an allocation if the state machine wants one."""
+        self.outbox.apply(effects)
+        if self.core.allocation_wanted and self._soon is None and not self.stopping:
+            self._soon = asyncio.get_running_loop().call_later(
+                self.allocation_delay, self._allocate_soon
+            )
+
+    # -- timers and allocation ----------------------------------------------------------------
+
+    def _reschedule(self, index: int, delay: float, callback: Callable[[], None]) -> None:
+        if not self.stopping:
+            self._timers[index] = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _tick(self) -> None:
+        try:
+            self.apply(self.core.tick(self.clock()))
+        except Exception:
+            log.exception("timer tick failed")
+        finally:
+            self._reschedule(0, TICK_SECONDS, self._tick)
+
+    def _periodic(self) -> None:
+        try:
+            self.allocate()
+        finally:
+            self._reschedule(1, self.allocation_interval, self._periodic)
+
+    def _allocate_soon(self) -> None:
+        self._soon = None
+        self.allocate()
+
+    def allocate(self) -> None:
+        """Run one allocation cycle now."""
+        if self.stopping:
+            return
+        try:
+            effects = self.core.allocate(self.clock())
+        except Exception:
+            log.exception("allocation cycle failed")
+            return
+        self.allocations += 1
+        self.outbox.apply(effects)
+
+    # -- frameworks ---------------------------------------------------------------------------
+
+    def subscribe(self, stream_id: str, call: scheduler_pb2.Call, channel: EventChannel) -> None:
+        """SUBSCRIBE on a new stream whose events go to ``channel``. Raises CallError."""
+        effects = self.core.subscribe(stream_id, call, self.clock())
+        self.outbox.subscriptions[stream_id] = channel
+        self.apply(effects)
+
+    def call(self, stream_id: str | None, call: scheduler_pb2.Call) -> None:
+        """Any other scheduler call. Raises CallError."""
+        self.apply(self.core.call(stream_id, call, self.clock()))
+
+    def subscription_ended(self, stream_id: str) -> None:
+        """A subscription stream ended, whoever ended it."""
+        self.outbox.subscriptions.pop(stream_id, None)
+        if not self.stopping:
+            self.apply(self.core.subscription_closed(stream_id, self.clock()))
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def agent_connected(
+        self,
+        connection_id: str,
+        channel: AgentChannel,
+        message: agent_internal_pb2.AgentMessage,
+    ) -> None:
+        """The first message of a new agent connection, whose messages go to ``channel``."""
+        self.outbox.connections[connection_id] = channel
+        self.apply(self.core.agent_connected(connection_id, message, self.clock()))
+
+    def agent_messages(
+        self, connection_id: str, messages: Iterable[agent_internal_pb2.AgentMessage]
+    ) -> None:
+        """Later messages on an agent connection, in order."""
+        self.apply(self.core.agent_messages(connection_id, messages, self.clock()))
+
+    def agent_ended(self, connection_id: str) -> None:
+        """An agent connection ended, whoever ended it."""
+        self.outbox.connections.pop(connection_id, None)
+        if not self.stopping:
+            self.apply(self.core.agent_disconnected(connection_id, self.clock()))

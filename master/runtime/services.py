@@ -1,0 +1,274 @@
+"""The gRPC servicers: thin adapters from RPCs to :class:`~master.runtime.driver.MasterRuntime`.
+
+``Scheduler`` (mesos.v1.scheduler): ``Subscribe`` answers with the stream id in the initial
+metadata ``mesos-stream-id`` and then streams events; every other method takes the full Call,
+checks that its type matches the method, and returns ``Accepted`` once the state machine took the
+call. Refused calls end with the gRPC status of their :class:`~master.core.CallError`.
+
+``AgentGateway``: ``Connect`` (one message per stream message) and ``ConnectBatched`` (batches)
+carry one agent session each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import NoReturn, TypeVar
+
+import grpc
+from grpc import aio
+
+from master.core import CallError
+from master.runtime.driver import MasterRuntime
+from master.runtime.outbox import AgentChannel, EventChannel
+from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+
+__all__ = ["STREAM_ID_KEY", "AgentGatewayService", "SchedulerService"]
+
+log = logging.getLogger("master.runtime")
+
+STREAM_ID_KEY = "mesos-stream-id"
+"""Metadata key of the subscription stream id (Mesos's ``Mesos-Stream-Id`` header)."""
+
+_Call = scheduler_pb2.Call
+_ACCEPTED = scheduler_pb2.Accepted()
+
+M = TypeVar("M", agent_internal_pb2.AgentMessage, agent_internal_pb2.AgentMessages)
+
+
+async def _abort(context: aio.ServicerContext[object, object], error: CallError) -> NoReturn:
+    await context.abort(grpc.StatusCode[error.code.value], error.message)
+    raise AssertionError("unreachable")  # abort raises
+
+
+def _stream_id(context: aio.ServicerContext[object, object]) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == STREAM_ID_KEY:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
+    """SchedulerService serves the scheduler API (see the module docstring)."""
+
+    def __init__(self, runtime: MasterRuntime) -> None:
+        self.runtime = runtime
+
+    async def Subscribe(
+        self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[scheduler_pb2.Event]:
+        """SUBSCRIBE: register or fail over, then stream events until either side ends."""
+        stream_id = str(uuid.uuid4())
+        channel = EventChannel()
+        try:
+            self.runtime.subscribe(stream_id, request, channel)
+        except CallError as error:
+            await _abort(context, error)
+        except Exception:
+            log.exception("SUBSCRIBE failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "the master failed to handle the call")
+        try:
+            await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
+            while (events := await channel.take()) is not None:
+                for event in events:
+                    yield event
+        finally:
+            self.runtime.subscription_ended(stream_id)
+
+    async def _unary(
+        self,
+        request: scheduler_pb2.Call,
+        context: aio.ServicerContext[object, object],
+        expected: int,
+    ) -> scheduler_pb2.Accepted:
+        if request.type != expected:
+            name = _Call.Type.Name(expected)  # type: ignore[arg-type]
+            got = _Call.Type.Name(request.type) if request.type in _Call.Type.values() else "?"
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"type {got} does not match the method (it takes {name} calls)",
+            )
+        try:
+            self.runtime.call(_stream_id(context), request)
+        except CallError as error:
+            await _abort(context, error)
+        except Exception:
+            log.exception("call %s failed", _Call.Type.Name(expected))  # type: ignore[arg-type]
+            await context.abort(grpc.StatusCode.INTERNAL, "the master failed to handle the call")
+        return _ACCEPTED
+
+    async def Teardown(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """TEARDOWN."""
+        return await self._unary(request, context, _Call.TEARDOWN)
+
+    async def Accept(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """ACCEPT."""
+        return await self._unary(request, context, _Call.ACCEPT)
+
+    async def Decline(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """DECLINE."""
+        return await self._unary(request, context, _Call.DECLINE)
+
+    async def AcceptInverseOffers(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """ACCEPT_INVERSE_OFFERS."""
+        return await self._unary(request, context, _Call.ACCEPT_INVERSE_OFFERS)
+
+    async def DeclineInverseOffers(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """DECLINE_INVERSE_OFFERS."""
+        return await self._unary(request, context, _Call.DECLINE_INVERSE_OFFERS)
+
+    async def Revive(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """REVIVE."""
+        return await self._unary(request, context, _Call.REVIVE)
+
+    async def Kill(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """KILL."""
+        return await self._unary(request, context, _Call.KILL)
+
+    async def Shutdown(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """SHUTDOWN."""
+        return await self._unary(request, context, _Call.SHUTDOWN)
+
+    async def Acknowledge(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """ACKNOWLEDGE."""
+        return await self._unary(request, context, _Call.ACKNOWLEDGE)
+
+    async def AcknowledgeOperationStatus(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """ACKNOWLEDGE_OPERATION_STATUS."""
+        return await self._unary(request, context, _Call.ACKNOWLEDGE_OPERATION_STATUS)
+
+    async def Reconcile(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """RECONCILE."""
+        return await self._unary(request, context, _Call.RECONCILE)
+
+    async def ReconcileOperations(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """RECONCILE_OPERATIONS."""
+        return await self._unary(request, context, _Call.RECONCILE_OPERATIONS)
+
+    async def Message(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """MESSAGE."""
+        return await self._unary(request, context, _Call.MESSAGE)
+
+    async def Request(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """REQUEST."""
+        return await self._unary(request, context, _Call.REQUEST)
+
+    async def Suppress(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """SUPPRESS."""
+        return await self._unary(request, context, _Call.SUPPRESS)
+
+    async def UpdateFramework(
+        self, request: _Call, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.Accepted:
+        """UPDATE_FRAMEWORK."""
+        return await self._unary(request, context, _Call.UPDATE_FRAMEWORK)
+
+
+class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
+    """AgentGatewayService serves agent sessions (see the module docstring)."""
+
+    def __init__(self, runtime: MasterRuntime) -> None:
+        self.runtime = runtime
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[agent_internal_pb2.AgentMessage],
+        context: aio.ServicerContext[object, object],
+    ) -> AsyncIterator[agent_internal_pb2.MasterMessage]:
+        """One agent session, one message per stream message."""
+        async for batch in self._session(request_iterator, lambda m: (m,)):
+            for message in batch:
+                yield message
+
+    async def ConnectBatched(
+        self,
+        request_iterator: AsyncIterator[agent_internal_pb2.AgentMessages],
+        context: aio.ServicerContext[object, object],
+    ) -> AsyncIterator[agent_internal_pb2.MasterMessages]:
+        """One agent session, messages in batches."""
+        async for batch in self._session(request_iterator, lambda m: m.messages):
+            yield agent_internal_pb2.MasterMessages(messages=batch)
+
+    async def _session(
+        self,
+        requests: AsyncIterator[M],
+        unpack: Callable[[M], Iterable[agent_internal_pb2.AgentMessage]],
+    ) -> AsyncIterator[list[agent_internal_pb2.MasterMessage]]:
+        runtime = self.runtime
+        connection_id = str(uuid.uuid4())
+        channel = AgentChannel()
+        reader: asyncio.Task[None] | None = None
+        try:
+            first: Iterator[agent_internal_pb2.AgentMessage] | None = None
+            async for head in requests:
+                first = iter(unpack(head))
+                break
+            if first is None:
+                return
+            message = next(first, None)
+            if message is None:
+                return
+            runtime.agent_connected(connection_id, channel, message)
+            runtime.agent_messages(connection_id, first)
+            reader = asyncio.get_running_loop().create_task(
+                self._read(requests, unpack, connection_id, channel)
+            )
+            while (batch := await channel.take()) is not None:
+                yield batch
+        finally:
+            if reader is not None:
+                reader.cancel()
+            runtime.agent_ended(connection_id)
+
+    async def _read(
+        self,
+        requests: AsyncIterator[M],
+        unpack: Callable[[M], Iterable[agent_internal_pb2.AgentMessage]],
+        connection_id: str,
+        channel: AgentChannel,
+    ) -> None:
+        """Feed the agent's messages in until it stops sending, then end the session."""
+        runtime = self.runtime
+        try:
+            async for item in requests:
+                runtime.agent_messages(connection_id, unpack(item))
+        except asyncio.CancelledError:
+            raise
+        except aio.AioRpcError as error:  # The stream broke: the session is over.
+            log.debug("agent connection %s ended: %s", connection_id, error)
+        except Exception:  # A bug: end this session rather than the master.
+            log.exception("agent connection %s failed", connection_id)
+        finally:
+            channel.close()

@@ -1,0 +1,1 @@
+"""Isolation on the real kernel: launched processes, cgroups, namespaces, OOM kills, recovery."""

@@ -1,0 +1,1 @@
+"""Unit tests of the master: its sans-I/O state machine, registry and configuration."""
