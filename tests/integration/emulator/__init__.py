@@ -1,0 +1,1 @@
+"""Tests of the agent emulator (``emporion.testing``): its protocol side and against a master."""

@@ -1,0 +1,84 @@
+"""The emulator's command line against a fake master, and its sans-I/O core's import rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.emulator.fake_gateway import eventually, running_gateway
+from tests.unit.test_architecture import IO_MODULES, transitive_imports
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    "module", ["emporion.testing.emulated_agent", "emporion.testing.emulator_config"]
+)
+def test_emulator_core_imports_no_io_framework(module: str) -> None:
+    bad = sorted(n for n in transitive_imports(module) if n.split(".")[0] in IO_MODULES)
+    assert bad == [], f"{module} reaches I/O modules: {bad}"
+
+
+def test_cli_registers_agents_and_prints_counters_on_sigterm() -> None:
+    async def main() -> None:
+        async with running_gateway() as gateway:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "emporion.testing.agent_emulator",
+                "--master",
+                gateway.address,
+                "--agents",
+                "3",
+                "--mode",
+                "run",
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                assert process.stdout is not None
+                line = await asyncio.wait_for(process.stdout.readline(), 60)
+                assert line.decode().startswith("registered 3 agents")
+                assert len(gateway.sessions) == 3
+                process.send_signal(signal.SIGTERM)
+                out, err = await asyncio.wait_for(process.communicate(), 60)
+                assert process.returncode == 0, err.decode()
+                counters = json.loads(out.decode().splitlines()[-1])
+                assert counters["registrations"] == 3
+                await eventually(lambda: all(s.ended for s in gateway.sessions))
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+    asyncio.run(main())
+
+
+def test_cli_rejects_a_bad_flag_naming_it() -> None:
+    async def main() -> tuple[int | None, bytes]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "emporion.testing.agent_emulator",
+            "--master",
+            "127.0.0.1:1",
+            "--resources",
+            "cpus:x",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        return process.returncode, err
+
+    code, err = asyncio.run(main())
+    assert code == 2
+    assert b"'resources'" in err

@@ -1,0 +1,1 @@
+"""framework_sdk against the real master (a subprocess) and emulated agents."""
