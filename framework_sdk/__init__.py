@@ -14,8 +14,12 @@ Two ways to write a scheduler, sharing one implementation:
 
 :mod:`framework_sdk.messages` holds the message types, task states and builders. Both talk to
 the master only over its gRPC ``Scheduler`` service, reconnect on their own with backoff, and
-never import the master or agent packages. See ``docs/sdk.md``. (The executor side of the SDK
-lives in ``framework_sdk.executor`` and ``framework_sdk.executor_driver``.)
+never import the master or agent packages. See ``docs/sdk.md``.
+
+Executors are written the same two ways: subclass :class:`Executor` and run it with an
+:class:`ExecutorDriver`, or use the asyncio :class:`ExecutorClient`. They talk to their agent's
+``Executor`` gRPC service, found through the ``MESOS_*`` environment the agent sets
+(:class:`ExecutorConfig`). See ``docs/executor.md``.
 """
 
 from __future__ import annotations
@@ -39,14 +43,25 @@ from framework_sdk.errors import (
     SchedulerSDKError,
     SubscriptionError,
 )
+from framework_sdk.executor import Executor
+from framework_sdk.executor_aio import AgentCallFailedError, AgentCallRefusedError, ExecutorClient
+from framework_sdk.executor_config import ExecutorConfig, ExecutorEnvironmentError
+from framework_sdk.executor_driver import ExecutorDriver
 from framework_sdk.scheduler import Scheduler
 
 __all__ = [
+    "AgentCallFailedError",
+    "AgentCallRefusedError",
     "CallError",
     "CallFailedError",
     "CallRefusedError",
     "ClientConfig",
     "DriverStateError",
+    "Executor",
+    "ExecutorClient",
+    "ExecutorConfig",
+    "ExecutorDriver",
+    "ExecutorEnvironmentError",
     "MasterDetector",
     "NotSubscribedError",
     "Scheduler",

@@ -26,11 +26,18 @@ SANS_IO = (
 
 def test_exported_names() -> None:
     assert sorted(framework_sdk.__all__) == [
+        "AgentCallFailedError",
+        "AgentCallRefusedError",
         "CallError",
         "CallFailedError",
         "CallRefusedError",
         "ClientConfig",
         "DriverStateError",
+        "Executor",
+        "ExecutorClient",
+        "ExecutorConfig",
+        "ExecutorDriver",
+        "ExecutorEnvironmentError",
         "MasterDetector",
         "NotSubscribedError",
         "Scheduler",

@@ -1,0 +1,1 @@
+"""Unit tests of the allocator (``master.allocator``), one module per rule family."""

@@ -1,0 +1,1 @@
+"""Unit and transport-level tests of framework_sdk's executor side (Executor, ExecutorDriver)."""
