@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format typecheck imports codegen codegen-check pytest bench clean system-deps
+.PHONY: help demo venv test lint format typecheck imports codegen codegen-check pytest bench clean system-deps
 
 help:
+	@echo "make demo     - create .venv, install, run an example job on a local cluster"
 	@echo "make test     - create .venv, install dev deps and system packages, lint, type-check, test"
 	@echo "make lint     - ruff check + ruff format --check + import contracts"
 	@echo "make format   - ruff format + ruff check --fix"
@@ -54,6 +55,12 @@ pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: venv system-deps lint typecheck codegen-check pytest
+
+DEMO_AGENTS ?= 2
+DEMO_TASKS ?= 20
+demo: venv
+	$(BIN)/emporion local --agents $(DEMO_AGENTS) \
+	  --run "$(BIN)/python -m examples.hello_framework --master {master} --tasks $(DEMO_TASKS)"
 
 bench: venv
 	$(BIN)/python -m bench.allocator

@@ -19,7 +19,18 @@ OUR_PACKAGES = ("protos", "master", "agent", "framework_sdk", "emporion")
 INDEPENDENT = ("master", "agent", "framework_sdk")
 IO_MODULES = frozenset({"grpc", "asyncio", "kazoo", "fastapi", "uvicorn", "starlette"})
 # Sans-I/O core: modules (or whole packages) that must stay free of I/O frameworks.
-SANS_IO_CORE = ("protos.resources", "master.allocator")
+SANS_IO_CORE = (
+    "protos.resources",
+    "master.allocator",
+    "master.core",
+    "master.registry",
+    "agent.core",
+    "agent.isolation",
+    "agent.health.policy",
+    "agent.health.spec",
+    "agent.fetcher.plan",
+    "framework_sdk.session",
+)
 
 
 def module_files(dotted: str) -> list[Path]:

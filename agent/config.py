@@ -1,0 +1,354 @@
+"""AgentConfig: the agent's settings, built at the edge from flags and ``EMPORION_*`` variables.
+
+Every flag ``--some-flag`` may also come from the environment as ``EMPORION_SOME_FLAG``; a flag
+on the command line wins. Durations are written like Mesos's: ``5s``, ``100ms``, ``2mins``,
+``1hrs``, ``3days``, ``1weeks`` (a bare number means seconds). Attributes use Mesos's syntax,
+``rack:r1;zone:a;level:3;slots:[1-4];tags:{gpu,ssd}`` (text, scalar, ranges, set). Bad input
+raises :class:`ConfigError` naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from protos.resources import Resources
+from protos.v1 import mesos_pb2
+
+__all__ = [
+    "AgentConfig",
+    "Attribute",
+    "ConfigError",
+    "MasterAddress",
+    "add_agent_arguments",
+    "config_from_args",
+    "config_from_namespace",
+    "parse_attributes",
+    "parse_duration",
+    "parse_master",
+]
+
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A flag or variable has a value the agent cannot use; the message names it."""
+
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*")
+_NAME = re.compile(r"[A-Za-z0-9_./-]+")
+_TEXT = re.compile(r"[A-Za-z0-9_./:-]+")
+_SCALAR = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``5s``, ``1.5mins`` or ``100ms``; ValueError if bad."""
+    match = _DURATION.fullmatch(text)
+    if match is None or match.group(2) not in ("", *_UNITS):
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number and a unit such as 5s, 100ms, 2mins"
+        )
+    value = float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
+    if not math.isfinite(value):
+        raise ValueError(f"invalid duration {text!r}")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in Mesos's text form (``5secs``, ``250ms``), for executors' environment."""
+    if seconds >= 1 and float(seconds).is_integer():
+        return f"{int(seconds)}secs"
+    return f"{round(seconds * 1000)}ms"
+
+
+AttributeValue = float | tuple[tuple[int, int], ...] | frozenset[str] | str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """Attribute is one agent attribute: a name and a scalar, ranges, set or text value."""
+
+    name: str
+    value: AttributeValue
+
+    def to_proto(self) -> mesos_pb2.Attribute:
+        """The ``mesos.v1.Attribute`` message."""
+        proto = mesos_pb2.Attribute(name=self.name)
+        value = self.value
+        if isinstance(value, float):
+            proto.type = mesos_pb2.Value.SCALAR
+            proto.scalar.value = value
+        elif isinstance(value, tuple):
+            proto.type = mesos_pb2.Value.RANGES
+            proto.ranges.range.extend(mesos_pb2.Value.Range(begin=b, end=e) for b, e in value)
+        elif isinstance(value, frozenset):
+            proto.type = mesos_pb2.Value.SET
+            proto.set.item.extend(sorted(value))
+        else:
+            proto.type = mesos_pb2.Value.TEXT
+            proto.text.value = value
+        return proto
+
+
+def _parse_attribute_value(name: str, text: str) -> AttributeValue:
+    if text.startswith("["):
+        if not text.endswith("]"):
+            raise ValueError(f"attribute {name!r}: ranges {text!r} lack the closing ']'")
+        ranges = []
+        for part in text[1:-1].split(","):
+            match = _RANGE.fullmatch(part)
+            if match is None or int(match.group(1)) > int(match.group(2)):
+                raise ValueError(f"attribute {name!r}: {part.strip()!r} is not a range a-b")
+            ranges.append((int(match.group(1)), int(match.group(2))))
+        return tuple(sorted(ranges))
+    if text.startswith("{"):
+        if not text.endswith("}"):
+            raise ValueError(f"attribute {name!r}: set {text!r} lacks the closing '}}'")
+        items = [item.strip() for item in text[1:-1].split(",")]
+        for item in items:
+            if not _TEXT.fullmatch(item):
+                raise ValueError(f"attribute {name!r}: set item {item!r} is not plain text")
+        return frozenset(items)
+    if _SCALAR.fullmatch(text):
+        return float(text)
+    if not _TEXT.fullmatch(text):
+        raise ValueError(
+            f"attribute {name!r}: value {text!r} must be a number, [ranges], {{set}} or text of"
+            " letters, digits and _ . / : -"
+        )
+    return text
+
+
+def parse_attributes(text: str) -> tuple[Attribute, ...]:
+    """Agent attributes from Mesos's ``name:value;name:value`` syntax; ValueError if bad."""
+    attributes: list[Attribute] = []
+    seen: set[str] = set()
+    for raw in re.split(r"[;\n]", text):
+        token = raw.strip()
+        if not token:
+            continue
+        name, colon, value = token.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not value:
+            raise ValueError(f"attribute {token!r} must be written name:value")
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"attribute name {name!r} must be letters, digits and _ . / -")
+        if name in seen:
+            raise ValueError(f"attribute {name!r} is given twice")
+        seen.add(name)
+        attributes.append(Attribute(name, _parse_attribute_value(name, value)))
+    return tuple(attributes)
+
+
+@dataclass(frozen=True)
+class MasterAddress:
+    """Where the master is: ``host:port`` (a later release adds ``zk://`` detection)."""
+
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        """The gRPC target string."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_master(text: str) -> MasterAddress:
+    """A ``--master`` value; ValueError naming what is wrong."""
+    if text.startswith("zk://"):
+        raise ValueError(f"master {text!r}: zk:// detection is not supported yet; give HOST:PORT")
+    match = re.fullmatch(r"\[?([^\]\s]+?)\]?:(\d{1,5})", text.strip())
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"master {text!r} must be HOST:PORT")
+    return MasterAddress(match.group(1), int(match.group(2)))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """AgentConfig holds everything the agent is configured with; build it with the helpers."""
+
+    master: MasterAddress
+    work_dir: Path
+    port: int = 5051
+    ip: str = "0.0.0.0"
+    hostname: str = ""
+    resources: Resources | None = None
+    attributes: tuple[Attribute, ...] = ()
+    isolation: str = "auto"
+    executor_port: int = 0
+    executor_registration_timeout: float = 60.0
+    executor_reregistration_timeout: float = 2.0
+    executor_shutdown_grace_period: float = 5.0
+    recovery_timeout: float = 15 * 60.0
+    recover: str = "reconnect"
+    gc_delay: float = 7 * 24 * 3600.0
+    gc_disk_headroom: float = 0.1
+    disk_watch_interval: float = 60.0
+    registration_backoff_factor: float = 1.0
+    registration_backoff_max: float = 60.0
+    status_update_retry_min: float = 10.0
+    status_update_retry_max: float = 600.0
+    default_ping_timeout: float = 75.0
+
+    def agent_hostname(self) -> str:
+        """The hostname frameworks see: ``--hostname``, else this host's name."""
+        return self.hostname or socket.gethostname()
+
+
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the agent's flags to ``parser`` (used by ``python -m agent`` and ``emporion agent``)."""
+    add = parser.add_argument
+    add("--master", help="the master's HOST:PORT (required)")
+    add("--work-dir", help="directory for sandboxes and the checkpoint (required)")
+    add("--port", help="port of the agent's HTTP API (sandbox files); 0 picks one [5051]")
+    add("--ip", help="address the HTTP API listens on [0.0.0.0]")
+    add("--hostname", help="hostname advertised to the master [this host's name]")
+    add("--resources", help="resources to offer, e.g. 'cpus:4;mem:4096' [detected]")
+    add("--attributes", help="attributes, e.g. 'rack:r1;zone:a'")
+    add("--isolation", help="auto, cgroups or posix [auto]")
+    add("--executor-port", help="port of the executor API on 127.0.0.1; 0 picks one [0]")
+    add("--executor-registration-timeout", help="wait for a new executor to subscribe [1mins]")
+    add(
+        "--executor-reregistration-timeout",
+        help="wait for executors to re-subscribe after a restart, at most 15s [2s]",
+    )
+    add("--executor-shutdown-grace-period", help="from SHUTDOWN to kill [5s]")
+    add("--recovery-timeout", help="how long executors wait for a restarted agent [15mins]")
+    add("--recover", help="reconnect (keep checkpointed tasks) or cleanup [reconnect]")
+    add("--gc-delay", help="keep finished sandboxes this long [1weeks]")
+    add("--gc-disk-headroom", help="free disk fraction that sandbox GC aims for [0.1]")
+    add("--registration-backoff-factor", help="initial (re)registration backoff [1s]")
+    add("--status-update-retry-min", help="first retry of an unacknowledged update [10s]")
+    add("--status-update-retry-max", help="longest retry interval [10mins]")
+
+
+def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
+    value = getattr(ns, name.replace("-", "_"), None)
+    if value is None:
+        value = environ.get("EMPORION_" + name.upper().replace("-", "_"))
+    return value
+
+
+def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> AgentConfig:
+    """Build the config from parsed flags, falling back to ``EMPORION_*`` variables."""
+    defaults = AgentConfig(MasterAddress("", 0), Path())
+
+    def get(name: str, parse: Callable[[str], T], default: T) -> T:
+        text = _flag(ns, environ, name)
+        if text is None:
+            return default
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise ConfigError(f"--{name}: {error}") from None
+
+    def duration(name: str) -> float:
+        value: float = get(name, parse_duration, getattr(defaults, name.replace("-", "_")))
+        return value
+
+    master, work_dir = _flag(ns, environ, "master"), _flag(ns, environ, "work-dir")
+    if not master:
+        raise ConfigError("--master is required (or EMPORION_MASTER)")
+    if not work_dir:
+        raise ConfigError("--work-dir is required (or EMPORION_WORK_DIR)")
+    config = AgentConfig(
+        master=get("master", parse_master, defaults.master),
+        work_dir=Path(work_dir).resolve(),
+        port=get("port", _port, defaults.port),
+        ip=get("ip", str, defaults.ip),
+        hostname=get("hostname", str, defaults.hostname),
+        resources=get("resources", Resources.parse, None),
+        attributes=get("attributes", parse_attributes, ()),
+        isolation=get("isolation", _choice("auto", "cgroups", "posix"), defaults.isolation),
+        executor_port=get("executor-port", _port, defaults.executor_port),
+        executor_registration_timeout=duration("executor-registration-timeout"),
+        executor_reregistration_timeout=duration("executor-reregistration-timeout"),
+        executor_shutdown_grace_period=duration("executor-shutdown-grace-period"),
+        recovery_timeout=duration("recovery-timeout"),
+        recover=get("recover", _choice("reconnect", "cleanup"), defaults.recover),
+        gc_delay=duration("gc-delay"),
+        gc_disk_headroom=get("gc-disk-headroom", _fraction, defaults.gc_disk_headroom),
+        registration_backoff_factor=duration("registration-backoff-factor"),
+        status_update_retry_min=duration("status-update-retry-min"),
+        status_update_retry_max=duration("status-update-retry-max"),
+    )
+    if config.executor_reregistration_timeout > 15:
+        raise ConfigError("--executor-reregistration-timeout: at most 15s (as Mesos)")
+    if not 0 < config.status_update_retry_min <= config.status_update_retry_max:
+        raise ConfigError("--status-update-retry-min must be > 0 and <= --status-update-retry-max")
+    if config.registration_backoff_factor <= 0:
+        raise ConfigError("--registration-backoff-factor must be > 0")
+    return config
+
+
+def config_from_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """Parse ``argv`` (and the environment) into an AgentConfig; ConfigError if bad."""
+    parser = argparse.ArgumentParser(prog="agent", add_help=False, exit_on_error=False)
+    add_agent_arguments(parser)
+    try:
+        ns, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        raise ConfigError(str(error)) from None
+    if rest:
+        raise ConfigError(f"unknown arguments: {' '.join(rest)}")
+    return config_from_namespace(ns, os.environ if environ is None else environ)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise ValueError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{text!r} is not between 0 and 1")
+    return value

@@ -1,0 +1,276 @@
+"""Handlers of what the master tells the agent (launches are in :mod:`agent.core.launches`).
+
+Registration, kills, shutdowns, acknowledgements, reconciliation and framework updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Sequence
+
+from agent.core.effects import (
+    CheckpointFramework,
+    DestroyContainer,
+    Effect,
+    SendToExecutor,
+    SetTimer,
+    SignalContainer,
+)
+from agent.core.launches import LaunchEvents, drop_state
+from agent.core.messages import (
+    kill_event,
+    message_event,
+    shutdown_event,
+)
+from agent.core.model import (
+    ExecutorKind,
+    ExecutorPhase,
+    ExecutorRecord,
+    FrameworkRecord,
+    TaskRecord,
+    grace_period,
+)
+from agent.core.status_updates import AckOutcome
+from protos.v1 import agent_internal_pb2, mesos_pb2
+
+__all__ = ["MasterEvents"]
+
+log = logging.getLogger(__name__)
+
+_Reason = mesos_pb2.TaskStatus
+_TASK_KILLING_STATE = mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE
+
+
+class MasterEvents(LaunchEvents):
+    """MasterEvents: the agent state's reactions to master messages (mixed into AgentState)."""
+
+    # -- session --
+
+    def registered(self, agent_id: str, now: float) -> list[Effect]:
+        """The master accepted the agent under ``agent_id``: start forwarding updates."""
+        self.agent_info.id.value = agent_id
+        self.connected = True
+        return self.updates.resume(now)
+
+    def reregistered(
+        self, now: float, reconciliations: Sequence[agent_internal_pb2.ReconcileTasks] = ()
+    ) -> list[Effect]:
+        """The master took the agent back: resend unacknowledged updates, answer reconciliation."""
+        self.connected = True
+        effects = self.updates.resume(now)
+        for reconcile in reconciliations:
+            effects += self.reconcile(reconcile.framework_id.value, reconcile.statuses, now)
+        return effects
+
+    def disconnected(self) -> list[Effect]:
+        """The master is gone: hold updates until the agent is registered again."""
+        self.connected = False
+        return self.updates.pause()
+
+    # -- kills and shutdowns --
+
+    def kill_task(
+        self,
+        framework_id: str,
+        task_id: str,
+        kill_policy: mesos_pb2.KillPolicy | None,
+        now: float,
+    ) -> list[Effect]:
+        """Kill a task: signal a command task's processes, or ask its executor to."""
+        framework = self.frameworks.get(framework_id)
+        task = framework.find_task(task_id) if framework is not None else None
+        if task is None or framework is None:
+            if self.updates.get(framework_id, task_id) is not None:
+                return []  # Already terminal; its update is on the way.
+            log.warning("Asked to kill unknown task %s of framework %s", task_id, framework_id)
+            return self._send_update(
+                framework_id,
+                task_id,
+                None,
+                drop_state(framework.info if framework is not None else None),
+                now,
+                reason=_Reason.REASON_TASK_UNKNOWN,
+                message="Cannot kill a task unknown to the agent",
+            )
+        if task.terminal or task.kill_requested:
+            return []
+        task.kill_requested = True
+        task.kill_policy = kill_policy
+        executor = framework.executors[task.executor_id]
+        if executor.kind is ExecutorKind.COMMAND:
+            return self._kill_command_task(framework, executor, task, now)
+        if not task.launched:
+            return self._kill_queued(executor, task, now)
+        if executor.connected:
+            task.kill_sent = True
+            event = kill_event(task_id, kill_policy)
+            return [SendToExecutor(framework_id, executor.executor_id, event)]
+        return []  # Sent when the executor (re-)subscribes.
+
+    def _kill_command_task(
+        self, framework: FrameworkRecord, executor: ExecutorRecord, task: TaskRecord, now: float
+    ) -> list[Effect]:
+        if executor.phase is ExecutorPhase.LAUNCHING:
+            executor.phase = ExecutorPhase.TERMINATING  # Destroyed as soon as it is launched.
+            return []
+        if executor.phase is not ExecutorPhase.RUNNING:
+            return []
+        executor.phase = ExecutorPhase.TERMINATING
+        effects: list[Effect] = []
+        if framework.has_capability(_TASK_KILLING_STATE):
+            effects += self._send_update(
+                framework.framework_id,
+                task.task_id,
+                executor.executor_id,
+                mesos_pb2.TASK_KILLING,
+                now,
+                source=_Reason.SOURCE_EXECUTOR,
+            )
+        grace = grace_period(task.kill_policy, task.info)
+        if grace <= 0:
+            return [*effects, DestroyContainer(executor.container_id)]
+        return [
+            *effects,
+            SignalContainer(executor.container_id, signal.SIGTERM),
+            SetTimer(("kill", framework.framework_id, task.task_id), now + grace),
+        ]
+
+    def _kill_queued(self, executor: ExecutorRecord, task: TaskRecord, now: float) -> list[Effect]:
+        """Kill a task the executor has not been given: its whole launch (group) goes."""
+        batch = next((b for b in executor.queue if task.task_id in b), (task.task_id,))
+        if batch in executor.queue:
+            executor.queue.remove(batch)
+        effects: list[Effect] = []
+        for task_id in batch:
+            queued = executor.tasks.get(task_id)
+            if queued is not None and not queued.terminal:
+                effects += self._send_update(
+                    executor.framework_id,
+                    task_id,
+                    executor.executor_id,
+                    mesos_pb2.TASK_KILLED,
+                    now,
+                    reason=_Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                    message="Killed before delivery to the executor",
+                )
+        if executor.phase in (ExecutorPhase.LAUNCHING, ExecutorPhase.REGISTERING) and all(
+            t.terminal for t in executor.tasks.values()
+        ):
+            # Nothing left for the executor to run: do not start (or keep) it.
+            effects += self._shutdown_executor(executor, now)
+        return effects
+
+    def framework_message(self, framework_id: str, executor_id: str, data: bytes) -> list[Effect]:
+        """Relay a scheduler's message to its executor (best effort: dropped if not subscribed)."""
+        executor = self.executor(framework_id, executor_id)
+        if executor is None or not executor.connected:
+            log.info("Dropping a framework message for executor %s: not subscribed", executor_id)
+            return []
+        return [SendToExecutor(framework_id, executor_id, message_event(data))]
+
+    def shutdown_framework(self, framework_id: str, now: float) -> list[Effect]:
+        """Kill all of a framework's executors; its updates are dropped (nobody would ack)."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return []
+        framework.shutting_down = True
+        effects: list[Effect] = []
+        for stream in self.updates:
+            if stream.framework_id == framework_id:
+                effects += self.updates.remove(framework_id, stream.task_id)
+        for executor in list(framework.executors.values()):
+            effects += self._shutdown_executor(executor, now)
+        return effects + self._maybe_retire_framework(framework)
+
+    def shutdown_executor(self, framework_id: str, executor_id: str, now: float) -> list[Effect]:
+        """Shut one executor down (SHUTDOWN, then destroy after its grace period)."""
+        executor = self.executor(framework_id, executor_id)
+        if executor is None:
+            return []
+        return self._shutdown_executor(executor, now)
+
+    def _shutdown_executor(self, executor: ExecutorRecord, now: float) -> list[Effect]:
+        if not executor.live:
+            return []
+        executor.shutdown_requested = True
+        framework = self.frameworks[executor.framework_id]
+        if executor.kind is ExecutorKind.COMMAND:
+            task = executor.tasks.get(executor.executor_id)
+            if task is None or task.terminal:
+                executor.phase = ExecutorPhase.TERMINATING
+                return [DestroyContainer(executor.container_id)]
+            task.kill_requested = True
+            return self._kill_command_task(framework, executor, task, now)
+        phase = executor.phase
+        executor.phase = ExecutorPhase.TERMINATING
+        if phase is ExecutorPhase.LAUNCHING:
+            return []  # Destroyed once launched.
+        if executor.connected:
+            grace = self.shutdown_grace(executor)
+            return [
+                SendToExecutor(executor.framework_id, executor.executor_id, shutdown_event()),
+                SetTimer(("executor-shutdown", *executor.key), now + grace),
+            ]
+        return [DestroyContainer(executor.container_id)]
+
+    def shutdown_all(self, now: float) -> list[Effect]:
+        """Shut every framework down (the agent is leaving)."""
+        effects: list[Effect] = []
+        for framework_id in list(self.frameworks):
+            effects += self.shutdown_framework(framework_id, now)
+        return effects
+
+    # -- acknowledgements, reconciliation, framework info --
+
+    def acknowledge(
+        self, framework_id: str, task_id: str, uuid: bytes, now: float
+    ) -> tuple[AckOutcome, list[Effect]]:
+        """The scheduler acknowledged an update: send the next one, or retire the task."""
+        stream = self.updates.get(framework_id, task_id)
+        executor_id = stream.executor_id if stream is not None else None
+        outcome, effects = self.updates.acknowledge(framework_id, task_id, uuid, now)
+        if outcome is AckOutcome.CLOSED:
+            effects += self._stream_closed(framework_id, task_id, executor_id)
+        elif outcome in (AckOutcome.UNEXPECTED, AckOutcome.UNKNOWN_STREAM):
+            log.warning(
+                "Ignoring acknowledgement of %s for task %s of framework %s: %s",
+                uuid.hex(),
+                task_id,
+                framework_id,
+                outcome.value,
+            )
+        return outcome, effects
+
+    def reconcile(
+        self, framework_id: str, statuses: Sequence[mesos_pb2.TaskStatus], now: float
+    ) -> list[Effect]:
+        """Answer for tasks the master believes are here but the agent does not know."""
+        framework = self.frameworks.get(framework_id)
+        effects: list[Effect] = []
+        for status in statuses:
+            task_id = status.task_id.value
+            if not task_id or self._task_id_in_use(framework_id, task_id):
+                continue
+            effects += self._send_update(
+                framework_id,
+                task_id,
+                None,
+                drop_state(framework.info if framework is not None else None),
+                now,
+                reason=_Reason.REASON_RECONCILIATION,
+                message="Task unknown to the agent",
+            )
+        return effects
+
+    def update_framework(self, framework_id: str, info: mesos_pb2.FrameworkInfo) -> list[Effect]:
+        """A framework's info changed; ``checkpoint`` keeps the value its executors started with."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return []
+        updated = mesos_pb2.FrameworkInfo()
+        updated.CopyFrom(info)
+        updated.id.value = framework_id
+        updated.checkpoint = framework.info.checkpoint
+        framework.info = updated
+        return [CheckpointFramework(framework_id, updated)] if framework.checkpoint else []

@@ -1,0 +1,109 @@
+"""The agent's HTTP API (``--port``): the sandbox files API, plus ``/health`` and ``/state``.
+
+Served in the agent's own event loop by uvicorn on a socket the agent binds itself (so port 0
+works and the chosen port is known before serving). Sandboxes are exposed one run each, named
+``frameworks/<F>/executors/<E>/runs/<C>`` (and ``.../runs/latest``), so a link in one sandbox
+cannot reach into another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from agent.files import create_files_router
+
+__all__ = ["AgentHttpServer", "sandbox_roots"]
+
+
+def sandbox_roots(agent_sandboxes: Path | None) -> dict[str, Path]:
+    """Every run sandbox under ``agents/<agent_id>``, by its name in the files API."""
+    roots: dict[str, Path] = {}
+    if agent_sandboxes is None:
+        return roots
+    frameworks = agent_sandboxes / "frameworks"
+    try:
+        for framework in os.scandir(frameworks):
+            executors = Path(framework.path) / "executors"
+            for executor in _dirs(executors):
+                runs = executors / executor / "runs"
+                for entry in os.scandir(runs) if runs.is_dir() else ():
+                    name = f"frameworks/{framework.name}/executors/{executor}/runs/{entry.name}"
+                    roots[name] = Path(os.path.realpath(entry.path))
+    except FileNotFoundError:
+        pass
+    return roots
+
+
+def _dirs(path: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the agent handles its own signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class AgentHttpServer:
+    """AgentHttpServer serves the HTTP API on ``ip:port`` until stopped."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        roots: Callable[[], Mapping[str, Path]],
+        state: Callable[[], dict[str, Any]],
+    ) -> None:
+        app = FastAPI(title="Emporion agent")
+        app.include_router(create_files_router(roots))
+
+        @app.get("/health")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/state")
+        async def get_state() -> dict[str, Any]:
+            return state()
+
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((ip, port))
+        except OSError:
+            self._socket.close()
+            raise
+        self._socket.listen(128)
+        self._socket.setblocking(False)
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin serving in the background."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[self._socket]), name="agent-http"
+        )
+
+    async def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._socket.close()

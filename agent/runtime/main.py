@@ -1,0 +1,98 @@
+"""``python -m agent`` / ``emporion agent``: run one agent until a signal or the master stops it.
+
+Signals: SIGTERM and SIGINT stop the agent so that it can restart and recover (the tasks of
+checkpointing frameworks keep running; the others are destroyed, since nothing could recover
+them). SIGUSR1 shuts the agent down for good, as in Mesos: every executor and task is killed,
+the master is told the agent is gone, and the checkpoint is forgotten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.config import AgentConfig, ConfigError, add_agent_arguments, config_from_namespace
+from agent.isolation import Isolation, IsolationUnavailableError, select_isolation
+from agent.runtime.agent import AgentRuntime
+
+__all__ = ["isolation_root_name", "main", "run_agent"]
+
+log = logging.getLogger("agent")
+
+
+def isolation_root_name(work_dir: Path) -> str:
+    """The cgroup root and run directory name of the agent using ``work_dir``.
+
+    Several agents may share a host (``emporion local``); each cleans up only its own orphans.
+    """
+    digest = hashlib.sha256(str(work_dir).encode()).hexdigest()[:12]
+    return f"emporion-{digest}"
+
+
+def banner(runtime: AgentRuntime) -> str:
+    """The line printed at start: where the agent serves (parsed by tests and tools)."""
+    assert runtime.http is not None
+    return (
+        f"emporion agent: http={runtime.config.ip}:{runtime.http.port}"
+        f" executor=127.0.0.1:{runtime.executor_port}"
+        f" master={runtime.config.master.target} work_dir={runtime.config.work_dir}"
+    )
+
+
+async def run_agent(config: AgentConfig, isolation: Isolation) -> int:
+    """Run an agent until it is stopped; return the exit status."""
+    runtime = AgentRuntime(config, isolation)
+    await runtime.start()
+    print(banner(runtime), flush=True)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, runtime.request_stop, False)
+    loop.add_signal_handler(signal.SIGINT, runtime.request_stop, False)
+    loop.add_signal_handler(signal.SIGUSR1, runtime.request_stop, True)
+    await runtime.stopped.wait()
+    log.info("Agent stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags and ``EMPORION_*`` variables, pick the isolation, run the agent."""
+    parser = argparse.ArgumentParser(
+        prog="python -m agent",
+        description="Run an Emporion agent. Every flag may also be given as an EMPORION_*"
+        " variable (--work-dir as EMPORION_WORK_DIR).",
+    )
+    add_agent_arguments(parser)
+    ns = parser.parse_args(argv)
+    try:
+        config = config_from_namespace(ns, os.environ)
+    except ConfigError as error:
+        print(f"agent: {error}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def run(config: AgentConfig) -> int:
+    """Run an agent with ``config`` (logging to stderr); the exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        isolation = select_isolation(
+            config.isolation,  # type: ignore[arg-type]
+            root_name=isolation_root_name(config.work_dir),
+        )
+    except IsolationUnavailableError as error:
+        print(f"agent: --isolation {config.isolation}: {error}", file=sys.stderr)
+        return 2
+    log.info("%s", isolation.report.summary())
+    try:
+        return asyncio.run(run_agent(config, isolation))
+    except OSError as error:
+        print(f"agent: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,112 @@
+"""``emporion local``: a real master and agents as processes, an example run to completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emporion.local_cluster import ClusterError, LocalCluster, split_host_resources
+from protos.resources import Resources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def emporion(*args: str) -> list[str]:
+    return [sys.executable, "-m", "emporion", *args]
+
+
+def test_local_runs_the_example_to_completion(tmp_path: Path) -> None:
+    example = f"{sys.executable} -m examples.hello_framework --master {{master}} --tasks 6"
+    result = subprocess.run(
+        emporion("local", "--agents", "2", "--work-dir", str(tmp_path), "--run", example),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert summary["finished"] == 6
+    assert summary["errors"] == []
+    assert "Emporion local cluster stopped." in result.stdout
+    # Both agents and the master kept their state where we asked.
+    assert {p.name for p in tmp_path.iterdir()} >= {"master", "agent-0", "agent-1", "logs"}
+
+
+def test_ctrl_c_stops_everything_and_removes_the_temporary_dir() -> None:
+    child = subprocess.Popen(
+        emporion("local", "--agents", "1", "--isolation", "posix"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    banner = next(line for line in lines if line.startswith("Emporion local cluster"))
+    found = re.search(r"work dir (\S+)", banner)
+    assert found is not None
+    work_dir = Path(found.group(1))
+    assert work_dir.is_dir()
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 0
+    child.stdout.close()
+    assert not work_dir.exists()
+    survivors = subprocess.run(
+        ["pgrep", "-f", f"--work-dir {work_dir}"], capture_output=True, text=True, check=False
+    )
+    assert survivors.stdout == ""
+
+
+def test_run_exit_status_is_the_commands(tmp_path: Path) -> None:
+    result = subprocess.run(
+        emporion("local", "--agents", "0", "--work-dir", str(tmp_path), "--run", "false"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+
+
+def test_bad_arguments_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="agents must be >= 0"):
+        LocalCluster(agents=-1)
+    with pytest.raises(ValueError, match="isolation must be"):
+        LocalCluster(isolation="docker")
+    result = subprocess.run(
+        emporion("local", "--port", "70000"), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "port must be within 0-65535" in result.stderr
+
+
+def test_a_master_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    cluster = LocalCluster(agents=0, work_dir=tmp_path, master_flags=("--offer-timeout", "bogus"))
+    with pytest.raises(ClusterError, match="master exited with status 2"):
+        cluster.start(timeout=30)
+    assert cluster.master_address is None
+
+
+def test_host_split_gives_each_agent_its_own_ports() -> None:
+    shares = [Resources.parse(split_host_resources(3, i)) for i in range(3)]
+    ports = [set(range(r.ranges("ports")[0][0], r.ranges("ports")[0][1] + 1)) for r in shares]
+    assert not ports[0] & ports[1]
+    assert not ports[1] & ports[2]
+    assert all(r.get("cpus") > 0 and r.get("mem") >= 64 for r in shares)
+    with pytest.raises(ValueError, match="out of range"):
+        split_host_resources(2, 2)
+    assert os.cpu_count()
