@@ -4,7 +4,11 @@
 own process (``python -m master --port 0``), registers A emulated agents with it
 (:class:`emporion.testing.AgentEmulator`, in this process), subscribes F frameworks over raw gRPC
 stubs that accept every offer and pack it with as many small tasks (``--task-resources``) as fit
-until N tasks were launched in total, acknowledge every update, and prints one JSON object:
+until N tasks were launched in total, and acknowledge every update. With ``--api batched``
+(default) the frameworks use Emporion's extension of the scheduler API: ``SubscribeBatched``
+(events in groups) and ``Batch`` (every acknowledgement queued while the previous Batch was on
+its way goes in the next one). ``--api plain`` uses only Mesos's methods: ``Subscribe`` and one
+unary ACKNOWLEDGE per update (``--ack-workers`` of them in flight). It prints one JSON object:
 
 * ``tasks_per_s``: N / (time of the N-th TASK_RUNNING seen by the frameworks - first ACCEPT).
 * ``tasks_finished_per_s``: the same up to the N-th TASK_FINISHED (``--mode finish``, default:
@@ -14,6 +18,7 @@ until N tasks were launched in total, acknowledge every update, and prints one J
 * ``accept_to_running_p50_s`` / ``_p99_s``: from sending ACCEPT to TASK_RUNNING at the framework.
 * ``master_cpu_s`` / ``bench_cpu_s``: CPU used by the master and by this process (emulator and
   frameworks) while measuring: on a small machine both compete for the same cores.
+* ``ack_batches``: the Batch calls the frameworks sent (``--api batched``).
 
 ``--master HOST:PORT`` measures an already-running master instead of starting one.
 ``--profile FILE`` starts the master with ``--profile FILE`` (cProfile statistics at exit);
@@ -51,6 +56,7 @@ from protos.v1 import mesos_pb2, scheduler_pb2
 from protos.v1 import scheduler_pb2_grpc as sched_grpc
 
 Call = scheduler_pb2.Call
+Calls = scheduler_pb2.Calls
 Event = scheduler_pb2.Event
 _ADDRESS = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})\b")
 _TERMINAL_BEFORE_RUNNING = frozenset(
@@ -69,6 +75,7 @@ class Totals:
     relaunched: int = 0
     offers: int = 0
     accepts: int = 0
+    ack_batches: int = 0
     first_accept_at: float | None = None
     running_done_at: float | None = None
     finished_done_at: float | None = None
@@ -92,10 +99,12 @@ class BenchFramework:
         task_resources: Resources,
         totals: Totals,
         *,
+        batched: bool = True,
         ack_workers: int = 16,
         max_tasks_per_offer: int = 0,
     ) -> None:
         self.index = index
+        self.batched = batched
         self.stub = sched_grpc.SchedulerStub(channel)
         self.to_launch = share
         self.task_resources = task_resources
@@ -113,16 +122,22 @@ class BenchFramework:
     async def run(self) -> None:
         """Subscribe and handle events until cancelled."""
         info = mesos_pb2.FrameworkInfo(user="bench", name=f"bench-{self.index}")
-        call = self.stub.Subscribe(
-            Call(type=Call.SUBSCRIBE, subscribe=Call.Subscribe(framework_info=info))
-        )
+        subscribe = Call(type=Call.SUBSCRIBE, subscribe=Call.Subscribe(framework_info=info))
+        method = self.stub.SubscribeBatched if self.batched else self.stub.Subscribe
+        call: Any = method(subscribe)
         metadata = await call.initial_metadata()
         stream_id = dict(metadata).get("mesos-stream-id", "")
         self.metadata = (("mesos-stream-id", str(stream_id)),)
-        workers = [asyncio.create_task(self._ack_worker()) for _ in range(self.ack_workers)]
+        worker = self._batch_worker if self.batched else self._ack_worker
+        workers = [asyncio.create_task(worker()) for _ in range(self.ack_workers)]
         try:
-            async for event in call:
-                self._on_event(event)
+            if self.batched:
+                async for message in call:
+                    for event in message.events:
+                        self._on_event(event)
+            else:
+                async for event in call:
+                    self._on_event(event)
         finally:
             for task in [*workers, *self.background]:
                 task.cancel()
@@ -259,6 +274,25 @@ class BenchFramework:
                 await self.stub.Acknowledge(call, metadata=self.metadata)
             except grpc.aio.AioRpcError as error:
                 self.totals.failure = f"ACKNOWLEDGE refused: {error.code().name}"
+
+    async def _batch_worker(self) -> None:
+        """Send every acknowledgement queued so far in one Batch, again and again."""
+        acks = self.acks
+        while True:
+            batch = [await acks.get()]
+            while not acks.empty():
+                batch.append(acks.get_nowait())
+            for call in batch:
+                call.framework_id.CopyFrom(self.framework_id)
+            try:
+                reply = await self.stub.Batch(Calls(calls=batch), metadata=self.metadata)
+            except grpc.aio.AioRpcError as error:
+                self.totals.failure = f"Batch refused: {error.code().name}: {error.details()}"
+                continue
+            self.totals.ack_batches += 1
+            for result in reply.results:
+                if result.code:
+                    self.totals.failure = f"ACKNOWLEDGE refused: {result.code}: {result.message}"
 
 
 # -- the master process ---------------------------------------------------------------------------
@@ -401,7 +435,8 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
             share,
             task_resources,
             totals,
-            ack_workers=ns.ack_workers,
+            batched=ns.api == "batched",
+            ack_workers=ns.ack_workers or (2 if ns.api == "batched" else 16),
             max_tasks_per_offer=ns.max_tasks_per_offer,
         )
         for i, share in enumerate(shares)
@@ -443,6 +478,7 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
         "frameworks": ns.frameworks,
         "tasks": ns.tasks,
         "mode": ns.mode,
+        "api": ns.api,
         "task_resources": ns.task_resources,
         "agent_resources": ns.agent_resources,
         "tasks_per_s": rate(totals.running_done_at),
@@ -461,6 +497,7 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
         "bench_cpu_s": round(bench_cpu, 2),
         "offers": totals.offers,
         "accept_calls": totals.accepts,
+        "ack_batches": totals.ack_batches,
         "relaunched": totals.relaunched,
         "updates_sent": counters.updates_sent,
         "updates_retried": counters.updates_retried,
@@ -498,7 +535,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-tasks-per-offer", type=int, default=0, help="0: as many as fit")
     parser.add_argument(
-        "--ack-workers", type=int, default=16, help="concurrent ACKNOWLEDGE calls per framework"
+        "--api",
+        choices=["batched", "plain"],
+        default="batched",
+        help="batched: SubscribeBatched and Batch (Emporion); plain: Mesos's methods only",
+    )
+    parser.add_argument(
+        "--ack-workers",
+        type=int,
+        default=0,
+        help="acknowledgement calls in flight per framework (0: 2 Batches, or 16 ACKNOWLEDGEs)",
     )
     parser.add_argument("--channels", type=int, default=1, help="gRPC channels of the emulator")
     parser.add_argument(

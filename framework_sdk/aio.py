@@ -16,6 +16,14 @@ heartbeat intervals it reports :class:`~framework_sdk.events.Disconnected` and r
 with the framework id (a failover, so the master keeps the framework's tasks) after a jittered
 exponential backoff. What to do at each step is decided by the sans-I/O
 :class:`~framework_sdk.session.SchedulerSession`; this module only does the I/O.
+
+**Emporion's batched API.** The client subscribes with ``SubscribeBatched`` (events arrive in
+groups) and falls back to Mesos's ``Subscribe`` when the master answers UNIMPLEMENTED. While
+the master offers it, calls made in the same loop iteration (say, the acknowledgements of one
+burst of updates, each awaited in its own task) travel in one ``Batch``, applied by the master
+in the order they were made, and each awaiting caller gets its own call's outcome; a lone call
+goes on its Mesos unary method. :meth:`SchedulerClient.send_all` sends a list of calls in order
+(in one ``Batch`` when it can) and returns each one's outcome.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 import grpc.aio
@@ -59,6 +68,12 @@ STREAM_ID_METADATA = "mesos-stream-id"
 _TRANSPORT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _T = TypeVar("_T")
 _EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # (missing from grpc-stubs)
+_Stub: TypeAlias = "scheduler_pb2_grpc.SchedulerAsyncStub"  # (only in the .pyi stubs)
+
+# Most calls one Batch carries; a longer list goes in several, one after the other.
+MAX_BATCH_CALLS = 4096
+# grpc.StatusCode by number, to read CallResults.Result.code.
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 class _DeadlineError(Exception):
@@ -82,9 +97,32 @@ def _stream_id(metadata: object) -> str | None:
 
 
 def _call_error(call: scheduler_pb2.Call, error: grpc.aio.AioRpcError) -> CallError:
-    code = error.code().name
+    return _error_of(call, error.code().name, error.details() or "")
+
+
+def _error_of(call: scheduler_pb2.Call, code: str, message: str) -> CallError:
     kind = CallFailedError if code in _TRANSPORT_CODES else CallRefusedError
-    return kind(calls.call_name(call), code, error.details() or "")
+    return kind(calls.call_name(call), code, message)
+
+
+def _result_error(
+    call: scheduler_pb2.Call, result: scheduler_pb2.CallResults.Result
+) -> CallError | None:
+    if result.code == 0:
+        return None
+    code = _CODE_NAMES.get(result.code, f"code {result.code}")
+    return _error_of(call, code, result.message)
+
+
+@dataclass(eq=False)
+class _Gathering:
+    """Calls made in one loop iteration for one stream, sent together at the next."""
+
+    stub: _Stub
+    stream_id: str | None
+    calls: list[scheduler_pb2.Call] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    dispatched: bool = False
 
 
 class _EventIterator:
@@ -156,6 +194,8 @@ class SchedulerClient:
         self._stub: scheduler_pb2_grpc.SchedulerAsyncStub | None = None
         self._address: str | None = None
         self._changed = asyncio.Event()
+        self._gathering: _Gathering | None = None
+        self._batches: set[asyncio.Task[None]] = set()
 
     # -- state --
 
@@ -173,6 +213,11 @@ class SchedulerClient:
     def closed(self) -> bool:
         """Whether the client ended for good (closed, torn down, or ended by the master)."""
         return self.session.closed
+
+    @property
+    def batched(self) -> bool:
+        """Whether the current subscription offers Emporion's batched API (``Batch``)."""
+        return self.session.batched
 
     @property
     def master_address(self) -> str | None:
@@ -222,12 +267,24 @@ class SchedulerClient:
         """Disconnect for good without tearing the framework down; :meth:`events` ends at once
         (events not yet taken are dropped)."""
         self.session.close("closed by the scheduler")
+        gathering, self._gathering = self._gathering, None
+        if gathering is not None and not gathering.dispatched:  # Made, but not sent yet.
+            gathering.dispatched = True
+            for waiter in gathering.waiters:
+                if not waiter.done():
+                    waiter.set_exception(NotSubscribedError("not sent: the client closed"))
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close_channel()
+        # Batches still on their way answer their callers CANCELLED (outcome unknown).
+        batches = [b for b in self._batches if b is not asyncio.current_task()]
+        for batch in batches:
+            batch.cancel()
+        if batches:
+            await asyncio.wait(batches)
         # Events still queued are dropped: a closed client has nothing more to report.
         while not self._queue.empty():
             self._queue.get_nowait()
@@ -294,30 +351,34 @@ class SchedulerClient:
     async def _subscription(self, stub: scheduler_pb2_grpc.SchedulerAsyncStub) -> Retry | None:
         """One subscription attempt; returns when to retry, or None if the session ended."""
         session = self.session
-        stream = stub.Subscribe(session.subscribe_call(self._clock()))
+        call = session.subscribe_call(self._clock())
+        batched = True
+        stream: grpc.aio.UnaryStreamCall[scheduler_pb2.Call, Any] = stub.SubscribeBatched(call)
         self._notify()
+        message: Any = None
         try:
-            session.stream_opened(
-                _stream_id(await self._before_deadline(stream.initial_metadata()))
-            )
             while True:
-                message = await self._before_deadline(stream.read())
+                try:
+                    metadata = await self._before_deadline(stream.initial_metadata())
+                    message = await self._before_deadline(stream.read())
+                    break
+                except grpc.aio.AioRpcError as error:
+                    if not batched or error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                # A master without Emporion's extension (or a Mesos-only proxy): subscribe
+                # the Mesos way, at once; this is not a failed attempt.
+                stream.cancel()
+                batched = False
+                stream = stub.Subscribe(call)
+            session.stream_opened(_stream_id(metadata), batched=batched)
+            while True:
                 if message is _EOF:
                     status = await stream.code()
                     details = await stream.details()
                     raise ProtocolError(f"the master ended the stream ({status.name}: {details})")
-                assert isinstance(message, scheduler_pb2.Event)
-                typed = session.receive(message, self._clock())
-                if isinstance(typed, ev.Subscribed):
-                    self._notify()
-                    logger.info(
-                        "subscribed to %s as framework %s",
-                        self._address,
-                        typed.framework_id.value,
-                    )
-                self._queue.put_nowait(typed)
-                if session.closed:
+                if self._receive(message.events if batched else (message,)):
                     return None
+                message = await self._before_deadline(stream.read())
         except _DeadlineError:
             if session.subscribed:
                 assert session.heartbeat_interval is not None
@@ -343,6 +404,24 @@ class SchedulerClient:
         finally:
             stream.cancel()
 
+    def _receive(self, messages: Iterable[scheduler_pb2.Event]) -> bool:
+        """Hand events to the session and the queue; whether the session ended."""
+        session = self.session
+        for message in messages:
+            typed = session.receive(message, self._clock())
+            if isinstance(typed, ev.Subscribed):
+                self._notify()
+                logger.info(
+                    "subscribed to %s as framework %s%s",
+                    self._address,
+                    typed.framework_id.value,
+                    "" if session.batched else " (without the batched API)",
+                )
+            self._queue.put_nowait(typed)
+            if session.closed:
+                return True
+        return False
+
     def _lost(self, reason: str) -> Retry | None:
         if self.session.closed:  # Closed meanwhile (teardown): the stream's end is expected.
             return None
@@ -356,9 +435,127 @@ class SchedulerClient:
     # -- calls --
 
     async def send(self, call: scheduler_pb2.Call) -> None:
-        """Send a call built with :mod:`framework_sdk.calls` (framework id added here)."""
+        """Send a call built with :mod:`framework_sdk.calls` (framework id added here).
+
+        While the master offers the batched API, calls made in the same loop iteration go
+        together in one ``Batch`` (in the order they were made); each caller still gets its own
+        call's outcome.
+        """
         prepared = self.session.prepare(call)
-        await self._invoke(self._stub, self.session.stream_id, prepared)
+        stub, stream_id = self._stub, self.session.stream_id
+        if stub is None or not self.session.batched:
+            await self._invoke(stub, stream_id, prepared)
+            return
+        gathering = self._gathering
+        if gathering is None or gathering.stub is not stub or gathering.stream_id != stream_id:
+            gathering = self._gathering = _Gathering(stub, stream_id)
+            asyncio.get_running_loop().call_soon(self._dispatch, gathering)
+        waiter = asyncio.get_running_loop().create_future()
+        gathering.calls.append(prepared)
+        gathering.waiters.append(waiter)
+        await waiter
+
+    def _dispatch(self, gathering: _Gathering) -> None:
+        """Send what one loop iteration gathered (calls made later gather anew)."""
+        if self._gathering is gathering:
+            self._gathering = None
+        if gathering.dispatched:
+            return
+        gathering.dispatched = True
+        task = asyncio.get_running_loop().create_task(self._send_gathered(gathering))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _send_gathered(self, gathering: _Gathering) -> None:
+        stream_id = gathering.stream_id
+        calls_ = gathering.calls
+        outcomes: list[Exception | None]
+        try:
+            outcomes = list(await self._transmit(gathering.stub, stream_id, calls_, True))
+        except asyncio.CancelledError:  # The client closed while the calls were on their way.
+            outcomes = [
+                _error_of(call, "CANCELLED", "the client closed while the call was on its way")
+                for call in calls_
+            ]
+        except Exception as error:  # A bug: every caller gets it rather than waiting forever.
+            outcomes = [error] * len(calls_)
+        for waiter, outcome in zip(gathering.waiters, outcomes, strict=True):
+            if waiter.done():  # Its caller was cancelled; the call went out all the same.
+                continue
+            if outcome is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(outcome)
+
+    async def _flush_gathered(self) -> None:
+        """Send the calls gathered so far now, and wait until every Batch sent has its answer."""
+        if self._gathering is not None:
+            self._dispatch(self._gathering)
+        if self._batches:
+            await asyncio.wait(set(self._batches))
+
+    async def send_all(self, calls_: Sequence[scheduler_pb2.Call]) -> list[CallError | None]:
+        """Send calls built with :mod:`framework_sdk.calls`, applied in this order; each one's
+        outcome (None: taken; else the CallError it got), in the same order.
+
+        In one ``Batch`` when the master offers it (a refused call does not stop the others),
+        else one unary call after the other. Raises NotSubscribedError, sending nothing, unless
+        subscribed; ValueError for SUBSCRIBE or TEARDOWN (use :meth:`teardown`).
+        """
+        for call in calls_:
+            if call.type in (scheduler_pb2.Call.SUBSCRIBE, scheduler_pb2.Call.TEARDOWN):
+                raise ValueError(f"{calls.call_name(call)} cannot be sent with send_all")
+        session = self.session
+        if not session.subscribed or self._stub is None:
+            raise NotSubscribedError(
+                f"{len(calls_)} calls not sent: the scheduler is {session.phase.value},"
+                " not subscribed"
+            )
+        prepared = [session.prepare(call) for call in calls_]
+        return await self._transmit(self._stub, session.stream_id, prepared, session.batched)
+
+    async def _transmit(
+        self,
+        stub: _Stub,
+        stream_id: str | None,
+        prepared: list[scheduler_pb2.Call],
+        batched: bool,
+    ) -> list[CallError | None]:
+        """Send prepared calls in order: in Batches if ``batched`` (a lone call on its unary
+        method), else one unary call after the other. Each call's outcome, in order."""
+        outcomes: list[CallError | None] = []
+        rest = prepared
+        metadata = ((STREAM_ID_METADATA, stream_id),) if stream_id else None
+        while batched and len(rest) > 1:
+            chunk, rest = rest[:MAX_BATCH_CALLS], rest[MAX_BATCH_CALLS:]
+            try:
+                reply = await stub.Batch(
+                    scheduler_pb2.Calls(calls=chunk),
+                    metadata=metadata,
+                    timeout=self.config.call_timeout_seconds,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    return [*outcomes, *(_call_error(call, error) for call in chunk + rest)]
+                # Not served after all (a proxy that knows only Mesos's methods): send them
+                # one by one, and so every later call of this stream.
+                if stream_id == self.session.stream_id:
+                    self.session.batch_unavailable()
+                rest = chunk + rest
+                break
+            results = reply.results
+            if len(results) != len(chunk):
+                message = f"the master answered {len(results)} results for {len(chunk)} calls"
+                return [*outcomes, *(_error_of(c, "UNKNOWN", message) for c in chunk + rest)]
+            outcomes += [_result_error(c, r) for c, r in zip(chunk, results, strict=True)]
+        for call in rest:
+            try:
+                await self._invoke(stub, stream_id, call)
+            except CallError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def _invoke(
         self,
@@ -449,6 +646,8 @@ class SchedulerClient:
         whether or not the master took the call."""
         prepared = self.session.prepare(calls.teardown())
         stub, stream_id = self._stub, self.session.stream_id
+        # Calls made before go first: the master would refuse them after the teardown.
+        await self._flush_gathered()
         # Closed before sending, so the master ending the stream is not taken for a failure.
         self.session.close("framework torn down")
         try:

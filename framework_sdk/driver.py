@@ -5,8 +5,11 @@ Two threads per driver: the *driver thread* runs an asyncio loop with one
 thread* runs the scheduler's callbacks one at a time, in event order. Driver methods may be
 called from any thread (callbacks included): they check their arguments at once, raising
 TypeError/ValueError, queue the call for the driver thread, and return the driver status.
-Queued calls are sent one at a time in the order they were made, so a KILL never overtakes the
-launch it follows; only acknowledgements, which commute with everything, go out concurrently.
+Queued calls are sent in the order they were made, so a KILL never overtakes the launch it
+follows. While the master offers Emporion's batched API, every call queued while the previous
+``Batch`` was on its way goes out in the next one, which the master applies in order; without it,
+calls go one at a time, and only acknowledgements, which commute with everything, go out
+concurrently.
 
 While the driver is disconnected calls are dropped, as Mesos's driver drops them; launches are
 answered with TASK_LOST (TASK_DROPPED for PARTITION_AWARE frameworks) and reason
@@ -64,12 +67,14 @@ class _Outgoing:
     ``ordered`` calls go out one at a time in the order they were made. Acknowledgements are not
     ordered: they commute with every other call, so they are sent concurrently (up to
     ``_MAX_ACKS_IN_FLIGHT``) instead of each waiting for the master's answer to the previous.
+    ``call`` is set when the action only sends that call: such items may share a ``Batch``.
     """
 
     name: str
     action: _Action
     not_sent: Callable[[], None] | None = None
     ordered: bool = True
+    call: scheduler_pb2.Call | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +329,7 @@ class SchedulerDriver:
         *,
         ordered: bool = True,
     ) -> Status:
-        return self._submit(name, lambda c: c.send(call), not_sent, ordered=ordered)
+        return self._submit(name, lambda c: c.send(call), not_sent, ordered=ordered, call=call)
 
     def _submit(
         self,
@@ -333,12 +338,13 @@ class SchedulerDriver:
         not_sent: Callable[[], None] | None = None,
         *,
         ordered: bool = True,
+        call: scheduler_pb2.Call | None = None,
     ) -> Status:
         with self._lock:
             status = self._check_started(name)
             if status is not Status.DRIVER_RUNNING:
                 return status
-            self._post(_Outgoing(name, action, not_sent, ordered))
+            self._post(_Outgoing(name, action, not_sent, ordered, call))
             return status
 
     def _post(self, item: _Outgoing | _Stop) -> None:
@@ -409,34 +415,63 @@ class SchedulerDriver:
         acks: set[asyncio.Task[None]] = set()
         room = asyncio.Semaphore(_MAX_ACKS_IN_FLIGHT)
         while True:
-            item = await outbox.get()
-            if isinstance(item, _Stop):
-                if acks:
-                    await asyncio.wait(acks)
-                if item.teardown and client.subscribed:
-                    try:
-                        await client.teardown()
-                    except (CallRefusedError, CallFailedError, NotSubscribedError) as error:
-                        logger.warning("TEARDOWN failed: %s", error)
-                await client.close()
-                return
-            if item.ordered:
-                await self._send_one(client, item)
-                continue
-            await room.acquire()
-            task = asyncio.create_task(self._send_one(client, item))
-            acks.add(task)
-            task.add_done_callback(acks.discard)
-            task.add_done_callback(lambda _: room.release())
+            # Everything queued while the last call was on its way: plain calls in a row share
+            # one Batch (applied in order) when the master offers it.
+            items = [await outbox.get()]
+            while not outbox.empty():
+                items.append(outbox.get_nowait())
+            batch: list[_Outgoing] = []
+            for item in items:
+                if isinstance(item, _Outgoing) and item.call is not None and client.batched:
+                    batch.append(item)
+                    continue
+                if batch:
+                    await self._send_batch(client, batch)
+                    batch = []
+                if isinstance(item, _Stop):
+                    if acks:
+                        await asyncio.wait(acks)
+                    if item.teardown and client.subscribed:
+                        try:
+                            await client.teardown()
+                        except (CallRefusedError, CallFailedError, NotSubscribedError) as error:
+                            logger.warning("TEARDOWN failed: %s", error)
+                    await client.close()
+                    return
+                if item.ordered:
+                    await self._send_one(client, item)
+                    continue
+                await room.acquire()
+                task = asyncio.create_task(self._send_one(client, item))
+                acks.add(task)
+                task.add_done_callback(acks.discard)
+                task.add_done_callback(lambda _: room.release())
+            if batch:
+                await self._send_batch(client, batch)
 
     async def _send_one(self, client: SchedulerClient, item: _Outgoing) -> None:
         try:
             await item.action(client)
-        except NotSubscribedError as error:
+        except Exception as error:
+            self._outcome(item, error)
+
+    async def _send_batch(self, client: SchedulerClient, items: list[_Outgoing]) -> None:
+        calls_ = [item.call for item in items if item.call is not None]
+        try:
+            outcomes: list[Exception | None] = list(await client.send_all(calls_))
+        except Exception as error:  # Nothing was sent (not subscribed), or a bug.
+            outcomes = [error] * len(items)
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome is not None:
+                self._outcome(item, outcome)
+
+    def _outcome(self, item: _Outgoing, error: Exception) -> None:
+        """What a call that was not taken means to the scheduler."""
+        if isinstance(error, NotSubscribedError):
             logger.info("%s dropped: %s", item.name, error)
             if item.not_sent is not None:
                 item.not_sent()
-        except CallRefusedError as error:
+        elif isinstance(error, CallRefusedError):
             if error.code in _SUBSCRIPTION_CODES:
                 # The refusal is about the subscription, not the call: it ended or was
                 # superseded meanwhile, which the stream reports on its own (Disconnected, or
@@ -446,10 +481,10 @@ class SchedulerDriver:
                     item.not_sent()
             else:
                 self._callbacks.put(_Callback(functools.partial(self._error, str(error))))
-        except CallFailedError as error:
+        elif isinstance(error, CallFailedError):
             logger.warning("%s: %s", item.name, error)
-        except Exception:  # A bad action must not kill the sender (and so the driver).
-            logger.exception("%s failed", item.name)
+        else:  # A bad action must not kill the sender (and so the driver).
+            logger.error("%s failed", item.name, exc_info=error)
 
     def _dispatch(self, event: ev.Event) -> None:
         """Turn one event into the scheduler callback it calls (on the callback thread)."""

@@ -5,7 +5,8 @@ time passed; ``now`` always passed in) and it answers what to do: the SUBSCRIBE 
 the typed event to hand to the scheduler, the delay before reconnecting, whether to give up.
 It also keeps what must survive a reconnection: the framework id (so the next SUBSCRIBE is a
 failover, not a new framework), the suppressed roles, and the agent of each live offer and
-task, used to fill ``agent_id`` in launches and kills.
+task, used to fill ``agent_id`` in launches and kills; and, per stream, whether the master
+offers Emporion's batched calls (``batched``: the stream was opened with ``SubscribeBatched``).
 
 Phases::
 
@@ -147,6 +148,7 @@ class SchedulerSession:
         self.offer_constraints = offer_constraints
         self.phase = Phase.IDLE
         self.stream_id: str | None = None
+        self.batched = False  # The stream came from SubscribeBatched: Batch is served too.
         self.heartbeat_interval: float | None = None
         self.attempt = 0  # Consecutive failed attempts since the last SUBSCRIBED.
         self.subscriptions = 0  # SUBSCRIBED events received so far.
@@ -203,11 +205,13 @@ class SchedulerSession:
         self._deadline = now + self.config.subscribe_timeout_seconds
         return subscribe(self.framework_info, sorted(self.suppressed_roles), self.offer_constraints)
 
-    def stream_opened(self, stream_id: str | None) -> None:
-        """The master answered SUBSCRIBE with this stream id (from the initial metadata)."""
+    def stream_opened(self, stream_id: str | None, *, batched: bool = False) -> None:
+        """The master answered SUBSCRIBE with this stream id (from the initial metadata);
+        ``batched`` if it was ``SubscribeBatched``, so the master also serves ``Batch``."""
         if self.phase is not Phase.CONNECTING:
             raise RuntimeError(f"stream opened in phase {self.phase.value}")
         self.stream_id = stream_id or None
+        self.batched = batched
 
     def receive(self, event: scheduler_pb2.Event, now: float) -> Event:
         """Take one event from the stream; return its typed form for the scheduler.
@@ -273,6 +277,11 @@ class SchedulerSession:
         notice = Disconnected(reason=reason) if was_subscribed else None
         return notice, Retry(delay=delay, reason=reason)
 
+    def batch_unavailable(self) -> None:
+        """The master answered ``Batch`` with UNIMPLEMENTED: send this stream's calls one by
+        one."""
+        self.batched = False
+
     def subscribe_failed(self, code: str, message: str, now: float) -> Retry | GiveUp:
         """SUBSCRIBE was answered with gRPC status ``code`` (a name): retry later, or give up."""
         if self.phase is not Phase.CONNECTING:
@@ -294,6 +303,7 @@ class SchedulerSession:
 
     def _drop_stream(self) -> None:
         self.stream_id = None
+        self.batched = False
         self._deadline = None
         self._offer_agents.clear()
 
@@ -401,6 +411,7 @@ class SchedulerSession:
             assert self._deadline is not None, "connecting without a deadline"
         if phase in (Phase.IDLE, Phase.BACKING_OFF, Phase.CLOSED):
             assert self.stream_id is None, f"stream id kept in phase {phase.value}"
+            assert not self.batched, f"batched stream kept in phase {phase.value}"
             assert self._deadline is None, f"deadline kept in phase {phase.value}"
             assert not self._offer_agents, f"offers kept in phase {phase.value}"
         assert (phase is Phase.CLOSED) == (self.close_reason is not None), "close reason mismatch"

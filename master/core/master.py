@@ -337,6 +337,8 @@ class Master:
             agents.exited_executor(state, agent, message.exited_executor, now)
         elif kind == "update_resources":
             agents.update_resources(state, agent, message.update_resources, now)
+        elif kind == "launch_refused":
+            tasks.launch_refused(state, agent, message.launch_refused, now)
         elif kind == "unregister_agent":
             agents.unregister(state, agent, message.unregister_agent.message or "unregistered", now)
         elif kind in ("register_agent", "reregister_agent"):

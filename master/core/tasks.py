@@ -16,18 +16,20 @@ from master.core.model import TERMINAL_STATES, Agent, AgentPhase, Framework
 from master.core.reconciliation import reconcile_one
 from master.core.state import MasterState, log
 from master.core.validation import check_uuid
-from protos.v1 import agent_internal_pb2, scheduler_pb2
+from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
 
 __all__ = [
     "acknowledge",
     "executor_message",
     "framework_message",
     "kill",
+    "launch_refused",
     "shutdown_executor",
     "status_update",
 ]
 
 _MasterMessage = agent_internal_pb2.MasterMessage
+_Status = mesos_pb2.TaskStatus
 
 
 def status_update(
@@ -59,38 +61,68 @@ def status_update(
     state.send_event(fw, update_event(status))
 
 
+def launch_refused(
+    state: MasterState, agent: Agent, refused: agent_internal_pb2.LaunchRefused, now: float
+) -> None:
+    """An agent refused a launch reusing the id of a task it still runs: tell the framework.
+
+    The framework gets an unreliable TASK_ERROR (no uuid: nothing to acknowledge). The master's
+    record of a task with that id is left alone: it describes the task the agent kept running,
+    whereas a TASK_ERROR status update would end it here while it runs on.
+    """
+    fw = state.frameworks.get(refused.framework_id.value)
+    task_id = refused.task_id.value
+    if fw is None or not task_id:
+        log.debug("launch refusal for unknown framework or no task id dropped")
+        return
+    reason = refused.reason if refused.HasField("reason") else _Status.REASON_TASK_INVALID
+    status = mesos_pb2.TaskStatus(
+        state=mesos_pb2.TASK_ERROR,
+        source=_Status.SOURCE_AGENT,
+        reason=reason,
+        message=refused.message or f"the agent refused to launch task {task_id!r}",
+        timestamp=now,
+    )
+    status.task_id.value = task_id
+    status.agent_id.value = agent.agent_id
+    state.send_event(fw, update_event(status))
+
+
 def acknowledge(state: MasterState, fw: Framework, call: scheduler_pb2.Call) -> None:
     """ACKNOWLEDGE: relay to the agent; forget the task once its terminal update is acked."""
     if not call.HasField("acknowledge"):
         raise invalid("acknowledge is required in an ACKNOWLEDGE call")
+    # Each field is read once: every protobuf attribute access builds a new Python object, and
+    # this runs for every status update a busy framework acknowledges.
     ack = call.acknowledge
-    if not ack.agent_id.value:
+    agent_id = ack.agent_id.value
+    task_id = ack.task_id.value
+    uuid = ack.uuid
+    if not agent_id:
         raise invalid("acknowledge.agent_id is required")
-    if not ack.task_id.value:
+    if not task_id:
         raise invalid("acknowledge.task_id is required")
-    check_uuid(ack.uuid, "acknowledge.uuid")
-    agent = state.agents.get(ack.agent_id.value)
+    check_uuid(uuid, "acknowledge.uuid")
+    agent = state.agents.get(agent_id)
     if agent is None:
-        raise CallError(
-            ErrorCode.NOT_FOUND, f"acknowledge.agent_id {ack.agent_id.value!r} is unknown"
-        )
-    task = fw.tasks.get(ack.task_id.value)
+        raise CallError(ErrorCode.NOT_FOUND, f"acknowledge.agent_id {agent_id!r} is unknown")
+    task = fw.tasks.get(task_id)
     if (
         task is not None
-        and task.agent_id == agent.agent_id
-        and task.status_update_uuid == ack.uuid
+        and task.agent_id == agent_id
+        and task.status_update_uuid == uuid
         and task.status_update_state in TERMINAL_STATES
     ):
         state.forget_task(task)
     if agent.connection_id is None:
         # The agent resends the update once it is back, and the scheduler acknowledges again.
-        log.debug("acknowledgement for disconnected agent %s dropped", agent.agent_id)
+        log.debug("acknowledgement for disconnected agent %s dropped", agent_id)
         return
     message = _MasterMessage()
     relayed = message.status_update_acknowledgement
     relayed.framework_id.value = fw.framework_id
-    relayed.task_id.value = ack.task_id.value
-    relayed.uuid = ack.uuid
+    relayed.task_id.value = task_id
+    relayed.uuid = uuid
     state.send_to_agent(agent, message)
 
 

@@ -24,7 +24,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from master.core import Effect, Master
+from master.core import CallError, Effect, Master
+from master.core.errors import invalid
 from master.runtime.outbox import AgentChannel, EventChannel, Outbox
 from protos.v1 import agent_internal_pb2, scheduler_pb2
 
@@ -133,6 +134,38 @@ class MasterRuntime:
     def call(self, stream_id: str | None, call: scheduler_pb2.Call) -> None:
         """Any other scheduler call. Raises CallError."""
         self.apply(self.core.call(stream_id, call, self.clock()))
+
+    def call_batch(
+        self, stream_id: str | None, calls: Iterable[scheduler_pb2.Call]
+    ) -> list[Exception | None]:
+        """Several calls of subscription ``stream_id``, each taken as :meth:`call` takes it, in
+        order; one outcome per call: None, the CallError refusing it, or the exception a bug
+        raised (logged). SUBSCRIBE is refused: it needs a stream of its own.
+
+        The calls share one ``now`` and their effects are carried out together, in order, after
+        the last one: nothing else runs in between, so that is the same as one by one.
+        """
+        now = self.clock()
+        core_call = self.core.call
+        effects: list[Effect] = []
+        outcomes: list[Exception | None] = []
+        for call in calls:
+            try:
+                if call.type == scheduler_pb2.Call.SUBSCRIBE:
+                    raise invalid(
+                        "SUBSCRIBE cannot be batched: it opens the event stream"
+                        " (use Subscribe or SubscribeBatched)"
+                    )
+                effects += core_call(stream_id, call, now)
+            except CallError as error:
+                outcomes.append(error)
+            except Exception as error:  # A bug: refuse this call, go on with the others.
+                log.exception("batched call failed")
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        self.apply(effects)
+        return outcomes
 
     def subscription_ended(self, stream_id: str) -> None:
         """A subscription stream ended, whoever ended it."""

@@ -5,6 +5,11 @@ metadata ``mesos-stream-id`` and then streams events; every other method takes t
 checks that its type matches the method, and returns ``Accepted`` once the state machine took the
 call. Refused calls end with the gRPC status of their :class:`~master.core.CallError`.
 
+Emporion's extension to it: ``SubscribeBatched`` is ``Subscribe`` writing every event queued
+for the stream in one ``Events`` message (an event is never held back to wait for more), and
+``Batch`` feeds its calls to the state machine one by one, in order, exactly as their unary
+methods would, answering each with its own status in ``CallResults``.
+
 ``AgentGateway``: ``Connect`` (one message per stream message) and ``ConnectBatched`` (batches)
 carry one agent session each.
 """
@@ -20,7 +25,7 @@ from typing import NoReturn, TypeVar
 import grpc
 from grpc import aio
 
-from master.core import CallError
+from master.core import CallError, ErrorCode
 from master.runtime.driver import MasterRuntime
 from master.runtime.outbox import AgentChannel, EventChannel
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
@@ -34,6 +39,14 @@ STREAM_ID_KEY = "mesos-stream-id"
 
 _Call = scheduler_pb2.Call
 _ACCEPTED = scheduler_pb2.Accepted()
+
+# Numeric gRPC status codes for CallResults.Result.code (grpc.StatusCode's value is (int, str)).
+_OK: int = grpc.StatusCode.OK.value[0]
+_INTERNAL: int = grpc.StatusCode.INTERNAL.value[0]
+_STATUS_CODES: dict[ErrorCode, int] = {
+    code: grpc.StatusCode[code.value].value[0] for code in ErrorCode
+}
+
 
 M = TypeVar("M", agent_internal_pb2.AgentMessage, agent_internal_pb2.AgentMessages)
 
@@ -60,6 +73,21 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[scheduler_pb2.Event]:
         """SUBSCRIBE: register or fail over, then stream events until either side ends."""
+        async for events in self._subscription(request, context):
+            for event in events:
+                yield event
+
+    async def SubscribeBatched(
+        self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[scheduler_pb2.Events]:
+        """SUBSCRIBE whose events go out grouped: all those queued, in one message per write."""
+        async for events in self._subscription(request, context):
+            yield scheduler_pb2.Events(events=events)
+
+    async def _subscription(
+        self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[list[scheduler_pb2.Event]]:
+        """Subscribe, send the stream id, then yield the events queued at each wake-up."""
         stream_id = str(uuid.uuid4())
         channel = EventChannel()
         try:
@@ -72,10 +100,29 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         try:
             await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
             while (events := await channel.take()) is not None:
-                for event in events:
-                    yield event
+                yield events
         finally:
             self.runtime.subscription_ended(stream_id)
+
+    async def Batch(
+        self, request: scheduler_pb2.Calls, context: aio.ServicerContext[object, object]
+    ) -> scheduler_pb2.CallResults:
+        """Several calls of one subscription, applied in order; one result per call.
+
+        Each call goes to the state machine as its unary method would take it, so a refused
+        call changes nothing and the calls after it still apply.
+        """
+        outcomes = self.runtime.call_batch(_stream_id(context), request.calls)
+        reply = scheduler_pb2.CallResults()
+        add = reply.results.add
+        for outcome in outcomes:
+            if outcome is None:
+                add(code=_OK)
+            elif isinstance(outcome, CallError):
+                add(code=_STATUS_CODES[outcome.code], message=outcome.message)
+            else:
+                add(code=_INTERNAL, message="the master failed to handle the call")
+        return reply
 
     async def _unary(
         self,

@@ -64,6 +64,7 @@ class AgentMessage(_message.Message):
     EXITED_EXECUTOR_FIELD_NUMBER: _builtins.int
     UPDATE_RESOURCES_FIELD_NUMBER: _builtins.int
     UNREGISTER_AGENT_FIELD_NUMBER: _builtins.int
+    LAUNCH_REFUSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register_agent(self) -> Global___RegisterAgent: ...
     @_builtins.property
@@ -80,6 +81,8 @@ class AgentMessage(_message.Message):
     def update_resources(self) -> Global___UpdateResources: ...
     @_builtins.property
     def unregister_agent(self) -> Global___UnregisterAgent: ...
+    @_builtins.property
+    def launch_refused(self) -> Global___LaunchRefused: ...
     def __init__(
         self,
         *,
@@ -91,12 +94,13 @@ class AgentMessage(_message.Message):
         exited_executor: Global___ExitedExecutor | None = ...,
         update_resources: Global___UpdateResources | None = ...,
         unregister_agent: Global___UnregisterAgent | None = ...,
+        launch_refused: Global___LaunchRefused | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["executor_to_framework", b"executor_to_framework", "exited_executor", b"exited_executor", "payload", b"payload", "pong", b"pong", "register_agent", b"register_agent", "reregister_agent", b"reregister_agent", "status_update", b"status_update", "unregister_agent", b"unregister_agent", "update_resources", b"update_resources"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["executor_to_framework", b"executor_to_framework", "exited_executor", b"exited_executor", "launch_refused", b"launch_refused", "payload", b"payload", "pong", b"pong", "register_agent", b"register_agent", "reregister_agent", b"reregister_agent", "status_update", b"status_update", "unregister_agent", b"unregister_agent", "update_resources", b"update_resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_to_framework", b"executor_to_framework", "exited_executor", b"exited_executor", "payload", b"payload", "pong", b"pong", "register_agent", b"register_agent", "reregister_agent", b"reregister_agent", "status_update", b"status_update", "unregister_agent", b"unregister_agent", "update_resources", b"update_resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_to_framework", b"executor_to_framework", "exited_executor", b"exited_executor", "launch_refused", b"launch_refused", "payload", b"payload", "pong", b"pong", "register_agent", b"register_agent", "reregister_agent", b"reregister_agent", "status_update", b"status_update", "unregister_agent", b"unregister_agent", "update_resources", b"update_resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["register_agent", "reregister_agent", "status_update", "executor_to_framework", "pong", "exited_executor", "update_resources", "unregister_agent"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["register_agent", "reregister_agent", "status_update", "executor_to_framework", "pong", "exited_executor", "update_resources", "unregister_agent", "launch_refused"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -376,6 +380,46 @@ class UnregisterAgent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnregisterAgent: _TypeAlias = UnregisterAgent  # noqa: Y015
+
+@_typing.final
+class LaunchRefused(_message.Message):
+    """The agent refused a launch whose task id it already holds for a task that
+    has not finished (a duplicate id). Not a status update: the id's update
+    stream belongs to the live task, which is unaffected. The master tells the
+    framework with an unreliable TASK_ERROR (no uuid) and leaves its record of
+    the live task alone. (The master refuses duplicate ids itself; this is the
+    agent's defence in depth.)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMEWORK_ID_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Why, naming the task id."""
+    reason: _mesos_pb2.TaskStatus.Reason.ValueType
+    """REASON_TASK_INVALID unless set."""
+    @_builtins.property
+    def framework_id(self) -> _mesos_pb2.FrameworkID: ...
+    @_builtins.property
+    def task_id(self) -> _mesos_pb2.TaskID: ...
+    def __init__(
+        self,
+        *,
+        framework_id: _mesos_pb2.FrameworkID | None = ...,
+        task_id: _mesos_pb2.TaskID | None = ...,
+        message: _builtins.str | None = ...,
+        reason: _mesos_pb2.TaskStatus.Reason.ValueType | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["framework_id", b"framework_id", "message", b"message", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["framework_id", b"framework_id", "message", b"message", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LaunchRefused: _TypeAlias = LaunchRefused  # noqa: Y015
 
 @_typing.final
 class MasterMessage(_message.Message):

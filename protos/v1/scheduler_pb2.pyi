@@ -19,6 +19,9 @@ Over gRPC (service `Scheduler` below):
     refused with a gRPC error status.
   * Results of a call arrive as events on the subscription stream; the
     unary reply `Accepted` only says the master took the call.
+  * Emporion extension (not in Mesos; at the end of this file): `Batch`
+    carries several calls in one request and `SubscribeBatched` streams
+    events in groups, for schedulers that make many small calls.
 """
 
 from collections import abc as _abc
@@ -1305,3 +1308,109 @@ class Accepted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Accepted: _TypeAlias = Accepted  # noqa: Y015
+
+@_typing.final
+class Calls(_message.Message):
+    """-- Emporion extension: batched calls and events ------------------------------
+
+    Not in Mesos. Each unary call and each streamed event costs the master (and
+    the scheduler) a fixed overhead in gRPC that dwarfs the work of a small call
+    such as ACKNOWLEDGE, so a busy scheduler can send many calls in one `Batch`
+    and receive events in groups from `SubscribeBatched`. The messages inside
+    are the Mesos `Call` and `Event` unchanged; the Mesos methods above stay as
+    they are, and a master without the extension answers UNIMPLEMENTED, so a
+    client falls back to them. See docs/wire-contract.md, "Emporion extensions".
+
+    Several calls of one subscription, applied in order as if sent one by one
+    on their unary methods. SUBSCRIBE cannot be batched (it opens a stream).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___Call]: ...
+    def __init__(
+        self,
+        *,
+        calls: _abc.Iterable[Global___Call] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Calls: _TypeAlias = Calls  # noqa: Y015
+
+@_typing.final
+class CallResults(_message.Message):
+    """The outcome of each call of a `Calls`, in the same order. A refused call
+    does not stop the ones after it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Result(_message.Message):
+        """`code` is the gRPC status code the call would have got on its unary
+        method (0 = OK: taken), `message` that status's message.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        CODE_FIELD_NUMBER: _builtins.int
+        MESSAGE_FIELD_NUMBER: _builtins.int
+        code: _builtins.int
+        message: _builtins.str
+        def __init__(
+            self,
+            *,
+            code: _builtins.int | None = ...,
+            message: _builtins.str | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallResults.Result]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CallResults.Result] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallResults: _TypeAlias = CallResults  # noqa: Y015
+
+@_typing.final
+class Events(_message.Message):
+    """The events queued for a subscription when the master wrote to its stream,
+    in order. The master never holds an event back to wait for more.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Events: _TypeAlias = Events  # noqa: Y015

@@ -120,6 +120,16 @@ class SchedulerStub:
                 request_serializer=protos_dot_v1_dot_scheduler__pb2.Call.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_scheduler__pb2.Accepted.FromString,
                 _registered_method=True)
+        self.Batch = channel.unary_unary(
+                '/mesos.v1.scheduler.Scheduler/Batch',
+                request_serializer=protos_dot_v1_dot_scheduler__pb2.Calls.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_scheduler__pb2.CallResults.FromString,
+                _registered_method=True)
+        self.SubscribeBatched = channel.unary_stream(
+                '/mesos.v1.scheduler.Scheduler/SubscribeBatched',
+                request_serializer=protos_dot_v1_dot_scheduler__pb2.Call.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_scheduler__pb2.Events.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -245,6 +255,22 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Batch(self, request, context):
+        """Emporion extension (see `Calls` above): calls carry the stream id in the
+        `mesos-stream-id` metadata as unary calls do; every call gets a result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeBatched(self, request, context):
+        """Emporion extension: SUBSCRIBE whose events arrive grouped (`Events`); the
+        same events, in the same order, as `Subscribe` would send.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +358,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.UpdateFramework,
                     request_deserializer=protos_dot_v1_dot_scheduler__pb2.Call.FromString,
                     response_serializer=protos_dot_v1_dot_scheduler__pb2.Accepted.SerializeToString,
+            ),
+            'Batch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=protos_dot_v1_dot_scheduler__pb2.Calls.FromString,
+                    response_serializer=protos_dot_v1_dot_scheduler__pb2.CallResults.SerializeToString,
+            ),
+            'SubscribeBatched': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeBatched,
+                    request_deserializer=protos_dot_v1_dot_scheduler__pb2.Call.FromString,
+                    response_serializer=protos_dot_v1_dot_scheduler__pb2.Events.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -794,6 +830,60 @@ class Scheduler:
             '/mesos.v1.scheduler.Scheduler/UpdateFramework',
             protos_dot_v1_dot_scheduler__pb2.Call.SerializeToString,
             protos_dot_v1_dot_scheduler__pb2.Accepted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Batch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mesos.v1.scheduler.Scheduler/Batch',
+            protos_dot_v1_dot_scheduler__pb2.Calls.SerializeToString,
+            protos_dot_v1_dot_scheduler__pb2.CallResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeBatched(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mesos.v1.scheduler.Scheduler/SubscribeBatched',
+            protos_dot_v1_dot_scheduler__pb2.Call.SerializeToString,
+            protos_dot_v1_dot_scheduler__pb2.Events.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,9 @@ Over gRPC (service `Scheduler` below):
     refused with a gRPC error status.
   * Results of a call arrive as events on the subscription stream; the
     unary reply `Accepted` only says the master took the call.
+  * Emporion extension (not in Mesos; at the end of this file): `Batch`
+    carries several calls in one request and `SubscribeBatched` streams
+    events in groups, for schedulers that make many small calls.
 """
 
 from collections import abc as _abc
@@ -85,6 +88,14 @@ class SchedulerStub:
     """SUPPRESS"""
     UpdateFramework: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.Call, _scheduler_pb2.Accepted]
     """UPDATE_FRAMEWORK"""
+    Batch: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.Calls, _scheduler_pb2.CallResults]
+    """Emporion extension (see `Calls` above): calls carry the stream id in the
+    `mesos-stream-id` metadata as unary calls do; every call gets a result.
+    """
+    SubscribeBatched: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.Call, _scheduler_pb2.Events]
+    """Emporion extension: SUBSCRIBE whose events arrive grouped (`Events`); the
+    same events, in the same order, as `Subscribe` would send.
+    """
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -125,6 +136,14 @@ class SchedulerAsyncStub(SchedulerStub):
     """SUPPRESS"""
     UpdateFramework: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.Call, _scheduler_pb2.Accepted]  # type: ignore[assignment]
     """UPDATE_FRAMEWORK"""
+    Batch: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.Calls, _scheduler_pb2.CallResults]  # type: ignore[assignment]
+    """Emporion extension (see `Calls` above): calls carry the stream id in the
+    `mesos-stream-id` metadata as unary calls do; every call gets a result.
+    """
+    SubscribeBatched: _aio.UnaryStreamMultiCallable[_scheduler_pb2.Call, _scheduler_pb2.Events]  # type: ignore[assignment]
+    """Emporion extension: SUBSCRIBE whose events arrive grouped (`Events`); the
+    same events, in the same order, as `Subscribe` would send.
+    """
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     """The scheduler API as a gRPC service. See the notes at the top of the file."""
@@ -264,5 +283,25 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.Accepted, _abc.Awaitable[_scheduler_pb2.Accepted]]:
         """UPDATE_FRAMEWORK"""
+
+    @_abc_1.abstractmethod
+    def Batch(
+        self,
+        request: _scheduler_pb2.Calls,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.CallResults, _abc.Awaitable[_scheduler_pb2.CallResults]]:
+        """Emporion extension (see `Calls` above): calls carry the stream id in the
+        `mesos-stream-id` metadata as unary calls do; every call gets a result.
+        """
+
+    @_abc_1.abstractmethod
+    def SubscribeBatched(
+        self,
+        request: _scheduler_pb2.Call,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.Events], _abc.AsyncIterator[_scheduler_pb2.Events]]:
+        """Emporion extension: SUBSCRIBE whose events arrive grouped (`Events`); the
+        same events, in the same order, as `Subscribe` would send.
+        """
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

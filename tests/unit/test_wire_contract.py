@@ -101,6 +101,48 @@ def test_scheduler_call_and_event_numbers_match_mesos() -> None:
     assert subscribed["master_info"].number == 3
 
 
+def test_batched_scheduler_api_is_an_additive_extension() -> None:
+    """Emporion's Batch and SubscribeBatched: wrappers of the Mesos Call and Event, added to the
+    Scheduler service beside every Mesos method, which keep their shapes."""
+    service = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"]
+    methods = {
+        m.name: (m.input_type.full_name, m.output_type.full_name, m.server_streaming)
+        for m in service.methods
+    }
+    prefix = "mesos.v1.scheduler."
+    assert methods["Subscribe"] == (prefix + "Call", prefix + "Event", True)
+    assert methods["SubscribeBatched"] == (prefix + "Call", prefix + "Events", True)
+    assert methods["Batch"] == (prefix + "Calls", prefix + "CallResults", False)
+    unary = {name for name, (_, out, _) in methods.items() if out == prefix + "Accepted"}
+    assert len(unary) == 16
+    assert all(methods[name][0] == prefix + "Call" for name in unary)
+
+    def numbers(message: type) -> dict[str, tuple[int, str]]:
+        fields = message.DESCRIPTOR.fields  # type: ignore[attr-defined]
+        return {
+            f.name: (f.number, f.message_type.name if f.message_type else f.type) for f in fields
+        }
+
+    assert numbers(scheduler_pb2.Calls) == {"calls": (1, "Call")}
+    assert numbers(scheduler_pb2.Events) == {"events": (1, "Event")}
+    assert numbers(scheduler_pb2.CallResults) == {"results": (1, "Result")}
+    result = scheduler_pb2.CallResults.Result.DESCRIPTOR.fields_by_name
+    assert (result["code"].number, result["message"].number) == (1, 2)
+
+    # The calls inside keep their Mesos JSON form.
+    ack = scheduler_pb2.Call(type=scheduler_pb2.Call.ACKNOWLEDGE)
+    ack.acknowledge.task_id.value = "t1"
+    batch = scheduler_pb2.Calls(calls=[ack])
+    assert to_json(batch) == {"calls": [to_json(ack)]}
+    assert to_json(ack)["type"] == "ACKNOWLEDGE"
+    results = scheduler_pb2.CallResults()
+    results.results.add(code=0)
+    results.results.add(code=3, message="acknowledge.uuid is empty")
+    assert to_json(results) == {
+        "results": [{"code": 0}, {"code": 3, "message": "acknowledge.uuid is empty"}]
+    }
+
+
 def test_executor_call_and_event_numbers_match_mesos() -> None:
     assert dict(executor_pb2.Call.Type.items()) == {
         "UNKNOWN": 0, "SUBSCRIBE": 1, "UPDATE": 2, "MESSAGE": 3, "HEARTBEAT": 4,

@@ -66,16 +66,22 @@ async def running_master(config: MasterConfig) -> AsyncIterator[MasterServer]:
 
 
 class Scheduler:
-    """Scheduler subscribes over the real Scheduler stub and records the events it receives."""
+    """Scheduler subscribes over the real Scheduler stub and records the events it receives.
 
-    def __init__(self, address: str) -> None:
+    ``batched`` subscribes with ``SubscribeBatched``; ``batches`` then holds the size of each
+    ``Events`` message received.
+    """
+
+    def __init__(self, address: str, *, batched: bool = False) -> None:
         self.channel = aio.insecure_channel(address)
         self.stub = scheduler_pb2_grpc.SchedulerStub(self.channel)
+        self.batched = batched
         self.events: list[scheduler_pb2.Event] = []
+        self.batches: list[int] = []
         self.stream_id = ""
         self.framework_id = ""
         self.ended = asyncio.Event()
-        self._call: aio.UnaryStreamCall[scheduler_pb2.Call, scheduler_pb2.Event] | None = None
+        self._call: aio.UnaryStreamCall[scheduler_pb2.Call, object] | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def subscribe(
@@ -89,7 +95,9 @@ class Scheduler:
         if framework_id:
             call.framework_id.value = framework_id
             call.subscribe.framework_info.id.value = framework_id
-        self._call = self.stub.Subscribe(call)
+        method = self.stub.SubscribeBatched if self.batched else self.stub.Subscribe
+        self._call = method(call)  # type: ignore[assignment]
+        assert self._call is not None
         metadata = await self._call.initial_metadata()
         self.stream_id = str(dict(metadata)[STREAM_ID_KEY])
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -100,8 +108,13 @@ class Scheduler:
     async def _read(self) -> None:
         assert self._call is not None
         try:
-            async for event in self._call:
-                self.events.append(event)
+            async for message in self._call:
+                if isinstance(message, scheduler_pb2.Events):
+                    self.batches.append(len(message.events))
+                    self.events.extend(message.events)
+                else:
+                    assert isinstance(message, scheduler_pb2.Event)
+                    self.events.append(message)
         except aio.AioRpcError:
             pass
         finally:
@@ -134,6 +147,19 @@ class Scheduler:
         result: scheduler_pb2.Accepted = await getattr(self.stub, method)(call, metadata=metadata)
         return result
 
+    async def batch(
+        self, calls: list[scheduler_pb2.Call], stream_id: str | None = None
+    ) -> list[tuple[int, str]]:
+        """``Batch`` with this subscription's stream id (or ``stream_id``); calls without a
+        framework id get this one. Returns (code, message) per call."""
+        for call in calls:
+            if not call.HasField("framework_id"):
+                call.framework_id.value = self.framework_id
+        sid = self.stream_id if stream_id is None else stream_id
+        metadata = ((STREAM_ID_KEY, sid),) if sid else ()
+        reply = await self.stub.Batch(scheduler_pb2.Calls(calls=calls), metadata=metadata)
+        return [(r.code, r.message) for r in reply.results]
+
     async def close(self) -> None:
         """Cancel the subscription and close the channel."""
         if self._call is not None:
@@ -153,25 +179,28 @@ class FakeAgent:
         self.batched = batched
         self.received: list[agent_internal_pb2.MasterMessage] = []
         self.agent_id = ""
-        self._outgoing: asyncio.Queue[agent_internal_pb2.AgentMessage | None] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[list[agent_internal_pb2.AgentMessage] | None] = (
+            asyncio.Queue()
+        )
         self._reader: asyncio.Task[None] | None = None
         self._call: object = None
         self.answer_pings = True
 
     async def _messages(self) -> AsyncIterator[agent_internal_pb2.AgentMessage]:
-        while (message := await self._outgoing.get()) is not None:
-            yield message
+        while (messages := await self._outgoing.get()) is not None:
+            for message in messages:
+                yield message
 
     async def _batches(self) -> AsyncIterator[agent_internal_pb2.AgentMessages]:
-        async for message in self._messages():
-            yield agent_internal_pb2.AgentMessages(messages=[message])
+        while (messages := await self._outgoing.get()) is not None:
+            yield agent_internal_pb2.AgentMessages(messages=messages)
 
     async def register(self, resources: str, hostname: str = "fake-host") -> str:
         """Connect, register, and return the agent id."""
         message = agent_internal_pb2.AgentMessage()
         message.register_agent.agent_info.hostname = hostname
         message.register_agent.agent_info.resources.extend(Resources.parse(resources).to_protos())
-        await self._outgoing.put(message)
+        await self._outgoing.put([message])
         if self.batched:
             batched = self.stub.ConnectBatched(self._batches())
             self._call = batched
@@ -216,12 +245,18 @@ class FakeAgent:
         """Messages of one payload kind received so far."""
         return [m for m in self.received if m.WhichOneof("payload") == kind]
 
-    async def send(self, message: agent_internal_pb2.AgentMessage) -> None:
-        """Send one message to the master."""
-        await self._outgoing.put(message)
+    async def send(self, *messages: agent_internal_pb2.AgentMessage) -> None:
+        """Send messages to the master (in one stream message if ``batched``)."""
+        await self._outgoing.put(list(messages))
 
     async def status_update(self, framework_id: str, task_id: str, state: int, uuid: bytes) -> None:
         """Report a task state (reliable update, with a uuid)."""
+        await self.send(self.status_update_message(framework_id, task_id, state, uuid))
+
+    def status_update_message(
+        self, framework_id: str, task_id: str, state: int, uuid: bytes
+    ) -> agent_internal_pb2.AgentMessage:
+        """The StatusUpdate message reporting a task state (with a uuid)."""
         message = agent_internal_pb2.AgentMessage()
         update = message.status_update
         update.framework_id.value = framework_id
@@ -230,7 +265,7 @@ class FakeAgent:
         update.status.uuid = uuid
         update.status.agent_id.value = self.agent_id
         update.status.source = mesos_pb2.TaskStatus.SOURCE_EXECUTOR
-        await self.send(message)
+        return message
 
     async def close(self) -> None:
         """End the session and close the channel."""

@@ -3,7 +3,7 @@
 The examples run to completion; the threaded driver's acknowledgements reach the agents; a
 scheduler fails over to a new driver and finds its task by reconciliation; a second scheduler
 supersedes the first; the driver survives a master restart and a master that stops talking;
-refusals come back with the master's messages.
+refusals come back with the master's messages; the client uses the master's batched API.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 import pytest
 
 from framework_sdk import (
+    CallRefusedError,
     ClientConfig,
     Scheduler,
     SchedulerClient,
     SchedulerDriver,
     Status,
     SubscriptionError,
+    calls,
     events,
     messages,
 )
@@ -286,5 +288,33 @@ def test_a_torn_down_framework_cannot_come_back(master: MasterProcess) -> None:
         with pytest.raises(SubscriptionError, match=r"FAILED_PRECONDITION.*torn down"):
             async with SchedulerClient(master.address, again, config=QUICK):
                 pass
+
+    run(body)
+
+
+def test_the_client_uses_the_masters_batched_api(master: MasterProcess) -> None:
+    async def body() -> None:
+        info = messages.framework_info("batched")
+        async with SchedulerClient(master.address, info, config=QUICK) as client:
+            assert client.batched  # Subscribed with SubscribeBatched.
+            stray = messages.TaskStatus(state=messages.TASK_RUNNING)
+            stray.task_id.value = "t1"
+            stray.agent_id.value = "no-such-agent"
+            stray.uuid = bytes(16)
+            outcomes = await client.send_all(
+                [calls.revive(), calls.acknowledge(stray), calls.reconcile(["t1"])]
+            )
+            assert outcomes[0] is None
+            assert outcomes[2] is None
+            refused = outcomes[1]
+            assert isinstance(refused, CallRefusedError)
+            assert (refused.call_type, refused.code) == ("ACKNOWLEDGE", "NOT_FOUND")
+            assert "no-such-agent" in refused.message
+            # The RECONCILE after the refused call was applied: the master answers for t1.
+            async for event in client.events():
+                if isinstance(event, events.Update):
+                    assert event.status.task_id.value == "t1"
+                    assert event.status.reason == messages.REASON_RECONCILIATION
+                    break
 
     run(body)

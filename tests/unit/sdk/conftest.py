@@ -18,10 +18,11 @@ FAST = ClientConfig(
 )
 
 
-@pytest.fixture
-def master() -> Iterator[ScriptedMaster]:
-    """A started ScriptedMaster (15 s heartbeats), stopped after the test."""
-    with ScriptedMaster() as scripted:
+@pytest.fixture(params=[True, False], ids=["batched", "plain"])
+def master(request: pytest.FixtureRequest) -> Iterator[ScriptedMaster]:
+    """A started ScriptedMaster (15 s heartbeats), stopped after the test; once serving
+    Emporion's batched API and once answering it UNIMPLEMENTED, as a Mesos-only master would."""
+    with ScriptedMaster(batched=request.param) as scripted:
         yield scripted
 
 

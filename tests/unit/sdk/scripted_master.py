@@ -3,10 +3,18 @@
 It serves the framework-facing service only, and does what the test says: every SUBSCRIBE gets
 a stream id in the initial metadata and a SUBSCRIBED event (unless told otherwise), then
 whatever events the test pushes with :meth:`ScriptedMaster.send`; the test can end a stream
-(cleanly or with an error status), refuse the next SUBSCRIBE or unary calls with a status, and
-wait for the calls the client makes. Like the real master, it refuses unary calls without
+(cleanly or with an error status), refuse the next SUBSCRIBE or unary calls with a status, hold
+a call unanswered until released (so that the client's next calls queue up behind it), and wait
+for the calls the client makes. Like the real master, it refuses unary calls without
 their payload (INVALID_ARGUMENT) and those carrying a stream id other than the current stream's
 (PERMISSION_DENIED).
+
+With ``batched=True`` it also serves Emporion's extension like the real master:
+``SubscribeBatched`` (every event queued for the stream goes out in one ``Events`` message) and
+``Batch`` (each call handled as its unary method would be, one result each). Without it, those
+methods answer UNIMPLEMENTED, as a master without the extension does. The calls of a ``Batch``
+are recorded one by one, under their unary method's name, with the batch's number in
+``RecordedCall.batch``; ``batches`` holds the size of each ``Batch`` received.
 
 Waiting helpers take a generous timeout only so that a broken test fails instead of hanging;
 no test asserts on how long anything took.
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -31,11 +40,12 @@ Event = scheduler_pb2.Event
 
 @dataclass
 class RecordedCall:
-    """A unary call as the master received it."""
+    """A call as the master received it (``batch``: the index of its Batch in ``batches``)."""
 
     method: str
     call: scheduler_pb2.Call
     stream_id: str | None
+    batch: int | None = None
 
 
 @dataclass
@@ -67,19 +77,35 @@ PAYLOADS: dict[str, str | None] = {
     "UpdateFramework": "update_framework",
 }
 
+# Call type -> its unary method ("AcknowledgeOperationStatus" for ACKNOWLEDGE_OPERATION_STATUS).
+_METHOD_OF_TYPE: dict[int, str] = {
+    scheduler_pb2.Call.Type.Value(re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()): name
+    for name in PAYLOADS
+}
+
 
 class ScriptedMaster:
     """A scripted master: see the module docstring. Use as a context manager or start()/stop()."""
 
-    def __init__(self, heartbeat_interval: float = 15.0, send_subscribed: bool = True) -> None:
+    def __init__(
+        self,
+        heartbeat_interval: float = 15.0,
+        send_subscribed: bool = True,
+        *,
+        batched: bool = True,
+    ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.send_subscribed = send_subscribed
+        self.batched = batched
         self.subscribe_calls: list[scheduler_pb2.Call] = []
         self.calls: list[RecordedCall] = []
+        self.batches: list[int] = []
+        self.batched_streams = 0  # Streams opened with SubscribeBatched.
         self._cond = threading.Condition()
         self._streams: list[_Stream] = []
         self._subscribe_refusals: list[tuple[grpc.StatusCode, str]] = []
         self._refusals: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self._holds: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
@@ -107,6 +133,17 @@ class ScriptedMaster:
                 self._unary_handler(name),
                 request_deserializer=scheduler_pb2.Call.FromString,
                 response_serializer=scheduler_pb2.Accepted.SerializeToString,
+            )
+        if self.batched:
+            handlers["SubscribeBatched"] = grpc.unary_stream_rpc_method_handler(
+                self._subscribe_batched,
+                request_deserializer=scheduler_pb2.Call.FromString,
+                response_serializer=scheduler_pb2.Events.SerializeToString,
+            )
+            handlers["Batch"] = grpc.unary_unary_rpc_method_handler(
+                self._batch,
+                request_deserializer=scheduler_pb2.Calls.FromString,
+                response_serializer=scheduler_pb2.CallResults.SerializeToString,
             )
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler("mesos.v1.scheduler.Scheduler", handlers),)
@@ -141,6 +178,19 @@ class ScriptedMaster:
     def _subscribe(
         self, request: scheduler_pb2.Call, context: grpc.ServicerContext
     ) -> Iterator[Event]:
+        for events in self._stream(request, context, batched=False):
+            yield from events
+
+    def _subscribe_batched(
+        self, request: scheduler_pb2.Call, context: grpc.ServicerContext
+    ) -> Iterator[scheduler_pb2.Events]:
+        for events in self._stream(request, context, batched=True):
+            yield scheduler_pb2.Events(events=events)
+
+    def _stream(
+        self, request: scheduler_pb2.Call, context: grpc.ServicerContext, *, batched: bool
+    ) -> Iterator[list[Event]]:
+        """One subscription: the events to write, one event at a time unless ``batched``."""
         with self._cond:
             self.subscribe_calls.append(request)
             refusal = self._subscribe_refusals.pop(0) if self._subscribe_refusals else None
@@ -152,6 +202,7 @@ class ScriptedMaster:
         stream = _Stream(stream_id=f"stream-{n}", framework_id=framework_id)
         with self._cond:
             self._streams.append(stream)
+            self.batched_streams += batched
             self._cond.notify_all()
         context.send_initial_metadata((("mesos-stream-id", stream.stream_id),))
         if self.send_subscribed:
@@ -160,7 +211,7 @@ class ScriptedMaster:
             event.subscribed.heartbeat_interval_seconds = self.heartbeat_interval
             event.subscribed.master_info.id = "scripted-master"
             event.subscribed.master_info.hostname = "127.0.0.1"
-            yield event
+            yield [event]
             if self.on_subscribed is not None:
                 self.on_subscribed(framework_id)
         while context.is_active():
@@ -168,11 +219,47 @@ class ScriptedMaster:
                 item = stream.outbox.get(timeout=0.02)
             except queue.Empty:
                 continue
-            if item is None:
+            items = [item]
+            if batched:  # Like the real master: everything queued goes out in one message.
+                while isinstance(items[-1], Event):
+                    try:
+                        items.append(stream.outbox.get_nowait())
+                    except queue.Empty:
+                        break
+            events = [i for i in items if isinstance(i, Event)]
+            if events:
+                yield events
+            last = items[-1]  # Only the last item can be an end of the stream.
+            if last is None:
                 return
-            if isinstance(item, tuple):
-                context.abort(*item)
-            yield item
+            if isinstance(last, tuple):
+                context.abort(*last)
+
+    def _handle(
+        self, method: str, request: scheduler_pb2.Call, stream_id: str | None, batch: int | None
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """Take one call as the real master would: None, or the status refusing it."""
+        recorded = RecordedCall(method, request, stream_id, batch)
+        with self._cond:
+            self.calls.append(recorded)
+            refusal = self._refusals.pop(method, None)
+            hold = self._holds.pop(method, None)
+            current = self._streams[-1].stream_id if self._streams else None
+            self._cond.notify_all()
+        if hold is not None:
+            assert hold.wait(WAIT_SECONDS), f"{method} held for too long"
+        if refusal is not None:
+            return refusal
+        payload = PAYLOADS[method]
+        if payload is not None and payload not in {f.name for f, _ in request.ListFields()}:
+            return grpc.StatusCode.INVALID_ARGUMENT, f"{payload} is required"
+        if stream_id != current:
+            return grpc.StatusCode.PERMISSION_DENIED, "stream id is not the current one"
+        if method == "Teardown":
+            self.end_stream()
+        if self.on_call is not None:
+            self.on_call(recorded)
+        return None
 
     def _unary_handler(
         self, method: str
@@ -180,29 +267,33 @@ class ScriptedMaster:
         def handle(
             request: scheduler_pb2.Call, context: grpc.ServicerContext
         ) -> scheduler_pb2.Accepted:
-            metadata = dict(context.invocation_metadata())
-            stream_id = metadata.get("mesos-stream-id")
-            assert stream_id is None or isinstance(stream_id, str)
-            recorded = RecordedCall(method, request, stream_id)
-            with self._cond:
-                self.calls.append(recorded)
-                refusal = self._refusals.pop(method, None)
-                current = self._streams[-1].stream_id if self._streams else None
-                self._cond.notify_all()
+            refusal = self._handle(method, request, _stream_id(context), None)
             if refusal is not None:
                 context.abort(*refusal)
-            payload = PAYLOADS[method]
-            if payload is not None and payload not in {f.name for f, _ in request.ListFields()}:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{payload} is required")
-            if stream_id != current:
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, "stream id is not the current one")
-            if method == "Teardown":
-                self.end_stream()
-            if self.on_call is not None:
-                self.on_call(recorded)
             return scheduler_pb2.Accepted()
 
         return handle
+
+    def _batch(
+        self, request: scheduler_pb2.Calls, context: grpc.ServicerContext
+    ) -> scheduler_pb2.CallResults:
+        stream_id = _stream_id(context)
+        with self._cond:
+            batch = len(self.batches)
+            self.batches.append(len(request.calls))
+        reply = scheduler_pb2.CallResults()
+        for call in request.calls:
+            refusal: tuple[grpc.StatusCode, str] | None
+            method = _METHOD_OF_TYPE.get(call.type)
+            if method is None:
+                refusal = grpc.StatusCode.INVALID_ARGUMENT, "not a call Batch takes"
+            else:
+                refusal = self._handle(method, call, stream_id, batch)
+            if refusal is None:
+                reply.results.add(code=0)
+            else:
+                reply.results.add(code=refusal[0].value[0], message=refusal[1])
+        return reply
 
     # -- scripting --
 
@@ -236,6 +327,14 @@ class ScriptedMaster:
         """Answer the next call of ``method`` (e.g. ``"Accept"``) with this status."""
         with self._cond:
             self._refusals[method] = (code, message)
+
+    def hold_next(self, method: str) -> threading.Event:
+        """Keep the next call of ``method`` (recorded at once) unanswered until the returned
+        event is set, so that the client's next calls queue up behind it."""
+        release = threading.Event()
+        with self._cond:
+            self._holds[method] = release
+        return release
 
     # -- waiting --
 
@@ -325,6 +424,12 @@ class ScriptedCluster:
 
 
 # -- event builders --
+
+
+def _stream_id(context: grpc.ServicerContext) -> str | None:
+    stream_id = dict(context.invocation_metadata()).get("mesos-stream-id")
+    assert stream_id is None or isinstance(stream_id, str)
+    return stream_id
 
 
 def offers_event(*offers: mesos_pb2.Offer) -> Event:

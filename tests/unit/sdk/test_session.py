@@ -199,6 +199,30 @@ def test_subscribe_failures_retry_or_give_up(session: SchedulerSession) -> None:
     assert session.close_reason == outcome.message
 
 
+def batched_of(session: SchedulerSession) -> bool:
+    """``batched``, read through a call so the type checker does not narrow it between steps."""
+    return session.batched
+
+
+def test_batched_is_a_property_of_the_stream(session: SchedulerSession) -> None:
+    session.subscribe_call(100.0)
+    session.stream_opened("stream-1", batched=True)
+    session.receive(subscribed_event(), 100.0)
+    assert batched_of(session)
+    session.batch_unavailable()  # Batch answered UNIMPLEMENTED: calls go one by one.
+    assert not batched_of(session)
+    session.stream_lost(101.0, "broke")
+    session.subscribe_call(102.0)
+    session.stream_opened("stream-2", batched=True)
+    assert batched_of(session)
+    session.stream_lost(103.0, "broke again")
+    assert not batched_of(session)
+    session.validate()
+    session.subscribe_call(104.0)
+    session.stream_opened("stream-3")  # Mesos's Subscribe.
+    assert not batched_of(session)
+
+
 def test_error_as_first_event_closes(session: SchedulerSession) -> None:
     session.subscribe_call(0.0)
     error = Event(type=Event.ERROR)
