@@ -4,7 +4,19 @@
 set -euo pipefail
 
 need=()
-# (ZooKeeper, Chromium and friends are added here by the issues that need them.)
+# ZooKeeper for the HA tests (tests/zk): Debian's server jar, started directly by the tests.
+# Its package depends on a JRE, so this also brings Java where it is missing.
+zookeeper_jar_present() {
+  local dir
+  for dir in /usr/share/java /usr/share/zookeeper /usr/share/zookeeper/lib; do
+    [ -f "$dir/zookeeper.jar" ] && return 0
+  done
+  return 1
+}
+if ! zookeeper_jar_present || ! command -v java >/dev/null 2>&1; then
+  need+=(zookeeper)
+fi
+# (Chromium and friends are added here by the issues that need them.)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

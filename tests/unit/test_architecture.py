@@ -21,6 +21,7 @@ IO_MODULES = frozenset({"grpc", "asyncio", "kazoo", "fastapi", "uvicorn", "starl
 # Sans-I/O core: modules (or whole packages) that must stay free of I/O frameworks.
 SANS_IO_CORE = (
     "protos.resources",
+    "protos.leader_info",
     "master.allocator",
     "master.core",
     "master.registry",
