@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from collections.abc import Sequence
 
+from examples.driver_timeout import run_with_timeout
 from framework_sdk import Scheduler, SchedulerDriver, Status, messages
 from protos.resources import Resources
 
@@ -100,14 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scheduler = HelloScheduler(args.tasks)
     driver = SchedulerDriver(scheduler, messages.framework_info(args.name), args.master)
-    timer = None
-    if args.timeout is not None:
-        timer = threading.Timer(args.timeout, driver.abort)
-        timer.daemon = True
-        timer.start()
-    status = driver.run()
-    if timer is not None:
-        timer.cancel()
+    status = run_with_timeout(driver, args.timeout)
     summary = {
         "framework_id": scheduler.framework_id,
         "tasks": args.tasks,

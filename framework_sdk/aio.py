@@ -24,36 +24,32 @@ burst of updates, each awaited in its own task) travel in one ``Batch``, applied
 in the order they were made, and each awaiting caller gets its own call's outcome; a lone call
 goes on its Mesos unary method. :meth:`SchedulerClient.send_all` sends a list of calls in order
 (in one ``Batch`` when it can) and returns each one's outcome.
+
+The scaffolding shared with the executor client is in :mod:`framework_sdk._stream_client`; how
+calls are sent, gathered into ``Batch`` or alone, in :mod:`framework_sdk._batching`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import logging
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 
 from framework_sdk import calls
 from framework_sdk import events as ev
+from framework_sdk._batching import STREAM_ID_METADATA, CallSender
+from framework_sdk._stream_client import EOF, EventIterator, StreamClient
 from framework_sdk.config import ClientConfig
 from framework_sdk.detector import MasterDetector, create_detector
-from framework_sdk.errors import (
-    CallError,
-    CallFailedError,
-    CallRefusedError,
-    NotSubscribedError,
-    SubscriptionError,
-)
+from framework_sdk.errors import CallError, NotSubscribedError
 from framework_sdk.session import GiveUp, ProtocolError, Retry, SchedulerSession
 from protos.v1 import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
@@ -61,19 +57,7 @@ __all__ = ["STREAM_ID_METADATA", "SchedulerClient"]
 
 logger = logging.getLogger("framework_sdk.aio")
 
-STREAM_ID_METADATA = "mesos-stream-id"
-
-# Codes meaning the call may not have reached the master (the outcome is unknown); every other
-# error code is the master's answer to the call itself.
-_TRANSPORT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _T = TypeVar("_T")
-_EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # (missing from grpc-stubs)
-_Stub: TypeAlias = "scheduler_pb2_grpc.SchedulerAsyncStub"  # (only in the .pyi stubs)
-
-# Most calls one Batch carries; a longer list goes in several, one after the other.
-MAX_BATCH_CALLS = 4096
-# grpc.StatusCode by number, to read CallResults.Result.code.
-_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 class _DeadlineError(Exception):
@@ -96,56 +80,9 @@ def _stream_id(metadata: object) -> str | None:
     return None
 
 
-def _call_error(call: scheduler_pb2.Call, error: grpc.aio.AioRpcError) -> CallError:
-    return _error_of(call, error.code().name, error.details() or "")
-
-
-def _error_of(call: scheduler_pb2.Call, code: str, message: str) -> CallError:
-    kind = CallFailedError if code in _TRANSPORT_CODES else CallRefusedError
-    return kind(calls.call_name(call), code, message)
-
-
-def _result_error(
-    call: scheduler_pb2.Call, result: scheduler_pb2.CallResults.Result
-) -> CallError | None:
-    if result.code == 0:
-        return None
-    code = _CODE_NAMES.get(result.code, f"code {result.code}")
-    return _error_of(call, code, result.message)
-
-
-@dataclass(eq=False)
-class _Gathering:
-    """Calls made in one loop iteration for one stream, sent together at the next."""
-
-    stub: _Stub
-    stream_id: str | None
-    calls: list[scheduler_pb2.Call] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    dispatched: bool = False
-
-
-class _EventIterator:
-    """Async iterator over a client's event queue; ends when the client closes."""
-
-    def __init__(self, queue: asyncio.Queue[ev.Event | None], heartbeats: bool) -> None:
-        self._queue = queue
-        self._heartbeats = heartbeats
-
-    def __aiter__(self) -> _EventIterator:
-        return self
-
-    async def __anext__(self) -> ev.Event:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                self._queue.put_nowait(None)  # Any other iterator ends too.
-                raise StopAsyncIteration
-            if self._heartbeats or not isinstance(item, ev.Heartbeat):
-                return item
-
-
-class SchedulerClient:
+class SchedulerClient(
+    StreamClient[SchedulerSession, ev.Event, "scheduler_pb2_grpc.SchedulerAsyncStub"]
+):
     """SchedulerClient subscribes a framework to the master and keeps it subscribed.
 
     ``master`` is ``"host:port"`` or a :class:`~framework_sdk.detector.MasterDetector`. An
@@ -161,6 +98,10 @@ class SchedulerClient:
     while disconnected and take effect with the next subscription.
     """
 
+    _role = "scheduler"
+    _log = logger
+    _task_name = "framework_sdk.subscription"
+
     def __init__(
         self,
         master: str | MasterDetector,
@@ -172,7 +113,7 @@ class SchedulerClient:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._detector = create_detector(master)
+        detector = create_detector(master)
         if not isinstance(framework_info, mesos_pb2.FrameworkInfo):
             raise TypeError(f"framework_info must be a FrameworkInfo, not {framework_info!r}")
         info = mesos_pb2.FrameworkInfo()
@@ -180,22 +121,17 @@ class SchedulerClient:
         if not info.user:
             info.user = _current_user()
         self.config = config or ClientConfig()
-        self.session = SchedulerSession(
+        session = SchedulerSession(
             info,
             config=self.config,
             suppressed_roles=suppressed_roles,
             offer_constraints=offer_constraints,
             rng=rng,
         )
-        self._clock = clock
-        self._queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: scheduler_pb2_grpc.SchedulerAsyncStub | None = None
+        super().__init__(session, clock)
+        self._detector = detector
         self._address: str | None = None
-        self._changed = asyncio.Event()
-        self._gathering: _Gathering | None = None
-        self._batches: set[asyncio.Task[None]] = set()
+        self._calls = CallSender(session, self.config.call_timeout_seconds)
 
     # -- state --
 
@@ -203,16 +139,6 @@ class SchedulerClient:
     def framework_id(self) -> mesos_pb2.FrameworkID | None:
         """The framework id once subscribed (or given in the framework info)."""
         return self.session.framework_id
-
-    @property
-    def subscribed(self) -> bool:
-        """Whether the client is subscribed right now (calls can be sent)."""
-        return self.session.subscribed
-
-    @property
-    def closed(self) -> bool:
-        """Whether the client ended for good (closed, torn down, or ended by the master)."""
-        return self.session.closed
 
     @property
     def batched(self) -> bool:
@@ -224,67 +150,15 @@ class SchedulerClient:
         """The address of the master of the current (or last) subscription attempt."""
         return self._address
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     # -- lifecycle --
-
-    async def start(self) -> None:
-        """Start connecting in the background (returns at once; idempotent)."""
-        if self._task is None and not self.session.closed:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="framework_sdk.subscription"
-            )
-
-    async def wait_subscribed(self) -> None:
-        """Wait until subscribed; raises SubscriptionError if the client ends first."""
-        while not self.session.subscribed:
-            if self.session.closed:
-                raise SubscriptionError(self.session.close_reason or "client closed")
-            if self._task is None:
-                raise NotSubscribedError("the client is not started: call start() first")
-            await self._changed.wait()
-
-    async def __aenter__(self) -> SchedulerClient:
-        await self.start()
-        try:
-            await self.wait_subscribed()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Disconnect for good without tearing the framework down; :meth:`events` ends at once
         (events not yet taken are dropped)."""
         self.session.close("closed by the scheduler")
-        gathering, self._gathering = self._gathering, None
-        if gathering is not None and not gathering.dispatched:  # Made, but not sent yet.
-            gathering.dispatched = True
-            for waiter in gathering.waiters:
-                if not waiter.done():
-                    waiter.set_exception(NotSubscribedError("not sent: the client closed"))
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._close_channel()
-        # Batches still on their way answer their callers CANCELLED (outcome unknown).
-        batches = [b for b in self._batches if b is not asyncio.current_task()]
-        for batch in batches:
-            batch.cancel()
-        if batches:
-            await asyncio.wait(batches)
+        self._calls.drop_gathered()
+        await self._end_task()
+        await self._calls.cancel_batches()
         # Events still queued are dropped: a closed client has nothing more to report.
         while not self._queue.empty():
             self._queue.get_nowait()
@@ -292,52 +166,35 @@ class SchedulerClient:
         self._notify()
         await self._detector.close()
 
-    def events(self, *, heartbeats: bool = False) -> _EventIterator:
+    def events(self, *, heartbeats: bool = False) -> EventIterator[ev.Event]:
         """The events, in order, as typed :mod:`~framework_sdk.events`; ends when the client does.
 
         Includes every :class:`~framework_sdk.events.Subscribed` (the first one too) and the
         SDK's :class:`~framework_sdk.events.Disconnected`; heartbeats only if asked for. Meant
         for one consumer.
         """
-        return _EventIterator(self._queue, heartbeats)
+        return EventIterator(self._queue, ev.Heartbeat, heartbeats)
 
     # -- the connection task --
 
-    async def _run(self) -> None:
-        try:
-            while not self.session.closed:
-                address = await self._detector.detect()
-                stub = await self._connect(address)
-                retry = await self._subscription(stub)
-                if retry is not None:
-                    logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
-                    await asyncio.sleep(retry.delay)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # A bug here must end the client, not hang it silently.
-            logger.exception("scheduler client failed")
-            self.session.close(f"scheduler client failed: {error!r}")
-            self._queue.put_nowait(ev.Error(message=self.session.close_reason or ""))
-        finally:
-            self._queue.put_nowait(None)
-            self._notify()
+    async def _attempt(self) -> float | None:
+        stub = await self._connect(await self._detector.detect())
+        retry = await self._subscription(stub)
+        if retry is None:
+            return None
+        logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
+        return retry.delay
 
     async def _connect(self, address: str) -> scheduler_pb2_grpc.SchedulerAsyncStub:
-        # A fresh channel per attempt: a channel that failed sits in gRPC's own reconnect
-        # backoff (up to minutes) and would fail our retries without trying the master.
-        await self._close_channel()
+        stub = await super()._connect(address)
         self._address = address
-        self._channel = grpc.aio.insecure_channel(address)
-        self._stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
-        return self._stub
+        return stub
 
-    async def _close_channel(self) -> None:
-        channel, self._channel, self._stub = self._channel, None, None
-        if channel is not None:
-            await channel.close(None)
-            # gRPC completes the cancelled calls' operations a moment later, on this loop; if
-            # the loop closed first, gRPC logs "Event loop is closed" for each.
-            await asyncio.sleep(0.05)
+    def _new_stub(self, channel: grpc.aio.Channel) -> scheduler_pb2_grpc.SchedulerAsyncStub:
+        return scheduler_pb2_grpc.SchedulerStub(channel)
+
+    def _error_event(self, message: str) -> ev.Event:
+        return ev.Error(message=message)
 
     async def _before_deadline(self, awaitable: Awaitable[_T]) -> _T:
         deadline = self.session.deadline()
@@ -372,7 +229,7 @@ class SchedulerClient:
                 stream = stub.Subscribe(call)
             session.stream_opened(_stream_id(metadata), batched=batched)
             while True:
-                if message is _EOF:
+                if message is EOF:
                     status = await stream.code()
                     details = await stream.details()
                     raise ProtocolError(f"the master ended the stream ({status.name}: {details})")
@@ -444,55 +301,9 @@ class SchedulerClient:
         prepared = self.session.prepare(call)
         stub, stream_id = self._stub, self.session.stream_id
         if stub is None or not self.session.batched:
-            await self._invoke(stub, stream_id, prepared)
-            return
-        gathering = self._gathering
-        if gathering is None or gathering.stub is not stub or gathering.stream_id != stream_id:
-            gathering = self._gathering = _Gathering(stub, stream_id)
-            asyncio.get_running_loop().call_soon(self._dispatch, gathering)
-        waiter = asyncio.get_running_loop().create_future()
-        gathering.calls.append(prepared)
-        gathering.waiters.append(waiter)
-        await waiter
-
-    def _dispatch(self, gathering: _Gathering) -> None:
-        """Send what one loop iteration gathered (calls made later gather anew)."""
-        if self._gathering is gathering:
-            self._gathering = None
-        if gathering.dispatched:
-            return
-        gathering.dispatched = True
-        task = asyncio.get_running_loop().create_task(self._send_gathered(gathering))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
-
-    async def _send_gathered(self, gathering: _Gathering) -> None:
-        stream_id = gathering.stream_id
-        calls_ = gathering.calls
-        outcomes: list[Exception | None]
-        try:
-            outcomes = list(await self._transmit(gathering.stub, stream_id, calls_, True))
-        except asyncio.CancelledError:  # The client closed while the calls were on their way.
-            outcomes = [
-                _error_of(call, "CANCELLED", "the client closed while the call was on its way")
-                for call in calls_
-            ]
-        except Exception as error:  # A bug: every caller gets it rather than waiting forever.
-            outcomes = [error] * len(calls_)
-        for waiter, outcome in zip(gathering.waiters, outcomes, strict=True):
-            if waiter.done():  # Its caller was cancelled; the call went out all the same.
-                continue
-            if outcome is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(outcome)
-
-    async def _flush_gathered(self) -> None:
-        """Send the calls gathered so far now, and wait until every Batch sent has its answer."""
-        if self._gathering is not None:
-            self._dispatch(self._gathering)
-        if self._batches:
-            await asyncio.wait(set(self._batches))
+            await self._calls.invoke(stub, stream_id, prepared)
+        else:
+            await self._calls.gather(stub, stream_id, prepared)
 
     async def send_all(self, calls_: Sequence[scheduler_pb2.Call]) -> list[CallError | None]:
         """Send calls built with :mod:`framework_sdk.calls`, applied in this order; each one's
@@ -512,65 +323,7 @@ class SchedulerClient:
                 " not subscribed"
             )
         prepared = [session.prepare(call) for call in calls_]
-        return await self._transmit(self._stub, session.stream_id, prepared, session.batched)
-
-    async def _transmit(
-        self,
-        stub: _Stub,
-        stream_id: str | None,
-        prepared: list[scheduler_pb2.Call],
-        batched: bool,
-    ) -> list[CallError | None]:
-        """Send prepared calls in order: in Batches if ``batched`` (a lone call on its unary
-        method), else one unary call after the other. Each call's outcome, in order."""
-        outcomes: list[CallError | None] = []
-        rest = prepared
-        metadata = ((STREAM_ID_METADATA, stream_id),) if stream_id else None
-        while batched and len(rest) > 1:
-            chunk, rest = rest[:MAX_BATCH_CALLS], rest[MAX_BATCH_CALLS:]
-            try:
-                reply = await stub.Batch(
-                    scheduler_pb2.Calls(calls=chunk),
-                    metadata=metadata,
-                    timeout=self.config.call_timeout_seconds,
-                )
-            except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    return [*outcomes, *(_call_error(call, error) for call in chunk + rest)]
-                # Not served after all (a proxy that knows only Mesos's methods): send them
-                # one by one, and so every later call of this stream.
-                if stream_id == self.session.stream_id:
-                    self.session.batch_unavailable()
-                rest = chunk + rest
-                break
-            results = reply.results
-            if len(results) != len(chunk):
-                message = f"the master answered {len(results)} results for {len(chunk)} calls"
-                return [*outcomes, *(_error_of(c, "UNKNOWN", message) for c in chunk + rest)]
-            outcomes += [_result_error(c, r) for c, r in zip(chunk, results, strict=True)]
-        for call in rest:
-            try:
-                await self._invoke(stub, stream_id, call)
-            except CallError as error:
-                outcomes.append(error)
-            else:
-                outcomes.append(None)
-        return outcomes
-
-    async def _invoke(
-        self,
-        stub: scheduler_pb2_grpc.SchedulerAsyncStub | None,
-        stream_id: str | None,
-        call: scheduler_pb2.Call,
-    ) -> None:
-        if stub is None:
-            raise NotSubscribedError(f"{calls.call_name(call)} not sent: no connection")
-        method = getattr(stub, calls.UNARY_METHODS[call.type])
-        metadata = ((STREAM_ID_METADATA, stream_id),) if stream_id else None
-        try:
-            await method(call, metadata=metadata, timeout=self.config.call_timeout_seconds)
-        except grpc.aio.AioRpcError as error:
-            raise _call_error(call, error) from None
+        return await self._calls.transmit(self._stub, session.stream_id, prepared, session.batched)
 
     async def accept(
         self,
@@ -647,11 +400,11 @@ class SchedulerClient:
         prepared = self.session.prepare(calls.teardown())
         stub, stream_id = self._stub, self.session.stream_id
         # Calls made before go first: the master would refuse them after the teardown.
-        await self._flush_gathered()
+        await self._calls.flush()
         # Closed before sending, so the master ending the stream is not taken for a failure.
         self.session.close("framework torn down")
         try:
-            await self._invoke(stub, stream_id, prepared)
+            await self._calls.invoke(stub, stream_id, prepared)
         finally:
             await self.close()
 

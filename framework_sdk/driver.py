@@ -1,15 +1,15 @@
 """SchedulerDriver: Mesos's classic threaded scheduler driver, over the asyncio client.
 
-Two threads per driver: the *driver thread* runs an asyncio loop with one
-:class:`~framework_sdk.aio.SchedulerClient` (subscription, reconnection, calls); the *callback
-thread* runs the scheduler's callbacks one at a time, in event order. Driver methods may be
-called from any thread (callbacks included): they check their arguments at once, raising
-TypeError/ValueError, queue the call for the driver thread, and return the driver status.
-Queued calls are sent in the order they were made, so a KILL never overtakes the launch it
-follows. While the master offers Emporion's batched API, every call queued while the previous
-``Batch`` was on its way goes out in the next one, which the master applies in order; without it,
-calls go one at a time, and only acknowledgements, which commute with everything, go out
-concurrently.
+Two threads per driver (see :mod:`framework_sdk._threaded_driver`): the *driver thread* runs an
+asyncio loop with one :class:`~framework_sdk.aio.SchedulerClient` (subscription, reconnection,
+calls); the *callback thread* runs the scheduler's callbacks one at a time, in event order.
+Driver methods may be called from any thread (callbacks included): they check their arguments
+at once, raising TypeError/ValueError, queue the call for the driver thread, and return the
+driver status. Queued calls are sent in the order they were made, so a KILL never overtakes the
+launch it follows. While the master offers Emporion's batched API, every call queued while the
+previous ``Batch`` was on its way goes out in the next one, which the master applies in order;
+without it, calls go one at a time, and only acknowledgements, which commute with everything, go
+out concurrently.
 
 While the driver is disconnected calls are dropped, as Mesos's driver drops them; launches are
 answered with TASK_LOST (TASK_DROPPED for PARTITION_AWARE frameworks) and reason
@@ -22,17 +22,14 @@ superseded meanwhile counts as dropped (the stream itself reports the disconnect
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
-import queue
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from framework_sdk import calls
 from framework_sdk import events as ev
+from framework_sdk._threaded_driver import Outgoing, Stop, ThreadedDriver
 from framework_sdk.aio import SchedulerClient
 from framework_sdk.config import ClientConfig
 from framework_sdk.detector import MasterDetector, create_detector
@@ -54,15 +51,12 @@ logger = logging.getLogger("framework_sdk.driver")
 
 _Action = Callable[[SchedulerClient], Awaitable[None]]
 
-# Refusals that concern the caller's subscription rather than the call: not subscribed (any
-# more), or a superseded stream.
-_SUBSCRIPTION_CODES = frozenset({"FAILED_PRECONDITION", "PERMISSION_DENIED"})
 _MAX_ACKS_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True, slots=True)
-class _Outgoing:
-    """A call queued for the driver thread; ``not_sent`` runs if it is dropped while offline.
+class _Outgoing(Outgoing[SchedulerClient]):
+    """A scheduler call queued for the driver thread.
 
     ``ordered`` calls go out one at a time in the order they were made. Acknowledgements are not
     ordered: they commute with every other call, so they are sent concurrently (up to
@@ -70,29 +64,11 @@ class _Outgoing:
     ``call`` is set when the action only sends that call: such items may share a ``Batch``.
     """
 
-    name: str
-    action: _Action
-    not_sent: Callable[[], None] | None = None
     ordered: bool = True
     call: scheduler_pb2.Call | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    """Queued by stop()/abort(): send TEARDOWN first if asked, then close the client."""
-
-    teardown: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Callback:
-    """A scheduler callback for the callback thread; ``always`` runs it even if not running."""
-
-    run: Callable[[], None]
-    always: bool = False
-
-
-class SchedulerDriver:
+class SchedulerDriver(ThreadedDriver[SchedulerClient, ev.Event, _Outgoing]):
     """SchedulerDriver connects a :class:`~framework_sdk.scheduler.Scheduler` to the master.
 
     ``master`` is ``"host:port"`` or a :class:`~framework_sdk.detector.MasterDetector`. With
@@ -102,6 +78,14 @@ class SchedulerDriver:
     ``stop(failover=False)`` tears the framework down; ``stop(failover=True)`` only
     disconnects, leaving the framework to a new scheduler for ``failover_timeout``.
     """
+
+    _thread_names = ("framework_sdk-driver", "framework_sdk-callbacks")
+    _role = "scheduler"
+    _log = logger
+    # Refusals that concern the caller's subscription rather than the call: not subscribed (any
+    # more), or a superseded stream. The stream reports that on its own (Disconnected, or ERROR),
+    # so the call counts as dropped while disconnected.
+    _dropped_codes = frozenset({"FAILED_PRECONDITION", "PERMISSION_DENIED"})
 
     def __init__(
         self,
@@ -117,6 +101,7 @@ class SchedulerDriver:
         if not isinstance(framework_info, mesos_pb2.FrameworkInfo):
             raise TypeError(f"framework_info must be a FrameworkInfo, not {framework_info!r}")
         calls.subscribe(framework_info)  # Validates the info now, not on the driver thread.
+        super().__init__()
         self.scheduler = scheduler
         self._framework_info = mesos_pb2.FrameworkInfo()
         self._framework_info.CopyFrom(framework_info)
@@ -127,24 +112,9 @@ class SchedulerDriver:
             c.type == mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
             for c in framework_info.capabilities
         )
-        self._lock = threading.Lock()
-        self._status = Status.DRIVER_NOT_STARTED
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: asyncio.Queue[_Outgoing | _Stop] | None = None
-        self._client: SchedulerClient | None = None
-        self._callbacks: queue.SimpleQueue[_Callback | None] = queue.SimpleQueue()
-        self._driver_thread: threading.Thread | None = None
-        self._callback_thread: threading.Thread | None = None
-        self._finished = threading.Event()
         self._registered = False
 
     # -- state --
-
-    @property
-    def status(self) -> Status:
-        """The driver's status now."""
-        with self._lock:
-            return self._status
 
     @property
     def framework_id(self) -> mesos_pb2.FrameworkID | None:
@@ -153,31 +123,7 @@ class SchedulerDriver:
         framework_id = client.framework_id if client is not None else None
         return None if framework_id is None else mesos_pb2.FrameworkID(value=framework_id.value)
 
-    def _check_started(self, method: str) -> Status:
-        status = self._status
-        if status is Status.DRIVER_NOT_STARTED:
-            raise DriverStateError(f"{method}() called before start(): the driver is not running")
-        return status
-
     # -- lifecycle --
-
-    def start(self) -> Status:
-        """Start the driver threads and subscribe in the background; DRIVER_RUNNING."""
-        with self._lock:
-            if self._status is not Status.DRIVER_NOT_STARTED:
-                return self._status
-            self._status = Status.DRIVER_RUNNING
-        ready = threading.Event()
-        self._callback_thread = threading.Thread(
-            target=self._callback_main, name="framework_sdk-callbacks", daemon=True
-        )
-        self._driver_thread = threading.Thread(
-            target=self._driver_main, args=(ready,), name="framework_sdk-driver", daemon=True
-        )
-        self._callback_thread.start()
-        self._driver_thread.start()
-        ready.wait()
-        return Status.DRIVER_RUNNING
 
     def stop(self, failover: bool = False) -> Status:
         """Stop the driver. Without ``failover`` the framework is torn down (all its tasks
@@ -186,41 +132,7 @@ class SchedulerDriver:
         Calls made before are sent first. Returns DRIVER_STOPPED (DRIVER_ABORTED if the driver
         had aborted; then nothing more is sent).
         """
-        with self._lock:
-            status = self._check_started("stop")
-            if status is Status.DRIVER_STOPPED:
-                return status
-            self._status = Status.DRIVER_STOPPED
-        self._post(_Stop(teardown=not failover and status is Status.DRIVER_RUNNING))
-        return Status.DRIVER_ABORTED if status is Status.DRIVER_ABORTED else Status.DRIVER_STOPPED
-
-    def abort(self) -> Status:
-        """Abort: no more callbacks; disconnect without tearing the framework down.
-
-        Calls made before are still sent. Returns DRIVER_ABORTED.
-        """
-        with self._lock:
-            status = self._check_started("abort")
-            if status is not Status.DRIVER_RUNNING:
-                return status
-            self._status = Status.DRIVER_ABORTED
-        self._post(_Stop(teardown=False))
-        return Status.DRIVER_ABORTED
-
-    def join(self) -> Status:
-        """Wait until the driver stops or aborts (and its last callback returned)."""
-        with self._lock:
-            self._check_started("join")
-        self._finished.wait()
-        callback_thread = self._callback_thread
-        if callback_thread is not None and callback_thread is not threading.current_thread():
-            callback_thread.join()
-        return self.status
-
-    def run(self) -> Status:
-        """start() then join()."""
-        status = self.start()
-        return status if status is not Status.DRIVER_RUNNING else self.join()
+        return self._stop(teardown=not failover)
 
     # -- calls --
 
@@ -340,20 +252,7 @@ class SchedulerDriver:
         ordered: bool = True,
         call: scheduler_pb2.Call | None = None,
     ) -> Status:
-        with self._lock:
-            status = self._check_started(name)
-            if status is not Status.DRIVER_RUNNING:
-                return status
-            self._post(_Outgoing(name, action, not_sent, ordered, call))
-            return status
-
-    def _post(self, item: _Outgoing | _Stop) -> None:
-        loop, outbox = self._loop, self._outbox
-        if loop is None or outbox is None:
-            return
-        # The loop is gone once the driver thread ended; nothing is left to send then.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(outbox.put_nowait, item)
+        return self._queue_call(_Outgoing(name, action, not_sent, ordered, call))
 
     def _tasks_not_sent(self, call: scheduler_pb2.Call) -> Callable[[], None]:
         state = mesos_pb2.TASK_DROPPED if self._partition_aware else mesos_pb2.TASK_LOST
@@ -374,43 +273,17 @@ class SchedulerDriver:
                     timestamp=time.time(),
                 )
                 status.task_id.CopyFrom(task_id)
-                self._callbacks.put(_Callback(functools.partial(self._status_update, status)))
+                self._callback(self._status_update, status)
 
         return report
 
     # -- the driver thread --
 
-    def _driver_main(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._async_main(ready))
-        except Exception:
-            logger.exception("scheduler driver thread failed")
-        finally:
-            ready.set()
-            with self._lock:
-                if self._status is Status.DRIVER_RUNNING:
-                    self._status = Status.DRIVER_ABORTED
-            self._callbacks.put(None)
-            self._finished.set()
-
-    async def _async_main(self, ready: threading.Event) -> None:
-        outbox: asyncio.Queue[_Outgoing | _Stop] = asyncio.Queue()
-        client = SchedulerClient(self._detector, self._framework_info, config=self._config)
-        self._loop, self._outbox, self._client = asyncio.get_running_loop(), outbox, client
-        ready.set()
-        await client.start()
-        sender = asyncio.create_task(self._send_loop(client, outbox), name="framework_sdk.calls")
-        try:
-            async for event in client.events():
-                self._dispatch(event)
-        finally:
-            if not sender.done():
-                outbox.put_nowait(_Stop(teardown=False))
-                await sender
-            await client.close()
+    def _new_client(self) -> SchedulerClient:
+        return SchedulerClient(self._detector, self._framework_info, config=self._config)
 
     async def _send_loop(
-        self, client: SchedulerClient, outbox: asyncio.Queue[_Outgoing | _Stop]
+        self, client: SchedulerClient, outbox: asyncio.Queue[_Outgoing | Stop]
     ) -> None:
         acks: set[asyncio.Task[None]] = set()
         room = asyncio.Semaphore(_MAX_ACKS_IN_FLIGHT)
@@ -428,7 +301,7 @@ class SchedulerDriver:
                 if batch:
                     await self._send_batch(client, batch)
                     batch = []
-                if isinstance(item, _Stop):
+                if isinstance(item, Stop):
                     if acks:
                         await asyncio.wait(acks)
                     if item.teardown and client.subscribed:
@@ -449,12 +322,6 @@ class SchedulerDriver:
             if batch:
                 await self._send_batch(client, batch)
 
-    async def _send_one(self, client: SchedulerClient, item: _Outgoing) -> None:
-        try:
-            await item.action(client)
-        except Exception as error:
-            self._outcome(item, error)
-
     async def _send_batch(self, client: SchedulerClient, items: list[_Outgoing]) -> None:
         calls_ = [item.call for item in items if item.call is not None]
         try:
@@ -465,71 +332,44 @@ class SchedulerDriver:
             if outcome is not None:
                 self._outcome(item, outcome)
 
-    def _outcome(self, item: _Outgoing, error: Exception) -> None:
-        """What a call that was not taken means to the scheduler."""
-        if isinstance(error, NotSubscribedError):
-            logger.info("%s dropped: %s", item.name, error)
-            if item.not_sent is not None:
-                item.not_sent()
-        elif isinstance(error, CallRefusedError):
-            if error.code in _SUBSCRIPTION_CODES:
-                # The refusal is about the subscription, not the call: it ended or was
-                # superseded meanwhile, which the stream reports on its own (Disconnected, or
-                # ERROR). The call counts as dropped while disconnected.
-                logger.info("%s dropped: %s", item.name, error)
-                if item.not_sent is not None:
-                    item.not_sent()
-            else:
-                self._callbacks.put(_Callback(functools.partial(self._error, str(error))))
-        elif isinstance(error, CallFailedError):
-            logger.warning("%s: %s", item.name, error)
-        else:  # A bad action must not kill the sender (and so the driver).
-            logger.error("%s failed", item.name, exc_info=error)
-
     def _dispatch(self, event: ev.Event) -> None:
         """Turn one event into the scheduler callback it calls (on the callback thread)."""
-        scheduler, put, partial = self.scheduler, self._callbacks.put, functools.partial
+        scheduler, callback = self.scheduler, self._callback
         if isinstance(event, ev.Subscribed):
             master_info = event.master_info or mesos_pb2.MasterInfo()
             if self._registered:
-                put(_Callback(partial(scheduler.reregistered, self, master_info)))
+                callback(scheduler.reregistered, self, master_info)
             else:
                 self._registered = True
-                put(_Callback(partial(scheduler.registered, self, event.framework_id, master_info)))
+                callback(scheduler.registered, self, event.framework_id, master_info)
         elif isinstance(event, ev.Offers):
-            put(_Callback(partial(scheduler.resourceOffers, self, list(event.offers))))
+            callback(scheduler.resourceOffers, self, list(event.offers))
         elif isinstance(event, ev.Rescind):
-            put(_Callback(partial(scheduler.offerRescinded, self, event.offer_id)))
+            callback(scheduler.offerRescinded, self, event.offer_id)
         elif isinstance(event, ev.Update):
-            put(_Callback(partial(self._status_update, event.status)))
+            callback(self._status_update, event.status)
         elif isinstance(event, ev.Message):
-            callback = partial(
+            callback(
                 scheduler.frameworkMessage, self, event.executor_id, event.agent_id, event.data
             )
-            put(_Callback(callback))
         elif isinstance(event, ev.Failure):
             agent_id = event.agent_id or mesos_pb2.AgentID()
             if event.executor_id is None:
-                put(_Callback(partial(scheduler.slaveLost, self, agent_id)))
+                callback(scheduler.slaveLost, self, agent_id)
             else:
-                lost = partial(
-                    scheduler.executorLost, self, event.executor_id, agent_id, event.status or 0
-                )
-                put(_Callback(lost))
+                status = event.status or 0
+                callback(scheduler.executorLost, self, event.executor_id, agent_id, status)
         elif isinstance(event, ev.Disconnected):
-            put(_Callback(partial(scheduler.disconnected, self)))
+            callback(scheduler.disconnected, self)
         elif isinstance(event, ev.Error):
-            with self._lock:
-                running = self._status is Status.DRIVER_RUNNING
-                if running:  # As Mesos: abort first, then tell the scheduler.
-                    self._status = Status.DRIVER_ABORTED
-            if running:
-                put(_Callback(partial(scheduler.error, self, event.message), always=True))
+            self._abort_with_error(event.message)
         elif isinstance(event, ev.UpdateOperationStatus):
             if self._implicit_acks and event.status.uuid.value:
-                status = event.status
+                operation = event.status
                 self._submit(
-                    "acknowledge", lambda c: c.acknowledge_operation_status(status), ordered=False
+                    "acknowledge",
+                    lambda c: c.acknowledge_operation_status(operation),
+                    ordered=False,
                 )
         else:
             logger.debug("no callback for %s", type(event).__name__)
@@ -545,13 +385,3 @@ class SchedulerDriver:
 
     def _error(self, message: str) -> None:
         self.scheduler.error(self, message)
-
-    def _callback_main(self) -> None:
-        while (item := self._callbacks.get()) is not None:
-            if not item.always and self.status is not Status.DRIVER_RUNNING:
-                continue
-            try:
-                item.run()
-            except Exception:
-                logger.exception("scheduler callback raised; aborting the driver")
-                self.abort()

@@ -25,22 +25,20 @@ queued for the next SUBSCRIBE.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 
 import grpc
 import grpc.aio
 
+from framework_sdk._stream_client import EOF, EventIterator, StreamClient
 from framework_sdk.errors import (
     CallError,
     CallFailedError,
     CallRefusedError,
     NotSubscribedError,
-    SubscriptionError,
 )
 from framework_sdk.executor_config import ExecutorConfig
 from framework_sdk.executor_session import (
@@ -58,8 +56,6 @@ from protos.v1 import executor_pb2, executor_pb2_grpc, mesos_pb2
 __all__ = ["AgentCallFailedError", "AgentCallRefusedError", "ExecutorClient"]
 
 logger = logging.getLogger("framework_sdk.executor")
-
-_EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # (missing from grpc-stubs)
 
 
 class AgentCallRefusedError(CallRefusedError):
@@ -84,27 +80,9 @@ def _call_error(name: str, error: grpc.aio.AioRpcError) -> CallError:
     return kind(name, code, error.details() or "")
 
 
-class _EventIterator:
-    """Async iterator over a client's event queue; ends when the client does."""
-
-    def __init__(self, queue: asyncio.Queue[ExecutorEvent | None], heartbeats: bool) -> None:
-        self._queue = queue
-        self._heartbeats = heartbeats
-
-    def __aiter__(self) -> _EventIterator:
-        return self
-
-    async def __anext__(self) -> ExecutorEvent:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                self._queue.put_nowait(None)  # Any other iterator ends too.
-                raise StopAsyncIteration
-            if self._heartbeats or not isinstance(item, Heartbeat):
-                return item
-
-
-class ExecutorClient:
+class ExecutorClient(
+    StreamClient[ExecutorSession, ExecutorEvent, "executor_pb2_grpc.ExecutorAsyncStub"]
+):
     """ExecutorClient subscribes an executor to its agent and keeps it subscribed.
 
     ``config`` defaults to :meth:`ExecutorConfig.from_env` over ``environ`` (``os.environ`` by
@@ -113,6 +91,10 @@ class ExecutorClient:
     (raising :class:`~framework_sdk.errors.SubscriptionError` if the agent never takes it);
     leaving it closes the connection.
     """
+
+    _role = "executor"
+    _log = logger
+    _task_name = "framework_sdk.executor-subscription"
 
     def __init__(
         self,
@@ -125,122 +107,49 @@ class ExecutorClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else ExecutorConfig.from_env(environ)
-        self.session = ExecutorSession(self.config, rng=rng, new_uuid=new_uuid)
-        self._clock = clock
+        super().__init__(ExecutorSession(self.config, rng=rng, new_uuid=new_uuid), clock)
         self._wall_clock = wall_clock
-        self._queue: asyncio.Queue[ExecutorEvent | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: executor_pb2_grpc.ExecutorAsyncStub | None = None
-        self._changed = asyncio.Event()
 
     # -- state --
-
-    @property
-    def subscribed(self) -> bool:
-        """Whether the client is subscribed right now."""
-        return self.session.subscribed
-
-    @property
-    def closed(self) -> bool:
-        """Whether the client ended for good."""
-        return self.session.closed
 
     @property
     def agent_info(self) -> mesos_pb2.AgentInfo | None:
         """The agent's info from the latest SUBSCRIBED (None before)."""
         return self.session.agent_info
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     # -- lifecycle --
-
-    async def start(self) -> None:
-        """Start subscribing in the background (returns at once; idempotent)."""
-        if self._task is None and not self.session.closed:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="framework_sdk.executor-subscription"
-            )
-
-    async def wait_subscribed(self) -> None:
-        """Wait until subscribed; SubscriptionError if the client ends first."""
-        while not self.session.subscribed:
-            if self.session.closed:
-                raise SubscriptionError(self.session.close_reason or "client closed")
-            if self._task is None:
-                raise NotSubscribedError("the client is not started: call start() first")
-            await self._changed.wait()
-
-    async def __aenter__(self) -> ExecutorClient:
-        await self.start()
-        try:
-            await self.wait_subscribed()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Disconnect for good; :meth:`events` ends once the events already queued are taken."""
         self.session.close("closed by the executor")
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._close_channel()
+        await self._end_task()
         self._queue.put_nowait(None)
         self._notify()
 
-    def events(self, *, heartbeats: bool = False) -> _EventIterator:
+    def events(self, *, heartbeats: bool = False) -> EventIterator[ExecutorEvent]:
         """The events in order, as :mod:`~framework_sdk.executor_session` types; ends with the
         client. Includes the SDK's ``Disconnected`` (and its ``Shutdown`` when the agent is
         lost for good); heartbeats only if asked for. Meant for one consumer."""
-        return _EventIterator(self._queue, heartbeats)
+        return EventIterator(self._queue, Heartbeat, heartbeats)
 
     # -- the connection task --
 
-    async def _run(self) -> None:
-        try:
-            while not self.session.closed:
-                retry = await self._subscription()
-                if retry is not None:
-                    await asyncio.sleep(retry)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # A bug here must end the client, not hang it silently.
-            logger.exception("executor client failed")
-            self.session.close(f"executor client failed: {error!r}")
-            self._queue.put_nowait(Error(self.session.close_reason or ""))
-        finally:
-            await self._close_channel()
-            self._queue.put_nowait(None)
-            self._notify()
+    async def _after_run(self) -> None:
+        # A closed session refuses every call (updates and messages), so nothing more needs
+        # the channel: it closes with the connection task.
+        await self._close_channel()
 
-    async def _close_channel(self) -> None:
-        channel, self._channel, self._stub = self._channel, None, None
-        if channel is not None:
-            await channel.close(None)
+    def _new_stub(self, channel: grpc.aio.Channel) -> executor_pb2_grpc.ExecutorAsyncStub:
+        return executor_pb2_grpc.ExecutorStub(channel)
 
-    async def _subscription(self) -> float | None:
+    def _error_event(self, message: str) -> ExecutorEvent:
+        return Error(message)
+
+    async def _attempt(self) -> float | None:
         """One subscription attempt; the delay before the next one, or None when over."""
         session = self.session
-        # A fresh channel per attempt: a failed channel sits in gRPC's own reconnect backoff
-        # and would fail our attempts without trying the agent.
-        await self._close_channel()
-        self._channel = grpc.aio.insecure_channel(self.config.agent_endpoint)
-        self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
-        stream = self._stub.Subscribe(session.subscribe_call(self._clock()))
+        stub = await self._connect(self.config.agent_endpoint)
+        stream = stub.Subscribe(session.subscribe_call(self._clock()))
         self._notify()
         try:
             while True:
@@ -249,7 +158,7 @@ class ExecutorClient:
                 else:  # The agent answers SUBSCRIBE at once; a silent one is retried.
                     async with asyncio.timeout(self.config.subscribe_timeout_seconds):
                         message = await stream.read()
-                if message is _EOF:
+                if message is EOF:
                     status = await stream.code()
                     raise ProtocolError(f"the agent ended the stream ({status.name})")
                 assert isinstance(message, executor_pb2.Event)

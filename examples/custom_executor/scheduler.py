@@ -14,11 +14,11 @@ import argparse
 import json
 import logging
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from examples.driver_timeout import run_with_timeout
 from framework_sdk import Scheduler, SchedulerDriver, Status, messages
 from protos.resources import Resources
 
@@ -182,14 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scheduler = PingPongScheduler(args.tasks, args.pings, args.python, args.pythonpath)
     info = messages.framework_info(args.name, checkpoint=args.checkpoint)
     driver = SchedulerDriver(scheduler, info, args.master)
-    timer = None
-    if args.timeout is not None:
-        timer = threading.Timer(args.timeout, driver.abort)
-        timer.daemon = True
-        timer.start()
-    status = driver.run()
-    if timer is not None:
-        timer.cancel()
+    status = run_with_timeout(driver, args.timeout)
     summary = {
         "framework_id": scheduler.framework_id,
         "tasks": args.tasks,

@@ -16,25 +16,30 @@ methods answer UNIMPLEMENTED, as a master without the extension does. The calls 
 are recorded one by one, under their unary method's name, with the batch's number in
 ``RecordedCall.batch``; ``batches`` holds the size of each ``Batch`` received.
 
-Waiting helpers take a generous timeout only so that a broken test fails instead of hanging;
-no test asserts on how long anything took.
+The server, the streams and the waiting come from
+:class:`~tests.unit.sdk.scripted_service.ScriptedService`.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from protos.v1 import mesos_pb2, scheduler_pb2
+from tests.unit.sdk.scripted_service import (
+    WAIT_SECONDS,
+    ScriptedService,
+    ScriptedStream,
+    stream_handler,
+    unary_handler,
+)
 
-WAIT_SECONDS = 20.0
 Event = scheduler_pb2.Event
 
 
@@ -49,12 +54,9 @@ class RecordedCall:
 
 
 @dataclass
-class _Stream:
+class _Stream(ScriptedStream[Event]):
     stream_id: str
     framework_id: str
-    outbox: queue.Queue[Event | tuple[grpc.StatusCode, str] | None] = field(
-        default_factory=queue.Queue
-    )
 
 
 # Unary method -> the Call payload field it requires (as the real master does; None: none).
@@ -84,8 +86,11 @@ _METHOD_OF_TYPE: dict[int, str] = {
 }
 
 
-class ScriptedMaster:
+class ScriptedMaster(ScriptedService[scheduler_pb2.Call, Event, _Stream]):
     """A scripted master: see the module docstring. Use as a context manager or start()/stop()."""
+
+    _service = "mesos.v1.scheduler.Scheduler"
+    _max_workers = 32
 
     def __init__(
         self,
@@ -94,86 +99,37 @@ class ScriptedMaster:
         *,
         batched: bool = True,
     ) -> None:
+        super().__init__()
         self.heartbeat_interval = heartbeat_interval
         self.send_subscribed = send_subscribed
         self.batched = batched
-        self.subscribe_calls: list[scheduler_pb2.Call] = []
         self.calls: list[RecordedCall] = []
         self.batches: list[int] = []
         self.batched_streams = 0  # Streams opened with SubscribeBatched.
-        self._cond = threading.Condition()
-        self._streams: list[_Stream] = []
         self._subscribe_refusals: list[tuple[grpc.StatusCode, str]] = []
         self._refusals: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._holds: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
-        self.address = ""
         # Called (on a server thread) with every unary call after it was accepted, and with
         # each new stream's framework id after SUBSCRIBED; lets a test play a cluster.
         self.on_call: Callable[[RecordedCall], None] | None = None
         self.on_subscribed: Callable[[str], None] | None = None
 
-    # -- lifecycle --
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1 port 0; returns ``"host:port"``."""
-        self._executor = futures.ThreadPoolExecutor(max_workers=32)
-        server = grpc.server(self._executor)
-        handlers = {
-            "Subscribe": grpc.unary_stream_rpc_method_handler(
-                self._subscribe,
-                request_deserializer=scheduler_pb2.Call.FromString,
-                response_serializer=Event.SerializeToString,
-            )
-        }
-        for name in PAYLOADS:
-            handlers[name] = grpc.unary_unary_rpc_method_handler(
-                self._unary_handler(name),
-                request_deserializer=scheduler_pb2.Call.FromString,
-                response_serializer=scheduler_pb2.Accepted.SerializeToString,
-            )
-        if self.batched:
-            handlers["SubscribeBatched"] = grpc.unary_stream_rpc_method_handler(
-                self._subscribe_batched,
-                request_deserializer=scheduler_pb2.Call.FromString,
-                response_serializer=scheduler_pb2.Events.SerializeToString,
-            )
-            handlers["Batch"] = grpc.unary_unary_rpc_method_handler(
-                self._batch,
-                request_deserializer=scheduler_pb2.Calls.FromString,
-                response_serializer=scheduler_pb2.CallResults.SerializeToString,
-            )
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("mesos.v1.scheduler.Scheduler", handlers),)
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-        self.address = f"127.0.0.1:{port}"
-        return self.address
-
-    def stop(self) -> None:
-        """End every stream and stop serving."""
-        with self._cond:
-            for stream in self._streams:
-                stream.outbox.put(None)
-        if self._server is not None:
-            self._server.stop(grace=None).wait()
-            self._server = None
-        if self._executor is not None:  # Its threads end once their streams saw the stop.
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def __enter__(self) -> ScriptedMaster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- the service --
+
+    def _handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        call = scheduler_pb2.Call
+        handlers = {"Subscribe": stream_handler(self._subscribe, call, Event)}
+        for name in PAYLOADS:
+            handlers[name] = unary_handler(self._unary_handler(name), call, scheduler_pb2.Accepted)
+        if self.batched:
+            handlers["SubscribeBatched"] = stream_handler(
+                self._subscribe_batched, call, scheduler_pb2.Events
+            )
+            handlers["Batch"] = unary_handler(
+                self._batch, scheduler_pb2.Calls, scheduler_pb2.CallResults
+            )
+        return handlers
 
     def _subscribe(
         self, request: scheduler_pb2.Call, context: grpc.ServicerContext
@@ -201,9 +157,8 @@ class ScriptedMaster:
         framework_id = request.framework_id.value or f"framework-{n}"
         stream = _Stream(stream_id=f"stream-{n}", framework_id=framework_id)
         with self._cond:
-            self._streams.append(stream)
             self.batched_streams += batched
-            self._cond.notify_all()
+        self._opened(stream)
         context.send_initial_metadata((("mesos-stream-id", stream.stream_id),))
         if self.send_subscribed:
             event = Event(type=Event.SUBSCRIBED)
@@ -214,26 +169,8 @@ class ScriptedMaster:
             yield [event]
             if self.on_subscribed is not None:
                 self.on_subscribed(framework_id)
-        while context.is_active():
-            try:
-                item = stream.outbox.get(timeout=0.02)
-            except queue.Empty:
-                continue
-            items = [item]
-            if batched:  # Like the real master: everything queued goes out in one message.
-                while isinstance(items[-1], Event):
-                    try:
-                        items.append(stream.outbox.get_nowait())
-                    except queue.Empty:
-                        break
-            events = [i for i in items if isinstance(i, Event)]
-            if events:
-                yield events
-            last = items[-1]  # Only the last item can be an end of the stream.
-            if last is None:
-                return
-            if isinstance(last, tuple):
-                context.abort(*last)
+        # Like the real master, a batched stream writes everything queued in one message.
+        yield from self._written(stream, context, batched=batched)
 
     def _handle(
         self, method: str, request: scheduler_pb2.Call, stream_id: str | None, batch: int | None
@@ -297,27 +234,6 @@ class ScriptedMaster:
 
     # -- scripting --
 
-    @property
-    def current_stream(self) -> _Stream:
-        """The latest stream opened."""
-        with self._cond:
-            assert self._streams, "no stream opened yet"
-            return self._streams[-1]
-
-    def send(self, *events: Event) -> None:
-        """Push events onto the current stream, in order."""
-        stream = self.current_stream
-        for event in events:
-            stream.outbox.put(event)
-
-    def end_stream(self) -> None:
-        """End the current stream cleanly (status OK)."""
-        self.current_stream.outbox.put(None)
-
-    def fail_stream(self, code: grpc.StatusCode, message: str) -> None:
-        """End the current stream with an error status."""
-        self.current_stream.outbox.put((code, message))
-
     def refuse_next_subscribe(self, code: grpc.StatusCode, message: str) -> None:
         """Answer the next SUBSCRIBE with this status (once; several calls queue up)."""
         with self._cond:
@@ -338,28 +254,17 @@ class ScriptedMaster:
 
     # -- waiting --
 
-    def wait_subscribes(self, count: int) -> list[scheduler_pb2.Call]:
-        """Wait until ``count`` SUBSCRIBE calls arrived (and their streams opened, if any)."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.subscribe_calls) >= count, WAIT_SECONDS)
-            assert ok, f"expected {count} SUBSCRIBE calls, got {len(self.subscribe_calls)}"
-            return list(self.subscribe_calls)
-
-    def wait_streams(self, count: int) -> None:
-        """Wait until ``count`` streams have been opened."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self._streams) >= count, WAIT_SECONDS)
-            assert ok, f"expected {count} streams, got {len(self._streams)}"
-
     def wait_calls(self, method: str, count: int = 1) -> list[RecordedCall]:
         """Wait until ``count`` calls of ``method`` arrived; returns them in order."""
 
         def matching() -> list[RecordedCall]:
             return [c for c in self.calls if c.method == method]
 
+        self._wait(
+            lambda: len(matching()) >= count,
+            lambda: f"expected {count} {method} calls, got {[c.method for c in self.calls]}",
+        )
         with self._cond:
-            ok = self._cond.wait_for(lambda: len(matching()) >= count, WAIT_SECONDS)
-            assert ok, f"expected {count} {method} calls, got {[c.method for c in self.calls]}"
             return matching()
 
     def methods(self) -> list[str]:

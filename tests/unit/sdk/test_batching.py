@@ -31,7 +31,8 @@ from tests.unit.sdk.scripted_master import (
     offers_event,
     update_event,
 )
-from tests.unit.sdk.test_client import client_for, next_event, run
+from tests.unit.sdk.scripted_service import run
+from tests.unit.sdk.test_client import client_for, next_event
 from tests.unit.sdk.test_driver import Recorder
 
 

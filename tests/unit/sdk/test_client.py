@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -22,7 +19,6 @@ from framework_sdk import (
 )
 from tests.unit.sdk.conftest import FAST
 from tests.unit.sdk.scripted_master import (
-    WAIT_SECONDS,
     ScriptedMaster,
     error_event,
     heartbeat_event,
@@ -30,27 +26,11 @@ from tests.unit.sdk.scripted_master import (
     offers_event,
     update_event,
 )
-
-T = TypeVar("T")
-
-
-def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run an async test body, failing (not hanging) if it gets stuck."""
-
-    async def guarded() -> T:
-        async with asyncio.timeout(WAIT_SECONDS * 2):
-            return await test()
-
-    return asyncio.run(guarded())
+from tests.unit.sdk.scripted_service import off_loop, run
 
 
 async def next_event(client: SchedulerClient, *, heartbeats: bool = False) -> events.Event:
     return await anext(client.events(heartbeats=heartbeats))
-
-
-async def off_loop(wait: Callable[[], T]) -> T:
-    """Run a blocking ScriptedMaster wait without blocking the client's loop."""
-    return await asyncio.to_thread(wait)
 
 
 def client_for(

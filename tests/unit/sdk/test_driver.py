@@ -16,6 +16,7 @@ from framework_sdk import (
     Status,
     messages,
 )
+from tests.unit.sdk.callback_recorder import CallbackRecorder
 from tests.unit.sdk.conftest import FAST
 from tests.unit.sdk.scripted_master import (
     WAIT_SECONDS,
@@ -30,44 +31,8 @@ from tests.unit.sdk.scripted_master import (
 )
 
 
-class Recorder(Scheduler):
-    """Records every callback (name, arguments, thread); hooks let a test act inside one."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, tuple[Any, ...]]] = []
-        self.threads: set[str] = set()
-        self.active = 0
-        self.max_active = 0
-        self.hooks: dict[str, Callable[..., None]] = {}
-        self._cond = threading.Condition()
-
-    def _record(self, name: str, driver: SchedulerDriver, *args: Any) -> None:
-        with self._cond:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-            self.threads.add(threading.current_thread().name)
-        try:
-            hook = self.hooks.get(name)
-            if hook is not None:
-                hook(driver, *args)
-        finally:
-            with self._cond:
-                self.active -= 1
-                self.seen.append((name, args))
-                self._cond.notify_all()
-
-    def names(self) -> list[str]:
-        with self._cond:
-            return [name for name, _ in self.seen]
-
-    def wait_for(self, name: str, count: int = 1) -> list[tuple[Any, ...]]:
-        """Wait until ``name`` was called ``count`` times; its argument tuples."""
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: sum(n == name for n, _ in self.seen) >= count, WAIT_SECONDS
-            )
-            assert ok, f"expected {count} {name}, saw {[n for n, _ in self.seen]}"
-            return [args for n, args in self.seen if n == name]
+class Recorder(CallbackRecorder, Scheduler):
+    """Records every callback; see :class:`CallbackRecorder`."""
 
     def registered(self, driver: SchedulerDriver, frameworkId: Any, masterInfo: Any) -> None:
         self._record("registered", driver, frameworkId, masterInfo)

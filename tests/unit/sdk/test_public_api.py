@@ -10,8 +10,9 @@ import framework_sdk
 from framework_sdk import Scheduler, SchedulerDriver
 from tests.unit.test_architecture import IO_MODULES, transitive_imports
 
-# Modules that decide what happens; only aio.py and driver.py may do I/O. (scheduler.py is left
-# out: it names SchedulerDriver in annotations only, which this import walk cannot tell.)
+# Modules that decide what happens; only the client (aio.py, _stream_client.py, _batching.py) and
+# the driver (driver.py, _threaded_driver.py) may do I/O. (scheduler.py is left out: it names
+# SchedulerDriver in annotations only, which this import walk cannot tell.)
 SANS_IO = (
     "framework_sdk.session",
     "framework_sdk.calls",

@@ -7,23 +7,26 @@ unacknowledged update a re-SUBSCRIBE carries) with an ACKNOWLEDGED event, unless
 is off. The test can end a stream (cleanly or with an error status), refuse calls, stop serving
 and serve again on the same port (an agent restart), and wait for what the executor sent.
 
-Waiting helpers take a generous timeout only so that a broken test fails instead of hanging;
-no test asserts on how long anything took.
+The server, the streams and the waiting come from
+:class:`~tests.unit.sdk.scripted_service.ScriptedService`.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from protos.v1 import executor_pb2, mesos_pb2
+from tests.unit.sdk.scripted_service import (
+    WAIT_SECONDS,
+    ScriptedService,
+    ScriptedStream,
+    stream_handler,
+    unary_handler,
+)
 
-WAIT_SECONDS = 20.0
 Event = executor_pb2.Event
 Call = executor_pb2.Call
 
@@ -32,28 +35,20 @@ FRAMEWORK_ID = "framework-1"
 EXECUTOR_ID = "executor-1"
 
 
-@dataclass
-class _Stream:
-    number: int
-    outbox: queue.Queue[Event | tuple[grpc.StatusCode, str] | None] = field(
-        default_factory=queue.Queue
-    )
-
-
-class ScriptedAgent:
+class ScriptedAgent(ScriptedService[Call, Event, ScriptedStream[Event]]):
     """A scripted agent: see the module docstring. Use as a context manager or start()/stop()."""
 
+    _service = "mesos.v1.executor.Executor"
+    _max_workers = 16
+    # Stopping is an agent going away: the executor sees UNAVAILABLE.
+    _end_on_stop = (grpc.StatusCode.UNAVAILABLE, "agent stopped")
+
     def __init__(self, *, auto_ack: bool = True) -> None:
+        super().__init__()
         self.auto_ack = auto_ack
-        self.subscribe_calls: list[Call] = []
         self.updates: list[Call] = []
         self.messages: list[Call] = []
-        self.port = 0
-        self._cond = threading.Condition()
-        self._streams: list[_Stream] = []
         self._refusals: dict[str, list[tuple[grpc.StatusCode, str]]] = {}
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
         # Called (on a server thread) after each accepted UPDATE and MESSAGE, and after
         # SUBSCRIBED went out; lets a test play the rest of a cluster.
         self.on_update: Callable[[Call], None] | None = None
@@ -61,61 +56,6 @@ class ScriptedAgent:
         self.on_subscribed: Callable[[Call], None] | None = None
 
     # -- lifecycle --
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:<port>"``."""
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1: port 0 the first time, the same port after a stop()."""
-        self._executor = futures.ThreadPoolExecutor(max_workers=16)
-        server = grpc.server(self._executor)
-        handlers = {
-            "Subscribe": grpc.unary_stream_rpc_method_handler(
-                self._subscribe,
-                request_deserializer=Call.FromString,
-                response_serializer=Event.SerializeToString,
-            )
-        }
-        for name, records in (
-            ("Update", self.updates),
-            ("Message", self.messages),
-            ("Heartbeat", None),
-        ):
-            handlers[name] = grpc.unary_unary_rpc_method_handler(
-                self._unary_handler(name, records),
-                request_deserializer=Call.FromString,
-                response_serializer=executor_pb2.Accepted.SerializeToString,
-            )
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("mesos.v1.executor.Executor", handlers),)
-        )
-        port = server.add_insecure_port(f"127.0.0.1:{self.port}")
-        assert port, f"could not bind 127.0.0.1:{self.port}"
-        server.start()
-        self._server = server
-        self.port = port
-        return self.address
-
-    def stop(self) -> None:
-        """End every stream (the executor sees UNAVAILABLE) and stop serving."""
-        with self._cond:
-            for stream in self._streams:
-                stream.outbox.put((grpc.StatusCode.UNAVAILABLE, "agent stopped"))
-        if self._server is not None:
-            self._server.stop(grace=None).wait()
-            self._server = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def __enter__(self) -> ScriptedAgent:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def environ(
         self,
@@ -139,6 +79,18 @@ class ScriptedAgent:
 
     # -- the service --
 
+    def _handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        handlers = {"Subscribe": stream_handler(self._subscribe, Call, Event)}
+        for name, records in (
+            ("Update", self.updates),
+            ("Message", self.messages),
+            ("Heartbeat", None),
+        ):
+            handlers[name] = unary_handler(
+                self._unary_handler(name, records), Call, executor_pb2.Accepted
+            )
+        return handlers
+
     def _refusal(self, method: str) -> tuple[grpc.StatusCode, str] | None:
         pending = self._refusals.get(method)
         return pending.pop(0) if pending else None
@@ -150,10 +102,8 @@ class ScriptedAgent:
             self._cond.notify_all()
         if refusal is not None:
             context.abort(*refusal)
-        with self._cond:
-            stream = _Stream(number=len(self._streams) + 1)
-            self._streams.append(stream)
-            self._cond.notify_all()
+        stream: ScriptedStream[Event] = ScriptedStream()
+        self._opened(stream)
         yield subscribed_event(
             executor_id=request.executor_id.value or EXECUTOR_ID,
             framework_id=request.framework_id.value or FRAMEWORK_ID,
@@ -163,16 +113,8 @@ class ScriptedAgent:
                 stream.outbox.put(ack_event(update.status))
         if self.on_subscribed is not None:
             self.on_subscribed(request)
-        while context.is_active():
-            try:
-                item = stream.outbox.get(timeout=0.02)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            if isinstance(item, tuple):
-                context.abort(*item)
-            yield item
+        for events in self._written(stream, context):
+            yield from events
 
     def _unary_handler(
         self, method: str, records: list[Call] | None
@@ -198,27 +140,6 @@ class ScriptedAgent:
 
     # -- scripting --
 
-    @property
-    def current_stream(self) -> _Stream:
-        """The latest stream opened."""
-        with self._cond:
-            assert self._streams, "no stream opened yet"
-            return self._streams[-1]
-
-    def send(self, *events: Event) -> None:
-        """Push events onto the current stream, in order."""
-        stream = self.current_stream
-        for event in events:
-            stream.outbox.put(event)
-
-    def end_stream(self) -> None:
-        """End the current stream cleanly (status OK)."""
-        self.current_stream.outbox.put(None)
-
-    def fail_stream(self, code: grpc.StatusCode, message: str) -> None:
-        """End the current stream with an error status."""
-        self.current_stream.outbox.put((code, message))
-
     def refuse_next(self, method: str, code: grpc.StatusCode, message: str) -> None:
         """Answer the next call of ``method`` (``"Subscribe"``, ``"Update"``...) with a status;
         several refusals of one method queue up."""
@@ -227,28 +148,15 @@ class ScriptedAgent:
 
     # -- waiting --
 
-    def _wait(self, predicate: Callable[[], bool], what: str) -> None:
-        with self._cond:
-            assert self._cond.wait_for(predicate, WAIT_SECONDS), f"timed out waiting for {what}"
-
-    def wait_subscribes(self, count: int) -> list[Call]:
-        """Wait until ``count`` SUBSCRIBE calls arrived."""
-        self._wait(lambda: len(self.subscribe_calls) >= count, f"{count} SUBSCRIBE calls")
-        return list(self.subscribe_calls)
-
-    def wait_streams(self, count: int) -> None:
-        """Wait until ``count`` streams were opened (SUBSCRIBED sent on each)."""
-        self._wait(lambda: len(self._streams) >= count, f"{count} streams")
-
     def wait_updates(self, count: int) -> list[mesos_pb2.TaskStatus]:
         """Wait until ``count`` UPDATE calls were taken; their statuses in order."""
-        self._wait(lambda: len(self.updates) >= count, f"{count} UPDATE calls")
+        self._wait(lambda: len(self.updates) >= count, lambda: f"timed out: {count} UPDATE calls")
         with self._cond:
             return [call.update.status for call in self.updates]
 
     def wait_messages(self, count: int) -> list[bytes]:
         """Wait until ``count`` MESSAGE calls were taken; their data in order."""
-        self._wait(lambda: len(self.messages) >= count, f"{count} MESSAGE calls")
+        self._wait(lambda: len(self.messages) >= count, lambda: f"timed out: {count} MESSAGE calls")
         with self._cond:
             return [call.message.data for call in self.messages]
 

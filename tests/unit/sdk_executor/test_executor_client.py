@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -24,8 +22,8 @@ from framework_sdk.executor_session import (
     Shutdown,
     Subscribed,
 )
+from tests.unit.sdk.scripted_service import off_loop, run
 from tests.unit.sdk_executor.scripted_agent import (
-    WAIT_SECONDS,
     ScriptedAgent,
     error_event,
     heartbeat_event,
@@ -34,16 +32,6 @@ from tests.unit.sdk_executor.scripted_agent import (
 )
 
 T = TypeVar("T")
-
-
-def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run an async test body, failing (not hanging) if it gets stuck."""
-
-    async def guarded() -> T:
-        async with asyncio.timeout(WAIT_SECONDS * 2):
-            return await test()
-
-    return asyncio.run(guarded())
 
 
 async def next_event(client: ExecutorClient, *, heartbeats: bool = False) -> ExecutorEvent:
@@ -57,11 +45,6 @@ async def next_of(client: ExecutorClient, kind: type[T]) -> T:
         if isinstance(event, kind):
             return event
         assert isinstance(event, Acknowledged), f"expected {kind.__name__}, got {event!r}"
-
-
-async def off_loop(wait: Callable[[], T]) -> T:
-    """Run a blocking ScriptedAgent wait without blocking the client's loop."""
-    return await asyncio.to_thread(wait)
 
 
 def running(task_id: str) -> messages.TaskStatus:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -13,6 +12,7 @@ from framework_sdk import DriverStateError, Status, messages
 from framework_sdk.executor import Executor
 from framework_sdk.executor_config import ExecutorEnvironmentError
 from framework_sdk.executor_driver import ExecutorDriver
+from tests.unit.sdk.callback_recorder import CallbackRecorder
 from tests.unit.sdk_executor.scripted_agent import (
     WAIT_SECONDS,
     ScriptedAgent,
@@ -25,44 +25,8 @@ from tests.unit.sdk_executor.scripted_agent import (
 )
 
 
-class Recorder(Executor):
-    """Records every callback (name, arguments, thread); hooks let a test act inside one."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, tuple[Any, ...]]] = []
-        self.threads: set[str] = set()
-        self.active = 0
-        self.max_active = 0
-        self.hooks: dict[str, Callable[..., None]] = {}
-        self._cond = threading.Condition()
-
-    def _record(self, name: str, driver: ExecutorDriver, *args: Any) -> None:
-        with self._cond:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-            self.threads.add(threading.current_thread().name)
-        try:
-            hook = self.hooks.get(name)
-            if hook is not None:
-                hook(driver, *args)
-        finally:
-            with self._cond:
-                self.active -= 1
-                self.seen.append((name, args))
-                self._cond.notify_all()
-
-    def names(self) -> list[str]:
-        with self._cond:
-            return [name for name, _ in self.seen]
-
-    def wait_for(self, name: str, count: int = 1) -> list[tuple[Any, ...]]:
-        """Wait until ``name`` was called ``count`` times; its argument tuples."""
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: sum(n == name for n, _ in self.seen) >= count, WAIT_SECONDS
-            )
-            assert ok, f"expected {count} {name}, saw {[n for n, _ in self.seen]}"
-            return [args for n, args in self.seen if n == name]
+class Recorder(CallbackRecorder, Executor):
+    """Records every callback; see :class:`CallbackRecorder`."""
 
     def registered(
         self, driver: ExecutorDriver, executorInfo: Any, frameworkInfo: Any, agentInfo: Any
@@ -343,6 +307,23 @@ def test_stop_from_a_callback(agent: ScriptedAgent) -> None:
     assert driver.join() is Status.DRIVER_STOPPED
     [update] = agent.wait_updates(1)
     assert update.state == messages.TASK_FINISHED
+
+
+def test_join_from_a_callback_returns_once_stopped(agent: ScriptedAgent) -> None:
+    # As the scheduler driver's: a callback joining does not wait for its own thread.
+    recorder = Recorder()
+    joined: list[Status] = []
+
+    def stop_and_join(driver: ExecutorDriver, task: Any) -> None:
+        driver.stop()
+        joined.append(driver.join())
+
+    recorder.hooks["launchTask"] = stop_and_join
+    driver = started(agent, recorder)
+    agent.send(launch_event("t1"))
+    recorder.wait_for("launchTask")
+    assert joined == [Status.DRIVER_STOPPED]
+    assert driver.join() is Status.DRIVER_STOPPED
 
 
 def test_run_returns_when_stopped_from_another_thread(agent: ScriptedAgent) -> None:
