@@ -22,9 +22,13 @@ The layout (after Mesos's ``src/slave/paths.hpp``, with ``agents`` for ``slaves`
                     tasks/<task_id>/
                       task.info                  TaskInfo
                       task.updates               log of status updates and acks (see files.py)
+                      task.container             default executor: the task's container id and
+                                                 group (JSON)
+                      container.state            default executor: JSON of the task's container
       agents/<agent_id>/frameworks/<framework_id>/executors/<executor_id>/runs/
         latest -> <container_id>
         <container_id>/                          the sandbox: stdout, stderr, fetched URIs
+          tasks/<task_id>/                       default executor: each task's own sandbox
       fetch-cache/                               the URI fetcher's cache
 
 Only checkpointing frameworks (``FrameworkInfo.checkpoint``) get anything under ``meta``.
@@ -58,7 +62,10 @@ __all__ = [
     "sandbox_dir",
     "sandbox_root",
     "task_info_path",
+    "task_container_path",
+    "task_container_state_path",
     "task_meta_dir",
+    "task_sandbox_dir",
     "task_updates_path",
 ]
 
@@ -205,6 +212,38 @@ def task_updates_path(
     return base / "task.updates"
 
 
+def task_container_path(
+    work_dir: Path,
+    agent_id: str,
+    framework_id: str,
+    executor_id: str,
+    container_id: str,
+    *,
+    task_id: str,
+) -> Path:
+    """``.../tasks/<task_id>/task.container`` (tasks of the default executor)."""
+    base = task_meta_dir(
+        work_dir, agent_id, framework_id, executor_id, container_id, task_id=task_id
+    )
+    return base / "task.container"
+
+
+def task_container_state_path(
+    work_dir: Path,
+    agent_id: str,
+    framework_id: str,
+    executor_id: str,
+    container_id: str,
+    *,
+    task_id: str,
+) -> Path:
+    """``.../tasks/<task_id>/container.state`` (tasks of the default executor)."""
+    base = task_meta_dir(
+        work_dir, agent_id, framework_id, executor_id, container_id, task_id=task_id
+    )
+    return base / "container.state"
+
+
 def sandbox_root(work_dir: Path) -> Path:
     """``<work_dir>/agents``: every sandbox lies below it."""
     return work_dir / "agents"
@@ -235,3 +274,17 @@ def sandbox_dir(
 def fetch_cache_dir(work_dir: Path) -> Path:
     """``<work_dir>/fetch-cache``."""
     return work_dir / "fetch-cache"
+
+
+def task_sandbox_dir(
+    work_dir: Path,
+    agent_id: str,
+    framework_id: str,
+    executor_id: str,
+    container_id: str,
+    *,
+    task_id: str,
+) -> Path:
+    """``agents/.../runs/<container_id>/tasks/<task_id>``: a default executor task's sandbox."""
+    run = sandbox_dir(work_dir, agent_id, framework_id, executor_id, container_id)
+    return run / "tasks" / check_id("task id", task_id)

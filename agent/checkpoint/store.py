@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -131,18 +132,27 @@ class CheckpointStore:
         _replace_symlink(run.parent / paths.LATEST, container_id)
 
     def write_task(
-        self, framework_id: str, executor_id: str, container_id: str, info: mesos_pb2.TaskInfo
+        self,
+        framework_id: str,
+        executor_id: str,
+        container_id: str,
+        info: mesos_pb2.TaskInfo,
+        *,
+        nested_container_id: str | None = None,
+        group: Sequence[str] = (),
     ) -> None:
-        """Write a task's ``task.info``."""
-        path = paths.task_info_path(
-            self.work_dir,
-            self._agent(),
-            framework_id,
-            executor_id,
-            container_id,
-            task_id=info.task_id.value,
-        )
-        atomic_write(path, _encode(info))
+        """Write a task's ``task.info`` (and, for the default executor, ``task.container``).
+
+        ``task.container`` is written first, so a task whose ``task.info`` is there always has
+        its container id recorded.
+        """
+        where = (self.work_dir, self._agent(), framework_id, executor_id, container_id)
+        task_id = info.task_id.value
+        if nested_container_id is not None:
+            record = {"container_id": nested_container_id, "group": list(group)}
+            payload = json.dumps(record, sort_keys=True).encode()
+            atomic_write(paths.task_container_path(*where, task_id=task_id), payload)
+        atomic_write(paths.task_info_path(*where, task_id=task_id), _encode(info))
 
     def append_update(
         self,
@@ -164,6 +174,20 @@ class CheckpointStore:
         """Write ``container.state``: how to find the container again."""
         path = paths.container_state_path(
             self.work_dir, self._agent(), framework_id, executor_id, container_id
+        )
+        atomic_write(path, json.dumps(state, sort_keys=True).encode())
+
+    def write_task_container_state(
+        self,
+        framework_id: str,
+        executor_id: str,
+        container_id: str,
+        task_id: str,
+        state: dict[str, object],
+    ) -> None:
+        """Write a default executor task's ``container.state`` (``container_id``: the run)."""
+        path = paths.task_container_state_path(
+            self.work_dir, self._agent(), framework_id, executor_id, container_id, task_id=task_id
         )
         atomic_write(path, json.dumps(state, sort_keys=True).encode())
 
@@ -201,6 +225,14 @@ class CheckpointStore:
         """A run's sandbox path (whether or not it exists)."""
         return paths.sandbox_dir(
             self.work_dir, self._agent(), framework_id, executor_id, container_id
+        )
+
+    def task_sandbox_path(
+        self, framework_id: str, executor_id: str, container_id: str, task_id: str
+    ) -> Path:
+        """A default executor task's sandbox in run ``container_id`` (whether or not it exists)."""
+        return paths.task_sandbox_dir(
+            self.work_dir, self._agent(), framework_id, executor_id, container_id, task_id=task_id
         )
 
     # -- reads --
@@ -255,14 +287,7 @@ class CheckpointStore:
             warnings.append(f"{directory}: no runs/latest; the executor never started")
             return None
         run = directory / "runs" / container_id
-        state: dict[str, object] | None = None
-        try:
-            loaded = json.loads((run / "container.state").read_text())
-            state = loaded if isinstance(loaded, dict) else None
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as error:
-            warnings.append(f"{run}/container.state unreadable: {error}")
+        state = _read_json(run / "container.state", warnings)
         executor = RecoveredExecutor(directory.name, info, container_id, state)
         for task_dir in _subdirs(run / "tasks"):
             task_info = _read_proto(task_dir / "task.info", mesos_pb2.TaskInfo, warnings)
@@ -273,7 +298,16 @@ class CheckpointStore:
             if torn:
                 warnings.append(f"{log_path}: dropped a torn record after byte {good}")
                 truncate_log(log_path, good)
-            executor.tasks.append(RecoveredTask(task_info, records))
+            task = RecoveredTask(task_info, records)
+            nested = _read_json(task_dir / "task.container", warnings)
+            if nested is not None:
+                nested_id, group = nested.get("container_id"), nested.get("group")
+                if isinstance(nested_id, str) and nested_id:
+                    task.container_id = nested_id
+                if isinstance(group, list) and all(isinstance(t, str) for t in group):
+                    task.group = tuple(group)
+                task.container_state = _read_json(task_dir / "container.state", warnings)
+            executor.tasks.append(task)
         return executor
 
 
@@ -297,6 +331,21 @@ def _read_proto(path: Path, kind: type[_M], warnings: list[str]) -> _M | None:
         warnings.append(f"{path} is not a valid {kind.__name__}: {error}")
         return None
     return message
+
+
+def _read_json(path: Path, warnings: list[str]) -> dict[str, object] | None:
+    """A JSON object from ``path``; None if the file is missing (or unreadable: a warning)."""
+    try:
+        loaded = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        warnings.append(f"{path} unreadable: {error}")
+        return None
+    if not isinstance(loaded, dict):
+        warnings.append(f"{path} does not hold a JSON object")
+        return None
+    return loaded
 
 
 def _subdirs(directory: Path) -> list[Path]:

@@ -16,11 +16,12 @@ from agent.core.model import (
     ExecutorPhase,
     ExecutorRecord,
     FrameworkRecord,
+    NestedContainer,
     TaskRecord,
     Termination,
     executor_kind,
 )
-from agent.core.recovery import RecoveredAgent
+from agent.core.recovery import RecoveredAgent, RecoveredExecutor, RecoveredTask
 from agent.core.status_updates import StreamOwner
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
@@ -51,6 +52,10 @@ class AgentState(ExecutorEvents):
             return self.updates.retry(rest[0], rest[1], now)
         if kind == "max-completion":
             return self._completion_time_reached(rest[0], rest[1], now)
+        if kind == "kill":  # Keyed by task: a default executor's task, or a command task.
+            nested = self._nested_kill_due(rest[0], rest[1])
+            if nested is not None:
+                return nested
         executor = self.executor(rest[0], rest[1])
         if executor is None:
             return []
@@ -64,6 +69,7 @@ class AgentState(ExecutorEvents):
                         _Status.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
                         f"Executor did not register within {timeout:g} seconds",
                     ),
+                    now,
                 )
         elif kind == "executor-reregistration":
             if executor.phase is ExecutorPhase.REGISTERING and executor.recovered:
@@ -76,12 +82,15 @@ class AgentState(ExecutorEvents):
                         f"Executor did not re-register within {timeout:g} seconds after the"
                         " agent restarted",
                     ),
+                    now,
                 )
         elif kind in ("executor-shutdown", "kill") and executor.phase is ExecutorPhase.TERMINATING:
             return [DestroyContainer(executor.container_id)]
         return []
 
-    def _end_executor(self, executor: ExecutorRecord, why: Termination) -> list[Effect]:
+    def _end_executor(self, executor: ExecutorRecord, why: Termination, now: float) -> list[Effect]:
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._end_default(executor, why, now)
         executor.pending_termination = why
         executor.phase = ExecutorPhase.TERMINATING
         return [DestroyContainer(executor.container_id)]
@@ -96,7 +105,7 @@ class AgentState(ExecutorEvents):
 
     # -- stopping --
 
-    def stop_unrecoverable(self) -> list[Effect]:
+    def stop_unrecoverable(self, now: float) -> list[Effect]:
         """The agent is stopping to restart: destroy the executors no restart could recover.
 
         Those of frameworks that do not checkpoint; their tasks become TASK_LOST (TASK_GONE
@@ -120,6 +129,7 @@ class AgentState(ExecutorEvents):
                     "The agent stopped; tasks of frameworks that do not checkpoint cannot"
                     " survive its restart",
                 ),
+                now,
             )
         return effects
 
@@ -140,39 +150,71 @@ class AgentState(ExecutorEvents):
             framework = FrameworkRecord(framework_id, recovered_framework.info)
             self.frameworks[framework_id] = framework
             for recovered in recovered_framework.executors:
-                executor = ExecutorRecord(
-                    framework_id,
-                    recovered.executor_id,
-                    executor_kind(recovered.info),
-                    recovered.info,
-                    recovered.container_id,
-                    Resources.from_protos(recovered.info.resources),
-                    checkpoint=True,
-                    recovered=True,
-                )
-                for task in recovered.tasks:
-                    task_id = task.info.task_id.value
-                    owner = StreamOwner(
-                        framework_id, recovered.executor_id, recovered.container_id, True
-                    )
-                    stream = self.updates.recover(owner, task_id, task.records)
-                    if stream is None:
-                        continue  # Its terminal update was acknowledged: nothing left to do.
-                    record = TaskRecord(
-                        framework_id,
-                        task_id,
-                        recovered.executor_id,
-                        task.info,
-                        Resources.from_protos(task.info.resources),
-                        state=stream.latest_state or mesos_pb2.TASK_STAGING,
-                        launched=True,
-                    )
-                    executor.tasks[task_id] = record
-                framework.executors[executor.executor_id] = executor
-                self.containers[executor.container_id] = executor.key
-                wanted.append((executor.container_id, recovered.container_state))
-        self.recovering = bool(wanted)
+                wanted += self._recover_executor(framework, recovered)
+        self.recovering = bool(self.frameworks)
         return wanted
+
+    def _recover_executor(
+        self, framework: FrameworkRecord, recovered: RecoveredExecutor
+    ) -> list[tuple[str, dict[str, object] | None]]:
+        """Rebuild a checkpointed executor and its tasks; return the containers to look for."""
+        framework_id = framework.framework_id
+        kind = executor_kind(recovered.info)
+        default = kind is ExecutorKind.DEFAULT
+        executor = ExecutorRecord(
+            framework_id,
+            recovered.executor_id,
+            kind,
+            recovered.info,
+            recovered.container_id,
+            Resources.from_protos(recovered.info.resources),
+            checkpoint=True,
+            phase=ExecutorPhase.RUNNING if default else ExecutorPhase.LAUNCHING,
+            recovered=not default,
+        )
+        wanted: list[tuple[str, dict[str, object] | None]] = []
+        for task in recovered.tasks:
+            task_id = task.info.task_id.value
+            owner = StreamOwner(framework_id, recovered.executor_id, recovered.container_id, True)
+            stream = self.updates.recover(owner, task_id, task.records)
+            if stream is None:
+                continue  # Its terminal update was acknowledged: nothing left to do.
+            record = TaskRecord(
+                framework_id,
+                task_id,
+                recovered.executor_id,
+                task.info,
+                Resources.from_protos(task.info.resources),
+                state=stream.latest_state or mesos_pb2.TASK_STAGING,
+                launched=True,
+            )
+            executor.tasks[task_id] = record
+            if default:
+                wanted += self._recover_nested(executor, record, task)
+        framework.executors[executor.executor_id] = executor
+        if default:
+            # A task whose group record was lost is still named by its group's other tasks.
+            for record in executor.tasks.values():
+                groups = (t.group for t in executor.tasks.values() if record.task_id in t.group)
+                record.group = record.group or next(groups, ())
+            return wanted  # A default executor has no container of its own.
+        self.containers[executor.container_id] = executor.key
+        return [(executor.container_id, recovered.container_state)]
+
+    def _recover_nested(
+        self, executor: ExecutorRecord, record: TaskRecord, task: RecoveredTask
+    ) -> list[tuple[str, dict[str, object] | None]]:
+        """Rebuild a default executor's task's container record; return it to look for."""
+        record.group = task.group
+        # Without a recorded id (a damaged checkpoint) the task's container cannot be found:
+        # a fresh id is looked for in vain, and the task is reported lost with its group.
+        container_id = task.container_id or self.new_container_id()
+        launched = record.state not in (mesos_pb2.TASK_STAGING, mesos_pb2.TASK_STARTING)
+        record.container = NestedContainer(container_id, launched=launched, gone=record.terminal)
+        if record.terminal:
+            return []
+        self.containers[container_id] = executor.key
+        return [(container_id, task.container_state)]
 
     # -- (re)registration --
 
@@ -204,7 +246,7 @@ class AgentState(ExecutorEvents):
                 continue
             reregister.frameworks.append(framework.info)
             for executor in framework.executors.values():
-                if executor.kind is ExecutorKind.CUSTOM and executor.live:
+                if executor.kind is not ExecutorKind.COMMAND and executor.live:
                     reregister.executor_infos.append(executor.info)
                 for task in executor.tasks.values():
                     reregister.tasks.append(self.task_proto(framework, executor, task))
@@ -218,7 +260,7 @@ class AgentState(ExecutorEvents):
         proto = mesos_pb2.Task(name=info.name, state=task.state)
         proto.task_id.value = task.task_id
         proto.framework_id.value = task.framework_id
-        if executor.kind is ExecutorKind.CUSTOM:
+        if executor.kind is not ExecutorKind.COMMAND:
             proto.executor_id.value = executor.executor_id
         if self.agent_id:
             proto.agent_id.value = self.agent_id
@@ -241,13 +283,18 @@ class AgentState(ExecutorEvents):
             proto.limits[name].CopyFrom(value)
         return proto
 
-    def recovery_done(self) -> None:
-        """Every recovered container has been looked for."""
+    def recovery_done(self, now: float) -> list[Effect]:
+        """Every recovered container has been looked for: finish what the restart interrupted.
+
+        That is: kill what remains of task groups one of whose tasks failed or was killed, and
+        end default executors whose tasks have all ended.
+        """
         if not self.recovering:
-            return
+            return []
         self.recovering = False
         log.info(
             "Recovered %d frameworks, %d executors",
             len(self.frameworks),
             sum(1 for _ in self.executors()),
         )
+        return self._recover_groups(now)

@@ -124,6 +124,9 @@ class LaunchContainer:
     it is an executor process that will subscribe to the executor API. ``resources`` set the
     container's limits. The runtime answers with ``container_launched`` or
     ``container_launch_failed``, and later ``container_exited``.
+
+    ``parent_container_id`` is set for a task of the default executor: its container is nested
+    in that run of the executor, and its sandbox is the run's ``tasks/<task_id>``.
     """
 
     framework_id: str
@@ -135,6 +138,7 @@ class LaunchContainer:
     task_id: str | None
     checkpoint: bool
     shutdown_grace_period: float
+    parent_container_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,12 +166,18 @@ class UpdateContainer:
 
 @dataclass(frozen=True)
 class StartHealthCheck:
-    """StartHealthCheck starts checking a command task's health."""
+    """StartHealthCheck starts checking the health of a task the agent runs itself.
+
+    For a task of the default executor ``executor_id`` and ``parent_container_id`` name the
+    run its (nested) container belongs to; a command task's executor id is its task id.
+    """
 
     framework_id: str
     task_id: str
     container_id: str
     check: mesos_pb2.HealthCheck
+    executor_id: str | None = None
+    parent_container_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +208,18 @@ class CheckpointExecutor:
 
 @dataclass(frozen=True)
 class CheckpointTask:
-    """CheckpointTask writes a task's ``task.info`` under its executor's run."""
+    """CheckpointTask writes a task's ``task.info`` under its executor's run.
+
+    A task of the default executor also records its nested container's id and its group
+    (``task.container``), which recovery needs to find the container and keep the group's rules.
+    """
 
     framework_id: str
     executor_id: str
     container_id: str
     info: mesos_pb2.TaskInfo
+    nested_container_id: str | None = None
+    group: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class ExecutorEvents(MasterEvents):
         if executor is None:
             log.warning("Destroying container %s: no executor owns it", container_id)
             return [DestroyContainer(container_id)]
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._nested_launched(executor, container_id, now)
         if executor.phase is ExecutorPhase.TERMINATING:
             return [DestroyContainer(container_id)]  # Killed or shut down while launching.
         if executor.phase is not ExecutorPhase.LAUNCHING:
@@ -114,6 +116,8 @@ class ExecutorEvents(MasterEvents):
         executor = self.executor_of_container(container_id)
         if executor is None:
             return []
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._nested_launch_failed(executor, container_id, message, now)
         if executor.pending_termination is None and not executor.shutdown_requested:
             executor.pending_termination = Termination(
                 mesos_pb2.TASK_FAILED,
@@ -127,6 +131,8 @@ class ExecutorEvents(MasterEvents):
         executor = self.executor_of_container(container_id)
         if executor is None:
             return [DestroyContainer(container_id)]
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._nested_recovered(executor, container_id, now)
         if executor.phase is not ExecutorPhase.LAUNCHING:
             return []  # Its end was reported first.
         if executor.kind is ExecutorKind.COMMAND:
@@ -144,6 +150,8 @@ class ExecutorEvents(MasterEvents):
     def container_exited(self, container_id: str, exit: ContainerExit, now: float) -> list[Effect]:
         """A container's main process ended: settle its tasks, maybe retire the executor."""
         executor = self.executor_of_container(container_id)
+        if executor is not None and executor.kind is ExecutorKind.DEFAULT:
+            return self._nested_exited(executor, container_id, exit, now)
         if executor is None or executor.phase is ExecutorPhase.TERMINATED:
             return []
         executor.phase = ExecutorPhase.TERMINATED
@@ -230,7 +238,8 @@ class ExecutorEvents(MasterEvents):
             )
         if executor.kind is not ExecutorKind.CUSTOM:
             raise NotAllowedNow(
-                f"executor {executor_id!r} is the command executor the agent runs itself"
+                f"executor {executor_id!r} is the {executor.kind.value} executor the agent runs"
+                " itself"
             )
         if executor.phase is ExecutorPhase.TERMINATED:
             raise NotAllowedNow(f"executor {executor_id!r} has terminated")
@@ -374,27 +383,31 @@ class ExecutorEvents(MasterEvents):
     def health_changed(
         self, framework_id: str, task_id: str, healthy: bool, now: float
     ) -> list[Effect]:
-        """A command task's health changed: report it on a TASK_RUNNING update."""
-        executor = self.executor(framework_id, task_id)
-        task = executor.tasks.get(task_id) if executor is not None else None
-        if executor is None or task is None or task.state != mesos_pb2.TASK_RUNNING:
+        """A task's health changed (command task or task group): report it on TASK_RUNNING."""
+        framework = self.frameworks.get(framework_id)
+        task = framework.find_task(task_id) if framework is not None else None
+        if framework is None or task is None or task.state != mesos_pb2.TASK_RUNNING:
             return []
-        if task.kill_requested:
+        executor = framework.executors[task.executor_id]
+        if task.kill_requested or executor.kind is ExecutorKind.CUSTOM:
             return []
+        container_id = executor.container_id
+        if task.container is not None:
+            container_id = task.container.container_id
         return self._send_update(
             framework_id,
             task_id,
-            task_id,
+            executor.executor_id,
             mesos_pb2.TASK_RUNNING,
             now,
             source=_Status.SOURCE_EXECUTOR,
             reason=_Status.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
             healthy=healthy,
-            container_id=executor.container_id,
+            container_id=container_id,
         )
 
     def health_failed(self, framework_id: str, task_id: str, now: float) -> list[Effect]:
-        """A command task failed too many health checks in a row: kill it."""
+        """A task failed too many health checks in a row: kill it (and its group)."""
         framework = self.frameworks.get(framework_id)
         task = framework.find_task(task_id) if framework is not None else None
         if task is None or task.terminal or task.kill_requested:

@@ -1,9 +1,11 @@
 """Launches: what the agent does with RunTask and RunTaskGroup.
 
 A launch is checked (shape, ids, resources against what is unallocated), matched to its
-executor (a running one, or a new record: the agent's own for a command task, a custom one
-started from its ExecutorInfo), recorded and checkpointed, then started or queued for the
-executor. A launch the agent cannot run gets a precise update instead and changes nothing.
+executor (a running one, or a new record: the agent's own for a command task or a task group
+with a DEFAULT executor, a custom one started from its ExecutorInfo), recorded and
+checkpointed, then started or queued for the executor. A launch the agent cannot run gets a
+precise update instead and changes nothing; one reusing the id of a task the agent still runs
+gets a LaunchRefused message instead (the id's update stream belongs to that task).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from agent.core.default_executor import DefaultExecutorEvents
 from agent.core.effects import (
     CheckpointExecutor,
     CheckpointFramework,
@@ -24,18 +27,17 @@ from agent.core.effects import (
 from agent.core.messages import (
     launch_event,
     launch_group_event,
-    make_status,
-    status_update_message,
+    launch_refused_message,
 )
 from agent.core.model import (
     ExecutorKind,
     ExecutorPhase,
     ExecutorRecord,
     FrameworkRecord,
+    NestedContainer,
     TaskRecord,
     command_executor_info,
 )
-from agent.core.state import AgentStateBase
 from agent.core.validation import (
     TaskRejected,
     compatible_executors,
@@ -52,6 +54,7 @@ __all__ = ["LaunchEvents", "drop_state"]
 log = logging.getLogger(__name__)
 
 _Reason = mesos_pb2.TaskStatus
+_DEFAULT = mesos_pb2.ExecutorInfo.DEFAULT
 _PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
 
 
@@ -78,7 +81,7 @@ class _Launch:
         return [t.task_id.value for t in self.tasks]
 
 
-class LaunchEvents(AgentStateBase):
+class LaunchEvents(DefaultExecutorEvents):
     """LaunchEvents: the agent state's handling of launches (mixed into AgentState)."""
 
     def run_task(self, run: agent_internal_pb2.RunTask, now: float) -> list[Effect]:
@@ -158,8 +161,9 @@ class LaunchEvents(AgentStateBase):
         """A launch reusing the id of a task the agent still holds.
 
         An identical TaskInfo is the same launch delivered twice and is ignored. Otherwise the
-        refusal goes out *unreliably* (no uuid): the id's update stream belongs to the task that
-        holds it, and queueing a terminal update there would end that task's stream.
+        refusal goes out as a LaunchRefused message, not a status update: the id's update
+        stream belongs to the task that holds it (a terminal update there would end that task's
+        stream), and the master must not apply it to that task either.
         """
         if framework is not None and all(
             (held := framework.find_task(t.task_id.value)) is not None and held.info == t
@@ -176,18 +180,13 @@ class LaunchEvents(AgentStateBase):
                     f"task_id {task_id!r} is in use by a task on this agent that has not"
                     " finished; this launch was refused and that task is unaffected"
                 )
-                status = make_status(
-                    task_id,
-                    mesos_pb2.TASK_ERROR,
-                    source=_Reason.SOURCE_AGENT,
-                    now=now,
-                    uuid=None,
-                    agent_id=self.agent_id,
-                    reason=_Reason.REASON_TASK_INVALID,
-                    message=message,
+                reason = (
+                    _Reason.REASON_TASK_GROUP_INVALID
+                    if launch.group
+                    else _Reason.REASON_TASK_INVALID
                 )
                 effects.append(
-                    SendToMaster(status_update_message(framework_id, None, status, status.state))
+                    SendToMaster(launch_refused_message(framework_id, task_id, message, reason))
                 )
             elif launch.group:
                 effects += self._send_update(
@@ -210,6 +209,18 @@ class LaunchEvents(AgentStateBase):
                 f"task_group.tasks has duplicate task ids: {sorted(ids)}",
                 reason=_Reason.REASON_TASK_GROUP_INVALID,
             )
+        default = executor_info is not None and executor_info.type == _DEFAULT
+        invalid = _Reason.REASON_TASK_GROUP_INVALID if group else _Reason.REASON_TASK_INVALID
+        if default and executor_info is not None and executor_info.HasField("command"):
+            raise TaskRejected(
+                "executor.command must not be set for a DEFAULT executor: the agent runs the"
+                " default executor itself (use type CUSTOM to run your own executor)",
+                reason=invalid,
+            )
+        if default and not group:
+            raise TaskRejected(
+                "a task with a DEFAULT executor must be launched in a task group (LAUNCH_GROUP)"
+            )
         resources = Resources.EMPTY
         for index, task in enumerate(tasks):
             where = f"task_group.tasks[{index}]" if group else "task"
@@ -220,6 +231,14 @@ class LaunchEvents(AgentStateBase):
                 )
             if not group:
                 validate_task_info(task, executor_info is not None, where)
+            elif default:
+                if not task.HasField("command"):
+                    raise TaskRejected(
+                        f"{where}.command must be set: the default executor runs each task's"
+                        " command in a container of its own",
+                        reason=invalid,
+                    )
+                validate_task_info(task, False, where)
             else:
                 validate_task_id(task.task_id.value, where)
             resources = resources + parse_resources(task.resources, where)
@@ -283,15 +302,11 @@ class LaunchEvents(AgentStateBase):
                 state=mesos_pb2.TASK_LOST,
                 reason=_Reason.REASON_EXECUTOR_TERMINATED,
             )
-        if not executor_info.HasField("command"):
-            extra = (
-                " (this agent has no built-in default executor)"
-                if executor_info.type == mesos_pb2.ExecutorInfo.DEFAULT
-                else ""
-            )
+        default = executor_info.type == _DEFAULT
+        if not default and not executor_info.HasField("command"):
             raise TaskRejected(
                 f"unknown executor {executor_id!r}: it is not running on this agent and"
-                f" executor.command is unset, so it cannot be started{extra}"
+                " executor.command is unset, so it cannot be started"
             )
         info = mesos_pb2.ExecutorInfo()
         info.CopyFrom(executor_info)
@@ -299,11 +314,13 @@ class LaunchEvents(AgentStateBase):
         return ExecutorRecord(
             framework_id,
             executor_id,
-            ExecutorKind.CUSTOM,
+            ExecutorKind.DEFAULT if default else ExecutorKind.CUSTOM,
             info,
-            self.new_container_id(),
+            self.new_container_id(),  # A default executor's run: its tasks' sandboxes.
             Resources.from_protos(executor_info.resources),
             checkpoint,
+            # The agent plays the default executor: nothing to start, nothing to register.
+            phase=ExecutorPhase.RUNNING if default else ExecutorPhase.LAUNCHING,
         )
 
     def _admit(
@@ -327,7 +344,8 @@ class LaunchEvents(AgentStateBase):
         new_executor = executor.executor_id not in framework.executors
         if new_executor:
             framework.executors[executor.executor_id] = executor
-            self.containers[executor.container_id] = executor.key
+            if executor.kind is not ExecutorKind.DEFAULT:  # Only its tasks have containers.
+                self.containers[executor.container_id] = executor.key
             if executor.checkpoint:
                 effects.append(
                     CheckpointExecutor(
@@ -335,6 +353,7 @@ class LaunchEvents(AgentStateBase):
                     )
                 )
         ids = tuple(t.task_id.value for t in tasks)
+        default = executor.kind is ExecutorKind.DEFAULT
         for task in tasks:
             record = TaskRecord(
                 framework_id,
@@ -344,12 +363,23 @@ class LaunchEvents(AgentStateBase):
                 Resources.from_protos(task.resources),
                 group=ids if launch.group else (),
             )
+            if default:
+                record.container = NestedContainer(self.new_container_id())
             executor.tasks[record.task_id] = record
             if executor.checkpoint:
                 effects.append(
-                    CheckpointTask(framework_id, executor.executor_id, executor.container_id, task)
+                    CheckpointTask(
+                        framework_id,
+                        executor.executor_id,
+                        executor.container_id,
+                        task,
+                        record.container.container_id if record.container else None,
+                        record.group,
+                    )
                 )
-        if new_executor:
+        if default:
+            effects += self._launch_group(framework, executor, ids, now)
+        elif new_executor:
             effects += self._launch(framework, executor, now)
         elif executor.kind is ExecutorKind.CUSTOM:
             effects.append(UpdateContainer(executor.container_id, executor.container_resources()))

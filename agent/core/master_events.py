@@ -77,7 +77,8 @@ class MasterEvents(LaunchEvents):
         kill_policy: mesos_pb2.KillPolicy | None,
         now: float,
     ) -> list[Effect]:
-        """Kill a task: signal a command task's processes, or ask its executor to."""
+        """Kill a task: signal a command task's processes (a task group's: the whole group's),
+        or ask its executor to."""
         framework = self.frameworks.get(framework_id)
         task = framework.find_task(task_id) if framework is not None else None
         if task is None or framework is None:
@@ -100,6 +101,8 @@ class MasterEvents(LaunchEvents):
         executor = framework.executors[task.executor_id]
         if executor.kind is ExecutorKind.COMMAND:
             return self._kill_command_task(framework, executor, task, now)
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._kill_default_task(executor, task, kill_policy, now)
         if not task.launched:
             return self._kill_queued(executor, task, now)
         if executor.connected:
@@ -193,6 +196,8 @@ class MasterEvents(LaunchEvents):
     def _shutdown_executor(self, executor: ExecutorRecord, now: float) -> list[Effect]:
         if not executor.live:
             return []
+        if executor.kind is ExecutorKind.DEFAULT:
+            return self._shutdown_default(executor, now)
         executor.shutdown_requested = True
         framework = self.frameworks[executor.framework_id]
         if executor.kind is ExecutorKind.COMMAND:

@@ -15,6 +15,7 @@ __all__ = [
     "kill_event",
     "launch_event",
     "launch_group_event",
+    "launch_refused_message",
     "make_status",
     "message_event",
     "shutdown_event",
@@ -72,6 +73,22 @@ def status_update_message(
     update.status.CopyFrom(status)
     update.latest_state = latest_state
     return message
+
+
+def launch_refused_message(
+    framework_id: str,
+    task_id: str,
+    message: str,
+    reason: mesos_pb2.TaskStatus.Reason.ValueType,
+) -> agent_internal_pb2.AgentMessage:
+    """The AgentMessage refusing a launch that reuses the id of a task the agent still holds."""
+    envelope = agent_internal_pb2.AgentMessage()
+    refused = envelope.launch_refused
+    refused.framework_id.value = framework_id
+    refused.task_id.value = task_id
+    refused.message = message
+    refused.reason = reason
+    return envelope
 
 
 def exited_executor_message(

@@ -15,6 +15,12 @@ Executor life cycle (``ExecutorPhase``)::
 
 Command executors skip REGISTERING (their process is the task). After an agent restart a
 recovered custom executor waits in REGISTERING for its re-subscription.
+
+The *default executor* (kind ``DEFAULT``: an ExecutorInfo of type DEFAULT without a command)
+runs task groups, and the agent plays it too: it has no process of its own, starts RUNNING, and
+each of its tasks runs in a :class:`NestedContainer` of its own. It ends (TERMINATED) once every
+task is terminal and every nested container gone; ``container_id`` is then only the id of its
+run (the sandbox and checkpoint directory its tasks live under).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ __all__ = [
     "ExecutorRecord",
     "FrameworkRecord",
     "InvalidCall",
+    "NestedContainer",
     "NotAllowedNow",
     "TaskRecord",
     "Termination",
@@ -64,9 +71,10 @@ class UnknownTarget(LookupError):  # noqa: N818
 
 
 class ExecutorKind(Enum):
-    """Who runs an executor: the agent itself (COMMAND) or a framework-provided process."""
+    """Who runs an executor: the agent itself (COMMAND, DEFAULT) or a framework's process."""
 
-    COMMAND = "command"
+    COMMAND = "command"  # One command task; the agent runs its command in the container.
+    DEFAULT = "default"  # Task groups; the agent runs each task in a nested container.
     CUSTOM = "custom"
 
 
@@ -125,12 +133,35 @@ class Termination:
 
 
 @dataclass
+class NestedContainer:
+    """NestedContainer is the container one task of the default executor runs in.
+
+    ``launched``: its process was started (or found again after a restart); ``gone``: it ended
+    or never started, and nothing of it remains; ``exit`` says how it ended.
+    """
+
+    container_id: str
+    launched: bool = False
+    gone: bool = False
+    exit: ContainerExit | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the container is being launched or runs."""
+        return not self.gone
+
+
+@dataclass
 class TaskRecord:
     """TaskRecord is the agent's view of one task, from RunTask until its terminal update's ack.
 
     ``state`` is the newest state the agent knows (STAGING until the first update).
     ``launched`` says the executor has been given the task (always true for command tasks once
     their container runs). ``group`` names the other tasks launched with it atomically.
+    Tasks of the default executor also have ``container``, their own nested container;
+    ``pending_termination`` is the terminal update decided before their container ended (a
+    failed launch, a kill during launch, an agent stop), and ``group_kill_cause`` why the task
+    is being killed with its group.
     """
 
     framework_id: str
@@ -146,6 +177,9 @@ class TaskRecord:
     kill_policy: mesos_pb2.KillPolicy | None = None
     killed_by_health_check: bool = False
     completion_time_reached: bool = False
+    container: NestedContainer | None = None
+    pending_termination: Termination | None = None
+    group_kill_cause: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -215,6 +249,21 @@ class ExecutorRecord:
         if self.kind is ExecutorKind.COMMAND:
             assert not self.queue, f"{where}: command executors queue nothing"
             assert set(self.tasks) <= {self.executor_id}, f"{where}: command executor tasks"
+        for task in self.tasks.values():
+            nested = (self.kind is ExecutorKind.DEFAULT) == (task.container is not None)
+            assert nested, f"{where}: task {task.task_id!r} nested container mismatch"
+            if task.container is not None:
+                # A task is reported ended only once its container is gone.
+                if task.terminal:
+                    assert task.container.gone, f"{where}: {task.task_id!r} ended, container not"
+                elif task.state not in (mesos_pb2.TASK_STAGING, mesos_pb2.TASK_STARTING):
+                    assert task.container.launched, f"{where}: {task.task_id!r} never launched"
+        if self.kind is ExecutorKind.DEFAULT:
+            assert not self.queue, f"{where}: the default executor queues nothing"
+            if self.phase is not ExecutorPhase.TERMINATED:
+                assert self.phase in (ExecutorPhase.RUNNING, ExecutorPhase.TERMINATING), (
+                    f"{where}: default executor in phase {self.phase.value}"
+                )
         if self.connected:
             assert self.kind is ExecutorKind.CUSTOM, f"{where}: command executor connected"
             assert self.phase is not ExecutorPhase.TERMINATED, f"{where}: connected after exit"
@@ -262,10 +311,13 @@ def grace_period(
 
 
 def executor_kind(info: mesos_pb2.ExecutorInfo) -> ExecutorKind:
-    """COMMAND for the ExecutorInfo the agent made for a command task, else CUSTOM."""
+    """COMMAND for the ExecutorInfo the agent made for a command task, DEFAULT for a DEFAULT
+    executor without a command (the agent plays it), else CUSTOM."""
     for label in info.labels.labels:
         if label.key == COMMAND_EXECUTOR_LABEL:
             return ExecutorKind.COMMAND
+    if info.type == mesos_pb2.ExecutorInfo.DEFAULT and not info.HasField("command"):
+        return ExecutorKind.DEFAULT
     return ExecutorKind.CUSTOM
 
 

@@ -24,10 +24,18 @@ __all__ = [
 
 @dataclass
 class RecoveredTask:
-    """RecoveredTask: a checkpointed task and the records of its ``task.updates`` log."""
+    """RecoveredTask: a checkpointed task and the records of its ``task.updates`` log.
+
+    Tasks of the default executor also have ``container_id`` (their nested container),
+    ``container_state`` (the isolation's state of it, ``None`` if never recorded) and
+    ``group`` (the ids of the tasks launched with it).
+    """
 
     info: mesos_pb2.TaskInfo
     records: list[UpdateRecord] = field(default_factory=list)
+    container_id: str | None = None
+    container_state: dict[str, object] | None = None
+    group: tuple[str, ...] = ()
 
 
 @dataclass

@@ -37,7 +37,7 @@ from agent.core.status_updates import StatusUpdateManager, StreamOwner, is_termi
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
-__all__ = ["AgentStateBase", "CoreSettings"]
+__all__ = ["AgentStateBase", "CoreSettings", "nested_task"]
 
 _SOURCE_AGENT = mesos_pb2.TaskStatus.SOURCE_AGENT
 
@@ -50,6 +50,14 @@ class CoreSettings:
     executor_reregistration_timeout: float = 2.0
     executor_shutdown_grace_period: float = 5.0
     status_update_retry: RetrySchedule = field(default_factory=RetrySchedule)
+
+
+def nested_task(executor: ExecutorRecord, container_id: str) -> TaskRecord | None:
+    """The task of a default executor that runs in the nested container ``container_id``."""
+    for task in executor.tasks.values():
+        if task.container is not None and task.container.container_id == container_id:
+            return task
+    return None
 
 
 def _new_uuid() -> bytes:
@@ -85,7 +93,7 @@ class AgentStateBase:
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.containers: dict[str, tuple[str, str]] = {}  # container id -> (framework, executor)
         self.connected = False
-        self.recovering = False  # Recovered executors are waiting to re-subscribe.
+        self.recovering = False  # Between recover() and recovery_done().
 
     # -- lookups --
 
@@ -103,6 +111,13 @@ class AgentStateBase:
         """The executor running in ``container_id``, if any."""
         owner = self.containers.get(container_id)
         return self.executor(*owner) if owner is not None else None
+
+    def container_owner(self, container_id: str) -> tuple[ExecutorRecord, TaskRecord | None] | None:
+        """The executor of a container and, for a nested container, the task running in it."""
+        executor = self.executor_of_container(container_id)
+        if executor is None:
+            return None
+        return executor, nested_task(executor, container_id)
 
     def executors(self) -> Iterator[ExecutorRecord]:
         """Every executor on the agent."""
@@ -185,7 +200,7 @@ class AgentStateBase:
             CancelTimer(("kill", task.framework_id, task.task_id)),
             CancelTimer(("max-completion", task.framework_id, task.task_id)),
         ]
-        if executor.kind is ExecutorKind.COMMAND:
+        if executor.kind is not ExecutorKind.CUSTOM:
             effects.append(StopHealthCheck(task.framework_id, task.task_id))
         elif executor.phase in (ExecutorPhase.REGISTERING, ExecutorPhase.RUNNING):
             # The task's share of the container is released as soon as it is terminal.
@@ -271,8 +286,16 @@ class AgentStateBase:
                 assert executor.executor_id == executor_id, f"executor filed under {executor_id}"
                 assert executor.framework_id == framework_id, f"{executor_id}: wrong framework"
                 executor.validate()
-                assert executor.container_id not in seen_containers, "container shared"
-                seen_containers[executor.container_id] = executor.key
+                containers = [executor.container_id]
+                if executor.kind is ExecutorKind.DEFAULT:  # Only its tasks' containers run.
+                    containers = [
+                        t.container.container_id
+                        for t in executor.tasks.values()
+                        if t.container is not None and t.container.live
+                    ]
+                for container_id in containers:
+                    assert container_id not in seen_containers, "container shared"
+                    seen_containers[container_id] = executor.key
                 if executor.checkpoint:
                     assert framework.checkpoint, f"{executor_id}: checkpoints, framework not"
                 for task in executor.tasks.values():

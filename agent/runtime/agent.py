@@ -162,7 +162,7 @@ class AgentRuntime:
                 self._apply(self.state.container_recovered(container_id, now))
             else:
                 self._apply(self.state.container_exited(container_id, exit, now))
-        self.state.recovery_done()
+        self._apply(self.state.recovery_done(now))
         self._schedule_old_sandboxes()
         self._spawn(self._watch_disk(), "disk-watch")
         self.link.start()
@@ -179,7 +179,9 @@ class AgentRuntime:
             assert checkpoint.agent is not None
             for container_id, state in self.state.recover(checkpoint.agent):
                 recovered.append((container_id, self.containers.recover(container_id, state)))
-            known = {container_id for container_id, _ in recovered}
+            # Only containers found running are kept: one the agent died before recording (or
+            # could not reattach to) is an orphan, and is destroyed with the others.
+            known = {container_id for container_id, exit in recovered if exit is None}
         else:
             if plan is not RecoveryPlan.FRESH:
                 self.store.clear_agents()
@@ -208,7 +210,7 @@ class AgentRuntime:
         if kill_all:
             await self._shutdown_everything()
         else:
-            self._apply(self.state.stop_unrecoverable())
+            self._apply(self.state.stop_unrecoverable(self.now()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_SHUTDOWN_SLACK):
                     await self.containers.wait_idle()
@@ -262,13 +264,20 @@ class AgentRuntime:
             if self.state.agent_id not in (None, agent_id):
                 log.error("The master registered this agent anew as %s", agent_id)
             effects = self.state.registered(agent_id, now)
-            log.info("Registered with the master as agent %s", agent_id)
+            log.info("Registered with the master as agent %s (%s)", agent_id, self._protocol())
         else:
             effects = self.state.reregistered(now, reply.agent_reregistered.reconciliations)
-            log.info("Reregistered with the master as agent %s", self.state.agent_id)
+            log.info(
+                "Reregistered with the master as agent %s (%s)",
+                self.state.agent_id,
+                self._protocol(),
+            )
         self.store.write_agent(self.state.agent_info)
         self.store.write_executor_port(self.executor_port)
         self._apply(effects)
+
+    def _protocol(self) -> str:
+        return "ConnectBatched" if self.link.batched else "Connect"
 
     def _on_lost(self) -> None:
         log.warning("Lost the master; holding status updates until reregistered")
@@ -352,15 +361,21 @@ class AgentRuntime:
     # -- containers --
 
     def _container_launched(self, container_id: str, container: Container) -> None:
-        executor = self.state.executor_of_container(container_id)
-        if executor is not None and executor.checkpoint:
-            self.store.write_container_state(
-                *executor.key, container_id, container.state().to_dict()
-            )
+        owner = self.state.container_owner(container_id)
+        if owner is not None and owner[0].checkpoint:
+            executor, task = owner
+            state = container.state().to_dict()
+            if task is None:
+                self.store.write_container_state(*executor.key, container_id, state)
+            else:  # A default executor's task: its container is recorded with the task.
+                self.store.write_task_container_state(
+                    *executor.key, executor.container_id, task.task_id, state
+                )
         self._apply(self.state.container_launched(container_id, self.now()))
 
     def _container_launch_failed(self, container_id: str, message: str) -> None:
         log.warning("Container %s failed to launch: %s", container_id, message)
+        self._envs.pop(container_id, None)
         self._apply(self.state.container_launch_failed(container_id, message, self.now()))
 
     def _container_exited(self, container_id: str, exit: ContainerExit) -> None:
@@ -368,9 +383,19 @@ class AgentRuntime:
         self._apply(self.state.container_exited(container_id, exit, self.now()))
 
     def _launch(self, effect: LaunchContainer) -> None:
-        sandbox = self.store.make_sandbox(
-            effect.framework_id, effect.executor_id, effect.container_id
-        )
+        if effect.parent_container_id is not None and effect.task_id is not None:
+            # A default executor's task: its sandbox is tasks/<task_id> in the executor's run.
+            self.store.make_sandbox(
+                effect.framework_id, effect.executor_id, effect.parent_container_id
+            )
+            sandbox = self.store.task_sandbox_path(
+                effect.framework_id, effect.executor_id, effect.parent_container_id, effect.task_id
+            )
+            sandbox.mkdir(parents=True, exist_ok=True)
+        else:
+            sandbox = self.store.make_sandbox(
+                effect.framework_id, effect.executor_id, effect.container_id
+            )
         argv, shell = command_argv(effect.command)
         endpoint = None
         if effect.task_id is None:
@@ -455,8 +480,15 @@ class AgentRuntime:
                 self.store.write_framework(framework_id, info)
             case CheckpointExecutor(framework_id, executor_id, container_id, info):
                 self.store.write_executor(framework_id, executor_id, container_id, info)
-            case CheckpointTask(framework_id, executor_id, container_id, info):
-                self.store.write_task(framework_id, executor_id, container_id, info)
+            case CheckpointTask(framework_id, executor_id, container_id, info, nested, group):
+                self.store.write_task(
+                    framework_id,
+                    executor_id,
+                    container_id,
+                    info,
+                    nested_container_id=nested,
+                    group=group,
+                )
             case RemoveExecutorCheckpoint(framework_id, executor_id):
                 self.store.remove_executor(framework_id, executor_id)
             case RemoveFrameworkCheckpoint(framework_id):
@@ -488,7 +520,14 @@ class AgentRuntime:
         key = (effect.framework_id, effect.task_id)
         if key in self._health:
             return
-        sandbox = self.store.sandbox_path(effect.framework_id, effect.task_id, effect.container_id)
+        if effect.executor_id is not None and effect.parent_container_id is not None:
+            sandbox = self.store.task_sandbox_path(
+                effect.framework_id, effect.executor_id, effect.parent_container_id, effect.task_id
+            )
+        else:  # A command task: its executor id is its task id.
+            sandbox = self.store.sandbox_path(
+                effect.framework_id, effect.task_id, effect.container_id
+            )
         env = self._envs.get(effect.container_id, {"PATH": os.environ.get("PATH", "")})
 
         def changed(healthy: bool) -> None:

@@ -1,10 +1,16 @@
-"""MasterLink: the agent's session with the master over ``AgentGateway.Connect``.
+"""MasterLink: the agent's session with the master over ``AgentGateway.ConnectBatched``.
 
 It opens the stream, sends RegisterAgent or ReregisterAgent (whichever the agent's state calls
 for at that moment), waits for the answer, then relays the master's messages to the runtime and
 the runtime's messages to the master. It answers Pings itself, and treats the master as lost
 when no Ping arrives for the ping timeout the master announced. After any failure it tries
 again with jittered exponential backoff (Mesos: 1 s factor, 1 min cap).
+
+Messages travel in batches (``ConnectBatched``): each write carries every message queued by
+the time gRPC can take the next one, so a busy agent's updates and pongs share writes, while a
+lone message still goes out at once (nothing ever waits for company). A master that does not
+serve ``ConnectBatched`` (UNIMPLEMENTED) is remembered and spoken to over ``Connect``, one
+message per stream message, at once and from then on.
 
 Where the master is comes from a *detector*: an async callable returning a gRPC target. Today
 that is a fixed ``host:port``; leader detection through ZooKeeper plugs in here.
@@ -15,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import grpc
 from grpc import aio
 
 from agent.core import RegistrationBackoff
@@ -77,8 +84,10 @@ class MasterLink:
         self._task: asyncio.Task[None] | None = None
         self._channel: aio.Channel | None = None
         self._target: str | None = None
+        self._unbatched: set[str] = set()  # Masters found not to serve ConnectBatched.
         self._stopping = False
         self.connected = False
+        self.batched = False  # Whether the current (or last) session uses ConnectBatched.
         self.sessions = 0  # Accepted sessions so far (for logs and tests).
 
     def start(self) -> None:
@@ -113,14 +122,23 @@ class MasterLink:
                 await outbox.join()
 
     async def _run(self) -> None:
+        retry_now = False
         while not self._stopping:
-            delay = self._backoff.next_delay()
-            await asyncio.sleep(delay)
+            if not retry_now:
+                await asyncio.sleep(self._backoff.next_delay())
+            retry_now = False
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as error:
+                if self.batched and error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    # An older master: speak Connect to it, starting now.
+                    log.info("The master at %s lacks ConnectBatched; using Connect", self._target)
+                    if self._target is not None:
+                        self._unbatched.add(self._target)
+                    retry_now = True
+                    continue
                 log.warning(
                     "Master connection failed: %s %s", error.code().name, error.details() or ""
                 )
@@ -145,9 +163,17 @@ class MasterLink:
         channel = await self._channel_for()
         stub = agent_internal_pb2_grpc.AgentGatewayStub(channel)
         outbox: asyncio.Queue[agent_internal_pb2.AgentMessage] = asyncio.Queue()
-        call = stub.Connect(self._requests(self._hello(), outbox))
+        self.batched = self._target not in self._unbatched
+        replies: AsyncIterator[agent_internal_pb2.MasterMessage]
+        if self.batched:
+            batched = stub.ConnectBatched(self._batches(self._hello(), outbox))
+            unbatched = self._unbatch(batched)
+            replies, cancel = unbatched, batched.cancel
+        else:
+            call = stub.Connect(self._requests(self._hello(), outbox))
+            unbatched = None
+            replies, cancel = call.__aiter__(), call.cancel
         try:
-            replies = call.__aiter__()
             try:
                 reply = await replies.__anext__()
             except StopAsyncIteration:
@@ -169,7 +195,31 @@ class MasterLink:
             self._on_session(Session(reply, ping_timeout))
             await self._read(replies, ping_timeout)
         finally:
-            call.cancel()
+            cancel()
+            if unbatched is not None:
+                await unbatched.aclose()
+
+    @staticmethod
+    async def _batches(
+        hello: agent_internal_pb2.AgentMessage,
+        outbox: asyncio.Queue[agent_internal_pb2.AgentMessage],
+    ) -> AsyncIterator[agent_internal_pb2.AgentMessages]:
+        yield agent_internal_pb2.AgentMessages(messages=[hello])
+        while True:
+            batch = [await outbox.get()]  # Waits only while there is nothing at all to send.
+            while not outbox.empty():
+                batch.append(outbox.get_nowait())
+            yield agent_internal_pb2.AgentMessages(messages=batch)  # Resumes once gRPC took it.
+            for _ in batch:
+                outbox.task_done()
+
+    @staticmethod
+    async def _unbatch(
+        batches: AsyncIterable[agent_internal_pb2.MasterMessages],
+    ) -> AsyncGenerator[agent_internal_pb2.MasterMessage]:
+        async for batch in batches:
+            for message in batch.messages:
+                yield message
 
     @staticmethod
     async def _requests(

@@ -22,6 +22,12 @@ def state_json(state: AgentState, executor_port: int, connected: bool) -> dict[s
                     "name": task.info.name,
                     "state": mesos_pb2.TaskState.Name(task.state),
                     "resources": str(task.resources),
+                    # A default executor's task runs in a container of its own.
+                    "container_id": (
+                        task.container.container_id
+                        if task.container is not None
+                        else executor.container_id
+                    ),
                 }
                 for task in executor.tasks.values()
             ]

@@ -44,9 +44,10 @@ def leftover_cgroups(root_name: str) -> list[Path]:
 
 
 @pytest.fixture
-def master() -> Iterator[FakeMaster]:
-    """A fake master on 127.0.0.1, port 0."""
-    fake = FakeMaster()
+def master(request: pytest.FixtureRequest) -> Iterator[FakeMaster]:
+    """A fake master on 127.0.0.1, port 0; it serves ConnectBatched only when parametrized
+    (indirectly) with True, so by default agents fall back to Connect."""
+    fake = FakeMaster(batched=bool(getattr(request, "param", False)))
     yield fake
     fake.stop()
 

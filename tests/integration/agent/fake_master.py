@@ -3,7 +3,9 @@
 It registers whoever connects (ids ``agent-<n>``; a reregistration keeps its id), records every
 message, can send Pings, and lets the test send any MasterMessage, acknowledge updates, or cut
 the session. Waiting helpers block with a generous deadline and fail the test if it passes;
-they never assert on how long something took.
+they never assert on how long something took. It serves ``Connect``, and ``ConnectBatched``
+too when made with ``batched=True`` (otherwise it refuses that with UNIMPLEMENTED, as an older
+master would, and counts the refusals).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ class Session:
 
     agent_id: str
     hello: ai.AgentMessage
+    batched: bool = False
     received: list[ai.AgentMessage] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)  # Of each AgentMessages received.
     outbound: queue.Queue[ai.MasterMessage | None] = field(default_factory=queue.Queue)
     ended: threading.Event = field(default_factory=threading.Event)
 
@@ -55,9 +59,13 @@ class Session:
 class FakeMaster(ai_grpc.AgentGatewayServicer):
     """A thread-based AgentGateway server on 127.0.0.1 (port 0)."""
 
-    def __init__(self, ping_interval: float = 0.0, ping_timeout: float = 3600.0) -> None:
+    def __init__(
+        self, ping_interval: float = 0.0, ping_timeout: float = 3600.0, batched: bool = False
+    ) -> None:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.batched = batched
+        self.batched_refused = 0  # ConnectBatched calls refused (when not ``batched``).
         self.sessions: list[Session] = []
         self.send_pings = True  # False: go silent, as a master that is gone
         self.auto_ack = False  # Acknowledge every reliable update as it arrives.
@@ -85,6 +93,39 @@ class FakeMaster(ai_grpc.AgentGatewayServicer):
         self, request_iterator: Iterator[ai.AgentMessage], context: grpc.ServicerContext
     ) -> Iterator[ai.MasterMessage]:
         first = next(request_iterator)
+        for batch in self._serve(first, request_iterator, [], context, batch_sizes=None):
+            yield from batch
+
+    def ConnectBatched(
+        self, request_iterator: Iterator[ai.AgentMessages], context: grpc.ServicerContext
+    ) -> Iterator[ai.MasterMessages]:
+        if not self.batched:
+            with self._lock:
+                self.batched_refused += 1
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this fake master speaks Connect only")
+        head = list(next(request_iterator).messages)
+        sizes = [len(head)]
+
+        def unpack() -> Iterator[ai.AgentMessage]:
+            for batch in request_iterator:
+                sizes.append(len(batch.messages))
+                yield from batch.messages
+
+        for batch in self._serve(head[0], unpack(), head[1:], context, batch_sizes=sizes):
+            yield ai.MasterMessages(messages=batch)
+
+    def _serve(
+        self,
+        first: ai.AgentMessage,
+        request_iterator: Iterator[ai.AgentMessage],
+        more: list[ai.AgentMessage],
+        context: grpc.ServicerContext,
+        *,
+        batch_sizes: list[int] | None,
+    ) -> Iterator[list[ai.MasterMessage]]:
+        """One session: the registration reply, then what the test queues (``batch_sizes`` set:
+        a ConnectBatched session, which sends whatever is queued together)."""
+        batched = batch_sizes is not None
         reply = ai.MasterMessage()
         if first.HasField("register_agent"):
             with self._lock:
@@ -100,33 +141,39 @@ class FakeMaster(ai_grpc.AgentGatewayServicer):
             reregistered.agent_id.value = agent_id
             reregistered.ping_interval_seconds = self.ping_interval or 1.0
             reregistered.ping_timeout_seconds = self.ping_timeout
-        session = Session(agent_id, first)
+        session = Session(agent_id, first, batched, batch_sizes=batch_sizes or [])
         with self._lock:
             self.sessions.append(session)
+            session.received.extend(more)
             self._lock.notify_all()
         reader = threading.Thread(target=self._read, args=(session, request_iterator), daemon=True)
         reader.start()
         if self.ping_interval:
             threading.Thread(target=self._ping, args=(session,), daemon=True).start()
-        yield reply
+        yield [reply]
         try:
             while context.is_active():
                 try:
                     message = session.outbound.get(timeout=0.2)
                 except queue.Empty:
                     continue
+                batch: list[ai.MasterMessage] = []
+                while message is not None:
+                    batch.append(message)
+                    if not batched:
+                        break
+                    try:  # Whatever else is queued goes in the same batch.
+                        message = session.outbound.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    yield batch
                 if message is None:
-                    return
-                yield message
+                    return  # Closed by the test.
         finally:
             session.ended.set()
             with self._lock:
                 self._lock.notify_all()
-
-    def ConnectBatched(
-        self, request_iterator: Iterator[ai.AgentMessages], context: grpc.ServicerContext
-    ) -> Iterator[ai.MasterMessages]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "this fake master speaks Connect only")
 
     def _read(self, session: Session, requests: Iterator[ai.AgentMessage]) -> None:
         try:

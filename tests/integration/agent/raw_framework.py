@@ -159,6 +159,30 @@ class RawFramework:
         self.call("Accept", accept)
         return offer
 
+    def launch_group(
+        self, executor_id: str, commands: dict[str, str], resources: str = "cpus:0.1;mem:32"
+    ) -> mesos_pb2.Offer:
+        """Wait for an offer and launch a group of command tasks under the default executor."""
+        self.wait_for(lambda: self.of(Event.OFFERS), "an offer")
+        offer = self.of(Event.OFFERS)[-1].offers.offers[0]
+        role = offer.allocation_info.role if offer.HasField("allocation_info") else None
+        operation = mesos_pb2.Offer.Operation(type=mesos_pb2.Offer.Operation.LAUNCH_GROUP)
+        executor = operation.launch_group.executor
+        executor.type = mesos_pb2.ExecutorInfo.DEFAULT
+        executor.executor_id.value = executor_id
+        executor.resources.extend(Resources.parse(resources).to_protos(allocation_role=role))
+        for task_id, command in commands.items():
+            task = operation.launch_group.task_group.tasks.add(name=task_id)
+            task.task_id.value = task_id
+            task.agent_id.CopyFrom(offer.agent_id)
+            task.resources.extend(Resources.parse(resources).to_protos(allocation_role=role))
+            task.command.value = command
+        accept = Call(type=Call.ACCEPT)
+        accept.accept.offer_ids.append(offer.id)
+        accept.accept.operations.append(operation)
+        self.call("Accept", accept)
+        return offer
+
     def acknowledge(self, status: mesos_pb2.TaskStatus) -> None:
         call = Call(type=Call.ACKNOWLEDGE)
         call.acknowledge.agent_id.CopyFrom(status.agent_id)

@@ -125,6 +125,21 @@ def run_task(
     return message
 
 
+def run_task_group(
+    tasks: Sequence[mesos_pb2.TaskInfo], executor_id: str = "dex", checkpoint: bool = False
+) -> ai.MasterMessage:
+    """A RunTaskGroup of ``tasks`` under the default executor ``executor_id``."""
+    message = ai.MasterMessage()
+    run = message.run_task_group
+    run.framework_info.CopyFrom(framework_info(checkpoint))
+    run.executor.type = mesos_pb2.ExecutorInfo.DEFAULT
+    run.executor.executor_id.value = executor_id
+    run.executor.framework_id.value = FW
+    run.executor.resources.extend(Resources.parse("cpus:0.1;mem:32").to_protos())
+    run.task_group.tasks.extend(tasks)
+    return message
+
+
 def kill_task(task_id: str, grace_seconds: float | None = None) -> ai.MasterMessage:
     message = ai.MasterMessage()
     message.kill_task.framework_id.value = FW

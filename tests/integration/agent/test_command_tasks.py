@@ -106,16 +106,10 @@ def test_bad_launches_get_precise_updates_and_the_agent_keeps_running(
     master.send(run_task(command_task("dup", "sleep 1000")))
     master.wait_and_ack("dup", mesos_pb2.TASK_RUNNING)
     master.send(run_task(command_task("dup", "echo other")))
-    master.wait_for(
-        lambda: any(
-            u.status.task_id.value == "dup" and u.status.state == mesos_pb2.TASK_ERROR
-            for u in master.updates()
-        ),
-        "the duplicate's TASK_ERROR",
-    )
-    [error] = [u for u in master.updates() if u.status.state == mesos_pb2.TASK_ERROR][-1:]
-    assert "task_id 'dup' is in use" in error.status.message
-    assert not error.status.uuid
+    master.wait_for(lambda: master.messages("launch_refused"), "the duplicate's refusal")
+    [refused] = master.messages("launch_refused")
+    assert refused.launch_refused.task_id.value == "dup"
+    assert "task_id 'dup' is in use" in refused.launch_refused.message
     master.send(kill_task("dup"))
     master.wait_and_ack("dup", mesos_pb2.TASK_KILLED)
     master.send(run_task(command_task("ok", "true")))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import mesos_pb2
 from tests.integration.agent.conftest import StartAgent
@@ -37,13 +39,20 @@ def test_an_unacknowledged_update_is_retried(master: FakeMaster, start_agent: St
 def test_a_reconnecting_agent_reregisters_and_resends_its_update(
     master: FakeMaster, start_agent: StartAgent
 ) -> None:
-    start_agent(["--status-update-retry-min", "1hrs", "--status-update-retry-max", "1hrs"])
+    agent = start_agent(["--status-update-retry-min", "1hrs", "--status-update-retry-max", "1hrs"])
     master.send(run_task(command_task("t1", "sleep 1000")))
     running = master.wait_update("t1", mesos_pb2.TASK_RUNNING)
     first = master.session()
+    # This fake master lacks ConnectBatched, as an older master would: the agent uses Connect.
+    assert not first.batched
+    assert master.batched_refused >= 1
     first.close()
     master.wait_for(lambda: len(master.sessions) == 2, "the agent to reconnect")
     second = master.session()
+    assert not second.batched
+    # Asked once, then remembered. (Counted in the agent's log: on a shared host, a stranger's
+    # agent may knock on this fake master's port too.)
+    assert agent.log().count("lacks ConnectBatched; using Connect") == 1
     assert second.hello.HasField("reregister_agent")
     assert second.agent_id == first.agent_id
     [task] = second.hello.reregister_agent.tasks
@@ -65,3 +74,26 @@ def test_shutdown_agent_kills_everything_and_exits(
     assert agent.process.wait(60) == 0
     assert processes_with(marker) == []
     assert not (agent.work_dir / "meta" / "agents" / "latest").exists()
+
+
+@pytest.mark.parametrize("master", [True], indirect=True, ids=["batched"])
+def test_messages_ready_together_go_out_in_one_batch(
+    master: FakeMaster, start_agent: StartAgent
+) -> None:
+    start_agent(["--status-update-retry-min", "1hrs", "--status-update-retry-max", "1hrs"])
+    first = master.session()
+    assert first.batched
+    assert first.hello.HasField("register_agent")
+    # Two tasks whose RUNNING updates are not acknowledged.
+    first.send(run_task(command_task("t1", "sleep 1000")))
+    first.send(run_task(command_task("t2", "sleep 1000")))
+    master.wait_update("t1", mesos_pb2.TASK_RUNNING)
+    master.wait_update("t2", mesos_pb2.TASK_RUNNING)
+    first.close()
+    master.wait_for(lambda: len(master.sessions) == 2, "the agent to reconnect")
+    second = master.session()
+    assert second.batched
+    assert second.hello.HasField("reregister_agent")
+    # Reregistered, the agent resends both heads at once: one write, right after its hello.
+    master.wait_for(lambda: len(master.updates(second)) == 2, "both updates again")
+    assert second.batch_sizes[:2] == [1, 2]

@@ -9,7 +9,7 @@ import pytest
 
 from protos.v1 import mesos_pb2
 from tests.integration.agent.conftest import StartAgent, needs_root
-from tests.integration.agent.raw_framework import MasterProcess, RawFramework
+from tests.integration.agent.raw_framework import Event, MasterProcess, RawFramework
 from tests.integration.agent.support import processes_with
 
 
@@ -44,6 +44,30 @@ def test_a_framework_runs_a_command_task_through_the_master(
     assert running.agent_id == offer.agent_id
     finished = framework.wait_state("t1", mesos_pb2.TASK_FINISHED)
     assert finished.message == "Command exited with status 0"
+
+
+def test_a_task_group_runs_under_the_default_executor_through_the_master(
+    framework: RawFramework, start_agent: StartAgent
+) -> None:
+    start_agent()
+    framework.launch_group("dex", {"a": "true", "b": "exit 2"})
+    assert framework.wait_state("a", mesos_pb2.TASK_RUNNING).executor_id.value == "dex"
+    framework.wait_state("b", mesos_pb2.TASK_RUNNING)
+    failed = framework.wait_state("b", mesos_pb2.TASK_FAILED)
+    assert failed.message == "Command exited with status 2"
+    # 'a' finished or was killed with its group, depending on which ended first.
+    framework.wait_for(
+        lambda: any(
+            s.state in (mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_KILLED)
+            for s in framework.updates("a")
+        ),
+        "the end of a",
+    )
+    # The executor ended with its tasks: the master tells the framework.
+    framework.wait_for(
+        lambda: any(e.failure.executor_id.value == "dex" for e in framework.of(Event.FAILURE)),
+        "the executor's end",
+    )
 
 
 def test_a_kill_from_the_framework_reaches_the_task(

@@ -43,6 +43,30 @@ def executor_info(
     return info
 
 
+def default_executor_info(
+    executor_id: str = "dex", resources: str = "cpus:0.1;mem:32"
+) -> mesos_pb2.ExecutorInfo:
+    """A DEFAULT ExecutorInfo (no command): the agent plays the default executor."""
+    info = mesos_pb2.ExecutorInfo(type=mesos_pb2.ExecutorInfo.DEFAULT)
+    info.executor_id.value = executor_id
+    info.resources.extend(Resources.parse(resources).to_protos())
+    return info
+
+
+def run_group(
+    tasks: Sequence[mesos_pb2.TaskInfo],
+    checkpoint: bool = False,
+    executor: mesos_pb2.ExecutorInfo | None = None,
+    capabilities: Sequence[int] = (),
+) -> agent_internal_pb2.RunTaskGroup:
+    """A RunTaskGroup of ``tasks`` for the default executor 'dex' (unless ``executor``)."""
+    run = agent_internal_pb2.RunTaskGroup()
+    run.framework_info.CopyFrom(framework_info(checkpoint, capabilities))
+    run.executor.CopyFrom(executor if executor is not None else default_executor_info())
+    run.task_group.tasks.extend(tasks)
+    return run
+
+
 def run_task(
     task: mesos_pb2.TaskInfo,
     checkpoint: bool = False,

@@ -261,7 +261,7 @@ def test_stopping_the_agent_ends_only_what_cannot_be_recovered(make_agent: MakeA
     assert isinstance(lost, LaunchContainer)
     state.container_launched(kept.container_id, 0.1)
     state.container_launched(lost.container_id, 0.1)
-    assert state.stop_unrecoverable() == [DestroyContainer(lost.container_id)]
+    assert state.stop_unrecoverable(5.0) == [DestroyContainer(lost.container_id)]
     effects = state.container_exited(lost.container_id, ContainerExit(signal=9), 1.0)
     stream = state.updates.get("fw-2", "lost")
     assert stream is not None

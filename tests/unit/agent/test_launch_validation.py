@@ -118,11 +118,14 @@ def test_a_reused_task_id_is_refused_without_touching_the_running_task(
     state = make_agent()
     state.run_task(run_task(task_info("t1")), 0.0)
     effects = state.run_task(run_task(task_info("t1", command="sleep 9")), 0.1)
+    # Not a status update: the id's stream belongs to the running task, and the master must not
+    # apply the refusal to that task either.
     [message] = to_master(effects)
-    status = message.status_update.status
-    assert status.state == mesos_pb2.TASK_ERROR
-    assert not status.uuid  # Unreliable: the id's stream belongs to the running task.
-    assert "task_id 't1' is in use" in status.message
+    refusal = message.launch_refused
+    assert (refusal.framework_id.value, refusal.task_id.value) == (FW, "t1")
+    assert refusal.reason == Reason.REASON_TASK_INVALID
+    assert "task_id 't1' is in use" in refusal.message
+    assert forwarded_statuses(effects) == []
     assert state.updates.get(FW, "t1") is None
     assert state.frameworks[FW].executors["t1"].tasks["t1"].info.command.value == "true"
 

@@ -78,7 +78,7 @@ def test_recovery_rebuilds_tasks_and_resends_unacknowledged_updates(
     assert state.container_recovered("c-ex", 1.0) == [
         SetTimer(("executor-reregistration", FW, "ex"), 3.0)
     ]
-    state.recovery_done()
+    assert state.recovery_done(1.0) == []
 
     message = state.reregister_message("boot", "0.1")
     reregister = message.reregister_agent
