@@ -1,9 +1,10 @@
 """Master detection: where is the leading master? A seam with a static implementation.
 
 A scheduler client asks its :class:`MasterDetector` for an address before every (re)subscription.
-``"host:port"`` gives a :class:`StaticMasterDetector`. Other schemes (``"zk://..."`` once the
-high-availability work lands) are plugged in with :func:`register_scheme`, so the client and the
-driver never change: they only call :func:`create_detector`.
+``"host:port"`` gives a :class:`StaticMasterDetector`, ``"zk://h1:2181,h2:2181/path"`` a
+:class:`~framework_sdk.zk_detector.ZooKeeperMasterDetector` (following the leading master).
+Other schemes are plugged in with :func:`register_scheme`, so the client and the driver never
+change: they only call :func:`create_detector`.
 """
 
 from __future__ import annotations
@@ -96,3 +97,13 @@ def create_detector(master: str | MasterDetector) -> MasterDetector:
             )
         return factory(master)
     return StaticMasterDetector(master)
+
+
+def _zk_detector(url: str) -> MasterDetector:
+    # Imported on first use: kazoo is loaded only by programs that follow a zk:// master.
+    from framework_sdk.zk_detector import create
+
+    return create(url)
+
+
+register_scheme("zk", _zk_detector)

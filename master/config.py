@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import validate_role
 
 __all__ = [
@@ -117,8 +118,14 @@ class MasterConfig:
     """Hostname advertised in MasterInfo; the bound host when unset."""
     work_dir: Path | None = None
     """Directory of the file registry (required with ``registry="file"``)."""
-    registry: Literal["file", "memory"] = "file"
-    """Where durable state lives: a file under ``work_dir``, or memory (lost on restart)."""
+    registry: Literal["file", "memory", "zookeeper"] = "file"
+    """Where durable state lives: a file under ``work_dir``, memory (lost on restart), or
+    ZooKeeper under ``<zk path>/registry`` (shared by the masters; the default with ``--zk``)."""
+    zk: ZkUrl | None = None
+    """``zk://host:port,.../path``: elect the leading master through ZooKeeper (None: this
+    master is alone and leads at once)."""
+    zk_session_timeout: float = 10.0
+    """ZooKeeper session timeout: how long a leader that stopped answering keeps its place."""
     offer_timeout: float | None = None
     """Rescind offers a framework holds longer than this; ``None``: never (Mesos's default)."""
     agent_ping_timeout: float = 5.0
@@ -151,10 +158,17 @@ class MasterConfig:
 
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: must be between 0 and 65535, got {self.port}")
-        if self.registry not in ("file", "memory"):
-            raise ConfigError(f"--registry: must be 'file' or 'memory', got {self.registry!r}")
+        if self.registry not in ("file", "memory", "zookeeper"):
+            raise ConfigError(
+                f"--registry: must be 'file', 'memory' or 'zookeeper', got {self.registry!r}"
+            )
         if self.registry == "file" and self.work_dir is None:
             raise ConfigError("--work-dir: required with --registry file")
+        if self.registry == "zookeeper" and self.zk is None:
+            raise ConfigError("--zk: required with --registry zookeeper")
+        if self.zk is not None and not isinstance(self.zk, ZkUrl):
+            raise ConfigError(f"--zk: must be a parsed zk:// URL, got {self.zk!r}")
+        positive("zk_session_timeout", self.zk_session_timeout)
         if self.offer_timeout is not None:
             positive("offer_timeout", self.offer_timeout)
         positive("agent_ping_timeout", self.agent_ping_timeout)
@@ -200,7 +214,10 @@ _FLAG_HELP = {
     "port": "port to listen on; 0 picks a free one (default 5050)",
     "hostname": "hostname advertised to frameworks and agents",
     "work_dir": "directory of the registry (required with --registry file)",
-    "registry": "file (durable, under --work-dir) or memory (default file)",
+    "registry": "file (under --work-dir), memory, or zookeeper (default: zookeeper with --zk,"
+    " else file)",
+    "zk": "zk://host:port,.../path: elect the leader through ZooKeeper (default: standalone)",
+    "zk_session_timeout": "ZooKeeper session timeout (default 10secs)",
     "offer_timeout": "rescind offers held longer than this (default: never)",
     "agent_ping_timeout": "time an agent has to answer a ping (default 5secs)",
     "max_agent_ping_timeouts": "missed pings before an agent is unreachable (default 3)",
@@ -222,6 +239,7 @@ _DURATIONS = frozenset(
         "heartbeat_interval",
         "allocation_interval",
         "allocation_delay",
+        "zk_session_timeout",
     }
 )
 _INTS = frozenset({"port", "max_agent_ping_timeouts", "max_completed_frameworks"})
@@ -257,6 +275,8 @@ def _convert(name: str, text: str) -> object:
             return parse_weights(text)
         if name == "hostname":
             return text or None
+        if name == "zk":
+            return parse_zk_url(text) if text.strip() else None
     except ValueError as error:
         raise ConfigError(f"{flag}: {error}") from None
     return text
@@ -274,6 +294,8 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
             text = environ.get(ENV_PREFIX + f.name.upper())
         if text is not None:
             values[f.name] = _convert(f.name, text)
+    if values.get("zk") is not None and "registry" not in values:
+        values["registry"] = "zookeeper"  # the one registry every master of the group shares
     return MasterConfig(**values)  # type: ignore[arg-type]
 
 

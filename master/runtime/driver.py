@@ -188,7 +188,10 @@ class MasterRuntime:
     def agent_messages(
         self, connection_id: str, messages: Iterable[agent_internal_pb2.AgentMessage]
     ) -> None:
-        """Later messages on an agent connection, in order."""
+        """Later messages on an agent connection, in order (ignored once stopped: a master
+        that stepped down must not act on what a closing stream still carries)."""
+        if self.stopping:
+            return
         self.apply(self.core.agent_messages(connection_id, messages, self.clock()))
 
     def agent_ended(self, connection_id: str) -> None:

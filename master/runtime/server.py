@@ -5,11 +5,23 @@ machine from it and starts serving; ``address`` is then ``host:port``. ``await s
 every stream, stops the server gracefully and waits for pending registry writes. ``run(config)``
 is what ``python -m master`` and ``emporion master`` execute: it prints one line with the address
 (``Emporion master <id> listening on HOST:PORT``) and serves until SIGINT or SIGTERM.
+
+With ``--zk`` the master serves from the start but leads only once elected
+(:mod:`master.runtime.election`): until then, and whenever it loses the lead, its
+:class:`~master.runtime.services.Gate` holds no runtime and every call is refused with
+``UNAVAILABLE`` naming the leader. Each election (each *term*) loads the ZooKeeper registry and
+builds a fresh state machine that recovers from it, as a restarted master does. Losing the lead
+(ZooKeeper connection suspended or session lost) or a failed registry write (deposed: the
+fence refused it) stops it acting at once: timers stop, every stream closes (clients reconnect
+to the new leader), the state machine is dropped. After a failed write it gives up its
+candidacy and contends again from the back of the line. Stopping withdraws the candidacy, so
+the next master leads within a ZooKeeper round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import logging
 import signal
@@ -20,11 +32,19 @@ from grpc import aio
 
 from master.config import MasterConfig
 from master.core import IdGenerator, Master, make_master_info
-from master.registry import FileRegistry, MemoryRegistry, Registry, RegistryError
+from master.registry import (
+    FileRegistry,
+    MemoryRegistry,
+    Registry,
+    RegistryError,
+    RegistryState,
+)
 from master.runtime.driver import MasterRuntime
+from master.runtime.election import ZooKeeperElection
 from master.runtime.outbox import Outbox
-from master.runtime.services import AgentGatewayService, SchedulerService
-from protos.v1 import agent_internal_pb2_grpc, scheduler_pb2_grpc
+from master.runtime.services import AgentGatewayService, Gate, SchedulerService
+from protos.leader_info import Leadership, format_address, master_info_json
+from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2_grpc
 
 __all__ = ["GRPC_OPTIONS", "MasterServer", "run", "serve"]
 
@@ -36,6 +56,11 @@ GRPC_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 """Large messages are fine (an OFFERS event to a big framework); ports are never shared."""
+
+_RECONTEND_PAUSE = 0.5
+"""Seconds between a failed registry write and contending again (no hot loop if it persists)."""
+
+_ElectionEvent = Leadership | BaseException
 
 
 def _version() -> str:
@@ -52,19 +77,27 @@ class MasterServer:
 
     def __init__(self, config: MasterConfig, registry: Registry | None = None) -> None:
         self.config = config
-        if registry is None:
+        if registry is None and config.zk is None:
             if config.registry == "file":
                 assert config.work_dir is not None  # MasterConfig checks it.
                 registry = FileRegistry(config.work_dir)
-            else:
+            elif config.registry == "memory":
                 registry = MemoryRegistry()
-        self.registry = registry
+        self._registry = registry
         self.ids = IdGenerator()
         self.address = ""
         self.port = 0
         self.failed: BaseException | None = None
+        self.election: ZooKeeperElection | None = None
+        self.gate = Gate()
+        self.terms = 0
+        """How many times this master took the lead (1 for a standalone master)."""
         self._server: aio.Server | None = None
         self._stopped = asyncio.Event()
+        self._info: mesos_pb2.MasterInfo | None = None
+        self._events: asyncio.Queue[_ElectionEvent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pump_task: asyncio.Task[None] | None = None
         self.core: Master | None = None
         self.runtime: MasterRuntime | None = None
         self.outbox: Outbox | None = None
@@ -74,14 +107,30 @@ class MasterServer:
         """This master's id."""
         return self.ids.master_id
 
+    @property
+    def registry(self) -> Registry:
+        """The registry this master reads at election and writes while leading."""
+        if self.election is not None and self._registry is None:
+            return self.election.registry
+        assert self._registry is not None, "start() first"
+        return self._registry
+
+    @property
+    def leading(self) -> bool:
+        """Whether this master serves as the leader right now."""
+        return self.runtime is not None
+
     async def start(self) -> str:
-        """Load the registry, bind, recover and serve; returns ``host:port``.
+        """Bind and serve; returns ``host:port``. A standalone master loads the registry and
+        recovers first; one under ``--zk`` serves refusals until elected.
 
         Raises RegistryError if the registry cannot be read, OSError if the port cannot be bound.
         """
         config = self.config
         loop = asyncio.get_running_loop()
-        recovered = await loop.run_in_executor(None, self.registry.load)
+        recovered = None
+        if config.zk is None:
+            recovered = await loop.run_in_executor(None, self.registry.load)
         server = aio.server(options=GRPC_OPTIONS)
         host = config.host
         bind_host = f"[{host}]" if ":" in host else host
@@ -90,27 +139,133 @@ class MasterServer:
             raise OSError(f"cannot bind {host}:{config.port}")
         self.port = port
         self.address = f"{bind_host}:{port}"
-        info = make_master_info(
+        self._info = make_master_info(
             self.ids.master_id, config.hostname or config.host, port, _version()
         )
-        self.core = Master(config, ids=self.ids, master_info=info)
-        self.outbox = Outbox(self.registry, self._fatal)
-        self.runtime = MasterRuntime(
-            self.core,
-            self.outbox,
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self.gate), server)
+        agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server(
+            AgentGatewayService(self.gate), server
+        )
+        if recovered is not None:
+            self._lead(recovered)
+        await server.start()
+        self._server = server
+        if config.zk is not None:
+            grpc_address = format_address(config.hostname or config.host, port)
+            self.election = ZooKeeperElection(
+                config.zk,
+                master_info_json(self._info, grpc_address=grpc_address),
+                grpc_address=grpc_address,
+                session_timeout=config.zk_session_timeout,
+            )
+            self.gate.leader = self.election.leader_address
+            self.election.start()
+            self._pump_task = loop.create_task(self._pump(), name="leadership pump")
+            self._tasks = [loop.create_task(self._follow(), name="leadership")]
+            log.info("master %s on %s contending under %s", self.master_id, self.address, config.zk)
+        else:
+            log.info("master %s serving on %s", self.ids.master_id, self.address)
+        return self.address
+
+    # -- leading --------------------------------------------------------------------------------
+
+    def _lead(self, recovered: RegistryState) -> None:
+        """Build a fresh state machine from ``recovered`` and serve with it."""
+        config = self.config
+        assert self._info is not None
+        core = Master(config, ids=self.ids, master_info=self._info)
+        outbox = Outbox(self.registry, lambda error: self._write_failed(outbox, error))
+        runtime = MasterRuntime(
+            core,
+            outbox,
             allocation_interval=config.allocation_interval,
             allocation_delay=config.allocation_delay,
         )
-        self.runtime.apply(self.core.recover(recovered, time.time()))
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self.runtime), server)
-        agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server(
-            AgentGatewayService(self.runtime), server
+        runtime.apply(core.recover(recovered, time.time()))
+        runtime.start()
+        self.core, self.outbox, self.runtime = core, outbox, runtime
+        self.gate.runtime = runtime
+        self.terms += 1
+
+    def _step_down(self, reason: str) -> None:
+        """Stop acting at once: no new calls, timers stopped, every stream closed, the state
+        machine dropped (its state is soft: the registry is the truth)."""
+        if self.election is not None:
+            self.election.unpin_fence()
+        runtime, outbox = self.runtime, self.outbox
+        self.gate.runtime = None
+        self.core = self.runtime = self.outbox = None
+        if runtime is None:
+            return
+        log.warning("master %s stepped down: %s", self.master_id, reason)
+        runtime.stop()
+        if outbox is not None:
+            outbox.close_all()
+
+    async def _pump(self) -> None:
+        """Copy the current contender's changes of role into the event queue (restarted with
+        each new candidacy)."""
+        assert self.election is not None
+        leadership = self.election.leadership
+        while True:
+            self._events.put_nowait(await leadership.next())
+
+    async def _recontend(self) -> None:
+        """Give up the candidacy and contend again with a new one."""
+        assert self.election is not None
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+        # Changes of the old candidacy still queued are stale: the new one starts not leading.
+        while not self._events.empty():
+            self._events.get_nowait()
+        await self.election.recontend()
+        self._pump_task = asyncio.get_running_loop().create_task(
+            self._pump(), name="leadership pump"
         )
-        await server.start()
-        self._server = server
-        self.runtime.start()
-        log.info("master %s serving on %s", self.ids.master_id, self.address)
-        return self.address
+
+    async def _follow(self) -> None:
+        """Follow the election: lead when elected, step down when not, one change at a time."""
+        election = self.election
+        assert election is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            event = await self._events.get()
+            if isinstance(event, BaseException):
+                # A registry write failed: deposed, or the write's outcome is unknown. Give up
+                # the candidacy, so another master (or this one, from a fresh load) leads.
+                self._step_down(f"registry write failed: {event}")
+                await asyncio.sleep(_RECONTEND_PAUSE)
+                await self._recontend()
+                continue
+            if not event.leading:
+                self._step_down(event.reason)
+                continue
+            self._step_down(f"new term {event.term}")  # A new term is a fresh election.
+            election.pin_fence()
+            try:
+                recovered = await loop.run_in_executor(None, election.registry.load)
+            except RegistryError as error:
+                log.error("elected, but the registry cannot be read: %s", error)
+                self._events.put_nowait(error)
+                continue
+            if not election.contender.leading:
+                continue  # Lost meanwhile: its change is queued.
+            log.info("master %s elected (term %d): leading", self.master_id, event.term)
+            self._lead(recovered)
+
+    def _write_failed(self, outbox: Outbox, error: BaseException) -> None:
+        """A registry write of ``outbox`` failed: a standalone master stops; one under
+        ``--zk`` steps down at once (if that outbox is still its own) and contends again."""
+        if self.config.zk is None:
+            self._fatal(error)
+            return
+        if outbox is not self.outbox:
+            log.info("a write of an earlier term failed, as it should: %s", error)
+            return
+        self._step_down(f"registry write failed: {error}")
+        self._events.put_nowait(error)
 
     def _fatal(self, error: BaseException) -> None:
         self.failed = error
@@ -125,16 +280,30 @@ class MasterServer:
         await self._stopped.wait()
 
     async def stop(self, grace: float = 1.0) -> None:
-        """Close every stream, stop serving (within ``grace`` seconds), flush the registry."""
+        """Close every stream, stop serving (within ``grace`` seconds), flush the registry;
+        under ``--zk``, then withdraw the candidacy so the next master leads at once."""
+        tasks = [*self._tasks, *([self._pump_task] if self._pump_task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks, self._pump_task = [], None
+        outbox = self.outbox
         if self.runtime is not None:
             self.runtime.stop()
-        if self.outbox is not None:
-            self.outbox.close_all()
+        self.gate.runtime = None
+        if outbox is not None:
+            outbox.close_all()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
-        if self.outbox is not None and self.failed is None:
-            await self.outbox.flush()
+        if outbox is not None and self.failed is None:
+            with contextlib.suppress(RegistryError):
+                await outbox.flush()
+        if self.election is not None:
+            await self.election.close()
+            self.election = None
         self._stopped.set()
 
 

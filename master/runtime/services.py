@@ -12,6 +12,13 @@ methods would, answering each with its own status in ``CallResults``.
 
 ``AgentGateway``: ``Connect`` (one message per stream message) and ``ConnectBatched`` (batches)
 carry one agent session each.
+
+Both serve whatever runtime their :class:`Gate` holds: a master that does not lead (``--zk``)
+has none, and refuses every call and stream with ``UNAVAILABLE``, naming the leader in the
+details (``not the leading master; the leader is at HOST:PORT``) and in the trailing metadata
+``emporion-leader`` (absent, and ``no leader`` in the details, while none is known), so clients
+go there at once. A stream keeps the runtime it started with: when the master steps down, that
+runtime is stopped and its streams are closed.
 """
 
 from __future__ import annotations
@@ -30,12 +37,15 @@ from master.runtime.driver import MasterRuntime
 from master.runtime.outbox import AgentChannel, EventChannel
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
-__all__ = ["STREAM_ID_KEY", "AgentGatewayService", "SchedulerService"]
+__all__ = ["LEADER_KEY", "STREAM_ID_KEY", "AgentGatewayService", "Gate", "SchedulerService"]
 
 log = logging.getLogger("master.runtime")
 
 STREAM_ID_KEY = "mesos-stream-id"
 """Metadata key of the subscription stream id (Mesos's ``Mesos-Stream-Id`` header)."""
+
+LEADER_KEY = "emporion-leader"
+"""Trailing metadata key of a refusal by a master that does not lead: the leader's address."""
 
 _Call = scheduler_pb2.Call
 _ACCEPTED = scheduler_pb2.Accepted()
@@ -56,6 +66,37 @@ async def _abort(context: aio.ServicerContext[object, object], error: CallError)
     raise AssertionError("unreachable")  # abort raises
 
 
+class Gate:
+    """Gate holds the runtime serving calls now: the leader's, or None while not leading.
+
+    ``leader`` gives the leading master's gRPC address for refusals (None: none known).
+    """
+
+    def __init__(
+        self,
+        runtime: MasterRuntime | None = None,
+        leader: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.runtime = runtime
+        self.leader = leader
+
+    async def enter(self, context: aio.ServicerContext[object, object]) -> MasterRuntime:
+        """The runtime to serve a call with; aborts it with UNAVAILABLE when not leading."""
+        runtime = self.runtime
+        if runtime is not None:
+            return runtime
+        leader = self.leader()
+        if leader is None:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "not the leading master; no leader is known"
+            )
+        context.set_trailing_metadata(((LEADER_KEY, leader),))
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE, f"not the leading master; the leader is at {leader}"
+        )
+        raise AssertionError("unreachable")  # abort raises
+
+
 def _stream_id(context: aio.ServicerContext[object, object]) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == STREAM_ID_KEY:
@@ -66,8 +107,8 @@ def _stream_id(context: aio.ServicerContext[object, object]) -> str | None:
 class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
     """SchedulerService serves the scheduler API (see the module docstring)."""
 
-    def __init__(self, runtime: MasterRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
 
     async def Subscribe(
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
@@ -88,10 +129,11 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[list[scheduler_pb2.Event]]:
         """Subscribe, send the stream id, then yield the events queued at each wake-up."""
+        runtime = await self.gate.enter(context)
         stream_id = str(uuid.uuid4())
         channel = EventChannel()
         try:
-            self.runtime.subscribe(stream_id, request, channel)
+            runtime.subscribe(stream_id, request, channel)
         except CallError as error:
             await _abort(context, error)
         except Exception:
@@ -102,7 +144,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             while (events := await channel.take()) is not None:
                 yield events
         finally:
-            self.runtime.subscription_ended(stream_id)
+            runtime.subscription_ended(stream_id)
 
     async def Batch(
         self, request: scheduler_pb2.Calls, context: aio.ServicerContext[object, object]
@@ -112,7 +154,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         Each call goes to the state machine as its unary method would take it, so a refused
         call changes nothing and the calls after it still apply.
         """
-        outcomes = self.runtime.call_batch(_stream_id(context), request.calls)
+        runtime = await self.gate.enter(context)
+        outcomes = runtime.call_batch(_stream_id(context), request.calls)
         reply = scheduler_pb2.CallResults()
         add = reply.results.add
         for outcome in outcomes:
@@ -137,8 +180,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"type {got} does not match the method (it takes {name} calls)",
             )
+        runtime = await self.gate.enter(context)
         try:
-            self.runtime.call(_stream_id(context), request)
+            runtime.call(_stream_id(context), request)
         except CallError as error:
             await _abort(context, error)
         except Exception:
@@ -246,8 +290,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
 class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
     """AgentGatewayService serves agent sessions (see the module docstring)."""
 
-    def __init__(self, runtime: MasterRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
 
     async def Connect(
         self,
@@ -255,7 +299,7 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[agent_internal_pb2.MasterMessage]:
         """One agent session, one message per stream message."""
-        async for batch in self._session(request_iterator, lambda m: (m,)):
+        async for batch in self._session(request_iterator, lambda m: (m,), context):
             for message in batch:
                 yield message
 
@@ -265,15 +309,16 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[agent_internal_pb2.MasterMessages]:
         """One agent session, messages in batches."""
-        async for batch in self._session(request_iterator, lambda m: m.messages):
+        async for batch in self._session(request_iterator, lambda m: m.messages, context):
             yield agent_internal_pb2.MasterMessages(messages=batch)
 
     async def _session(
         self,
         requests: AsyncIterator[M],
         unpack: Callable[[M], Iterable[agent_internal_pb2.AgentMessage]],
+        context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[list[agent_internal_pb2.MasterMessage]]:
-        runtime = self.runtime
+        runtime = await self.gate.enter(context)
         connection_id = str(uuid.uuid4())
         channel = AgentChannel()
         reader: asyncio.Task[None] | None = None
@@ -290,7 +335,7 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             runtime.agent_connected(connection_id, channel, message)
             runtime.agent_messages(connection_id, first)
             reader = asyncio.get_running_loop().create_task(
-                self._read(requests, unpack, connection_id, channel)
+                self._read(runtime, requests, unpack, connection_id, channel)
             )
             while (batch := await channel.take()) is not None:
                 yield batch
@@ -301,13 +346,13 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
 
     async def _read(
         self,
+        runtime: MasterRuntime,
         requests: AsyncIterator[M],
         unpack: Callable[[M], Iterable[agent_internal_pb2.AgentMessage]],
         connection_id: str,
         channel: AgentChannel,
     ) -> None:
         """Feed the agent's messages in until it stops sending, then end the session."""
-        runtime = self.runtime
         try:
             async for item in requests:
                 runtime.agent_messages(connection_id, unpack(item))

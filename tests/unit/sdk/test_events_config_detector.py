@@ -173,10 +173,18 @@ def test_static_detector_answers_its_address() -> None:
 
 
 def test_unknown_scheme_is_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="no detector for scheme 'zk'"):
-        create_detector("zk://127.0.0.1:2181/mesos")
+    with pytest.raises(ValueError, match="no detector for scheme 'nope'"):
+        create_detector("nope://127.0.0.1:2181/mesos")
     with pytest.raises(TypeError, match="master must be"):
         create_detector(5050)  # type: ignore[arg-type]
+
+
+def test_zk_urls_get_the_zookeeper_detector() -> None:
+    from framework_sdk.zk_detector import ZooKeeperMasterDetector
+
+    detector = create_detector("zk://127.0.0.1:2181/emporion")
+    assert isinstance(detector, ZooKeeperMasterDetector)
+    asyncio.run(detector.close())
 
 
 def test_registered_scheme_is_used(monkeypatch: pytest.MonkeyPatch) -> None:

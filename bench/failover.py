@@ -1,0 +1,177 @@
+"""Failover: how long a crashed leading master takes to be replaced, and what comes back.
+
+``python -m bench.failover --agents K --frameworks F [--tasks T] [--session-timeout S]`` starts
+ZooKeeper (``tests/zk/servers.py``: Debian's ``zookeeper`` package and Java), three masters
+``python -m master --zk ... --zk-session-timeout S`` in their own processes, K emulated agents
+(:class:`emporion.testing.AgentEmulator`, given the three addresses; it tries the next when one
+refuses) and F frameworks (the SDK's asyncio client on the ``zk://`` URL), each running T
+tasks that stay RUNNING. Once every task runs it kills the leader with SIGKILL and prints one
+JSON object, times in seconds from the kill:
+
+* ``elected_s``: until another master answers as the leader (its ZooKeeper session noticed the
+  old leader's expiry, it was elected, loaded the registry and recovered): bounded below by
+  the session timeout, since a crashed leader's znode lives until its session expires.
+* ``frameworks_back_s``: until every framework is subscribed again, to the new leader.
+* ``agents_back_s``: until every agent has reregistered with the new leader.
+* ``tasks_back_s``: until the new leader, asked by every framework (implicit reconciliation,
+  every 0.2 s), reports every task RUNNING.
+* ``tasks_lost``: tasks that reached a terminal state, or were not reported RUNNING again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench._common import emit, machine, rounded
+from emporion.testing import AgentEmulator
+from protos.v1 import mesos_pb2
+from tests.integration.ha.cluster import ZkMaster, probe
+from tests.integration.ha.job import FailoverFramework
+from tests.zk.servers import ZooKeeperCluster
+
+WAIT = 120.0
+"""Bound on each phase (a failure, not a figure, if reached)."""
+
+
+async def _wait_leader(masters: Sequence[ZkMaster], timeout: float) -> ZkMaster:
+    deadline = time.monotonic() + timeout
+    while True:
+        for master in masters:
+            if (
+                master.process is not None
+                and (await asyncio.to_thread(probe, master.address, 1.0)).leading
+            ):
+                return master
+        if time.monotonic() > deadline:
+            raise TimeoutError("no master leads")
+        await asyncio.sleep(0.01)
+
+
+async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Run the whole scenario; the figures."""
+    zk = ZooKeeperCluster(args.zk_nodes, base_dir=work / "zk")
+    zk.start()
+    masters = [
+        ZkMaster(
+            zk.url("/emporion-bench"),
+            work,
+            session_timeout=args.session_timeout,
+            name=f"master{i}",
+            extra_args=("--log-level", "WARNING"),
+        )
+        for i in range(3)
+    ]
+    try:
+        for master in masters:
+            master.start()
+        return await _scenario(args, zk, masters)
+    finally:
+        for master in masters:
+            master.close()
+        zk.close()
+
+
+async def _scenario(
+    args: argparse.Namespace, zk: ZooKeeperCluster, masters: list[ZkMaster]
+) -> dict[str, Any]:
+    leader = await _wait_leader(masters, WAIT)
+    url = zk.url("/emporion-bench")
+    emulator = AgentEmulator(
+        [m.address for m in masters],
+        agents=args.agents,
+        resources="cpus:8;mem:16384;disk:1000",
+        mode="run",
+        backoff_min=0.05,
+        backoff_max=0.5,
+        tick_interval=0.1,
+        register_timeout=WAIT,
+    )
+    frameworks = [FailoverFramework(url, f"bench{i}", args.tasks) for i in range(args.frameworks)]
+    async with emulator:
+        for framework in frameworks:
+            await framework.start()
+        try:
+            await asyncio.gather(*(f.wait_running(WAIT) for f in frameworks))
+            base = emulator.counters.reregistrations
+            killed = time.monotonic()
+            leader.stop(signal.SIGKILL)
+            rest = [m for m in masters if m is not leader]
+            new = await _wait_leader(rest, WAIT)
+            elected = time.monotonic() - killed
+            await asyncio.gather(*(f.wait_back(new.master_id, WAIT) for f in frameworks))
+            frameworks_back = max(f.subscribed_at[-1] for f in frameworks) - killed
+            await emulator.wait_for(
+                lambda: emulator.counters.reregistrations >= base + args.agents, WAIT
+            )
+            agents_back = time.monotonic() - killed
+            back = await asyncio.gather(
+                *(f.wait_tasks_back(WAIT) for f in frameworks), return_exceptions=True
+            )
+            tasks_back = time.monotonic() - killed
+            lost = 0
+            for framework, outcome in zip(frameworks, back, strict=True):
+                running = sum(
+                    framework.states.get(t) == mesos_pb2.TASK_RUNNING for t in framework.task_ids
+                )
+                lost += (
+                    len(framework.task_ids) - running
+                    if isinstance(outcome, BaseException)
+                    else len(framework.terminal)
+                )
+        finally:
+            for framework in frameworks:
+                await framework.close()
+    return {
+        "benchmark": "failover",
+        "masters": 3,
+        "zk_nodes": args.zk_nodes,
+        "agents": args.agents,
+        "frameworks": args.frameworks,
+        "tasks": args.frameworks * args.tasks,
+        "session_timeout_s": args.session_timeout,
+        "elected_s": rounded(elected, 3),
+        "frameworks_back_s": rounded(frameworks_back, 3),
+        "agents_back_s": rounded(agents_back, 3),
+        "tasks_back_s": rounded(tasks_back, 3),
+        "tasks_lost": lost,
+        "machine": machine(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags, run, print the JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__)
+    parser.add_argument("--agents", type=int, default=10, help="emulated agents (default 10)")
+    parser.add_argument("--frameworks", type=int, default=2, help="frameworks (default 2)")
+    parser.add_argument("--tasks", type=int, default=5, help="tasks per framework (default 5)")
+    parser.add_argument(
+        "--session-timeout", type=float, default=10.0, help="masters' --zk-session-timeout (10)"
+    )
+    parser.add_argument("--zk-nodes", type=int, default=1, choices=(1, 3), help="ZooKeeper size")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the clients' reconnection warnings are expected
+    if args.agents < 1 or args.frameworks < 1 or args.tasks < 0:
+        parser.error("--agents and --frameworks must be >= 1, --tasks >= 0")
+    with tempfile.TemporaryDirectory(prefix="emporion-failover-") as work:
+        try:
+            figures = asyncio.run(measure(args, Path(work)))
+        except (TimeoutError, RuntimeError) as error:
+            print(f"bench.failover: {error}", file=sys.stderr)
+            return 1
+    emit(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())

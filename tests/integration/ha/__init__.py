@@ -1,0 +1,1 @@
+"""High availability: masters elected through a real ZooKeeper, as real processes."""
