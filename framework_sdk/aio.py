@@ -25,6 +25,13 @@ in the order they were made, and each awaiting caller gets its own call's outcom
 goes on its Mesos unary method. :meth:`SchedulerClient.send_all` sends a list of calls in order
 (in one ``Batch`` when it can) and returns each one's outcome.
 
+**Following the leader.** A master that does not lead refuses SUBSCRIBE with UNAVAILABLE and
+names the leader in the trailing metadata ``emporion-leader`` (:data:`LEADER_METADATA`): the
+client's next attempt goes to that address at once, instead of the detector's answer after a
+backoff. The hint serves that one attempt; the detector (a ``zk://`` one especially) stays
+authoritative for every later one. Events the stream still delivers after the client closed
+(say, after TEARDOWN) are dropped quietly.
+
 The scaffolding shared with the executor client is in :mod:`framework_sdk._stream_client`; how
 calls are sent, gathered into ``Batch`` or alone, in :mod:`framework_sdk._batching`.
 """
@@ -53,11 +60,14 @@ from framework_sdk.errors import CallError, NotSubscribedError
 from framework_sdk.session import GiveUp, ProtocolError, Retry, SchedulerSession
 from protos.v1 import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
-__all__ = ["STREAM_ID_METADATA", "SchedulerClient"]
+__all__ = ["LEADER_METADATA", "STREAM_ID_METADATA", "SchedulerClient", "leader_hint"]
 
 logger = logging.getLogger("framework_sdk.aio")
 
 _T = TypeVar("_T")
+
+LEADER_METADATA = "emporion-leader"
+"""Trailing metadata of a refusal by a master that does not lead: the leader's ``host:port``."""
 
 
 class _DeadlineError(Exception):
@@ -71,13 +81,25 @@ def _current_user() -> str:
         return str(os.getuid())
 
 
-def _stream_id(metadata: object) -> str | None:
+def _metadata_value(metadata: object, wanted: str) -> str | None:
     if metadata is None:
         return None
     for key, value in metadata:  # type: ignore[attr-defined]
-        if key == STREAM_ID_METADATA:
+        if key == wanted:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
+
+
+def _stream_id(metadata: object) -> str | None:
+    return _metadata_value(metadata, STREAM_ID_METADATA)
+
+
+def leader_hint(error: grpc.aio.AioRpcError) -> str | None:
+    """The leader's address an UNAVAILABLE refusal names (``emporion-leader``), else None."""
+    if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    metadata: object = error.trailing_metadata()
+    return (_metadata_value(metadata, LEADER_METADATA) or "").strip() or None
 
 
 class SchedulerClient(
@@ -131,6 +153,7 @@ class SchedulerClient(
         super().__init__(session, clock)
         self._detector = detector
         self._address: str | None = None
+        self._leader_hint: str | None = None  # Named by the last refusal; serves one attempt.
         self._calls = CallSender(session, self.config.call_timeout_seconds)
 
     # -- state --
@@ -178,7 +201,12 @@ class SchedulerClient(
     # -- the connection task --
 
     async def _attempt(self) -> float | None:
-        stub = await self._connect(await self._detector.detect())
+        address, self._leader_hint = self._leader_hint, None
+        if address is None:
+            address = await self._detector.detect()
+        else:
+            logger.info("following the leader hint to %s", address)
+        stub = await self._connect(address)
         retry = await self._subscription(stub)
         if retry is None:
             return None
@@ -250,8 +278,13 @@ class SchedulerClient(
             code, details = error.code().name, error.details() or ""
             if session.closed:
                 return None
+            leader = leader_hint(error)
+            if leader is not None and leader != self._address:
+                self._leader_hint = leader
+            else:
+                leader = None
             if not session.subscribed:
-                outcome = session.subscribe_failed(code, details, self._clock())
+                outcome = session.subscribe_failed(code, details, self._clock(), leader=leader)
                 self._notify()
                 if isinstance(outcome, GiveUp):
                     self._queue.put_nowait(ev.Error(message=outcome.message))
@@ -266,6 +299,10 @@ class SchedulerClient(
         session = self.session
         for message in messages:
             typed = session.receive(message, self._clock())
+            if typed is None:  # Closed meanwhile (teardown, close): nobody wants it now.
+                name = scheduler_pb2.Event.Type.Name(message.type)
+                logger.debug("dropped a %s event: the client is closed", name)
+                return True
             if isinstance(typed, ev.Subscribed):
                 self._notify()
                 logger.info(

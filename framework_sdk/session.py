@@ -16,6 +16,11 @@ Phases::
                retryable refusal v  |                               v deadline passed
                                BACKING_OFF <------------------------+
     any --receive(ERROR) / non-retryable refusal / close--> CLOSED (final)
+
+Events that still arrive once CLOSED (say, after TEARDOWN, before the stream is cancelled) are
+dropped: :meth:`SchedulerSession.receive` answers None for them. A SUBSCRIBE refused by a master
+that does not lead, naming the leader, is retried at once (``Retry.delay`` 0) up to
+``MAX_REDIRECTS`` times in a row; the client sends the retry to the named leader.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from protos.v1 import mesos_pb2, scheduler_pb2
 __all__ = [
     "DEFAULT_HEARTBEAT_SECONDS",
     "RETRYABLE_CODES",
+    "MAX_REDIRECTS",
     "GiveUp",
     "Phase",
     "ProtocolError",
@@ -64,6 +70,10 @@ RETRYABLE_CODES = frozenset(
         "CANCELLED",
     }
 )
+
+# Consecutive refusals naming a leader that are retried at once; beyond, the usual backoff, so
+# two masters that each name the other (a stale view during an election) cannot make us spin.
+MAX_REDIRECTS = 3
 
 _E = scheduler_pb2.Event
 _Call = scheduler_pb2.Call
@@ -152,6 +162,7 @@ class SchedulerSession:
         self.heartbeat_interval: float | None = None
         self.attempt = 0  # Consecutive failed attempts since the last SUBSCRIBED.
         self.subscriptions = 0  # SUBSCRIBED events received so far.
+        self.redirects = 0  # Consecutive refusals naming a leader, retried at once.
         self.close_reason: str | None = None
         self._deadline: float | None = None
         self._rng = rng or random.Random()
@@ -213,11 +224,15 @@ class SchedulerSession:
         self.stream_id = stream_id or None
         self.batched = batched
 
-    def receive(self, event: scheduler_pb2.Event, now: float) -> Event:
-        """Take one event from the stream; return its typed form for the scheduler.
+    def receive(self, event: scheduler_pb2.Event, now: float) -> Event | None:
+        """Take one event from the stream; return its typed form for the scheduler, or None
+        once CLOSED: the stream may deliver a few more events before it is cancelled (after
+        TEARDOWN, say), and the scheduler is done with them.
 
         Raises ProtocolError when the stream does not start with SUBSCRIBED (or ERROR).
         """
+        if self.phase is Phase.CLOSED:
+            return None
         if self.phase is Phase.CONNECTING:
             if event.type == _E.ERROR:
                 self.close(event.error.message or "the master refused the subscription")
@@ -252,6 +267,7 @@ class SchedulerSession:
         self.framework_info.id.CopyFrom(sub.framework_id)
         self.phase = Phase.SUBSCRIBED
         self.attempt = 0
+        self.redirects = 0
         self._deadline = now + self.heartbeat_interval * self.config.heartbeat_misses
         resubscribed = self.subscriptions > 0
         self.subscriptions += 1
@@ -282,13 +298,24 @@ class SchedulerSession:
         one."""
         self.batched = False
 
-    def subscribe_failed(self, code: str, message: str, now: float) -> Retry | GiveUp:
-        """SUBSCRIBE was answered with gRPC status ``code`` (a name): retry later, or give up."""
+    def subscribe_failed(
+        self, code: str, message: str, now: float, *, leader: str | None = None
+    ) -> Retry | GiveUp:
+        """SUBSCRIBE was answered with gRPC status ``code`` (a name): retry later, or give up.
+
+        ``leader``: the refusing master named the leading master (UNAVAILABLE from a master
+        that does not lead); the retry, meant for that leader, comes at once (``delay`` 0)
+        unless ``MAX_REDIRECTS`` such retries in a row did not get a subscription.
+        """
         if self.phase is not Phase.CONNECTING:
             raise RuntimeError(f"subscribe failed in phase {self.phase.value}")
         reason = f"SUBSCRIBE failed ({code}): {message}"
         if code in RETRYABLE_CODES:
             _, retry = self.stream_lost(now, reason)
+            if leader and code == "UNAVAILABLE" and self.redirects < MAX_REDIRECTS:
+                self.redirects += 1
+                return Retry(delay=0.0, reason=f"{reason}; the leader is at {leader}")
+            self.redirects = 0
             return retry
         self.close(reason)
         return GiveUp(message=reason)
@@ -401,12 +428,14 @@ class SchedulerSession:
         """Check the session's invariants; raises AssertionError naming the broken one."""
         phase = self.phase
         assert self.attempt >= 0, "attempt is negative"
+        assert 0 <= self.redirects <= MAX_REDIRECTS, "redirects out of range"
         if phase is Phase.SUBSCRIBED:
             assert self.framework_id is not None, "subscribed without a framework id"
             assert self.heartbeat_interval is not None, "subscribed without heartbeat interval"
             assert self.heartbeat_interval > 0, "heartbeat interval is not positive"
             assert self._deadline is not None, "subscribed without a deadline"
             assert self.attempt == 0, "subscribed with failed attempts counted"
+            assert self.redirects == 0, "subscribed with redirects counted"
         if phase is Phase.CONNECTING:
             assert self._deadline is not None, "connecting without a deadline"
         if phase in (Phase.IDLE, Phase.BACKING_OFF, Phase.CLOSED):

@@ -19,6 +19,11 @@ Each agent uses ``ConnectBatched`` when the master serves it: whatever the agent
 its writer runs (all the RUNNING updates for a batch of RunTasks, say) goes out in one stream
 message, which is what makes thousands of launches per second affordable in Python. Against a
 master without it (``UNIMPLEMENTED``) the emulator falls back to ``Connect`` for good.
+
+With several masters (``--master a:1,b:2``) a refused or broken agent tries the next one after a
+backoff; a master that does not lead refuses with UNAVAILABLE and names the leader in the
+trailing metadata ``emporion-leader``: the agent then reconnects to that leader at once, adding
+it to its masters if it was not one of them.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
@@ -73,10 +78,29 @@ _AnyCall: TypeAlias = (
 )
 
 
+LEADER_METADATA = "emporion-leader"
+"""Trailing metadata of a refusal by a master that does not lead: the leader's ``host:port``."""
+
+MAX_REDIRECTS = 3
+"""Refusals naming a leader that an agent follows at once, in a row, before backing off."""
+
+
+def leader_of(error: grpc.aio.AioRpcError) -> str | None:
+    """The leader's address an UNAVAILABLE refusal names (``emporion-leader``), else None."""
+    if error.code() is not grpc.StatusCode.UNAVAILABLE:
+        return None
+    metadata: Any = error.trailing_metadata() or ()
+    for key, value in metadata:
+        if key == LEADER_METADATA:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return text.strip() or None
+    return None
+
+
 class _Outcome(enum.Enum):
     ACCEPTED = "accepted"  # the master registered the agent: reset the backoff
     FAILED = "failed"  # refused or unreachable: back off, try the next master
-    RETRY_NOW = "retry"  # the master lacks ConnectBatched: reconnect at once with Connect
+    RETRY_NOW = "retry"  # no ConnectBatched, or a standby named the leader: reconnect at once
 
 
 @dataclass(eq=False)
@@ -94,6 +118,7 @@ class _AgentRuntime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     last_failure: str = ""
+    redirects: int = 0  # refusals naming a leader followed at once since the last registration
 
 
 class AgentEmulator:
@@ -170,6 +195,8 @@ class AgentEmulator:
             )
             for index, info in enumerate(config.agent_infos())
         ]
+        # The masters to try in turn: the configured ones, plus leaders named by refusals.
+        self._masters: list[str] = list(config.masters)
         self._channels: dict[tuple[int, int], grpc.aio.Channel] = {}
         self._stubs: dict[tuple[int, int], ai_grpc.AgentGatewayAsyncStub] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -407,12 +434,12 @@ class AgentEmulator:
             agent.call.cancel()
 
     def _stub(self, agent: _AgentRuntime) -> ai_grpc.AgentGatewayAsyncStub:
-        master = agent.master_index % len(self.config.masters)
+        master = agent.master_index % len(self._masters)
         key = (master, agent.index % self.config.channels)
         stub = self._stubs.get(key)
         if stub is None:
             channel = grpc.aio.insecure_channel(
-                self.config.masters[master], options=[*_CHANNEL_OPTIONS, ("emporion.ch", key[1])]
+                self._masters[master], options=[*_CHANNEL_OPTIONS, ("emporion.ch", key[1])]
             )
             self._channels[key] = channel
             stub = self._stubs[key] = ai_grpc.AgentGatewayStub(channel)
@@ -441,6 +468,7 @@ class AgentEmulator:
             outcome = await self._session(agent)
             if outcome is _Outcome.ACCEPTED:
                 failures = 0
+                agent.redirects = 0
             elif outcome is _Outcome.FAILED:
                 failures += 1
                 agent.master_index += 1  # try the next master, if there are several
@@ -487,6 +515,8 @@ class AgentEmulator:
             if batched and error.code() is grpc.StatusCode.UNIMPLEMENTED:
                 self._batched = False  # an older master: one message per stream message
                 outcome = _Outcome.RETRY_NOW
+            elif self._follow_leader(agent, error) and outcome is not _Outcome.ACCEPTED:
+                outcome = _Outcome.RETRY_NOW  # a registered agent just pauses, as after any end
             agent.last_failure = f"{error.code().name}: {error.details()}"
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -500,6 +530,23 @@ class AgentEmulator:
             agent.outbox = []
             core.disconnected()
         return outcome
+
+    def _follow_leader(self, agent: _AgentRuntime, error: grpc.aio.AioRpcError) -> bool:
+        """Point the agent at the leader a standby's refusal names (UNAVAILABLE with
+        ``emporion-leader``), adding it to the masters if new; whether to reconnect at once.
+
+        Only ``MAX_REDIRECTS`` in a row are followed at once: masters that name each other
+        (a stale view during an election) then get the usual backoff instead of a spin.
+        """
+        leader = leader_of(error)
+        if leader is None or agent.redirects >= MAX_REDIRECTS:
+            agent.redirects = 0
+            return False
+        if leader not in self._masters:
+            self._masters.append(leader)
+        agent.master_index = self._masters.index(leader)
+        agent.redirects += 1
+        return True
 
     @staticmethod
     async def _write(call: _AnyCall, agent: _AgentRuntime, batched: bool) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from emporion.testing.agent_emulator import LEADER_METADATA
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import agent_internal_pb2_grpc as ai_grpc
 
@@ -53,7 +54,8 @@ class FakeSession:
 
 
 class FakeGateway(ai_grpc.AgentGatewayServicer):
-    """Registers every agent and records what it says; refuses streams while ``refusing``."""
+    """Registers every agent and records what it says; refuses streams while ``refusing``
+    (naming ``leader``, if set, as a standby master does)."""
 
     def __init__(
         self, ping_interval: float = 0.0, ping_timeout: float = 0.0, *, batched: bool = False
@@ -64,6 +66,10 @@ class FakeGateway(ai_grpc.AgentGatewayServicer):
         self.sessions: list[FakeSession] = []
         self.reconciliations: dict[str, list[ai.ReconcileTasks]] = {}
         self.refusing = False
+        # While refusing, name this leader as a standby master does (UNAVAILABLE with the
+        # ``emporion-leader`` trailing metadata); None: FAILED_PRECONDITION, naming none.
+        self.leader: str | None = None
+        self.refusals = 0
         self._next_id = 0
         self.address = ""
 
@@ -93,6 +99,10 @@ class FakeGateway(ai_grpc.AgentGatewayServicer):
 
     async def _serve(self, context: _Context, *, batched: bool) -> None:
         if self.refusing:
+            self.refusals += 1
+            if self.leader is not None:
+                context.set_trailing_metadata(((LEADER_METADATA, self.leader),))
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "not the leading master")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the leader")
         received = _unpack(await context.read())
         first = received.pop(0)

@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from framework_sdk.aio import LEADER_METADATA
 from protos.v1 import mesos_pb2, scheduler_pb2
 from tests.unit.sdk.scripted_service import (
     WAIT_SECONDS,
@@ -106,7 +107,7 @@ class ScriptedMaster(ScriptedService[scheduler_pb2.Call, Event, _Stream]):
         self.calls: list[RecordedCall] = []
         self.batches: list[int] = []
         self.batched_streams = 0  # Streams opened with SubscribeBatched.
-        self._subscribe_refusals: list[tuple[grpc.StatusCode, str]] = []
+        self._subscribe_refusals: list[tuple[grpc.StatusCode, str, str | None]] = []
         self._refusals: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._holds: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
@@ -152,7 +153,10 @@ class ScriptedMaster(ScriptedService[scheduler_pb2.Call, Event, _Stream]):
             refusal = self._subscribe_refusals.pop(0) if self._subscribe_refusals else None
             self._cond.notify_all()
         if refusal is not None:
-            context.abort(*refusal)
+            code, message, leader = refusal
+            if leader is not None:
+                context.set_trailing_metadata(((LEADER_METADATA, leader),))
+            context.abort(code, message)
         n = next(self._ids)
         framework_id = request.framework_id.value or f"framework-{n}"
         stream = _Stream(stream_id=f"stream-{n}", framework_id=framework_id)
@@ -234,10 +238,14 @@ class ScriptedMaster(ScriptedService[scheduler_pb2.Call, Event, _Stream]):
 
     # -- scripting --
 
-    def refuse_next_subscribe(self, code: grpc.StatusCode, message: str) -> None:
-        """Answer the next SUBSCRIBE with this status (once; several calls queue up)."""
+    def refuse_next_subscribe(
+        self, code: grpc.StatusCode, message: str, *, leader: str | None = None
+    ) -> None:
+        """Answer the next SUBSCRIBE with this status (once; several calls queue up);
+        ``leader`` is sent as ``emporion-leader`` trailing metadata, as a non-leading master
+        does."""
         with self._cond:
-            self._subscribe_refusals.append((code, message))
+            self._subscribe_refusals.append((code, message, leader))
 
     def refuse_next(self, method: str, code: grpc.StatusCode, message: str) -> None:
         """Answer the next call of ``method`` (e.g. ``"Accept"``) with this status."""
