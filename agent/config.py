@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
@@ -27,6 +28,7 @@ __all__ = [
     "Attribute",
     "ConfigError",
     "MasterAddress",
+    "ZkMaster",
     "add_agent_arguments",
     "config_from_args",
     "config_from_namespace",
@@ -177,7 +179,7 @@ def parse_attributes(text: str) -> tuple[Attribute, ...]:
 
 @dataclass(frozen=True)
 class MasterAddress:
-    """Where the master is: ``host:port`` (a later release adds ``zk://`` detection)."""
+    """Where the master is: a fixed ``host:port``."""
 
     host: str
     port: int
@@ -189,13 +191,29 @@ class MasterAddress:
         return f"{host}:{self.port}"
 
 
-def parse_master(text: str) -> MasterAddress:
-    """A ``--master`` value; ValueError naming what is wrong."""
-    if text.startswith("zk://"):
-        raise ValueError(f"master {text!r}: zk:// detection is not supported yet; give HOST:PORT")
+@dataclass(frozen=True)
+class ZkMaster:
+    """Where the master is: whichever master leads, as ZooKeeper at ``url`` names it."""
+
+    url: ZkUrl
+
+    @property
+    def target(self) -> str:
+        """The ``zk://`` URL (for logs; the leader's gRPC target comes from the detector)."""
+        return str(self.url)
+
+
+def parse_master(text: str) -> MasterAddress | ZkMaster:
+    """A ``--master`` value, ``HOST:PORT`` or ``zk://H1:P1,H2:P2/path``; ValueError naming what
+    is wrong."""
+    if text.strip().lower().startswith("zk://"):
+        try:
+            return ZkMaster(parse_zk_url(text.strip()))
+        except ValueError as error:
+            raise ValueError(f"master {text!r}: {error}") from None
     match = re.fullmatch(r"\[?([^\]\s]+?)\]?:(\d{1,5})", text.strip())
     if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(f"master {text!r} must be HOST:PORT")
+        raise ValueError(f"master {text!r} must be HOST:PORT or zk://HOST:PORT,.../PATH")
     return MasterAddress(match.group(1), int(match.group(2)))
 
 
@@ -203,7 +221,7 @@ def parse_master(text: str) -> MasterAddress:
 class AgentConfig:
     """AgentConfig holds everything the agent is configured with; build it with the helpers."""
 
-    master: MasterAddress
+    master: MasterAddress | ZkMaster
     work_dir: Path
     port: int = 5051
     ip: str = "0.0.0.0"
@@ -225,6 +243,7 @@ class AgentConfig:
     status_update_retry_min: float = 10.0
     status_update_retry_max: float = 600.0
     default_ping_timeout: float = 75.0
+    zk_session_timeout: float = 10.0
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -234,7 +253,10 @@ class AgentConfig:
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the agent's flags to ``parser`` (used by ``python -m agent`` and ``emporion agent``)."""
     add = parser.add_argument
-    add("--master", help="the master's HOST:PORT (required)")
+    add(
+        "--master",
+        help="the master's HOST:PORT, or zk://H1:P1,H2:P2/PATH to follow the leader (required)",
+    )
     add("--work-dir", help="directory for sandboxes and the checkpoint (required)")
     add("--port", help="port of the agent's HTTP API (sandbox files); 0 picks one [5051]")
     add("--ip", help="address the HTTP API listens on [0.0.0.0]")
@@ -256,6 +278,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add("--registration-backoff-factor", help="initial (re)registration backoff [1s]")
     add("--status-update-retry-min", help="first retry of an unacknowledged update [10s]")
     add("--status-update-retry-max", help="longest retry interval [10mins]")
+    add("--zk-session-timeout", help="ZooKeeper session timeout under --master zk:// [10secs]")
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -307,11 +330,14 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         registration_backoff_factor=duration("registration-backoff-factor"),
         status_update_retry_min=duration("status-update-retry-min"),
         status_update_retry_max=duration("status-update-retry-max"),
+        zk_session_timeout=duration("zk-session-timeout"),
     )
     if config.executor_reregistration_timeout > 15:
         raise ConfigError("--executor-reregistration-timeout: at most 15s (as Mesos)")
     if not 0 < config.status_update_retry_min <= config.status_update_retry_max:
         raise ConfigError("--status-update-retry-min must be > 0 and <= --status-update-retry-max")
+    if config.zk_session_timeout <= 0:
+        raise ConfigError("--zk-session-timeout must be > 0")
     if config.registration_backoff_factor <= 0:
         raise ConfigError("--registration-backoff-factor must be > 0")
     return config

@@ -21,7 +21,7 @@ from typing import Any
 from grpc import aio
 
 from agent.checkpoint import CheckpointStore, paths, read_host_boot_id
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ZkMaster
 from agent.core import (
     AgentState,
     ContainerExit,
@@ -63,7 +63,7 @@ from agent.runtime.containers import ContainerManager, PreparedLaunch
 from agent.runtime.environment import ExecutorEndpoint, command_argv, process_environment
 from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
 from agent.runtime.http import AgentHttpServer, sandbox_roots
-from agent.runtime.master_link import MasterLink, Session, fixed_master
+from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
 from agent.runtime.state_view import state_json
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 
@@ -108,8 +108,19 @@ class AgentRuntime:
         )
         self.hub = ExecutorHub()
         self.gc = SandboxGC(config.gc_delay)
+        self._zk_detector: Any = None  # A ZooKeeperMasterDetector under --master zk://.
+        detector: MasterDetector
+        if isinstance(config.master, ZkMaster):
+            # Imported here: kazoo is only needed (and loaded) when following a leader.
+            from agent.master_detector import ZooKeeperMasterDetector
+
+            self._zk_detector = detector = ZooKeeperMasterDetector(
+                config.master.url, session_timeout=config.zk_session_timeout
+            )
+        else:
+            detector = fixed_master(config.master.target)
         self.link = MasterLink(
-            fixed_master(config.master.target),
+            detector,
             hello=self._hello,
             on_session=self._on_session,
             on_message=self._on_message,
@@ -226,6 +237,8 @@ class AgentRuntime:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.link.stop()
+        if self._zk_detector is not None:
+            await self._zk_detector.close()
         self.hub.close_all()
         if self.executor_server is not None:
             await self.executor_server.stop(0.5)

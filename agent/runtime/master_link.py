@@ -12,8 +12,14 @@ lone message still goes out at once (nothing ever waits for company). A master t
 serve ``ConnectBatched`` (UNIMPLEMENTED) is remembered and spoken to over ``Connect``, one
 message per stream message, at once and from then on.
 
-Where the master is comes from a *detector*: an async callable returning a gRPC target. Today
-that is a fixed ``host:port``; leader detection through ZooKeeper plugs in here.
+Where the master is comes from a *detector*: an async callable returning a gRPC target, either
+a fixed ``host:port`` (:func:`fixed_master`) or the leading master as ZooKeeper names it
+(:class:`agent.master_detector.ZooKeeperMasterDetector`). A detector that can also
+``wait_change(target)`` (a :class:`LeaderFollower`) is raced against each session: when the
+leader moves, the link leaves the old master at once instead of waiting for its pings to time
+out, and reregisters with the new one after a fresh jittered backoff (random in ``[0, factor)``,
+so a thousand agents do not arrive in one burst). A refusal with ``UNAVAILABLE`` naming the leader
+(trailing metadata ``emporion-leader``) likewise resets the backoff.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import grpc
 from grpc import aio
@@ -30,11 +37,36 @@ from grpc import aio
 from agent.core import RegistrationBackoff
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
-__all__ = ["MasterDetector", "MasterLink", "Session", "fixed_master"]
+__all__ = [
+    "LEADER_KEY",
+    "LeaderFollower",
+    "MasterDetector",
+    "MasterLink",
+    "Session",
+    "fixed_master",
+]
 
 log = logging.getLogger(__name__)
 
 MasterDetector = Callable[[], Awaitable[str]]
+
+_Outbox = asyncio.Queue[agent_internal_pb2.AgentMessage | None]
+"""Messages for the master; None (put when the session ends) ends the request stream."""
+
+LEADER_KEY = "emporion-leader"  # Trailing metadata of a refusal by a master that does not lead.
+
+
+@runtime_checkable
+class LeaderFollower(Protocol):
+    """A detector that can also tell when the leader moves away from a target."""
+
+    async def __call__(self) -> str:
+        """The leading master's gRPC target; waits while none leads."""
+        ...
+
+    async def wait_change(self, target: str) -> str | None:
+        """Wait until the leader is no longer at ``target``; the new one's target, or None."""
+        ...
 
 
 def fixed_master(target: str) -> MasterDetector:
@@ -80,7 +112,7 @@ class MasterLink:
         self._on_lost = on_lost
         self._backoff = backoff
         self._default_ping_timeout = default_ping_timeout
-        self._outbox: asyncio.Queue[agent_internal_pb2.AgentMessage] | None = None
+        self._outbox: _Outbox | None = None
         self._task: asyncio.Task[None] | None = None
         self._channel: aio.Channel | None = None
         self._target: str | None = None
@@ -128,7 +160,9 @@ class MasterLink:
                 await asyncio.sleep(self._backoff.next_delay())
             retry_now = False
             try:
-                await self._session()
+                if await self._attempt():
+                    # A new leader: reregister soon, but jittered like a first attempt.
+                    self._backoff.reset()
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as error:
@@ -142,6 +176,8 @@ class MasterLink:
                 log.warning(
                     "Master connection failed: %s %s", error.code().name, error.details() or ""
                 )
+                if self._named_leader(error) is not None:
+                    self._backoff.reset()  # Not the leader, but one is known: try again soon.
             except Exception:
                 log.exception("Master session ended with an error")
             finally:
@@ -150,8 +186,43 @@ class MasterLink:
                     self._on_lost()
                 self._outbox = None
 
-    async def _channel_for(self) -> aio.Channel:
+    def _named_leader(self, error: aio.AioRpcError) -> str | None:
+        """The leader a following detector's refusal names (None otherwise)."""
+        if not isinstance(self._detector, LeaderFollower):
+            return None  # A fixed master: behave as before.
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            return None
+        trailing: Any = error.trailing_metadata() or ()
+        for key, value in trailing:
+            if key == LEADER_KEY and value:
+                return value if isinstance(value, str) else bytes(value).decode()
+        return None
+
+    async def _attempt(self) -> bool:
+        """One session with the master the detector names; True if it ended because the leader
+        moved (as a following detector saw), False if it ended by itself."""
         target = await self._detector()
+        detector = self._detector
+        if not isinstance(detector, LeaderFollower):
+            await self._session(target)
+            return False
+        session = asyncio.ensure_future(self._session(target))
+        moved = asyncio.ensure_future(detector.wait_change(target))
+        try:
+            await asyncio.wait({session, moved}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (session, moved):
+                task.cancel()
+            # Both have ended before this attempt does (also when the link is stopped).
+            await asyncio.gather(session, moved, return_exceptions=True)
+        if not moved.cancelled() and moved.exception() is None:
+            log.info("The leading master moved from %s to %s", target, moved.result() or "nowhere")
+            return True
+        if not session.cancelled() and session.exception() is not None:
+            raise session.exception()  # type: ignore[misc]
+        return False
+
+    async def _channel_for(self, target: str) -> aio.Channel:
         if self._channel is None or target != self._target:
             if self._channel is not None:
                 await self._channel.close(None)
@@ -159,10 +230,10 @@ class MasterLink:
             self._target = target
         return self._channel
 
-    async def _session(self) -> None:
-        channel = await self._channel_for()
+    async def _session(self, target: str) -> None:
+        channel = await self._channel_for(target)
         stub = agent_internal_pb2_grpc.AgentGatewayStub(channel)
-        outbox: asyncio.Queue[agent_internal_pb2.AgentMessage] = asyncio.Queue()
+        outbox: _Outbox = asyncio.Queue()
         self.batched = self._target not in self._unbatched
         replies: AsyncIterator[agent_internal_pb2.MasterMessage]
         if self.batched:
@@ -195,6 +266,9 @@ class MasterLink:
             self._on_session(Session(reply, ping_timeout))
             await self._read(replies, ping_timeout)
         finally:
+            # Ends the request generator, which gRPC's consumer task may still be waiting in
+            # (a refused stream): left waiting, it would be destroyed pending.
+            outbox.put_nowait(None)
             cancel()
             if unbatched is not None:
                 await unbatched.aclose()
@@ -202,13 +276,22 @@ class MasterLink:
     @staticmethod
     async def _batches(
         hello: agent_internal_pb2.AgentMessage,
-        outbox: asyncio.Queue[agent_internal_pb2.AgentMessage],
+        outbox: _Outbox,
     ) -> AsyncIterator[agent_internal_pb2.AgentMessages]:
         yield agent_internal_pb2.AgentMessages(messages=[hello])
         while True:
-            batch = [await outbox.get()]  # Waits only while there is nothing at all to send.
+            first = await outbox.get()  # Waits only while there is nothing at all to send.
+            if first is None:
+                outbox.task_done()
+                return  # The session ended.
+            batch = [first]
             while not outbox.empty():
-                batch.append(outbox.get_nowait())
+                message = outbox.get_nowait()
+                if message is None:  # Send what came before, then end.
+                    outbox.task_done()
+                    outbox.put_nowait(None)
+                    break
+                batch.append(message)
             yield agent_internal_pb2.AgentMessages(messages=batch)  # Resumes once gRPC took it.
             for _ in batch:
                 outbox.task_done()
@@ -224,11 +307,14 @@ class MasterLink:
     @staticmethod
     async def _requests(
         hello: agent_internal_pb2.AgentMessage,
-        outbox: asyncio.Queue[agent_internal_pb2.AgentMessage],
+        outbox: _Outbox,
     ) -> AsyncIterator[agent_internal_pb2.AgentMessage]:
         yield hello
         while True:
             message = await outbox.get()
+            if message is None:
+                outbox.task_done()
+                return  # The session ended.
             yield message  # Resumes once gRPC has taken it.
             outbox.task_done()
 

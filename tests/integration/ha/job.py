@@ -44,8 +44,9 @@ _TERMINAL = frozenset(
 class FailoverFramework:
     """One framework of the job; ``tasks`` tasks named ``<name>-<i>``."""
 
-    def __init__(self, master: str, name: str, tasks: int) -> None:
+    def __init__(self, master: str, name: str, tasks: int, command: str = "sleep 3600") -> None:
         self.name = name
+        self.command = command
         self.task_ids = [f"{name}-{i}" for i in range(tasks)]
         info = messages.framework_info(name, failover_timeout=300)
         self.client = SchedulerClient(master, info, config=QUICK)
@@ -90,7 +91,7 @@ class FailoverFramework:
                 for offer in offers:
                     if to_launch:
                         task = messages.task_info(
-                            to_launch.pop(), offer, TASK_RESOURCES, command="sleep 3600"
+                            to_launch.pop(), offer, TASK_RESOURCES, command=self.command
                         )
                         await self.client.launch([offer.id], [task])
                     else:
@@ -116,6 +117,10 @@ class FailoverFramework:
             lambda: all(self.states.get(t) == mesos_pb2.TASK_RUNNING for t in self.task_ids),
             timeout,
         )
+
+    async def wait_terminal(self, task_id: str, state: int, timeout: float) -> None:
+        """Until ``task_id`` was reported in the terminal ``state``."""
+        await self._wait(lambda: self.terminal.get(task_id) == state, timeout)
 
     async def wait_back(self, master_id: str, timeout: float) -> None:
         """Until subscribed again, to the master with id ``master_id``."""

@@ -10,6 +10,8 @@ import pytest
 from agent.config import (
     Attribute,
     ConfigError,
+    MasterAddress,
+    ZkMaster,
     config_from_args,
     format_duration,
     parse_attributes,
@@ -96,10 +98,30 @@ def test_bad_attributes_are_named(text: str, error: str) -> None:
 def test_master_addresses() -> None:
     assert parse_master("10.0.0.1:5050").target == "10.0.0.1:5050"
     assert parse_master("[::1]:5050").target == "[::1]:5050"
-    with pytest.raises(ValueError, match="zk:// detection is not supported yet"):
-        parse_master("zk://zk1:2181/mesos")
+    assert isinstance(parse_master("m:1"), MasterAddress)
     with pytest.raises(ValueError, match="must be HOST:PORT"):
         parse_master("localhost")
+
+
+def test_zk_masters() -> None:
+    master = parse_master("zk://zk1:2181,zk2/emporion")
+    assert isinstance(master, ZkMaster)
+    assert master.url.connect_string == "zk1:2181,zk2:2181"
+    assert master.url.path == "/emporion"
+    assert master.target == "zk://zk1:2181,zk2:2181/emporion"
+    assert isinstance(parse_master("ZK://zk1:2181/mesos"), ZkMaster)
+    with pytest.raises(ValueError, match=r"master 'zk:///mesos'.*names no host"):
+        parse_master("zk:///mesos")
+
+
+def test_zk_master_from_the_environment(tmp_path: Path) -> None:
+    env = {"EMPORION_MASTER": "zk://127.0.0.1:2181/e", "EMPORION_WORK_DIR": str(tmp_path)}
+    config = config_from_args(["--zk-session-timeout", "3s"], env)
+    assert isinstance(config.master, ZkMaster)
+    assert config.master.url.path == "/e"
+    assert config.zk_session_timeout == 3
+    with pytest.raises(ConfigError, match="--zk-session-timeout must be > 0"):
+        config_from_args(["--zk-session-timeout", "0s"], env)
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
