@@ -8,7 +8,7 @@ Layout, under the registry znode (``<zk path>/registry`` by convention)::
     <zk path>/registry/chunk-<gen>-0001
     ...
 
-The payload is the registry document (:mod:`master.registry.zk_codec`, the file registry's JSON)
+The payload is the registry document (:mod:`master.registry.codec`, the file registry's JSON)
 compressed with zlib. The header says ``{"format", "version", "encoding": "zlib", "size",
 "sha256", "chunks", "generation"}``; ``generation`` is ``<version:010d>-<random hex>`` and names
 the chunks of that version. A state whose compressed document does not fit in one znode
@@ -49,9 +49,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from master.registry.codec import FORMAT, StateCodec
 from master.registry.protocol import RegistryConflictError, RegistryError
 from master.registry.state import Operation, RegistryState, apply_operations
-from master.registry.zk_codec import FORMAT, StateCodec
 
 __all__ = ["DEFAULT_MAX_NODE_BYTES", "Fence", "ZnodeStore", "ZooKeeperRegistry"]
 

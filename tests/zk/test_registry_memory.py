@@ -17,7 +17,7 @@ from master.registry import (
     RemoveAgent,
     UpdateWeights,
 )
-from master.registry.zk_codec import StateCodec
+from master.registry.codec import StateCodec
 from master.registry.zk_memory import MemoryZnodeStore, ZnodeTooLargeError
 from master.registry.zookeeper import ZnodeStore, ZooKeeperRegistry
 from tests.zk.samples import every_kind, many_agents

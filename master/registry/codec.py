@@ -1,10 +1,10 @@
-"""The registry document: a :class:`RegistryState` as JSON, in the file registry's format.
+"""The registry document: a :class:`RegistryState` as JSON, shared by every durable registry.
 
 ``{"format": "emporion-registry/1", "version": N, "agents": {...}, "unreachable_agents": {...},
 "gone_agents": {...}, "frameworks": {...}, "weights": {...}, "quotas": {...},
 "reservations": {...}}`` with messages in Mesos's JSON form, exactly as
-:mod:`master.registry.file` writes ``registry.json`` (a test holds the two to the same bytes),
-so a ZooKeeper registry can be dumped to a file and read by the same tools.
+:mod:`master.registry.file` writes it to ``registry.json`` and :mod:`master.registry.zookeeper`
+to its znode, so a ZooKeeper registry can be dumped to a file and read by the same tools.
 
 :class:`StateCodec` remembers the encoding of each message it has seen (messages in a state are
 never mutated, see :mod:`master.registry.state`), so writing a registry of 10,000 agents after
@@ -19,12 +19,14 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from master.registry.file import FORMAT
 from master.registry.protocol import RegistryError
 from master.registry.state import FrameworkRecord, RegistryState, UnreachableAgent
 from protos.v1 import mesos_pb2, quota_pb2
 
 __all__ = ["FORMAT", "StateCodec"]
+
+FORMAT = "emporion-registry/1"
+"""The ``format`` field of the document; a different value is refused at load."""
 
 _M = TypeVar("_M", bound=Message)
 
