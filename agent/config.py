@@ -10,7 +10,6 @@ raises :class:`ConfigError` naming the flag.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import socket
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from protos.durations import format_duration, parse_duration
 from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -32,6 +32,7 @@ __all__ = [
     "add_agent_arguments",
     "config_from_args",
     "config_from_namespace",
+    "format_duration",
     "parse_attributes",
     "parse_duration",
     "parse_master",
@@ -45,57 +46,10 @@ class ConfigError(ValueError):
     """A flag or variable has a value the agent cannot use; the message names it."""
 
 
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "secs": 1.0,
-    "second": 1.0,
-    "seconds": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "mins": 60.0,
-    "minute": 60.0,
-    "minutes": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "hrs": 3600.0,
-    "hour": 3600.0,
-    "hours": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "days": 86400.0,
-    "w": 604800.0,
-    "week": 604800.0,
-    "weeks": 604800.0,
-}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*")
 _NAME = re.compile(r"[A-Za-z0-9_./-]+")
 _TEXT = re.compile(r"[A-Za-z0-9_./:-]+")
 _SCALAR = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``5s``, ``1.5mins`` or ``100ms``; ValueError if bad."""
-    match = _DURATION.fullmatch(text)
-    if match is None or match.group(2) not in ("", *_UNITS):
-        raise ValueError(
-            f"invalid duration {text!r}: expected a number and a unit such as 5s, 100ms, 2mins"
-        )
-    value = float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
-    if not math.isfinite(value):
-        raise ValueError(f"invalid duration {text!r}")
-    return value
-
-
-def format_duration(seconds: float) -> str:
-    """A duration in Mesos's text form (``5secs``, ``250ms``), for executors' environment."""
-    if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}secs"
-    return f"{round(seconds * 1000)}ms"
 
 
 AttributeValue = float | tuple[tuple[int, int], ...] | frozenset[str] | str

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from framework_sdk.errors import SchedulerSDKError
+from protos.durations import parse_duration
 
 __all__ = [
     "DEFAULT_RECOVERY_TIMEOUT",
@@ -46,28 +47,6 @@ DEFAULT_RECOVERY_TIMEOUT = 15 * 60.0
 DEFAULT_SUBSCRIPTION_BACKOFF_MAX = 2.0
 DEFAULT_SHUTDOWN_GRACE_PERIOD = 5.0
 
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "": 1.0,
-    "s": 1.0,
-    "sec": 1.0,
-    "secs": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "mins": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "hrs": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "days": 86400.0,
-    "w": 604800.0,
-    "week": 604800.0,
-    "weeks": 604800.0,
-}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*")
 _HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
 
 
@@ -86,22 +65,6 @@ class ExecutorEnvironmentError(SchedulerSDKError, ValueError):
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Mesos duration string (``"5secs"``, ``"100ms"``, ``"15mins"``, ``"2"``).
-
-    Raises ValueError for anything else (negative numbers included).
-    """
-    match = _DURATION.fullmatch(text)
-    if match is None or match.group(2) not in _UNITS:
-        raise ValueError(
-            f"{text!r} is not a duration: expected a number and a unit such as 5secs, 100ms, 15mins"
-        )
-    value = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite duration")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from protos.durations import parse_duration
 from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import validate_role
 
@@ -37,47 +37,9 @@ ENV_PREFIX = "EMPORION_"
 DEFAULT_MIN_ALLOCATABLE_RESOURCES = "cpus:0.01|mem:32"
 """Mesos's default ``--min_allocatable_resources``."""
 
-_DURATION_RE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z]*)\s*")
-_UNITS = {
-    "": 1.0,
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "secs": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "mins": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "hrs": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-    "days": 86400.0,
-    "w": 604800.0,
-    "week": 604800.0,
-    "weeks": 604800.0,
-}
-
 
 class ConfigError(ValueError):
     """ConfigError is a bad flag or environment value; its message names the flag."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Mesos-style duration: ``"5secs"``, ``"5s"``, ``"100ms"``, ``"2mins"``, ``"7"``.
-
-    Raises ValueError if the text is not a non-negative finite number with a known unit.
-    """
-    match = _DURATION_RE.fullmatch(text.lower())
-    if match is None or match.group(2) not in _UNITS:
-        units = ", ".join(u for u in _UNITS if u)
-        raise ValueError(f"invalid duration {text!r}: expected a number and a unit ({units})")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(seconds):
-        raise ValueError(f"invalid duration {text!r}: too large")
-    return seconds
 
 
 def parse_weights(text: str) -> dict[str, float]:

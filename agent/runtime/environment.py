@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import format_duration
+from protos.durations import format_duration
 from protos.v1 import mesos_pb2
 
 __all__ = ["DEFAULT_PATH", "ExecutorEndpoint", "command_argv", "process_environment"]

@@ -22,6 +22,7 @@ IO_MODULES = frozenset({"grpc", "asyncio", "kazoo", "fastapi", "uvicorn", "starl
 SANS_IO_CORE = (
     "protos.resources",
     "protos.leader_info",
+    "protos.durations",
     "master.allocator",
     "master.core",
     "master.registry",
