@@ -24,19 +24,39 @@ as ``%XX`` escapes.
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, NamedTuple
-from urllib.parse import quote, unquote
+from typing import Any, ClassVar
 
 from google.protobuf import json_format
 
+from protos._resource_codec import (
+    _format_key,
+    _format_value,
+    _from_proto,
+    _parse_item,
+    _sort_key,
+)
+from protos._resource_values import (
+    _DYNAMIC,
+    _NAME_RE,
+    _STATIC,
+    RangesValue,
+    Reservation,
+    ResourceKey,
+    _accumulate,
+    _add_value,
+    _check_types,
+    _merge_ranges,
+    _ranges_contain,
+    _subtract_ranges,
+    _thousandths,
+    _validate_stack,
+    _Value,
+    is_ancestor_or_self,
+    validate_role,
+)
 from protos.v1 import mesos_pb2
 
 __all__ = [
@@ -47,407 +67,6 @@ __all__ = [
     "is_ancestor_or_self",
     "validate_role",
 ]
-
-RangesValue = tuple[tuple[int, int], ...]
-_Value = int | RangesValue | frozenset[str]  # int = thousandths of a scalar
-
-_MAX_THOUSANDTHS = 2**53  # Exact through a double (the proto form) up to here.
-_MAX_RANGE_END = 2**64 - 1  # Range bounds are uint64 on the wire.
-_INVALID_ROLE_CHARS = frozenset("\t\n\v\f\r \x7f")
-_SPECIAL = frozenset("%(),;:[]{}")
-_NAME_RE = re.compile(r"[^\s%(),;:\[\]{}]+")
-_DIGITS_RE = re.compile(r"[0-9]+")
-_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_STATIC = mesos_pb2.Resource.ReservationInfo.STATIC
-_DYNAMIC = mesos_pb2.Resource.ReservationInfo.DYNAMIC
-
-
-def validate_role(role: str) -> None:
-    """Validate a role name by Mesos's rules (``src/common/roles.cpp``); raise ValueError if bad.
-
-    ``"*"`` (unreserved) is valid. Otherwise: not empty, no leading, trailing or doubled ``/``,
-    no ``.``, ``..`` or ``*`` path component, no component starting with ``-``, no whitespace
-    or DEL.
-    """
-    if role == "*":
-        return
-    if not role:
-        raise ValueError("invalid role '': role names cannot be empty")
-    problem = None
-    if role.startswith("/") or role.endswith("/"):
-        problem = "cannot start or end with a slash"
-    elif "//" in role:
-        problem = "cannot contain two adjacent slashes"
-    else:
-        for component in role.split("/"):
-            if component in (".", "..", "*"):
-                problem = f"cannot include '{component}' as a component"
-            elif component.startswith("-"):
-                problem = f"component '{component}' starts with a dash"
-            elif not _INVALID_ROLE_CHARS.isdisjoint(component):
-                problem = f"component '{component}' contains whitespace or DEL"
-            if problem:
-                break
-    if problem:
-        raise ValueError(f"invalid role {role!r}: {problem}")
-
-
-def is_ancestor_or_self(ancestor: str, role: str) -> bool:
-    """Whether ``ancestor`` is ``role`` or one of its ancestors (``eng`` of ``eng/web``)."""
-    return role == ancestor or (
-        role.startswith(ancestor) and role[len(ancestor) : len(ancestor) + 1] == "/"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Reservation is one entry of a reservation stack: who the resource is reserved to, and how.
-
-    ``static`` reservations come from the agent's ``--resources``; ``dynamic`` ones from RESERVE
-    operations, optionally naming the ``principal`` that made them.
-    """
-
-    role: str
-    type: Literal["static", "dynamic"] = "static"
-    principal: str | None = None
-
-    def __post_init__(self) -> None:
-        validate_role(self.role)
-        if self.role == "*":
-            raise ValueError("invalid reservation: role '*' cannot be reserved")
-        if self.type not in ("static", "dynamic"):
-            raise ValueError(f"invalid reservation type {self.type!r}: not 'static' or 'dynamic'")
-
-
-class ResourceKey(NamedTuple):
-    """ResourceKey is what distinguishes two entries of a Resources: name, reservations, revocable.
-
-    ``reservations`` is the reservation stack, outermost first; empty means unreserved.
-    """
-
-    name: str
-    reservations: tuple[Reservation, ...] = ()
-    revocable: bool = False
-
-    @property
-    def role(self) -> str:
-        """The role the resource is reserved to (the top of the stack), or ``"*"``."""
-        return self.reservations[-1].role if self.reservations else "*"
-
-
-def _validate_stack(stack: tuple[Reservation, ...]) -> None:
-    """Check that each reservation refines the one before it (Mesos's refinement rules)."""
-    for outer, inner in itertools.pairwise(stack):
-        if inner.type != "dynamic":
-            raise ValueError(f"invalid refined reservation {inner.role!r}: must be dynamic")
-        if inner.role == outer.role or not is_ancestor_or_self(outer.role, inner.role):
-            raise ValueError(
-                f"invalid refined reservation: role {inner.role!r} is not a refinement of"
-                f" {outer.role!r}"
-            )
-
-
-# -- values ---------------------------------------------------------------------------------------
-
-
-def _thousandths(value: float) -> int:
-    """A validated non-negative finite float, rounded half-up to thousandths (Mesos's llround)."""
-    if not math.isfinite(value):
-        raise ValueError("value must be a finite number")
-    if value < 0:
-        raise ValueError("value must be non-negative")
-    n = math.floor(value * 1000 + 0.5)
-    if n > _MAX_THOUSANDTHS:
-        raise ValueError("value is too large")
-    return n
-
-
-def _merge_ranges(pairs: Iterable[tuple[int, int]]) -> RangesValue:
-    """Sort and coalesce overlapping or adjacent inclusive ranges."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(pairs):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _subtract_ranges(a: RangesValue, b: RangesValue) -> RangesValue:
-    """The parts of merged ranges ``a`` that are not in merged ranges ``b``."""
-    out: list[tuple[int, int]] = []
-    j, nb = 0, len(b)
-    for begin, hi in a:
-        while j < nb and b[j][1] < begin:
-            j += 1
-        lo, k = begin, j
-        while k < nb and b[k][0] <= hi:
-            blo, bhi = b[k]
-            if blo > lo:
-                out.append((lo, blo - 1))
-            lo = bhi + 1
-            if lo > hi:
-                break
-            k += 1
-        if lo <= hi:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _ranges_contain(a: RangesValue, b: RangesValue) -> bool:
-    """Whether merged ranges ``a`` cover every number in ``b``."""
-    i, na = 0, len(a)
-    for lo, hi in b:
-        while i < na and a[i][1] < lo:
-            i += 1
-        if i == na or a[i][0] > lo or a[i][1] < hi:
-            return False
-    return True
-
-
-def _add_value(key: ResourceKey, x: _Value, y: _Value) -> _Value:
-    if type(x) is int and type(y) is int:
-        return x + y
-    if isinstance(x, tuple) and isinstance(y, tuple):
-        return _merge_ranges(x + y)
-    if isinstance(x, frozenset) and isinstance(y, frozenset):
-        return x | y
-    raise ValueError(f"resource {key.name!r} has values of different types")
-
-
-# Keys are interned so that keys of separately built Resources are the same object: dict lookups
-# in the hot path then match by identity instead of comparing Reservation dataclasses.
-_KEYS: dict[ResourceKey, ResourceKey] = {}
-_MAX_KEYS = 100_000
-
-
-def _accumulate(items: dict[ResourceKey, _Value], key: ResourceKey, value: _Value) -> None:
-    if value:
-        if len(_KEYS) >= _MAX_KEYS:
-            _KEYS.clear()
-        key = _KEYS.setdefault(key, key)
-        current = items.get(key)
-        items[key] = value if current is None else _add_value(key, current, value)
-
-
-def _check_types(items: dict[ResourceKey, _Value]) -> None:
-    """One type per resource name, whatever the reservations (``ports`` is always ranges)."""
-    seen: dict[str, type] = {}
-    for key, value in items.items():
-        if seen.setdefault(key.name, type(value)) is not type(value):
-            raise ValueError(f"resource {key.name!r} has values of different types")
-
-
-# -- text -----------------------------------------------------------------------------------------
-
-
-def _escape(text: str) -> str:
-    return "".join(
-        quote(c, safe="") if c in _SPECIAL or c.isspace() or not c.isprintable() else c
-        for c in text
-    )
-
-
-def _unescape(text: str) -> str:
-    return unquote(text, errors="strict") if "%" in text else text
-
-
-def _format_scalar(n: int) -> str:
-    whole, frac = divmod(n, 1000)
-    return f"{whole}.{frac:03d}".rstrip("0") if frac else str(whole)
-
-
-def _format_key(key: ResourceKey) -> str:
-    text = key.name
-    if key.reservations:
-        entries = []
-        for r in key.reservations:
-            entry = _escape(r.role)
-            if r.type != "static" or r.principal is not None:
-                principal = "" if r.principal is None else ":" + _escape(r.principal)
-                entry += f"[{r.type}{principal}]"
-            entries.append(entry)
-        text += "(" + ",".join(entries) + ")"
-    return text + "{REV}" if key.revocable else text
-
-
-def _format_value(value: _Value) -> str:
-    if type(value) is int:
-        return _format_scalar(value)
-    if isinstance(value, tuple):
-        return "[" + ",".join(f"{lo}-{hi}" for lo, hi in value) + "]"
-    assert isinstance(value, frozenset)
-    return "{" + ",".join(sorted(_escape(item) for item in value)) + "}"
-
-
-def _sort_key(key: ResourceKey) -> tuple[Any, ...]:
-    """Canonical order: unreserved first, then by reservation stack; by name within a stack."""
-    stack = [(r.role, r.type, r.principal is not None, r.principal or "") for r in key.reservations]
-    return (stack, key.name, key.revocable)
-
-
-def _parse_reservation(entry: str) -> Reservation:
-    role, principal, kind = entry, None, "static"
-    if entry.endswith("]") and "[" in entry:
-        role, _, spec = entry[:-1].partition("[")
-        kind, colon, raw = (part.strip() for part in spec.partition(":"))
-        if kind not in ("static", "dynamic"):
-            raise ValueError(f"unknown reservation type {kind!r}")
-        principal = _unescape(raw) if colon else None
-    role = _unescape(role.strip())
-    if role == "*":
-        raise ValueError("role '*' cannot be part of a reservation stack")
-    return Reservation(role, "dynamic" if kind == "dynamic" else "static", principal)
-
-
-def _parse_scalar(text: str) -> int:
-    if not _NUMBER_RE.fullmatch(text):
-        if text.lstrip("+-").lower() in ("nan", "inf", "infinity"):
-            raise ValueError("value must be a finite number")
-        raise ValueError("value is not a number, a [range] or a {set}")
-    try:
-        value = Decimal(text)
-        if value < 0 and value != 0:
-            raise ValueError("value must be non-negative")
-        if value > _MAX_THOUSANDTHS // 1000:
-            raise ValueError("value is too large")
-        return int((value * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
-    except InvalidOperation:
-        raise ValueError("value is not a number") from None
-
-
-def _parse_ranges(text: str) -> RangesValue:
-    pairs = []
-    if not text.strip():
-        return ()
-    for raw in text.split(","):
-        part = raw.strip()
-        lo, dash, hi = (x.strip() for x in part.partition("-"))
-        if not _DIGITS_RE.fullmatch(lo) or not _DIGITS_RE.fullmatch(hi if dash else lo):
-            raise ValueError(f"bad range {part!r}")
-        begin, end = int(lo), int(hi if dash else lo)
-        if begin > end:
-            raise ValueError(f"range {part!r} has begin > end")
-        if end > _MAX_RANGE_END:
-            raise ValueError(f"range {part!r} does not fit in 64 bits")
-        pairs.append((begin, end))
-    return _merge_ranges(pairs)
-
-
-def _parse_set(text: str) -> frozenset[str]:
-    if not text.strip():
-        return frozenset()
-    items = [item.strip() for item in text.split(",")]
-    if "" in items:
-        raise ValueError("set has an empty item")
-    return frozenset(_unescape(item) for item in items)
-
-
-def _parse_item(token: str, default_stack: tuple[Reservation, ...]) -> tuple[ResourceKey, _Value]:
-    colon, paren = token.find(":"), token.find("(")
-    if colon < 0:
-        raise ValueError("missing ':'")
-    stack = default_stack
-    if 0 <= paren < colon:
-        close = token.find(")", paren)
-        colon = token.find(":", close)
-        if close < 0 or colon < 0:
-            raise ValueError("mismatched parentheses or missing ':'")
-        entries = token[paren + 1 : close]
-        stack = () if entries.strip() == "*" else tuple(map(_parse_reservation, entries.split(",")))
-        _validate_stack(stack)
-        head, rest = token[:paren].strip(), token[close + 1 : colon].strip()
-    else:
-        head, rest = token[:colon].strip(), ""
-        if head.endswith("{REV}"):
-            head, rest = head[:-5].strip(), "{REV}"
-    if rest not in ("", "{REV}"):
-        raise ValueError(f"unexpected {rest!r} before ':'")
-    if not _NAME_RE.fullmatch(head):
-        raise ValueError(f"bad resource name {head!r}")
-    text = token[colon + 1 :].strip()
-    value: _Value
-    if text.startswith("["):
-        if not text.endswith("]"):
-            raise ValueError("ranges must end with ']'")
-        value = _parse_ranges(text[1:-1])
-    elif text.startswith("{"):
-        if not text.endswith("}"):
-            raise ValueError("sets must end with '}'")
-        value = _parse_set(text[1:-1])
-    else:
-        value = _parse_scalar(text)
-    return ResourceKey(head, stack, rest == "{REV}"), value
-
-
-# -- protos ---------------------------------------------------------------------------------------
-
-
-def _reservation_from_proto(info: mesos_pb2.Resource.ReservationInfo, where: str) -> Reservation:
-    if len(info.labels.labels):
-        raise ValueError(f"{where}.labels: reservation labels are not supported")
-    if not info.HasField("role"):
-        raise ValueError(f"{where}.role must be set")
-    if info.type not in (_STATIC, _DYNAMIC):
-        raise ValueError(f"{where}.type must be STATIC or DYNAMIC")
-    principal = info.principal if info.HasField("principal") else None
-    return Reservation(info.role, "static" if info.type == _STATIC else "dynamic", principal)
-
-
-def _from_proto(proto: mesos_pb2.Resource) -> tuple[ResourceKey, _Value]:
-    for field in ("disk", "shared", "provider_id"):
-        if proto.HasField(field):
-            raise ValueError(f"field '{field}' is not supported")
-    if not proto.name:
-        raise ValueError("field 'name' must be set")
-    if not _NAME_RE.fullmatch(proto.name):
-        raise ValueError(f"field 'name' {proto.name!r} contains whitespace or %(),;:[]{{}}")
-    stack = tuple(
-        _reservation_from_proto(info, f"reservations[{i}]")
-        for i, info in enumerate(proto.reservations)
-    )
-    if proto.HasField("role") and proto.role != "*" and not stack:  # Pre-refinement format.
-        legacy = proto.reservation
-        if len(legacy.labels.labels):
-            raise ValueError("reservation.labels: reservation labels are not supported")
-        principal = legacy.principal if legacy.HasField("principal") else None
-        kind: Literal["static", "dynamic"] = (
-            "dynamic" if proto.HasField("reservation") else "static"
-        )
-        stack = (Reservation(proto.role, kind, principal),)
-    elif proto.HasField("role") and stack and proto.role != stack[-1].role:
-        raise ValueError(f"field 'role' {proto.role!r} does not match 'reservations'")
-    elif proto.HasField("reservation") and not stack:
-        raise ValueError("field 'reservation' needs a reserved 'role'")
-    _validate_stack(stack)
-    type_name = mesos_pb2.Value.Type.Name(proto.type)
-    if type_name == "TEXT":
-        raise ValueError("field 'type': TEXT resources are not supported")
-    if [f for f in ("scalar", "ranges", "set") if proto.HasField(f)] != [type_name.lower()]:
-        raise ValueError(f"a {type_name} resource must set '{type_name.lower()}' and only it")
-    value: _Value
-    if proto.type == mesos_pb2.Value.SCALAR:
-        try:
-            value = _thousandths(proto.scalar.value)
-        except ValueError as error:
-            raise ValueError(f"field 'scalar.value' {proto.scalar.value!r}: {error}") from None
-    elif proto.type == mesos_pb2.Value.RANGES:
-        pairs = [(r.begin, r.end) for r in proto.ranges.range]
-        for i, (lo, hi) in enumerate(pairs):
-            if lo > hi:
-                raise ValueError(f"field 'ranges.range[{i}]' has begin {lo} > end {hi}")
-        value = _merge_ranges(pairs)
-        if sum(hi - lo + 1 for lo, hi in pairs) != sum(hi - lo + 1 for lo, hi in value):
-            raise ValueError("field 'ranges' has overlapping ranges")
-    else:
-        value = frozenset(proto.set.item)
-        if len(value) != len(proto.set.item):
-            raise ValueError("field 'set.item' has duplicate items")
-        if "" in value:
-            raise ValueError("field 'set.item' has an empty item")
-    return ResourceKey(proto.name, stack, proto.HasField("revocable")), value
-
 
 # -- the type -------------------------------------------------------------------------------------
 

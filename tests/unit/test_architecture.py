@@ -21,6 +21,8 @@ IO_MODULES = frozenset({"grpc", "asyncio", "kazoo", "fastapi", "uvicorn", "starl
 # Sans-I/O core: modules (or whole packages) that must stay free of I/O frameworks.
 SANS_IO_CORE = (
     "protos.resources",
+    "protos._resource_values",
+    "protos._resource_codec",
     "protos.leader_info",
     "protos.durations",
     "master.allocator",
