@@ -159,6 +159,8 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
                 "master",
                 "--port",
                 "0",
+                "--http-port",
+                "0",
                 "--registry",
                 "memory",
                 "--allocation-interval",

@@ -314,7 +314,8 @@ def master_process(
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="emporion-bench-"))
-        args = [sys.executable, "-m", "master", "--port", str(port), "--work-dir", work_dir]
+        args = [sys.executable, "-m", "master", "--port", str(port), "--http-port", "0"]
+        args += ["--work-dir", work_dir]
         if profile:
             args += ["--profile", str(Path(profile).resolve())]
         log_path = Path(work_dir) / f"master-{time.time_ns()}.log"

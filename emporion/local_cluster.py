@@ -1,6 +1,7 @@
 """A whole Emporion cluster on one machine: a standalone master and N agents as subprocesses.
 
-``emporion local`` and ``make demo`` use it, and so do tests that want a real cluster. Each
+``emporion local`` and ``make demo`` use it, and so do tests that want a real cluster. The
+master serves its HTTP API on a free port (``http_port``; None: none). Each
 process gets its own directory under the cluster's work dir (``master/``, ``agent-<i>/``) and
 writes its output to ``logs/<name>.log`` there. The host's CPUs, memory and a port range are
 divided between the agents (each agent its own ports, so tasks of different agents never
@@ -27,7 +28,7 @@ from types import TracebackType
 
 __all__ = ["ClusterError", "LocalCluster", "split_host_resources"]
 
-MASTER_LINE = re.compile(r"Emporion master \S+ listening on (\S+)")
+MASTER_LINE = re.compile(r"Emporion master \S+ listening on (\S+)(?: \(http (\S+)\))?")
 AGENT_LINE = re.compile(r"^emporion agent: ", re.MULTILINE)
 PORTS_PER_AGENT = 1000
 FIRST_PORT = 31000
@@ -68,12 +69,16 @@ class LocalCluster:
     agents: int = 1
     work_dir: Path | None = None
     port: int = 0
+    http_port: int | None = 0
+    """The master's HTTP port: 0 picks a free one (never a fixed default), None serves none."""
     isolation: str = "auto"
     agent_resources: str | None = None
     master_flags: tuple[str, ...] = ()
     agent_flags: tuple[str, ...] = ()
     python: str = sys.executable
     master_address: str | None = field(default=None, init=False)
+    master_http_address: str | None = field(default=None, init=False)
+    """``host:port`` of the master's HTTP API once started (None if it serves none)."""
     _created_dir: bool = field(default=False, init=False)
     _processes: list[_Process] = field(default_factory=list, init=False)
 
@@ -82,6 +87,8 @@ class LocalCluster:
             raise ValueError(f"agents must be >= 0, not {self.agents}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be within 0-65535, not {self.port}")
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be within 0-65535, not {self.http_port}")
         if self.isolation not in ("auto", "cgroups", "posix"):
             raise ValueError(f"isolation must be auto, cgroups or posix, not {self.isolation!r}")
 
@@ -99,16 +106,18 @@ class LocalCluster:
             self._created_dir = True
         self.work_dir = self.work_dir.resolve()
         (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
+        http_port = "off" if self.http_port is None else str(self.http_port)
         try:
             master = self._spawn(
                 "master",
                 [
-                    "-m", "master", "--port", str(self.port),
+                    "-m", "master", "--port", str(self.port), "--http-port", http_port,
                     "--work-dir", str(self.work_dir / "master"), *self.master_flags,
                 ],
             )  # fmt: skip
             found = self._wait_for_line(master, MASTER_LINE, timeout)
             self.master_address = found.group(1)
+            self.master_http_address = found.group(2)
             agents = [
                 self._spawn(f"agent-{index}", self._agent_args(index, self.master_address))
                 for index in range(self.agents)

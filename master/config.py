@@ -20,6 +20,7 @@ from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import validate_role
 
 __all__ = [
+    "DEFAULT_HTTP_PORT",
     "DEFAULT_MIN_ALLOCATABLE_RESOURCES",
     "ENV_PREFIX",
     "ConfigError",
@@ -36,6 +37,9 @@ ENV_PREFIX = "EMPORION_"
 
 DEFAULT_MIN_ALLOCATABLE_RESOURCES = "cpus:0.01|mem:32"
 """Mesos's default ``--min_allocatable_resources``."""
+
+DEFAULT_HTTP_PORT = 8080
+"""Port of the HTTP API when the command line names none (``--http-port off`` disables it)."""
 
 
 class ConfigError(ValueError):
@@ -76,6 +80,10 @@ class MasterConfig:
     """Address the gRPC server binds to."""
     port: int = 5050
     """Port of the gRPC server; 0 picks a free one (printed at start)."""
+    http_port: int | None = None
+    """Port of the HTTP API (``docs/http-api.md``) on the same host; 0 picks a free one, None
+    serves no HTTP. None here so that configs built in code never contend for a fixed port; the
+    command line defaults to :data:`DEFAULT_HTTP_PORT`."""
     hostname: str | None = None
     """Hostname advertised in MasterInfo; the bound host when unset."""
     work_dir: Path | None = None
@@ -120,6 +128,13 @@ class MasterConfig:
 
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: must be between 0 and 65535, got {self.port}")
+        if self.http_port is not None:
+            if not 0 <= self.http_port <= 65535:
+                raise ConfigError(
+                    f"--http-port: must be between 0 and 65535 or 'off', got {self.http_port}"
+                )
+            if self.http_port == self.port != 0:
+                raise ConfigError(f"--http-port: must differ from --port ({self.port})")
         if self.registry not in ("file", "memory", "zookeeper"):
             raise ConfigError(
                 f"--registry: must be 'file', 'memory' or 'zookeeper', got {self.registry!r}"
@@ -174,6 +189,8 @@ class MasterConfig:
 _FLAG_HELP = {
     "host": "address to bind (default 127.0.0.1)",
     "port": "port to listen on; 0 picks a free one (default 5050)",
+    "http_port": f"port of the HTTP API on the same host; 0 picks a free one, 'off' serves none"
+    f" (default {DEFAULT_HTTP_PORT})",
     "hostname": "hostname advertised to frameworks and agents",
     "work_dir": "directory of the registry (required with --registry file)",
     "registry": "file (under --work-dir), memory, or zookeeper (default: zookeeper with --zk,"
@@ -227,6 +244,12 @@ def _convert(name: str, text: str) -> object:
             if name == "offer_timeout" and text.strip().lower() in ("", "none"):
                 return None
             return parse_duration(text)
+        if name == "http_port":
+            if text.strip().lower() in ("off", "none"):
+                return None
+            if not text.strip().isdigit():
+                raise ValueError(f"expected a port number or 'off', got {text!r}")
+            return int(text)
         if name in _INTS:
             return int(text)
         if name in _PATHS:
@@ -258,6 +281,7 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
             values[f.name] = _convert(f.name, text)
     if values.get("zk") is not None and "registry" not in values:
         values["registry"] = "zookeeper"  # the one registry every master of the group shares
+    values.setdefault("http_port", DEFAULT_HTTP_PORT)  # "off" was converted to None: kept
     return MasterConfig(**values)  # type: ignore[arg-type]
 
 

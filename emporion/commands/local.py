@@ -47,9 +47,11 @@ def cmd_local(ns: argparse.Namespace) -> int:
         except ClusterError as error:
             print(f"emporion local: {error}", file=sys.stderr)
             return 1
+        http = cluster.master_http_address
         print(
-            f"Emporion local cluster: master at {master}, {ns.agents} agent(s),"
-            f" work dir {cluster.root}",
+            f"Emporion local cluster: master at {master}"
+            + (f" (http://{http}/)" if http else "")
+            + f", {ns.agents} agent(s), work dir {cluster.root}",
             flush=True,
         )
         if ns.run:

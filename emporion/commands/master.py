@@ -29,10 +29,11 @@ def register(subparsers: Any) -> None:
         "master",
         help="run a master that pools agents' resources and offers them to frameworks",
         description=(
-            "Run an Emporion master serving the scheduler API and the agent gateway over gRPC."
+            "Run an Emporion master serving the scheduler API and the agent gateway over gRPC,"
+            " and the HTTP API (docs/http-api.md) on --http-port (8080; 'off' for none)."
             " Every flag may also be given as an EMPORION_* variable (--work-dir as"
-            " EMPORION_WORK_DIR). It prints 'Emporion master <id> listening on HOST:PORT' once"
-            " it serves; SIGTERM/SIGINT stop it."
+            " EMPORION_WORK_DIR). It prints 'Emporion master <id> listening on HOST:PORT"
+            " (http HOST:HTTPPORT)' once it serves; SIGTERM/SIGINT stop it."
         ),
     )
     add_arguments(parser)

@@ -4,7 +4,8 @@
 runtime to carry out; it never does I/O. Modules hold one concern each: ``frameworks``,
 ``agents``, ``offers``, ``launch`` (ACCEPT/DECLINE), ``tasks`` (status updates, acknowledgements,
 kills), ``reconciliation``, ``validation`` (pure checks of what frameworks send), ``invariants``
-(``validate``), ``model`` (the domain dataclasses), ``state`` (the container), ``timers``.
+(``validate``), ``model`` (the domain dataclasses), ``state`` (the container), ``timers``,
+``snapshot`` (read-only JSON views of the state, for the HTTP API).
 """
 
 from master.core.effects import (
@@ -29,6 +30,16 @@ from master.core.model import (
     Offer,
     Task,
 )
+from master.core.snapshot import (
+    agents_snapshot,
+    frameworks_snapshot,
+    metrics_snapshot,
+    roles_snapshot,
+    state_snapshot,
+    state_summary,
+    tasks_snapshot,
+    weights_snapshot,
+)
 
 __all__ = [
     "TERMINAL_STATES",
@@ -50,5 +61,13 @@ __all__ = [
     "SendEvent",
     "SendToAgent",
     "Task",
+    "agents_snapshot",
+    "frameworks_snapshot",
     "make_master_info",
+    "metrics_snapshot",
+    "roles_snapshot",
+    "state_snapshot",
+    "state_summary",
+    "tasks_snapshot",
+    "weights_snapshot",
 ]

@@ -1,21 +1,26 @@
 """MasterServer: a running master (registry, state machine, gRPC server), and ``run``.
 
 ``await MasterServer(config).start()`` binds the port, loads the registry, recovers the state
-machine from it and starts serving; ``address`` is then ``host:port``. ``await stop()`` closes
-every stream, stops the server gracefully and waits for pending registry writes. ``run(config)``
-is what ``python -m master`` and ``emporion master`` execute: it prints one line with the address
-(``Emporion master <id> listening on HOST:PORT``) and serves until SIGINT or SIGTERM.
+machine from it and starts serving; ``address`` is then ``host:port``. With ``http_port`` set it
+also serves the HTTP API (:mod:`master.http`) on the same host, in the same loop, at
+``http_address``; the API sees the master only through a read-only
+:class:`~master.http.MasterView`. ``await stop()`` closes every stream, stops the servers
+gracefully and waits for pending registry writes. ``run(config)`` is what ``python -m master``
+and ``emporion master`` execute: it prints one line with the addresses (``Emporion master <id>
+listening on HOST:PORT (http HOST:HTTPPORT)``, without the parenthesis when HTTP is off) and
+serves until SIGINT or SIGTERM.
 
 With ``--zk`` the master serves from the start but leads only once elected
 (:mod:`master.runtime.election`): until then, and whenever it loses the lead, its
 :class:`~master.runtime.services.Gate` holds no runtime and every call is refused with
-``UNAVAILABLE`` naming the leader. Each election (each *term*) loads the ZooKeeper registry and
-builds a fresh state machine that recovers from it, as a restarted master does. Losing the lead
-(ZooKeeper connection suspended or session lost) or a failed registry write (deposed: the
-fence refused it) stops it acting at once: timers stop, every stream closes (clients reconnect
-to the new leader), the state machine is dropped. After a failed write it gives up its
-candidacy and contends again from the back of the line. Stopping withdraws the candidacy, so
-the next master leads within a ZooKeeper round trip.
+``UNAVAILABLE`` naming the leader, and its HTTP API redirects leader-only requests to the
+leader's ``http_address`` (published in the candidate znode). Each election (each *term*)
+loads the ZooKeeper registry and builds a fresh state machine that recovers from it, as a
+restarted master does. Losing the lead (ZooKeeper connection suspended or session lost) or a
+failed registry write (deposed: the fence refused it) stops it acting at once: timers stop,
+every stream closes (clients reconnect to the new leader), the state machine is dropped. After
+a failed write it gives up its candidacy and contends again from the back of the line. Stopping
+withdraws the candidacy, so the next master leads within a ZooKeeper round trip.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from grpc import aio
 
 from master.config import MasterConfig
 from master.core import IdGenerator, Master, make_master_info
+from master.http import MasterHttpServer, create_app
 from master.registry import (
     FileRegistry,
     MemoryRegistry,
@@ -72,6 +78,35 @@ def _version() -> str:
         return "0+unknown"
 
 
+class _HttpView:
+    """The read-only face of a MasterServer that its HTTP API sees (a MasterView)."""
+
+    def __init__(self, server: MasterServer) -> None:
+        self._server = server
+
+    @property
+    def master_id(self) -> str:
+        return self._server.master_id
+
+    @property
+    def version(self) -> str:
+        return self._server.version
+
+    @property
+    def start_time(self) -> float:
+        return self._server.start_time
+
+    @property
+    def elected_time(self) -> float | None:
+        return self._server.elected_time
+
+    def leading_master(self) -> Master | None:
+        return self._server.core if self._server.leading else None
+
+    def leader_http_address(self) -> str | None:
+        return self._server.leader_http_address()
+
+
 class MasterServer:
     """MasterServer is one master process's machinery (see the module docstring)."""
 
@@ -87,6 +122,16 @@ class MasterServer:
         self.ids = IdGenerator()
         self.address = ""
         self.port = 0
+        self.version = _version()
+        self.start_time = time.time()
+        """When this master was created (seconds since the epoch)."""
+        self.elected_time: float | None = None
+        """When this master last took the lead."""
+        self.http: MasterHttpServer | None = None
+        self.http_address: str | None = None
+        """``host:port`` the HTTP API is bound to (None while it serves none)."""
+        self.advertised_http_address: str | None = None
+        """The HTTP API's address as others should reach it (``--hostname`` or the host)."""
         self.failed: BaseException | None = None
         self.election: ZooKeeperElection | None = None
         self.gate = Gate()
@@ -124,7 +169,8 @@ class MasterServer:
         """Bind and serve; returns ``host:port``. A standalone master loads the registry and
         recovers first; one under ``--zk`` serves refusals until elected.
 
-        Raises RegistryError if the registry cannot be read, OSError if the port cannot be bound.
+        Raises RegistryError if the registry cannot be read, OSError if a port (gRPC or HTTP)
+        cannot be bound.
         """
         config = self.config
         loop = asyncio.get_running_loop()
@@ -140,8 +186,14 @@ class MasterServer:
         self.port = port
         self.address = f"{bind_host}:{port}"
         self._info = make_master_info(
-            self.ids.master_id, config.hostname or config.host, port, _version()
+            self.ids.master_id, config.hostname or config.host, port, self.version
         )
+        if config.http_port is not None:
+            self.http = MasterHttpServer(host, config.http_port, create_app(_HttpView(self)))
+            self.http_address = f"{bind_host}:{self.http.port}"
+            self.advertised_http_address = format_address(
+                config.hostname or config.host, self.http.port
+            )
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self.gate), server)
         agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server(
             AgentGatewayService(self.gate), server
@@ -150,11 +202,17 @@ class MasterServer:
             self._lead(recovered)
         await server.start()
         self._server = server
+        if self.http is not None:
+            self.http.start()
         if config.zk is not None:
             grpc_address = format_address(config.hostname or config.host, port)
             self.election = ZooKeeperElection(
                 config.zk,
-                master_info_json(self._info, grpc_address=grpc_address),
+                master_info_json(
+                    self._info,
+                    grpc_address=grpc_address,
+                    http_address=self.advertised_http_address,
+                ),
                 grpc_address=grpc_address,
                 session_timeout=config.zk_session_timeout,
             )
@@ -186,6 +244,18 @@ class MasterServer:
         self.core, self.outbox, self.runtime = core, outbox, runtime
         self.gate.runtime = runtime
         self.terms += 1
+        self.elected_time = time.time()
+
+    def leader_http_address(self) -> str | None:
+        """The leading master's HTTP address: this one's while leading, the leader's (as the
+        election last saw it) while following; None if none is known or it serves no HTTP."""
+        if self.leading:
+            return self.advertised_http_address
+        election = self.election
+        leader = election.detector.leader if election is not None else None
+        if leader is None or election is None or leader.grpc_address == election.grpc_address:
+            return None  # None known, or ourselves while not serving (between terms).
+        return leader.http_address
 
     def _step_down(self, reason: str) -> None:
         """Stop acting at once: no new calls, timers stopped, every stream closed, the state
@@ -289,6 +359,9 @@ class MasterServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks, self._pump_task = [], None
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         outbox = self.outbox
         if self.runtime is not None:
             self.runtime.stop()
@@ -315,10 +388,12 @@ async def serve(config: MasterConfig) -> int:
     except (RegistryError, OSError) as error:
         print(f"emporion master: {error}", file=sys.stderr)
         return 1
-    print(f"Emporion master {server.master_id} listening on {address}", flush=True)
     loop = asyncio.get_running_loop()
+    # Handlers first: whoever reads the line below may stop the master at once, and cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_stop)
+    http = f" (http {server.http_address})" if server.http_address is not None else ""
+    print(f"Emporion master {server.master_id} listening on {address}{http}", flush=True)
     try:
         await server.wait()
     finally:

@@ -35,6 +35,8 @@ class MasterProcess:
                     "master",
                     "--port",
                     "0",
+                    "--http-port",
+                    "0",
                     "--work-dir",
                     str(work_dir),
                     "--allocation-interval",

@@ -25,7 +25,10 @@ def test_python_m_master_serves_and_stops_cleanly(tmp_path: Path) -> None:
         EMPORION_LOG_LEVEL="WARNING",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "master", "--port", "0", "--work-dir", str(tmp_path)],
+        [
+            *(sys.executable, "-m", "master", "--port", "0", "--http-port", "0"),
+            *("--work-dir", str(tmp_path)),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -73,6 +76,8 @@ def test_bad_flag_exits_2_naming_it(tmp_path: Path) -> None:
             "-m",
             "master",
             "--port",
+            "0",
+            "--http-port",
             "0",
             "--work-dir",
             str(tmp_path),

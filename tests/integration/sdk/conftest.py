@@ -56,7 +56,7 @@ class MasterProcess:
         self._starts += 1
         log_path = self.work_dir / f"master-{self._starts}.log"
         self._log = log_path.open("wb")
-        args = [sys.executable, "-m", "master", "--port", str(self.port)]
+        args = [sys.executable, "-m", "master", "--port", str(self.port), "--http-port", "0"]
         args += ["--work-dir", str(self.work_dir), "--log-level", "WARNING", *self.extra_args]
         process = subprocess.Popen(
             args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True

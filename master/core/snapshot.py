@@ -1,0 +1,557 @@
+"""Read-only snapshots of the master's state as plain JSON data, in Mesos's shapes.
+
+The HTTP API (``master.http``, ``docs/http-api.md``) serves these; they are pure functions of a
+:class:`~master.core.master.Master` (and the times passed in), so they are tested without a
+server. Every function returns fresh dicts, lists, strings and numbers: nothing that aliases the
+state, nothing that needs more than ``json.dumps``.
+
+Shapes follow Mesos's ``/master/state`` and friends where Mesos has the field (``slave_id``,
+``used_resources``, ``TASK_RUNNING`` counts, metric names such as ``master/cpus_used``).
+Resources are Mesos's JSON summary: ``{"cpus": 4.0, "gpus": 0.0, "mem": 4096.0, "disk": 0.0,
+"ports": "[31000-32000]"}`` (scalars summed over reservations, revocable ones as
+``<name>_revocable``, ranges and sets as strings).
+
+What Emporion does not keep is left out rather than faked: a task carries only its newest
+status (Mesos keeps every status), and torn-down frameworks and finished tasks are forgotten, so
+``completed_frameworks`` and ``completed_tasks`` are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from google.protobuf import json_format
+
+from master.core.master import Master
+from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
+from master.core.state import MasterState
+from protos.resources import Resources
+from protos.v1 import mesos_pb2
+
+__all__ = [
+    "DEFAULT_TASK_LIMIT",
+    "JSON",
+    "TASK_GAUGE_STATES",
+    "agent_json",
+    "agents_snapshot",
+    "framework_json",
+    "frameworks_snapshot",
+    "metrics_snapshot",
+    "offer_json",
+    "resources_json",
+    "roles_snapshot",
+    "state_snapshot",
+    "state_summary",
+    "task_json",
+    "tasks_snapshot",
+    "weights_snapshot",
+]
+
+JSON = dict[str, Any]
+"""A JSON object."""
+
+DEFAULT_TASK_LIMIT = 100
+"""Tasks listed by ``/master/tasks`` when no ``limit`` is given (Mesos's ``TASK_LIMIT``)."""
+
+TASK_GAUGE_STATES = (
+    mesos_pb2.TASK_STAGING,
+    mesos_pb2.TASK_STARTING,
+    mesos_pb2.TASK_RUNNING,
+    mesos_pb2.TASK_KILLING,
+    mesos_pb2.TASK_UNREACHABLE,
+)
+"""The states counted by the ``master/tasks_<state>`` gauges (Mesos's gauges; its counters of
+terminal states need a history the master does not keep)."""
+
+_SUMMARY_STATES = (
+    mesos_pb2.TASK_STAGING,
+    mesos_pb2.TASK_STARTING,
+    mesos_pb2.TASK_RUNNING,
+    mesos_pb2.TASK_KILLING,
+    mesos_pb2.TASK_FINISHED,
+    mesos_pb2.TASK_KILLED,
+    mesos_pb2.TASK_FAILED,
+    mesos_pb2.TASK_LOST,
+    mesos_pb2.TASK_ERROR,
+    mesos_pb2.TASK_UNREACHABLE,
+)
+"""The per-state task counts of ``/master/state-summary`` (Mesos's list)."""
+
+_METRIC_RESOURCES = ("cpus", "mem", "disk", "gpus")
+_REGISTERED = (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED)
+"""Agents Mesos calls registered: known and not waiting to reregister nor unreachable."""
+_state_name = mesos_pb2.TaskState.Name
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+
+def resources_json(resources: Resources) -> JSON:
+    """Mesos's JSON summary of ``resources`` (see the module docstring)."""
+    scalars: dict[str, int] = {"cpus": 0, "gpus": 0, "mem": 0, "disk": 0}  # in thousandths
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    sets: dict[str, set[str]] = {}
+    for key, value in resources.items():
+        name = key.name + "_revocable" if key.revocable else key.name
+        if isinstance(value, float):
+            scalars[name] = scalars.get(name, 0) + round(value * 1000)
+        elif isinstance(value, tuple):
+            ranges.setdefault(name, []).extend(value)
+        else:
+            sets.setdefault(name, set()).update(value)
+    out: JSON = {name: amount / 1000 for name, amount in scalars.items()}
+    for name, parts in sorted(ranges.items()):
+        out[name] = "[" + ", ".join(f"{lo}-{hi}" for lo, hi in _merge(parts)) + "]"
+    for name, items in sorted(sets.items()):
+        out[name] = "{" + ", ".join(sorted(items)) + "}"
+    return out
+
+
+def _merge(parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(parts):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _sum(resources: Iterable[Resources]) -> Resources:
+    total = Resources.EMPTY
+    for part in resources:
+        total = total + part
+    return total
+
+
+def _quantities(resources: Resources) -> dict[str, float]:
+    """Scalar totals (Mesos's ResourceQuantities), zeros left out."""
+    return {n: v / 1000 for n, v in sorted(resources.scalar_thousandths().items()) if v}
+
+
+def _proto_json(message: Any) -> JSON:
+    result: JSON = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return result
+
+
+def _labels(labels: mesos_pb2.Labels) -> list[JSON]:
+    return [_proto_json(label) for label in labels.labels]
+
+
+def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> JSON:
+    """Mesos's attribute summary: name -> number (scalar) or string (text, ranges, set)."""
+    out: JSON = {}
+    for attribute in attributes:
+        if attribute.HasField("scalar"):
+            out[attribute.name] = attribute.scalar.value
+        elif attribute.HasField("ranges"):
+            parts = ", ".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
+            out[attribute.name] = f"[{parts}]"
+        elif attribute.HasField("set"):
+            out[attribute.name] = "{" + ", ".join(attribute.set.item) + "}"
+        else:
+            out[attribute.name] = attribute.text.value
+    return out
+
+
+def _holders(owner: Framework | Agent) -> list[Task | Executor]:
+    """A framework's or agent's tasks and executors."""
+    return [*owner.tasks.values(), *owner.executors.values()]
+
+
+def _used(holders: Iterable[Task | Executor]) -> Resources:
+    """What tasks and executors still hold (their resources count as allocated)."""
+    return _sum(h.resources for h in holders if h.allocated)
+
+
+# -- tasks, offers, frameworks, agents ----------------------------------------------------------
+
+
+def task_json(task: Task) -> JSON:
+    """A task as Mesos shows it; ``statuses`` holds the newest status the master has."""
+    out: JSON = {
+        "id": task.task_id,
+        "name": task.info.name if task.info is not None else "",
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id or "",
+        "slave_id": task.agent_id,
+        "state": _state_name(task.state),  # type: ignore[arg-type]
+        "resources": resources_json(task.resources),
+        "role": task.role,
+        "statuses": [],
+    }
+    status = task.latest_status
+    if status is not None:
+        entry: JSON = {"state": _state_name(status.state), "timestamp": status.timestamp}
+        if status.HasField("healthy"):
+            entry["healthy"] = status.healthy
+        out["statuses"].append(entry)
+    if task.info is not None and task.info.HasField("labels"):
+        out["labels"] = _labels(task.info.labels)
+    return out
+
+
+def offer_json(offer: Offer) -> JSON:
+    """An outstanding offer as Mesos shows it."""
+    return {
+        "id": offer.offer_id,
+        "framework_id": offer.framework_id,
+        "slave_id": offer.agent_id,
+        "allocation_info": {"role": offer.role},
+        "resources": resources_json(offer.resources),
+    }
+
+
+def _executor_json(executor: Executor) -> JSON:
+    return {
+        "executor_id": executor.executor_id,
+        "name": executor.info.name if executor.info is not None else "",
+        "framework_id": executor.framework_id,
+        "slave_id": executor.agent_id,
+        "role": executor.role,
+        "resources": resources_json(executor.resources),
+    }
+
+
+def _framework_summary(state: MasterState, fw: Framework) -> JSON:
+    info = fw.info
+    return {
+        "id": fw.framework_id,
+        "name": info.name,
+        "used_resources": resources_json(_used(_holders(fw))),
+        "offered_resources": resources_json(
+            _sum(o.resources for o in map(state.offers.get, sorted(fw.offers)) if o)
+        ),
+        "capabilities": sorted(
+            mesos_pb2.FrameworkInfo.Capability.Type.Name(c.type) for c in info.capabilities
+        ),
+        "hostname": info.hostname,
+        "webui_url": info.webui_url,
+        "active": fw.connected,
+        "connected": fw.connected,
+    }
+
+
+def framework_json(state: MasterState, fw: Framework) -> JSON:
+    """A registered framework with its tasks, offers and executors (Mesos's full form).
+
+    Emporion adds ``failover_deadline`` (when a disconnected framework is torn down) and
+    ``suppressed_roles``.
+    """
+    info = fw.info
+    out = _framework_summary(state, fw)
+    offers = [o for o in map(state.offers.get, sorted(fw.offers)) if o is not None]
+    out.update(
+        user=info.user,
+        failover_timeout=info.failover_timeout,
+        checkpoint=info.checkpoint,
+        registered_time=fw.registered_at,
+        unregistered_time=fw.disconnected_at or 0.0,
+        failover_deadline=fw.failover_deadline,
+        resources=resources_json(_used(_holders(fw)) + _sum(o.resources for o in offers)),
+        suppressed_roles=sorted(fw.suppressed_roles),
+        tasks=[task_json(t) for t in fw.tasks.values() if t.state != mesos_pb2.TASK_UNREACHABLE],
+        unreachable_tasks=[
+            task_json(t) for t in fw.tasks.values() if t.state == mesos_pb2.TASK_UNREACHABLE
+        ],
+        completed_tasks=[],
+        offers=[offer_json(o) for o in offers],
+        executors=[_executor_json(e) for e in fw.executors.values()],
+    )
+    if info.roles:
+        out["roles"] = sorted(info.roles)
+    else:
+        out["role"] = info.role or "*"
+    if info.principal:
+        out["principal"] = info.principal
+    if info.HasField("labels"):
+        out["labels"] = _labels(info.labels)
+    return out
+
+
+def _agent_info_json(agent: Agent) -> JSON:
+    info = agent.info
+    out: JSON = {
+        "id": agent.agent_id,
+        "hostname": info.hostname,
+        "port": info.port,
+        "attributes": _attributes(info.attributes),
+    }
+    if info.HasField("domain"):
+        out["domain"] = _proto_json(info.domain)
+    return out
+
+
+def agent_json(state: MasterState, agent: Agent) -> JSON:
+    """A registered agent with its total, used, offered and reserved resources.
+
+    ``active`` is whether it is connected (Emporion does not deactivate agents); Emporion adds
+    ``phase`` (``connected``, ``disconnected``, ``recovering``, ``unreachable``).
+    """
+    total = agent.total
+    out = _agent_info_json(agent)
+    out.update(
+        registered_time=agent.registered_at,
+        resources=resources_json(total),
+        used_resources=resources_json(_used(_holders(agent))),
+        offered_resources=resources_json(
+            _sum(o.resources for o in map(state.offers.get, sorted(agent.offers)) if o)
+        ),
+        reserved_resources={
+            role: resources_json(total.reserved(role)) for role in sorted(total.reservation_roles())
+        },
+        unreserved_resources=resources_json(total.unreserved()),
+        active=agent.connected,
+        deactivated=False,
+        capabilities=sorted(agent.capabilities),
+        phase=agent.phase.value,
+    )
+    return out
+
+
+# -- endpoints ----------------------------------------------------------------------------------
+
+
+def frameworks_snapshot(master: Master, framework_id: str | None = None) -> JSON:
+    """``/master/frameworks``: every registered framework (or only ``framework_id``)."""
+    state = master.state
+    return {
+        "frameworks": [
+            framework_json(state, fw)
+            for fw in state.frameworks.values()
+            if framework_id is None or fw.framework_id == framework_id
+        ],
+        "completed_frameworks": [],
+        "unregistered_frameworks": [],
+    }
+
+
+def agents_snapshot(master: Master, agent_id: str | None = None) -> JSON:
+    """``/master/slaves``: registered agents, and those known from the registry that have not
+    reregistered since the master started (``recovered_slaves``, their AgentInfo only)."""
+    state = master.state
+    chosen = [a for a in state.agents.values() if agent_id is None or a.agent_id == agent_id]
+    return {
+        "slaves": [agent_json(state, a) for a in chosen if a.phase in _REGISTERED],
+        "recovered_slaves": [
+            _agent_info_json(a) for a in chosen if a.phase is AgentPhase.RECOVERING
+        ],
+    }
+
+
+def state_snapshot(
+    master: Master, *, version: str, start_time: float, elected_time: float | None
+) -> JSON:
+    """``/master/state``: the leading master, its agents and frameworks (with their tasks,
+    executors and outstanding offers). Times are seconds since the epoch."""
+    state = master.state
+    info = master.master_info
+    phases = [a.phase for a in state.agents.values()]
+    out: JSON = {
+        "version": version,
+        "id": info.id,
+        "pid": info.pid,
+        "hostname": info.hostname,
+        "start_time": start_time,
+        "leader": info.pid,
+        "leader_info": _proto_json(info),
+        "activated_slaves": phases.count(AgentPhase.CONNECTED),
+        "deactivated_slaves": phases.count(AgentPhase.DISCONNECTED),
+        "unreachable_slaves": phases.count(AgentPhase.UNREACHABLE),
+        "recovering_slaves": phases.count(AgentPhase.RECOVERING),
+    }
+    if elected_time is not None:
+        out["elected_time"] = elected_time
+    out.update(agents_snapshot(master))
+    out.update(frameworks_snapshot(master))
+    out["orphan_tasks"] = []
+    return out
+
+
+def _state_counts(tasks: Iterable[Task]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
+    return counts
+
+
+def _count_fields(counts: dict[int, int]) -> JSON:
+    return {_state_name(s): counts.get(s, 0) for s in _SUMMARY_STATES}
+
+
+def state_summary(master: Master) -> JSON:
+    """``/master/state-summary``: agents and frameworks without their tasks, each with its
+    task counts by state and the ids of the frameworks (agents) it is linked to by tasks."""
+    state = master.state
+    slaves = []
+    for agent in state.agents.values():
+        if agent.phase not in _REGISTERED:
+            continue
+        entry = agent_json(state, agent)
+        entry.update(_count_fields(_state_counts(agent.tasks.values())))
+        entry["framework_ids"] = sorted({t.framework_id for t in agent.tasks.values()})
+        slaves.append(entry)
+    frameworks = []
+    for fw in state.frameworks.values():
+        entry = _framework_summary(state, fw)
+        entry.update(_count_fields(_state_counts(fw.tasks.values())))
+        entry["slave_ids"] = sorted({t.agent_id for t in fw.tasks.values()})
+        frameworks.append(entry)
+    return {"hostname": master.master_info.hostname, "slaves": slaves, "frameworks": frameworks}
+
+
+def tasks_snapshot(
+    master: Master,
+    *,
+    limit: int = DEFAULT_TASK_LIMIT,
+    offset: int = 0,
+    order: Literal["asc", "des"] = "des",
+    framework_id: str | None = None,
+    task_id: str | None = None,
+) -> JSON:
+    """``/master/tasks``: up to ``limit`` tasks from ``offset``, by the time of their status.
+
+    Mesos orders by a task's first status; Emporion keeps only the newest, so it orders by that
+    one's timestamp (``des``: newest first). Tasks without a status yet sort as the oldest, as
+    in Mesos; ties keep the order the master tracks them in. Raises ValueError for a negative
+    ``limit`` or ``offset`` or an unknown ``order``.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if order not in ("asc", "des"):
+        raise ValueError(f"order must be 'asc' or 'des', got {order!r}")
+    tasks = [
+        task
+        for fw in master.state.frameworks.values()
+        if framework_id is None or fw.framework_id == framework_id
+        for task in fw.tasks.values()
+        if task_id is None or task.task_id == task_id
+    ]
+
+    def stamp(task: Task) -> float:
+        status = task.latest_status
+        return status.timestamp if status is not None else float("-inf")
+
+    # Sorted by the negated stamp for ``des`` so that equal stamps keep the tracking order.
+    tasks.sort(key=stamp if order == "asc" else lambda t: -stamp(t))
+    return {"tasks": [task_json(t) for t in tasks[offset : offset + limit]]}
+
+
+def _known_roles(state: MasterState) -> list[str]:
+    roles: set[str] = set(state.allocator.weights())
+    for fw in state.frameworks.values():
+        roles.update(fw.roles)
+    for agent in state.agents.values():
+        roles.update(agent.total.reservation_roles())
+    return sorted(roles)
+
+
+def roles_snapshot(master: Master) -> JSON:
+    """``/master/roles``: every role a framework holds, has a weight, or has reservations, with
+    its weight, quota and what it is allocated (tasks and executors), offered and reserved.
+
+    Figures are of the role itself, not of its sub-roles (Mesos adds theirs in).
+    """
+    state = master.state
+    allocator = state.allocator
+    weights = allocator.weights()
+    allocated: dict[str, Resources] = {}
+    for fw in state.frameworks.values():
+        for holder in _holders(fw):
+            if holder.allocated:
+                allocated[holder.role] = allocated.get(holder.role, Resources.EMPTY) + (
+                    holder.resources
+                )
+    offered: dict[str, Resources] = {}
+    for offer in state.offers.values():
+        offered[offer.role] = offered.get(offer.role, Resources.EMPTY) + offer.resources
+    roles = []
+    for role in _known_roles(state):
+        used = allocated.get(role, Resources.EMPTY)
+        offers = offered.get(role, Resources.EMPTY)
+        quota = allocator.quota_of(role) if "/" not in role else None
+        roles.append(
+            {
+                "name": role,
+                "weight": weights.get(role, 1.0),
+                "quota": {
+                    "role": role,
+                    "guarantee": {n: v / 1000 for n, v in sorted(quota.guarantees.items())}
+                    if quota
+                    else {},
+                    "limit": {n: v / 1000 for n, v in sorted(quota.limits.items())}
+                    if quota
+                    else {},
+                    "consumed": allocator.quota_consumed(role) if quota else {},
+                },
+                "resources": _quantities(used + offers),
+                "allocated": _quantities(used),
+                "offered": _quantities(offers),
+                "reserved": _quantities(
+                    _sum(a.total.reserved(role) for a in state.agents.values())
+                ),
+                "frameworks": sorted(
+                    fw.framework_id for fw in state.frameworks.values() if role in fw.roles
+                ),
+            }
+        )
+    return {"roles": roles}
+
+
+def weights_snapshot(master: Master) -> list[JSON]:
+    """``/master/weights``: the roles whose weight was set (others weigh 1.0)."""
+    weights = master.state.allocator.weights()
+    return [{"role": role, "weight": weights[role]} for role in sorted(weights)]
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def metrics_snapshot(master: Master | None, *, now: float, start_time: float) -> dict[str, float]:
+    """``/metrics/snapshot``: Mesos's ``master/*`` gauges of a leading ``master``; with None (a
+    master that does not lead) only ``master/elected`` (0) and ``master/uptime_secs``.
+
+    Resources count over registered agents (connected or not); ``used`` is what tasks and
+    executors hold, non-revocable; ``percent`` is used / total, 0 when there is none.
+    """
+    out: dict[str, float] = {
+        "master/elected": 0.0 if master is None else 1.0,
+        "master/uptime_secs": max(0.0, now - start_time),
+    }
+    if master is None:
+        return out
+    state = master.state
+    registered = [a for a in state.agents.values() if a.phase in _REGISTERED]
+    connected = sum(a.connected for a in registered)
+    unreachable = sum(a.phase is AgentPhase.UNREACHABLE for a in state.agents.values())
+    frameworks_connected = sum(fw.connected for fw in state.frameworks.values())
+    frameworks_disconnected = len(state.frameworks) - frameworks_connected
+    out.update(
+        {
+            "master/slaves_active": connected,
+            "master/slaves_inactive": len(registered) - connected,
+            "master/slaves_connected": connected,
+            "master/slaves_disconnected": len(registered) - connected,
+            "master/slaves_unreachable": unreachable,
+            "master/frameworks_active": frameworks_connected,
+            "master/frameworks_inactive": frameworks_disconnected,
+            "master/frameworks_connected": frameworks_connected,
+            "master/frameworks_disconnected": frameworks_disconnected,
+            "master/outstanding_offers": len(state.offers),
+        }
+    )
+    counts = _state_counts(t for fw in state.frameworks.values() for t in fw.tasks.values())
+    for task_state in TASK_GAUGE_STATES:
+        name = _state_name(task_state).removeprefix("TASK_").lower()
+        out[f"master/tasks_{name}"] = counts.get(task_state, 0)
+    total = _sum(a.total for a in registered).non_revocable()
+    used = _used(h for a in registered for h in _holders(a)).non_revocable()
+    for name in _METRIC_RESOURCES:
+        amount, busy = total.get(name), used.get(name)
+        out[f"master/{name}_total"] = amount
+        out[f"master/{name}_used"] = busy
+        out[f"master/{name}_percent"] = busy / amount if amount else 0.0
+    return {key: float(value) for key, value in out.items()}

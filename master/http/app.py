@@ -1,0 +1,42 @@
+"""create_app: the master's FastAPI application, built from a MasterView.
+
+Every endpoint is a coroutine, so it runs on the master's own event loop between two inputs of
+the state machine and reads a consistent state without locks (FastAPI would run a plain
+function in a worker thread). Responses are built with ``JSONResponse`` from the plain data of
+:mod:`master.core.snapshot`, skipping FastAPI's model encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from master.http.errors import validation_error_response
+from master.http.leadership import NotLeadingError, not_leading_response, redirect_router
+from master.http.routes import health_router, metrics_router, roles_router, state_router
+from master.http.view import MasterView
+
+__all__ = ["create_app"]
+
+
+def create_app(view: MasterView, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The HTTP API of the master ``view`` describes (``docs/http-api.md``).
+
+    ``clock`` gives seconds since the epoch (``master/uptime_secs``).
+    """
+    app = FastAPI(
+        title="Emporion master",
+        version=view.version,
+        description="The operator HTTP API of an Emporion master (docs/http-api.md).",
+    )
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_exception_handler(NotLeadingError, not_leading_response(view))
+    app.include_router(health_router(view))
+    app.include_router(redirect_router(view))
+    app.include_router(state_router(view))
+    app.include_router(roles_router(view))
+    app.include_router(metrics_router(view, clock))
+    return app

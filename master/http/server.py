@@ -1,0 +1,73 @@
+"""MasterHttpServer: uvicorn serving an app inside the master's own event loop.
+
+The master binds the socket itself, so ``--http-port 0`` works and the chosen port is known
+(and published in the candidate znode) before anything is served. uvicorn's signal handlers
+are left out: the master handles its own signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from fastapi import FastAPI
+
+__all__ = ["MasterHttpServer"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class MasterHttpServer:
+    """MasterHttpServer serves ``app`` on ``host:port`` (bound at construction) until stopped;
+    requests under way at :meth:`stop` get ``grace`` seconds.
+
+    Raises OSError at construction if the address cannot be bound.
+    """
+
+    def __init__(self, host: str, port: int, app: FastAPI, *, grace: int = 1) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(128)
+        except OSError as error:
+            self._socket.close()
+            raise OSError(f"cannot bind the HTTP API to {host}:{port}: {error}") from error
+        self._socket.setblocking(False)
+        self.port: int = self._socket.getsockname()[1]
+        """The bound port."""
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=grace,
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin serving in the background (on the running loop)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[self._socket]), name="master-http"
+        )
+
+    async def stop(self) -> None:
+        """Stop serving (requests under way get the grace period) and close the socket."""
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._socket.close()

@@ -1,0 +1,1 @@
+"""Integration tests of the master's HTTP API: real servers and real HTTP."""
