@@ -7,11 +7,17 @@ made in one loop iteration are *gathered* and go out together in one ``Batch`` a
 outcome). gRPC errors become :class:`~framework_sdk.errors.CallError` here, once: a code meaning
 the call may not have reached the master is a :class:`~framework_sdk.errors.CallFailedError`,
 any other is the master's answer, a :class:`~framework_sdk.errors.CallRefusedError`.
+
+A master that does not lead refuses calls (a ``Batch`` as a whole) with ``UNAVAILABLE`` naming
+the leader in the trailing metadata ``emporion-leader`` (:data:`LEADER_METADATA`): the error
+carries it (``CallFailedError.leader``) and the sender's ``on_leader`` hears of it, so that the
+client can move its subscription there. The call itself is not sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -23,9 +29,19 @@ from framework_sdk.errors import CallError, CallFailedError, CallRefusedError, N
 from framework_sdk.session import SchedulerSession
 from protos.v1 import scheduler_pb2, scheduler_pb2_grpc
 
-__all__ = ["MAX_BATCH_CALLS", "STREAM_ID_METADATA", "CallSender"]
+__all__ = [
+    "LEADER_METADATA",
+    "MAX_BATCH_CALLS",
+    "STREAM_ID_METADATA",
+    "CallSender",
+    "LeaderListener",
+    "leader_hint",
+]
 
 STREAM_ID_METADATA = "mesos-stream-id"
+
+LEADER_METADATA = "emporion-leader"
+"""Trailing metadata of a refusal by a master that does not lead: the leader's ``host:port``."""
 
 # Most calls one Batch carries; a longer list goes in several, one after the other.
 MAX_BATCH_CALLS = 4096
@@ -37,14 +53,34 @@ _TRANSPORT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 Stub: TypeAlias = "scheduler_pb2_grpc.SchedulerAsyncStub"  # (only in the .pyi stubs)
 
+LeaderListener: TypeAlias = Callable[[Stub, str, str], None]
+"""``on_leader(stub, leader, call_name)``: a call sent over ``stub`` was refused by a master
+that does not lead, naming ``leader``."""
 
-def _error_of(call: scheduler_pb2.Call, code: str, message: str) -> CallError:
-    kind = CallFailedError if code in _TRANSPORT_CODES else CallRefusedError
-    return kind(call_name(call), code, message)
+
+def _metadata_value(metadata: object, wanted: str) -> str | None:
+    if metadata is None:
+        return None
+    for key, value in metadata:  # type: ignore[attr-defined]
+        if key == wanted:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
 
 
-def _call_error(call: scheduler_pb2.Call, error: grpc.aio.AioRpcError) -> CallError:
-    return _error_of(call, error.code().name, error.details() or "")
+def leader_hint(error: grpc.aio.AioRpcError) -> str | None:
+    """The leader's address an UNAVAILABLE refusal names (``emporion-leader``), else None."""
+    if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    metadata: object = error.trailing_metadata()
+    return (_metadata_value(metadata, LEADER_METADATA) or "").strip() or None
+
+
+def _error_of(
+    call: scheduler_pb2.Call, code: str, message: str, leader: str | None = None
+) -> CallError:
+    if code in _TRANSPORT_CODES:
+        return CallFailedError(call_name(call), code, message, leader=leader)
+    return CallRefusedError(call_name(call), code, message)
 
 
 def _result_error(
@@ -75,12 +111,19 @@ class CallSender:
     """Sends a SchedulerClient's prepared calls (framework id set) over the stub it is given.
 
     ``session`` is told when the master turns out not to serve ``Batch`` after all; every call
-    waits at most ``call_timeout`` seconds for its answer.
+    waits at most ``call_timeout`` seconds for its answer. ``on_leader`` is called when a
+    master that does not lead refuses a call (or a ``Batch``) naming the leader.
     """
 
-    def __init__(self, session: SchedulerSession, call_timeout: float) -> None:
+    def __init__(
+        self,
+        session: SchedulerSession,
+        call_timeout: float,
+        on_leader: LeaderListener | None = None,
+    ) -> None:
         self._session = session
         self._timeout = call_timeout
+        self._on_leader = on_leader
         self._gathering: _Gathering | None = None
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -94,7 +137,15 @@ class CallSender:
         try:
             await method(call, metadata=_metadata(stream_id), timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
-            raise _call_error(call, error) from None
+            leader = self._leader_named(stub, error, call_name(call))
+            raise _error_of(call, error.code().name, error.details() or "", leader) from None
+
+    def _leader_named(self, stub: Stub, error: grpc.aio.AioRpcError, what: str) -> str | None:
+        """The leader a refusal of ``what`` names, reported to ``on_leader``; else None."""
+        leader = leader_hint(error)
+        if leader is not None and self._on_leader is not None:
+            self._on_leader(stub, leader, what)
+        return leader
 
     async def gather(self, stub: Stub, stream_id: str | None, call: scheduler_pb2.Call) -> None:
         """Send a call with the others made in this loop iteration (one ``Batch``, in the order
@@ -185,7 +236,9 @@ class CallSender:
                 )
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    return [*outcomes, *(_call_error(call, error) for call in chunk + rest)]
+                    leader = self._leader_named(stub, error, f"a Batch of {len(chunk)} calls")
+                    code, details = error.code().name, error.details() or ""
+                    return [*outcomes, *(_error_of(c, code, details, leader) for c in chunk + rest)]
                 # Not served after all (a proxy that knows only Mesos's methods): send them
                 # one by one, and so every later call of this stream.
                 if stream_id == self._session.stream_id:

@@ -115,6 +115,10 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
     async def _after_run(self) -> None:
         """Called when the connection task ends, before the event queue is closed."""
 
+    async def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next attempt (a subclass may cut it short)."""
+        await asyncio.sleep(delay)
+
     # -- state --
 
     @property
@@ -184,7 +188,7 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
             while not self.session.closed:
                 delay = await self._attempt()
                 if delay is not None:
-                    await asyncio.sleep(delay)
+                    await self._pause(delay)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # A bug here must end the client, not hang it silently.

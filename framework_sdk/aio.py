@@ -29,8 +29,14 @@ goes on its Mesos unary method. :meth:`SchedulerClient.send_all` sends a list of
 names the leader in the trailing metadata ``emporion-leader`` (:data:`LEADER_METADATA`): the
 client's next attempt goes to that address at once, instead of the detector's answer after a
 backoff. The hint serves that one attempt; the detector (a ``zk://`` one especially) stays
-authoritative for every later one. Events the stream still delivers after the client closed
-(say, after TEARDOWN) are dropped quietly.
+authoritative for every later one. Besides, the subscription (and every backoff sleep) is raced
+against news of the leader (:class:`~framework_sdk._following.LeaderWatch`): a detector that
+follows the leader naming another master (or none), or a unary call or ``Batch`` refused with
+UNAVAILABLE naming one (the call fails with ``CallFailedError.leader`` set; it is not sent
+again). The session decides what that means; leaving a master, the client reports
+``Disconnected`` naming the change and subscribes to the leader after a short jittered delay,
+the backoff restarted. Events the stream still delivers after the client closed (say, after
+TEARDOWN) are dropped quietly.
 
 The scaffolding shared with the executor client is in :mod:`framework_sdk._stream_client`; how
 calls are sent, gathered into ``Batch`` or alone, in :mod:`framework_sdk._batching`.
@@ -52,7 +58,14 @@ import grpc.aio
 
 from framework_sdk import calls
 from framework_sdk import events as ev
-from framework_sdk._batching import STREAM_ID_METADATA, CallSender
+from framework_sdk._batching import (
+    LEADER_METADATA,
+    STREAM_ID_METADATA,
+    CallSender,
+    Stub,
+    leader_hint,
+)
+from framework_sdk._following import LeaderNews, LeaderWatch
 from framework_sdk._stream_client import EOF, EventIterator, StreamClient
 from framework_sdk.config import ClientConfig
 from framework_sdk.detector import MasterDetector, create_detector
@@ -66,12 +79,13 @@ logger = logging.getLogger("framework_sdk.aio")
 
 _T = TypeVar("_T")
 
-LEADER_METADATA = "emporion-leader"
-"""Trailing metadata of a refusal by a master that does not lead: the leader's ``host:port``."""
-
 
 class _DeadlineError(Exception):
     """The open stream's deadline passed (no SUBSCRIBED, or no event for too long)."""
+
+
+class _StreamDroppedError(Exception):
+    """The session dropped the stream meanwhile (closed by the scheduler): nothing to read."""
 
 
 def _current_user() -> str:
@@ -81,25 +95,13 @@ def _current_user() -> str:
         return str(os.getuid())
 
 
-def _metadata_value(metadata: object, wanted: str) -> str | None:
+def _stream_id(metadata: object) -> str | None:
     if metadata is None:
         return None
     for key, value in metadata:  # type: ignore[attr-defined]
-        if key == wanted:
+        if key == STREAM_ID_METADATA:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
-
-
-def _stream_id(metadata: object) -> str | None:
-    return _metadata_value(metadata, STREAM_ID_METADATA)
-
-
-def leader_hint(error: grpc.aio.AioRpcError) -> str | None:
-    """The leader's address an UNAVAILABLE refusal names (``emporion-leader``), else None."""
-    if error.code() != grpc.StatusCode.UNAVAILABLE:
-        return None
-    metadata: object = error.trailing_metadata()
-    return (_metadata_value(metadata, LEADER_METADATA) or "").strip() or None
 
 
 class SchedulerClient(
@@ -118,6 +120,9 @@ class SchedulerClient(
     answers with an error, :class:`~framework_sdk.errors.CallFailedError` when the call did not
     get through. :meth:`suppress`, :meth:`revive` and :meth:`update_framework` are remembered
     while disconnected and take effect with the next subscription.
+
+    ``rng``, ``clock`` and ``sleep`` (how the reconnect delays are waited out) are seams for
+    tests; the defaults are the real ones.
     """
 
     _role = "scheduler"
@@ -134,6 +139,7 @@ class SchedulerClient(
         config: ClientConfig | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         detector = create_detector(master)
         if not isinstance(framework_info, mesos_pb2.FrameworkInfo):
@@ -152,9 +158,14 @@ class SchedulerClient(
         )
         super().__init__(session, clock)
         self._detector = detector
+        self._sleep = sleep
         self._address: str | None = None
-        self._leader_hint: str | None = None  # Named by the last refusal; serves one attempt.
-        self._calls = CallSender(session, self.config.call_timeout_seconds)
+        self._watch = LeaderWatch(detector)
+        self._moved = False  # The last attempt ended leaving for a new leader ...
+        self._pending_delay = 0.0  # ... to be subscribed to after this delay.
+        self._calls = CallSender(
+            session, self.config.call_timeout_seconds, on_leader=self._refusal_named_leader
+        )
 
     # -- state --
 
@@ -201,17 +212,58 @@ class SchedulerClient(
     # -- the connection task --
 
     async def _attempt(self) -> float | None:
-        address, self._leader_hint = self._leader_hint, None
+        watch = self._watch
+        address = watch.take_hint()
         if address is None:
-            address = await self._detector.detect()
+            address = await watch.detect()
         else:
             logger.info("following the leader hint to %s", address)
         stub = await self._connect(address)
-        retry = await self._subscription(stub)
+        subscription = asyncio.ensure_future(self._subscription(stub, address))
+        self._moved = await watch.race(subscription, self._leader_news)
+        if self._moved:
+            return self._pending_delay
+        retry = subscription.result()
         if retry is None:
             return None
         logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
         return retry.delay
+
+    async def _pause(self, delay: float) -> None:
+        """Wait before the next attempt. A backoff after a failure is cut short when the
+        leader changes; the delay before subscribing to a new leader is waited out whole."""
+        if self._moved or delay <= 0:
+            self._moved = False
+            await self._sleep(delay)
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        if await self._watch.race(sleeper, self._leader_news):
+            self._moved = False
+            await self._sleep(self._pending_delay)
+
+    def _leader_news(self, news: LeaderNews) -> bool:
+        """Tell the session; whether it leaves its master (the delay in ``_pending_delay``)."""
+        move = self.session.leader_changed(self._clock(), news.leader, named_by=news.named_by)
+        self._watch.taken(news, acted=move is not None)
+        if move is None:
+            return False
+        notice, retry = move
+        if notice is not None:
+            logger.warning("disconnected from %s: %s", self._address, retry.reason)
+            self._queue.put_nowait(notice)
+        self._notify()
+        logger.info("subscribing again in %.2fs: %s", retry.delay, retry.reason)
+        self._pending_delay = retry.delay
+        return True
+
+    def _refusal_named_leader(self, stub: Stub, leader: str, what: str) -> None:
+        """A call (or Batch) sent over ``stub`` was refused by a master naming ``leader``."""
+        # Only the master we are at (or were last at) counts: an answer from one left
+        # before says nothing about the current one.
+        if stub is not self._stub or leader == self._address or self.session.closed:
+            return
+        logger.info("%s refused by %s, which names the leader %s", what, self._address, leader)
+        self._watch.named_by_refusal(leader, f"the master refusing {what}")
 
     async def _connect(self, address: str) -> scheduler_pb2_grpc.SchedulerAsyncStub:
         stub = await super()._connect(address)
@@ -224,19 +276,23 @@ class SchedulerClient(
     def _error_event(self, message: str) -> ev.Event:
         return ev.Error(message=message)
 
-    async def _before_deadline(self, awaitable: Awaitable[_T]) -> _T:
+    async def _before_deadline(self, read: Callable[[], Awaitable[_T]]) -> _T:
         deadline = self.session.deadline()
-        assert deadline is not None
+        if deadline is None:
+            # close() ran while this task was about to read: it is cancelled next.
+            raise _StreamDroppedError
         try:
             async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                return await awaitable
+                return await read()
         except TimeoutError:
             raise _DeadlineError from None
 
-    async def _subscription(self, stub: scheduler_pb2_grpc.SchedulerAsyncStub) -> Retry | None:
+    async def _subscription(
+        self, stub: scheduler_pb2_grpc.SchedulerAsyncStub, address: str
+    ) -> Retry | None:
         """One subscription attempt; returns when to retry, or None if the session ended."""
         session = self.session
-        call = session.subscribe_call(self._clock())
+        call = session.subscribe_call(self._clock(), address)
         batched = True
         stream: grpc.aio.UnaryStreamCall[scheduler_pb2.Call, Any] = stub.SubscribeBatched(call)
         self._notify()
@@ -244,8 +300,8 @@ class SchedulerClient(
         try:
             while True:
                 try:
-                    metadata = await self._before_deadline(stream.initial_metadata())
-                    message = await self._before_deadline(stream.read())
+                    metadata = await self._before_deadline(stream.initial_metadata)
+                    message = await self._before_deadline(stream.read)
                     break
                 except grpc.aio.AioRpcError as error:
                     if not batched or error.code() != grpc.StatusCode.UNIMPLEMENTED:
@@ -263,7 +319,9 @@ class SchedulerClient(
                     raise ProtocolError(f"the master ended the stream ({status.name}: {details})")
                 if self._receive(message.events if batched else (message,)):
                     return None
-                message = await self._before_deadline(stream.read())
+                message = await self._before_deadline(stream.read)
+        except _StreamDroppedError:
+            return None
         except _DeadlineError:
             if session.subscribed:
                 assert session.heartbeat_interval is not None
@@ -280,7 +338,7 @@ class SchedulerClient(
                 return None
             leader = leader_hint(error)
             if leader is not None and leader != self._address:
-                self._leader_hint = leader
+                self._watch.hint = leader
             else:
                 leader = None
             if not session.subscribed:

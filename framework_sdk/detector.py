@@ -5,6 +5,11 @@ A scheduler client asks its :class:`MasterDetector` for an address before every 
 :class:`~framework_sdk.zk_detector.ZooKeeperMasterDetector` (following the leading master).
 Other schemes are plugged in with :func:`register_scheme`, so the client and the driver never
 change: they only call :func:`create_detector`.
+
+A detector that can also tell when the leader moves (:class:`LeaderFollowingDetector`: it has
+``wait_change``, as the ``zk://`` one does) is followed: the client leaves a master as soon as
+the detector names another leader (or none), instead of waiting for that master's stream to
+break, and cuts its reconnect backoff short when the leader changes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "LeaderFollowingDetector",
     "MasterDetector",
     "StaticMasterDetector",
     "create_detector",
@@ -31,6 +37,16 @@ class MasterDetector(Protocol):
 
     async def close(self) -> None:
         """Release whatever the detector holds (sessions, watches). Idempotent."""
+        ...
+
+
+@runtime_checkable
+class LeaderFollowingDetector(MasterDetector, Protocol):
+    """A MasterDetector that can also wait for the leader to move (the ``zk://`` one)."""
+
+    async def wait_change(self, address: str) -> str | None:
+        """Wait until the leader is no longer the master at ``address`` (at once if it is
+        not now); the new leader's ``"host:port"``, or None while no master leads."""
         ...
 
 

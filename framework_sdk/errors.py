@@ -88,7 +88,19 @@ class CallRefusedError(CallError):
 class CallFailedError(CallError):
     """CallFailedError: the call did not get through (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``...).
 
-    Whether the master acted on it is unknown; reconcile after the next subscription.
+    Whether the master acted on it is unknown; reconcile after the next subscription. It is
+    never retried for you: sent again, a call the master did take would be applied twice.
+
+    ``leader``: the leading master's ``host:port`` when the call reached a master that does not
+    lead, which refused it with ``UNAVAILABLE`` naming the leader (trailing metadata
+    ``emporion-leader``); None otherwise. The client has then already left that master and
+    subscribes to the leader at once: retry what matters once subscribed again.
     """
 
     _verb = "did not reach the master"
+
+    def __init__(
+        self, call_type: str, code: str, message: str, *, leader: str | None = None
+    ) -> None:
+        super().__init__(call_type, code, message)
+        self.leader = leader

@@ -21,6 +21,14 @@ Events that still arrive once CLOSED (say, after TEARDOWN, before the stream is 
 dropped: :meth:`SchedulerSession.receive` answers None for them. A SUBSCRIBE refused by a master
 that does not lead, naming the leader, is retried at once (``Retry.delay`` 0) up to
 ``MAX_REDIRECTS`` times in a row; the client sends the retry to the named leader.
+
+**Following the leader.** The session knows the master of the current attempt (``master``).
+When the client hears that another master leads (its detector names one, or a master refusing a
+call names one) or that none does, :meth:`SchedulerSession.leader_changed` decides: nothing, if
+that is the master of the current (or, while backing off, the failed) attempt; otherwise leave
+it at once (CONNECTING/SUBSCRIBED: the stream is dropped, with a Disconnected naming the change
+if it was subscribed; BACKING_OFF: the backoff is cut short) and try again after a short
+jittered delay (:func:`follow_delay`): a leader change restarts the backoff.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ __all__ = [
     "Retry",
     "SchedulerSession",
     "backoff_delay",
+    "follow_delay",
     "needs_acknowledgement",
 ]
 
@@ -93,6 +102,18 @@ def backoff_delay(attempt: int, initial: float, cap: float, draw: float) -> floa
         raise ValueError(f"draw must be in [0, 1], not {draw}")
     base = min(cap, initial * 2.0 ** min(attempt, 64))
     return base * (0.5 + 0.5 * draw)
+
+
+def follow_delay(initial: float, draw: float) -> float:
+    """Seconds to wait before subscribing to a master that just became the leader.
+
+    ``draw`` in [0, 1] (a random number) places it anywhere in ``[0, initial]``: short, like a
+    first retry, but spread over the whole interval, because every scheduler of the cluster
+    heard of the new leader at about the same instant.
+    """
+    if not 0.0 <= draw <= 1.0:
+        raise ValueError(f"draw must be in [0, 1], not {draw}")
+    return initial * draw
 
 
 def needs_acknowledgement(status: mesos_pb2.TaskStatus) -> bool:
@@ -163,6 +184,7 @@ class SchedulerSession:
         self.attempt = 0  # Consecutive failed attempts since the last SUBSCRIBED.
         self.subscriptions = 0  # SUBSCRIBED events received so far.
         self.redirects = 0  # Consecutive refusals naming a leader, retried at once.
+        self.master: str | None = None  # The master of the current (or last) attempt.
         self.close_reason: str | None = None
         self._deadline: float | None = None
         self._rng = rng or random.Random()
@@ -208,11 +230,13 @@ class SchedulerSession:
 
     # -- connection lifecycle --
 
-    def subscribe_call(self, now: float) -> scheduler_pb2.Call:
-        """The SUBSCRIBE to send now; moves to CONNECTING with the subscribe deadline."""
+    def subscribe_call(self, now: float, master: str | None = None) -> scheduler_pb2.Call:
+        """The SUBSCRIBE to send now (to ``master``, the address it goes to); moves to
+        CONNECTING with the subscribe deadline."""
         if self.phase not in (Phase.IDLE, Phase.BACKING_OFF):
             raise RuntimeError(f"cannot subscribe in phase {self.phase.value}")
         self.phase = Phase.CONNECTING
+        self.master = master
         self._deadline = now + self.config.subscribe_timeout_seconds
         return subscribe(self.framework_info, sorted(self.suppressed_roles), self.offer_constraints)
 
@@ -290,6 +314,35 @@ class SchedulerSession:
             self._rng.random(),
         )
         self.attempt += 1
+        notice = Disconnected(reason=reason) if was_subscribed else None
+        return notice, Retry(delay=delay, reason=reason)
+
+    def leader_changed(
+        self, now: float, leader: str | None, *, named_by: str
+    ) -> tuple[Disconnected | None, Retry] | None:
+        """``named_by`` (who says so: "the master detector", a master refusing a call) names
+        ``leader`` as the leading master now, or None: no master is known to lead.
+
+        Answers None when that changes nothing: the session is idle or closed, or ``leader`` is
+        the master of the current attempt (while backing off: of the failed one). Otherwise the
+        session leaves that master at once. A stream is dropped (CONNECTING or SUBSCRIBED; the
+        Disconnected to report if it was subscribed, its reason naming the change), a backoff
+        is cut short, and the failed attempts and redirects are forgotten: the next attempt
+        comes after :func:`follow_delay`, not after the grown backoff.
+        """
+        if self.phase in (Phase.IDLE, Phase.CLOSED) or leader == self.master:
+            return None
+        was_subscribed = self.phase is Phase.SUBSCRIBED
+        left = self.master or "the master"
+        if leader is None:
+            reason = f"no master is known to lead, says {named_by} (left {left})"
+        else:
+            reason = f"the leading master moved from {left} to {leader}, says {named_by}"
+        self._drop_stream()
+        self.phase = Phase.BACKING_OFF
+        self.attempt = 0
+        self.redirects = 0
+        delay = follow_delay(self.config.backoff_initial_seconds, self._rng.random())
         notice = Disconnected(reason=reason) if was_subscribed else None
         return notice, Retry(delay=delay, reason=reason)
 
