@@ -288,8 +288,12 @@ class ThreadedDriver(abc.ABC, Generic[_ClientT, _EventT, _ItemT]):
 
     def _outcome(self, item: _ItemT, error: Exception) -> None:
         """What a call that was not taken means to the user."""
-        if isinstance(error, NotSubscribedError) or (
-            isinstance(error, CallRefusedError) and error.code in self._dropped_codes
+        # A call refused by a master that does not lead (it names the leader) was not
+        # applied, exactly like one never sent: launches in it are reported lost.
+        if (
+            isinstance(error, NotSubscribedError)
+            or (isinstance(error, CallRefusedError) and error.code in self._dropped_codes)
+            or (isinstance(error, CallFailedError) and error.leader is not None)
         ):
             self._log.info("%s dropped: %s", item.name, error)
             if item.not_sent is not None:

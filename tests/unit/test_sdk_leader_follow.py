@@ -415,3 +415,29 @@ def test_the_driver_follows_a_detector(
         driver.abort()
         driver.join()
     assert len(old.subscribe_calls) == 1
+
+
+def test_a_launch_refused_by_a_master_that_does_not_lead_reports_its_tasks_lost(
+    two: tuple[HintingMaster, HintingMaster], framework_info: messages.FrameworkInfo
+) -> None:
+    # The refusal names the leader, so the launch was not applied: as for a launch made while
+    # disconnected, the driver answers it with TASK_LOST instead of leaving the task unknown.
+    deposed, leader = two
+    recorder = Recorder()
+    driver = SchedulerDriver(recorder, framework_info, deposed.address, config=CONFIG)
+    try:
+        driver.start()
+        recorder.wait_for("registered")
+        deposed.refuse_naming("Accept", leader.address)
+        task = messages.TaskInfo(name="t")
+        task.task_id.value = "t1"
+        driver.launchTasks("o1", [task])
+        (status,) = recorder.wait_for("statusUpdate")[0]
+        assert status.state == messages.TASK_LOST
+        assert status.reason == messages.REASON_MASTER_DISCONNECTED
+        assert status.task_id.value == "t1"
+        recorder.wait_for("reregistered")
+    finally:
+        driver.abort()
+        driver.join()
+    assert "Accept" not in leader.methods()  # Not sent again.
