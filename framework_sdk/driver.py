@@ -13,7 +13,8 @@ out concurrently.
 
 While the driver is disconnected calls are dropped, as Mesos's driver drops them; launches are
 answered with TASK_LOST (TASK_DROPPED for PARTITION_AWARE frameworks) and reason
-``REASON_MASTER_DISCONNECTED`` so a scheduler never waits for tasks that were never sent.
+``REASON_MASTER_DISCONNECTED`` so a scheduler never waits for tasks that were never sent. A
+call refused by a master that does not lead (it names the leader) counts as dropped too.
 A call the master refuses for what it says (INVALID_ARGUMENT, NOT_FOUND) reaches
 ``Scheduler.error`` with the master's message; one refused because the subscription ended or was
 superseded meanwhile counts as dropped (the stream itself reports the disconnection or ERROR).
