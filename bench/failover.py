@@ -1,12 +1,15 @@
 """Failover: how long a crashed leading master takes to be replaced, and what comes back.
 
 ``python -m bench.failover --agents K --frameworks F [--tasks T] [--session-timeout S]`` starts
-ZooKeeper (``tests/zk/servers.py``: Debian's ``zookeeper`` package and Java), three masters
-``python -m master --zk ... --zk-session-timeout S`` in their own processes, K emulated agents
-(:class:`emporion.testing.AgentEmulator`, given the three addresses; it tries the next when one
-refuses) and F frameworks (the SDK's asyncio client on the ``zk://`` URL), each running T
-tasks that stay RUNNING. Once every task runs it kills the leader with SIGKILL and prints one
-JSON object, times in seconds from the kill:
+ZooKeeper (:mod:`emporion.testing.zookeeper`: Debian's ``zookeeper`` package and Java), three
+masters ``python -m master --zk ... --zk-session-timeout S`` in their own processes, K emulated
+agents (:class:`emporion.testing.AgentEmulator`) and F frameworks (the SDK's asyncio client on
+the ``zk://`` URL), each running T tasks that stay RUNNING. The agents follow the leader
+through ZooKeeper (``--agent-master zk``, the default, as real agents given a ``zk://`` URL
+do: one session for the emulator, every agent leaves a deposed leader at once and rejoins the
+next within ``--reregister-spread``), or are given the three addresses (``--agent-master
+list``: they try them in turn and follow the leader a refusal names). Once every task runs it
+kills the leader with SIGKILL and prints one JSON object, times in seconds from the kill:
 
 * ``elected_s``: until another master answers as the leader (its ZooKeeper session noticed the
   old leader's expiry, it was elected, loaded the registry and recovered): bounded below by
@@ -16,6 +19,9 @@ JSON object, times in seconds from the kill:
 * ``tasks_back_s``: until the new leader, asked by every framework (implicit reconciliation,
   every 0.2 s), reports every task RUNNING.
 * ``tasks_lost``: tasks that reached a terminal state, or were not reported RUNNING again.
+
+``--profile DIR`` has every master write cProfile statistics to ``DIR/master<N>.prof`` (they
+are stopped with SIGTERM at the end, so the new leader's file covers its whole failover).
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from typing import Any
 
 from bench._common import emit, machine, rounded
 from emporion.testing import AgentEmulator
+from emporion.testing.emulator_config import DEFAULT_REREGISTER_SPREAD
+from emporion.testing.failover_job import FailoverFramework
+from emporion.testing.master_processes import ZkMaster, probe
+from emporion.testing.zookeeper import ZooKeeperCluster
 from protos.v1 import mesos_pb2
-from tests.integration.ha.cluster import ZkMaster, probe
-from tests.integration.ha.job import FailoverFramework
-from tests.zk.servers import ZooKeeperCluster
 
 WAIT = 120.0
 """Bound on each phase (a failure, not a figure, if reached)."""
@@ -67,7 +74,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             work,
             session_timeout=args.session_timeout,
             name=f"master{i}",
-            extra_args=("--log-level", "WARNING"),
+            extra_args=("--log-level", "WARNING", *_profile_args(args.profile, i)),
         )
         for i in range(3)
     ]
@@ -77,8 +84,17 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return await _scenario(args, zk, masters)
     finally:
         for master in masters:
+            if args.profile is not None:
+                master.stop(signal.SIGTERM)  # writes its profile on the way out
             master.close()
         zk.close()
+
+
+def _profile_args(directory: Path | None, index: int) -> tuple[str, ...]:
+    if directory is None:
+        return ()
+    directory.mkdir(parents=True, exist_ok=True)
+    return ("--profile", str(directory.resolve() / f"master{index}.prof"))
 
 
 async def _scenario(
@@ -87,7 +103,7 @@ async def _scenario(
     leader = await _wait_leader(masters, WAIT)
     url = zk.url("/emporion-bench")
     emulator = AgentEmulator(
-        [m.address for m in masters],
+        url if args.agent_master == "zk" else [m.address for m in masters],
         agents=args.agents,
         resources="cpus:8;mem:16384;disk:1000",
         mode="run",
@@ -95,8 +111,15 @@ async def _scenario(
         backoff_max=0.5,
         tick_interval=0.1,
         register_timeout=WAIT,
+        # The masters' timeout: a session lost with a ZooKeeper server is noticed as fast.
+        zk_session_timeout=args.session_timeout,
+        reregister_spread=args.reregister_spread,
     )
-    frameworks = [FailoverFramework(url, f"bench{i}", args.tasks) for i in range(args.frameworks)]
+    suppress = args.idle_frameworks == "suppress"
+    frameworks = [
+        FailoverFramework(url, f"bench{i}", args.tasks, suppress=suppress)
+        for i in range(args.frameworks)
+    ]
     async with emulator:
         for framework in frameworks:
             await framework.start()
@@ -139,6 +162,9 @@ async def _scenario(
         "frameworks": args.frameworks,
         "tasks": args.frameworks * args.tasks,
         "session_timeout_s": args.session_timeout,
+        "agent_master": args.agent_master,
+        "idle_frameworks": args.idle_frameworks,
+        "reregister_spread_s": args.reregister_spread if args.agent_master == "zk" else None,
         "elected_s": rounded(elected, 3),
         "frameworks_back_s": rounded(frameworks_back, 3),
         "agents_back_s": rounded(agents_back, 3),
@@ -158,10 +184,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--session-timeout", type=float, default=10.0, help="masters' --zk-session-timeout (10)"
     )
     parser.add_argument("--zk-nodes", type=int, default=1, choices=(1, 3), help="ZooKeeper size")
+    parser.add_argument(
+        "--agent-master",
+        choices=("zk", "list"),
+        default="zk",
+        help="agents follow the leader through ZooKeeper (zk, default) or are given the three "
+        "masters' addresses (list)",
+    )
+    parser.add_argument(
+        "--reregister-spread",
+        type=float,
+        default=DEFAULT_REREGISTER_SPREAD,
+        help="with --agent-master zk: seconds over which agents rejoin a new leader "
+        f"(default {DEFAULT_REREGISTER_SPREAD:g})",
+    )
+    parser.add_argument(
+        "--idle-frameworks",
+        choices=("decline", "suppress"),
+        default="decline",
+        help="once its tasks run, a framework declines every offer (default) or suppresses them",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="masters write cProfile stats into this folder"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the clients' reconnection warnings are expected
     if args.agents < 1 or args.frameworks < 1 or args.tasks < 0:
         parser.error("--agents and --frameworks must be >= 1, --tasks >= 0")
+    if args.reregister_spread < 0:
+        parser.error("--reregister-spread must be >= 0")
     with tempfile.TemporaryDirectory(prefix="emporion-failover-") as work:
         try:
             figures = asyncio.run(measure(args, Path(work)))

@@ -6,45 +6,43 @@ to its :class:`~emporion.testing.emulated_agent.Mode`, retries status updates un
 acknowledged, and reregisters with its tasks whenever the stream breaks.
 Each agent's behaviour lives in a sans-I/O
 :class:`~emporion.testing.emulated_agent.EmulatedAgent`; this module is the asyncio runtime around
-those cores: it alone mutates them, from one loop.
+those cores: it alone mutates them, from one loop. The streams themselves, and where they go,
+are :mod:`emporion.testing.emulator_link`'s; the command line is
+:mod:`emporion.testing.emulator_cli`'s (``python -m emporion.testing.agent_emulator``).
 
 Tests steer it (``finish``, ``fail``, ``lose_agent``, ``restore_agent``, ``restart_agent``) and
 benchmarks read its :class:`~emporion.testing.emulated_agent.EmulatorCounters`.
-
-Command line (runs until SIGINT/SIGTERM, printing its counters as JSON)::
-
-    python -m emporion.testing.agent_emulator --master HOST:PORT --agents N [--mode run]
 
 Each agent uses ``ConnectBatched`` when the master serves it: whatever the agent has ready when
 its writer runs (all the RUNNING updates for a batch of RunTasks, say) goes out in one stream
 message, which is what makes thousands of launches per second affordable in Python. Against a
 master without it (``UNIMPLEMENTED``) the emulator falls back to ``Connect`` for good.
 
-With several masters (``--master a:1,b:2``) a refused or broken agent tries the next one after a
-backoff; a master that does not lead refuses with UNAVAILABLE and names the leader in the
-trailing metadata ``emporion-leader``: the agent then reconnects to that leader at once, adding
-it to its masters if it was not one of them.
+Where the agents connect:
+
+* ``"a:1,b:2"`` (or a list): a refused or broken agent tries the next master after a backoff; a
+  master that does not lead refuses with UNAVAILABLE and names the leader in the trailing
+  metadata ``emporion-leader``: the agent then reconnects to that leader at once, adding it to
+  its masters if it was not one of them.
+* ``"zk://h1:p1,h2:p2/path"``: the emulator follows the leader through ZooKeeper, with one
+  session for all its agents (:class:`~emporion.testing.emulator_link.LeaderWatch`). When the
+  leader changes, or none is known, every agent's session ends at once, as a real agent's does;
+  each then reregisters with the new leader after a random pause within
+  ``reregister_spread`` seconds, with its backoff reset. While no leader is known the agents
+  wait for one.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import enum
-import json
-import os
 import random
-import signal
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeAlias
 
 import grpc
-import grpc.aio
 
 from emporion.testing.emulated_agent import (
     EmulatedAgent,
@@ -55,46 +53,26 @@ from emporion.testing.emulated_agent import (
     State,
 )
 from emporion.testing.emulator_config import (
+    DEFAULT_REREGISTER_SPREAD,
     DEFAULT_RESOURCES,
     EmulatorConfig,
-    parse_masters,
+    parse_master,
     parse_mode,
 )
+from emporion.testing.emulator_link import (
+    LEADER_METADATA,
+    MAX_REDIRECTS,
+    AgentLink,
+    Channels,
+    LeaderWatch,
+    MasterList,
+    leader_of,
+    run_session,
+)
 from protos.v1 import agent_internal_pb2 as ai
-from protos.v1 import agent_internal_pb2_grpc as ai_grpc
 from protos.v1 import mesos_pb2
 
-_CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    # Each emulator gets its own connections rather than sharing gRPC's global subchannels.
-    ("grpc.use_local_subchannel_pool", 1),
-]
-
-
-_AnyCall: TypeAlias = (
-    grpc.aio.StreamStreamCall[ai.AgentMessage, ai.MasterMessage]
-    | grpc.aio.StreamStreamCall[ai.AgentMessages, ai.MasterMessages]
-)
-
-
-LEADER_METADATA = "emporion-leader"
-"""Trailing metadata of a refusal by a master that does not lead: the leader's ``host:port``."""
-
-MAX_REDIRECTS = 3
-"""Refusals naming a leader that an agent follows at once, in a row, before backing off."""
-
-
-def leader_of(error: grpc.aio.AioRpcError) -> str | None:
-    """The leader's address an UNAVAILABLE refusal names (``emporion-leader``), else None."""
-    if error.code() is not grpc.StatusCode.UNAVAILABLE:
-        return None
-    metadata: Any = error.trailing_metadata() or ()
-    for key, value in metadata:
-        if key == LEADER_METADATA:
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            return text.strip() or None
-    return None
+__all__ = ["LEADER_METADATA", "MAX_REDIRECTS", "AgentEmulator", "leader_of"]
 
 
 class _Outcome(enum.Enum):
@@ -103,35 +81,20 @@ class _Outcome(enum.Enum):
     RETRY_NOW = "retry"  # no ConnectBatched, or a standby named the leader: reconnect at once
 
 
-@dataclass(eq=False)
-class _AgentRuntime:
-    """The I/O side of one emulated agent: its current stream and reconnection state."""
-
-    core: EmulatedAgent
-    index: int
-    master_index: int = 0
-    call: _AnyCall | None = None  # the live stream, if any
-    outbox: list[ai.AgentMessage] = field(default_factory=list)  # written by the writer task
-    ready: asyncio.Event = field(default_factory=asyncio.Event)  # the outbox has something
-    kicked: bool = False  # we cancelled the stream on purpose (lost, restart, master lost)
-    dropped: bool = False  # lost with its stream dropped: stays away until restored
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    last_failure: str = ""
-    redirects: int = 0  # refusals naming a leader followed at once since the last registration
-
-
 class AgentEmulator:
-    """N emulated agents connected to one master (or one of several, in turn).
+    """N emulated agents connected to one master (one of several, in turn, or the leader that
+    ZooKeeper names).
 
     ``async with AgentEmulator("127.0.0.1:5050", agents=100) as emulator:`` registers them all
     (or raises ``TimeoutError``) and disconnects them on exit. ``stop()`` keeps the agents'
     state, so a later ``start()`` reregisters them with their tasks, like restarted agents.
+    ``master`` is ``host:port``, several (a comma-separated text or a sequence), or a
+    ``zk://hosts/path`` URL (see the module docstring).
     """
 
     def __init__(
         self,
-        master_address: str | Sequence[str],
+        master: str | Sequence[str],
         agents: int = 1,
         resources: str = DEFAULT_RESOURCES,
         attributes: str = "",
@@ -149,9 +112,15 @@ class AgentEmulator:
         tick_interval: float = 0.25,
         register_timeout: float = 60.0,
         batched: bool = True,
+        zk_session_timeout: float = 10.0,
+        reregister_spread: float = DEFAULT_REREGISTER_SPREAD,
     ) -> None:
+        masters, zk_url = parse_master(master)
         config = EmulatorConfig(
-            masters=parse_masters(master_address),
+            masters=masters,
+            zk_url=zk_url,
+            zk_session_timeout=zk_session_timeout,
+            reregister_spread=reregister_spread,
             agents=agents,
             resources=resources,
             attributes=attributes,
@@ -182,7 +151,7 @@ class AgentEmulator:
         self.config = config
         self.counters = EmulatorCounters(record_run_task_times=config.record_run_task_times)
         self._agents = [
-            _AgentRuntime(
+            AgentLink(
                 EmulatedAgent(
                     info,
                     config.mode,
@@ -196,10 +165,15 @@ class AgentEmulator:
             for index, info in enumerate(config.agent_infos())
         ]
         # The masters to try in turn: the configured ones, plus leaders named by refusals.
-        self._masters: list[str] = list(config.masters)
-        self._channels: dict[tuple[int, int], grpc.aio.Channel] = {}
-        self._stubs: dict[tuple[int, int], ai_grpc.AgentGatewayAsyncStub] = {}
+        self._masters = MasterList(config.masters)
+        # One ZooKeeper session for all the agents (why: emporion.testing.emulator_link).
+        self._watch = (
+            LeaderWatch(config.zk_url, config.zk_session_timeout) if config.zk_url else None
+        )
+        self._channels = Channels()
         self._ticker: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # channels to a former leader
         self._running = False
         self._batched = config.batched  # cleared for good if the master lacks ConnectBatched
 
@@ -216,6 +190,8 @@ class AgentEmulator:
             agent.wake, agent.ready = asyncio.Event(), asyncio.Event()
             agent.task = asyncio.create_task(self._agent_loop(agent))
         self._ticker = asyncio.create_task(self._tick_loop())
+        if self._watch is not None:
+            self._follower = asyncio.create_task(self._watch.run(self._leader_changed))
         if wait:
             await self.wait_registered(self.config.register_timeout)
 
@@ -230,22 +206,20 @@ class AgentEmulator:
             for agent in self._agents:
                 if agent.core.link is Link.REGISTERED:
                     goodbye = ai.UnregisterAgent(message="stopping")
-                    self._send(agent, [ai.AgentMessage(unregister_agent=goodbye)])
+                    agent.send([ai.AgentMessage(unregister_agent=goodbye)])
             await asyncio.sleep(0.1)  # let the writers flush; best effort, as for a real agent
         self._running = False
         tasks = [a.task for a in self._agents if a.task is not None]
-        if self._ticker is not None:
-            tasks.append(self._ticker)
+        tasks += [t for t in (self._ticker, self._follower) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._closing, return_exceptions=True)
         for agent in self._agents:
             agent.task = None
-        self._ticker = None
-        channels = list(self._channels.values())
-        self._channels.clear()
-        self._stubs.clear()
-        await asyncio.gather(*(c.close(None) for c in channels), return_exceptions=True)
+        self._ticker = self._follower = None
+        if self._watch is not None:
+            await self._watch.close()
+        await self._channels.close()
 
     async def __aenter__(self) -> AgentEmulator:
         try:
@@ -313,6 +287,18 @@ class AgentEmulator:
         """The core of the agent with this id; ``KeyError`` if none."""
         return self._runtime(agent_id).core
 
+    def master_of(self, agent_id: str) -> str | None:
+        """The address of the master the agent is registered with now (None between
+        sessions); ``KeyError`` if no agent has this id."""
+        agent = self._runtime(agent_id)
+        return agent.master if agent.core.link is Link.REGISTERED else None
+
+    @property
+    def leader(self) -> str | None:
+        """With a ``zk://`` master: the leading master's address as ZooKeeper last named it
+        (None while none is known, or before ``start()``). None in list mode."""
+        return None if self._watch is None else self._watch.address
+
     def task_state(self, task_id: str, framework_id: str | None = None) -> State | None:
         """Newest state of a task held by some agent, or None if no agent holds it."""
         found = self._find_task(task_id, framework_id)
@@ -344,7 +330,7 @@ class AgentEmulator:
             raise KeyError(f"no emulated agent holds task {task_id!r}")
         agent, key = found
         out = agent.core.update(key[0], key[1], state, time.time(), reason=reason, message=message)
-        self._send(agent, out)
+        agent.send(out)
 
     def finish(
         self,
@@ -378,7 +364,7 @@ class AgentEmulator:
         agent.core.lost = True
         if drop_stream:
             agent.dropped = True
-            self._kick(agent)
+            agent.kick()
 
     def restore_agent(self, agent_id: str) -> None:
         """Bring a lost agent back: it answers again, reregistering if its stream was dropped."""
@@ -390,7 +376,7 @@ class AgentEmulator:
     def restart_agent(self, agent_id: str) -> None:
         """Break an agent's stream so that it reregisters at once, with its tasks."""
         agent = self._runtime(agent_id)
-        self._kick(agent)
+        agent.kick()
         agent.wake.set()
 
     def send_framework_message(
@@ -400,11 +386,11 @@ class AgentEmulator:
         message = ai.ExecutorToFramework(data=data)
         message.framework_id.value = framework_id
         message.executor_id.value = executor_id
-        self._send(self._runtime(agent_id), [ai.AgentMessage(executor_to_framework=message)])
+        self._runtime(agent_id).send([ai.AgentMessage(executor_to_framework=message)])
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _runtime(self, agent_id: str) -> _AgentRuntime:
+    def _runtime(self, agent_id: str) -> AgentLink:
         for agent in self._agents:
             if agent.core.agent_id == agent_id:
                 return agent
@@ -412,7 +398,7 @@ class AgentEmulator:
 
     def _find_task(
         self, task_id: str, framework_id: str | None
-    ) -> tuple[_AgentRuntime, tuple[str, str]] | None:
+    ) -> tuple[AgentLink, tuple[str, str]] | None:
         for agent in self._agents:
             if framework_id is not None:
                 if (framework_id, task_id) in agent.core.tasks:
@@ -422,28 +408,6 @@ class AgentEmulator:
                 if key[1] == task_id:
                     return agent, key
         return None
-
-    def _send(self, agent: _AgentRuntime, messages: list[ai.AgentMessage]) -> None:
-        if agent.call is not None and messages:
-            agent.outbox += messages
-            agent.ready.set()
-
-    def _kick(self, agent: _AgentRuntime) -> None:
-        if agent.call is not None:
-            agent.kicked = True
-            agent.call.cancel()
-
-    def _stub(self, agent: _AgentRuntime) -> ai_grpc.AgentGatewayAsyncStub:
-        master = agent.master_index % len(self._masters)
-        key = (master, agent.index % self.config.channels)
-        stub = self._stubs.get(key)
-        if stub is None:
-            channel = grpc.aio.insecure_channel(
-                self._masters[master], options=[*_CHANNEL_OPTIONS, ("emporion.ch", key[1])]
-            )
-            self._channels[key] = channel
-            stub = self._stubs[key] = ai_grpc.AgentGatewayStub(channel)
-        return stub
 
     def _delay(self, failures: int) -> float:
         """Jittered exponential backoff; after a session that worked, a short random pause."""
@@ -456,116 +420,73 @@ class AgentEmulator:
     def _finished(self, core: EmulatedAgent) -> bool:
         return not self._running or core.shut_down
 
-    async def _agent_loop(self, agent: _AgentRuntime) -> None:
+    def _leader_changed(self, address: str | None) -> None:
+        """ZooKeeper names another leader (or none): every session ends now, and each agent
+        rejoins after its own random pause, with a fresh backoff."""
+        for agent in self._agents:
+            agent.moved = True
+            agent.kick()
+            agent.wake.set()
+        # The streams to the old leader were just cancelled; its channels serve no one now.
+        closing = asyncio.get_running_loop().create_task(self._channels.close(keep=address))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    async def _agent_loop(self, agent: AgentLink) -> None:
         failures = 0
         core = agent.core
+        watch = self._watch
         while not self._finished(core):
             if core.lost and agent.dropped:
                 agent.wake.clear()
                 await agent.wake.wait()
                 continue
+            if watch is None:
+                target = self._masters.target(agent)
+            else:
+                if agent.moved:
+                    agent.moved, failures = False, 0
+                    await asyncio.sleep(random.uniform(0, self.config.reregister_spread))
+                    continue  # look again: lost, stopped, or moved once more meanwhile
+                if watch.address is None:
+                    await watch.wait_known()  # the change sets ``moved``: a pause, then go
+                    continue
+                target = watch.address
             agent.wake.clear()
-            outcome = await self._session(agent)
+            outcome = await self._session(agent, target)
             if outcome is _Outcome.ACCEPTED:
                 failures = 0
                 agent.redirects = 0
             elif outcome is _Outcome.FAILED:
                 failures += 1
-                agent.master_index += 1  # try the next master, if there are several
+                if watch is None:
+                    self._masters.failed(agent)  # try the next master, if there are several
             if self._finished(core):
                 return
             if agent.wake.is_set() or outcome is _Outcome.RETRY_NOW:
-                continue  # restart_agent / restore_agent / protocol fallback: at once
+                continue  # leader change / restart_agent / restore_agent / fallback: at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(agent.wake.wait(), self._delay(failures))
 
-    async def _session(self, agent: _AgentRuntime) -> _Outcome:
-        """One stream, from hello to its end."""
-        core = agent.core
+    async def _session(self, agent: AgentLink, target: str) -> _Outcome:
+        """One stream with ``target``, and what to do next."""
         batched = self._batched
-        stub = self._stub(agent)
-        call: _AnyCall = stub.ConnectBatched(None) if batched else stub.Connect(None)
-        agent.call, agent.kicked = call, False
-        agent.outbox = [core.hello()]
-        agent.ready.set()
-        writer = asyncio.create_task(self._write(call, agent, batched))
-        outcome = _Outcome.FAILED
-        try:
-            handle = core.handle
-            while True:
-                received = await call.read()
-                if isinstance(received, ai.MasterMessages):
-                    messages: Iterable[ai.MasterMessage] = received.messages
-                elif isinstance(received, ai.MasterMessage):
-                    messages = (received,)
-                else:  # grpc.aio.EOF
-                    agent.last_failure = "stream ended by the master"
-                    break
-                now = time.time()
-                outbox = agent.outbox
-                for message in messages:
-                    outbox += handle(message, now)
-                if outbox:
-                    agent.ready.set()
-                if core.link is Link.REGISTERED:
-                    outcome = _Outcome.ACCEPTED
-                elif core.shut_down:
-                    break
-        except grpc.aio.AioRpcError as error:
-            if batched and error.code() is grpc.StatusCode.UNIMPLEMENTED:
-                self._batched = False  # an older master: one message per stream message
-                outcome = _Outcome.RETRY_NOW
-            elif self._follow_leader(agent, error) and outcome is not _Outcome.ACCEPTED:
-                outcome = _Outcome.RETRY_NOW  # a registered agent just pauses, as after any end
-            agent.last_failure = f"{error.code().name}: {error.details()}"
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not agent.kicked or (task is not None and task.cancelling()):
-                raise
-            agent.last_failure = "stream closed by the emulator"
-        finally:
-            writer.cancel()
-            call.cancel()
-            agent.call = None
-            agent.outbox = []
-            core.disconnected()
-        return outcome
-
-    def _follow_leader(self, agent: _AgentRuntime, error: grpc.aio.AioRpcError) -> bool:
-        """Point the agent at the leader a standby's refusal names (UNAVAILABLE with
-        ``emporion-leader``), adding it to the masters if new; whether to reconnect at once.
-
-        Only ``MAX_REDIRECTS`` in a row are followed at once: masters that name each other
-        (a stale view during an election) then get the usual backoff instead of a spin.
-        """
-        leader = leader_of(error)
-        if leader is None or agent.redirects >= MAX_REDIRECTS:
-            agent.redirects = 0
-            return False
-        if leader not in self._masters:
-            self._masters.append(leader)
-        agent.master_index = self._masters.index(leader)
-        agent.redirects += 1
-        return True
-
-    @staticmethod
-    async def _write(call: _AnyCall, agent: _AgentRuntime, batched: bool) -> None:
-        """Send what the agent has queued: everything ready in one write when batched."""
-        ready = agent.ready
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                pending, agent.outbox = agent.outbox, []
-                if not pending:
-                    continue
-                if batched:
-                    await call.write(ai.AgentMessages(messages=pending))  # type: ignore[arg-type]
-                else:
-                    for message in pending:
-                        await call.write(message)  # type: ignore[arg-type]
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            return  # the stream is over; the reader notices and reconnects
+        stub = self._channels.stub(target, agent.index % self.config.channels)
+        end = await run_session(agent, target, stub, batched)
+        error = end.error
+        if error is None:
+            return _Outcome.ACCEPTED if end.accepted else _Outcome.FAILED
+        if batched and error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            self._batched = False  # an older master: one message per stream message
+            return _Outcome.RETRY_NOW
+        if self._watch is not None:
+            # A refusal naming another leader is a view older or newer than ZooKeeper's as we
+            # see it; ZooKeeper settles it, and a change of leader ends the backoff.
+            return _Outcome.ACCEPTED if end.accepted else _Outcome.FAILED
+        if self._masters.refused(agent, error) and not end.accepted:
+            return _Outcome.RETRY_NOW
+        # A registered agent just pauses, as after any end (towards the leader named, if any).
+        return _Outcome.ACCEPTED if end.accepted else _Outcome.FAILED
 
     async def _tick_loop(self) -> None:
         while True:
@@ -577,108 +498,14 @@ class AgentEmulator:
                     continue
                 if core.master_lost(now):
                     agent.last_failure = "no ping from the master within its ping timeout"
-                    self._kick(agent)
+                    agent.kick()
                     continue
                 retries = core.tick(now)
                 if retries:
-                    self._send(agent, retries)
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def parse_args(argv: Sequence[str] | None = None) -> tuple[EmulatorConfig, float]:
-    """Command-line flags (``--master`` defaults to ``EMPORION_MASTER``) as a configuration,
-    and the interval between counter reports (0: only at exit)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m emporion.testing.agent_emulator",
-        description="Emulate many Emporion agents against a master.",
-    )
-    parser.add_argument(
-        "--master",
-        default=os.environ.get("EMPORION_MASTER"),
-        help="host:port of the master (comma-separated for several)",
-    )
-    parser.add_argument("--agents", type=int, default=1)
-    parser.add_argument("--resources", default=DEFAULT_RESOURCES)
-    parser.add_argument("--attributes", default="")
-    parser.add_argument("--mode", default="finish", choices=[m.value for m in Mode])
-    parser.add_argument("--hostname-prefix", default="emulated-agent")
-    parser.add_argument("--first-index", type=int, default=0)
-    parser.add_argument("--channels", type=int, default=1)
-    parser.add_argument(
-        "--unbatched",
-        action="store_true",
-        help="use Connect (one message per stream message) instead of ConnectBatched",
-    )
-    parser.add_argument(
-        "--stats-interval",
-        type=float,
-        default=0.0,
-        help="print the counters as JSON every S seconds (0: only at exit)",
-    )
-    ns = parser.parse_args(argv)
-    if not ns.master:
-        parser.error("--master is required (or set EMPORION_MASTER)")
-    try:
-        config = EmulatorConfig(
-            masters=parse_masters(ns.master),
-            agents=ns.agents,
-            resources=ns.resources,
-            attributes=ns.attributes,
-            mode=parse_mode(ns.mode),
-            hostname_prefix=ns.hostname_prefix,
-            first_index=ns.first_index,
-            channels=ns.channels,
-            record_run_task_times=False,
-            batched=not ns.unbatched,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    return config, ns.stats_interval
-
-
-def counters_json(counters: EmulatorCounters) -> str:
-    """The counters as one JSON line (lists summarised by their length)."""
-    figures = {
-        name: (len(value) if isinstance(value, list | dict) else value)
-        for name, value in vars(counters).items()
-        if name != "record_run_task_times"
-    }
-    return json.dumps(figures, sort_keys=True)
-
-
-async def _serve(config: EmulatorConfig, stats_interval: float) -> None:
-    emulator = AgentEmulator.from_config(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await emulator.start(wait=False)
-    try:
-        await emulator.wait_registered(config.register_timeout)
-        print(f"registered {config.agents} agents with {','.join(config.masters)}", flush=True)
-        while not stop.is_set():
-            timeout = stats_interval if stats_interval > 0 else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout)
-            if stats_interval > 0:
-                print(counters_json(emulator.counters), flush=True)
-    finally:
-        await emulator.stop()
-        print(counters_json(emulator.counters), flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator until interrupted."""
-    config, stats_interval = parse_args(argv)
-    try:
-        asyncio.run(_serve(config, stats_interval))
-    except TimeoutError as error:
-        print(f"agent_emulator: {error}", file=sys.stderr)
-        return 1
-    return 0
+                    agent.send(retries)
 
 
 if __name__ == "__main__":
+    from emporion.testing.emulator_cli import main
+
     raise SystemExit(main())

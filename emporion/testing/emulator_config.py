@@ -4,6 +4,9 @@
 command-line flags and ``EMPORION_*`` variables (``python -m emporion.testing.agent_emulator``).
 Bad values raise ``ValueError`` naming the field. It also turns the ``--resources`` and
 ``--attributes`` texts into the ``AgentInfo`` each emulated agent announces.
+
+The agents find the master in one of two ways: a fixed list of ``host:port`` (``masters``), or
+a ``zk://`` URL (``zk_url``) under which they follow the leader that ZooKeeper names.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from emporion.testing.emulated_agent import Mode
+from protos.leader_info import parse_zk_url
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
 DEFAULT_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]"
+
+DEFAULT_REREGISTER_SPREAD = 0.25
+"""Seconds over which agents spread their reregistrations with a new leader (see
+``docs/ha.md``, "Agent emulator", for how it was chosen)."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,16 @@ class EmulatorConfig:
     """Everything an :class:`~emporion.testing.agent_emulator.AgentEmulator` needs to run."""
 
     masters: tuple[str, ...]
-    """``host:port`` of each master; an agent refused or cut off tries the next one."""
+    """``host:port`` of each master; an agent refused or cut off tries the next one. Empty
+    when the agents follow the leader through ZooKeeper (``zk_url``)."""
+    zk_url: str = ""
+    """``zk://hosts/path`` under which the masters contend: the agents connect to the leader
+    ZooKeeper names, and all reregister with the next one when it changes."""
+    zk_session_timeout: float = 10.0
+    """The emulator's ZooKeeper session timeout (with ``zk_url``)."""
+    reregister_spread: float = DEFAULT_REREGISTER_SPREAD
+    """With ``zk_url``: each agent rejoins a new leader after a random pause in
+    ``[0, reregister_spread)`` seconds, so a thousand agents do not arrive at once."""
     agents: int = 1
     resources: str = DEFAULT_RESOURCES
     attributes: str = ""
@@ -49,8 +66,15 @@ class EmulatorConfig:
     """Use ``ConnectBatched`` (several messages per stream message) where the master has it."""
 
     def __post_init__(self) -> None:
-        if not self.masters:
-            raise ValueError("field 'masters' needs at least one host:port")
+        if self.zk_url:
+            if self.masters:
+                raise ValueError("fields 'masters' and 'zk_url' are exclusive: give one")
+            try:
+                parse_zk_url(self.zk_url)
+            except ValueError as error:
+                raise ValueError(f"field 'zk_url': {error}") from None
+        elif not self.masters:
+            raise ValueError("field 'masters' needs at least one host:port (or give 'zk_url')")
         for address in self.masters:
             host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -68,10 +92,15 @@ class EmulatorConfig:
             "status_update_retry_max",
             "tick_interval",
             "register_timeout",
+            "zk_session_timeout",
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"field {name!r} must be a positive number, got {value!r}")
+        if not math.isfinite(self.reregister_spread) or self.reregister_spread < 0:
+            raise ValueError(
+                f"field 'reregister_spread' must be a number >= 0, got {self.reregister_spread!r}"
+            )
         if self.backoff_max < self.backoff_min:
             raise ValueError("field 'backoff_max' must be >= 'backoff_min'")
         if self.status_update_retry_max < self.status_update_retry_min:
@@ -86,6 +115,11 @@ class EmulatorConfig:
             parse_attributes(self.attributes)
         except ValueError as error:
             raise ValueError(f"field 'attributes': {error}") from None
+
+    @property
+    def master_text(self) -> str:
+        """Where the agents go, for messages: the masters, or the ``zk://`` URL (no password)."""
+        return str(parse_zk_url(self.zk_url)) if self.zk_url else ",".join(self.masters)
 
     def agent_infos(self) -> list[mesos_pb2.AgentInfo]:
         """The ``AgentInfo`` (no id) of each emulated agent, in index order."""
@@ -116,6 +150,14 @@ def parse_masters(masters: str | Sequence[str]) -> tuple[str, ...]:
     """One ``host:port``, a comma-separated list, or a sequence of them, as a tuple."""
     items = masters.split(",") if isinstance(masters, str) else list(masters)
     return tuple(m.strip() for m in items if m.strip())
+
+
+def parse_master(master: str | Sequence[str]) -> tuple[tuple[str, ...], str]:
+    """A ``--master`` value as (masters, zk_url): ``zk://...`` gives ``((), url)``, anything
+    else (``host:port``, a comma-separated list, a sequence) ``(masters, "")``."""
+    if isinstance(master, str) and master.strip().lower().startswith("zk://"):
+        return (), master.strip()
+    return parse_masters(master), ""
 
 
 def parse_attributes(text: str) -> list[mesos_pb2.Attribute]:

@@ -180,6 +180,13 @@ def reregister(
         refuse(state, connection_id, str(error))
         return
     capabilities = frozenset(_CAPABILITY_NAME(c.type) for c in message.agent_capabilities)
+    # The registry already admits an agent that is not unreachable, with the info it has: as in
+    # Mesos (MESOS-7711), a reregistration with the same info writes nothing. After a failover
+    # that spares the new leader rewriting the whole registry again and again while a thousand
+    # agents come back, and their answers the wait behind each write.
+    unchanged = (
+        agent is not None and agent.phase is not AgentPhase.UNREACHABLE and agent.info == info
+    )
     if agent is None:
         agent = Agent(agent_id, info, total, AgentPhase.CONNECTED, dynamic, capabilities)
         agent.registered_at = now
@@ -192,7 +199,8 @@ def reregister(
         agent.info, agent.total, agent.reservations = info, total, dynamic
         agent.capabilities = capabilities
     _bind(state, agent, connection_id, now)
-    state.persist(AdmitAgent(agent_id, info))
+    if not unchanged:
+        state.persist(AdmitAgent(agent_id, info))
     reply = _registered_message(state, agent_id, reregistered=True)
     shutdown = _rebuild(state, agent, message, reported, reply, now=now)
     state.send_to_agent(agent, reply)

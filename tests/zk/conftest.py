@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
+from emporion.testing.zookeeper import ZooKeeperCluster, ZooKeeperUnavailableError
 from protos.leader import zookeeper_client
-from tests.zk.servers import ZooKeeperCluster, ZooKeeperUnavailableError
 
 WAIT = 30.0
 """How long a test waits for something that should happen (a bound, not an expectation)."""

@@ -10,6 +10,7 @@ import pytest
 
 from agent.master_detector import ZooKeeperMasterDetector as AgentDetector
 from agent.master_detector import is_zk_url, parse_zk_master
+from emporion.testing.zookeeper import ZooKeeperCluster
 from framework_sdk.detector import MasterDetector
 from framework_sdk.zk_detector import ZooKeeperMasterDetector as SdkDetector
 from framework_sdk.zk_detector import create
@@ -18,7 +19,6 @@ from protos.leader_aio import AsyncLeaderDetector, AsyncLeadership
 from protos.leader_zk import ZooKeeperDetector
 from protos.v1 import mesos_pb2
 from tests.zk.conftest import ClientFactory
-from tests.zk.servers import ZooKeeperCluster
 
 pytestmark = pytest.mark.zk
 

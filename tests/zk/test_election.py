@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
+from emporion.testing.zookeeper import ZooKeeperCluster
 from protos.leader import (
     LeaderInfo,
     Leadership,
@@ -24,7 +25,6 @@ from protos.leader_info import candidates, leader_from_json
 from protos.v1 import mesos_pb2
 from tests.zk.conftest import ClientFactory, wait_until
 from tests.zk.proxy import TcpProxy
-from tests.zk.servers import ZooKeeperCluster
 
 pytestmark = pytest.mark.zk
 

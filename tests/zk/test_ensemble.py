@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from emporion.testing.zookeeper import ZooKeeperCluster
 from master.registry import UpdateWeights
 from master.registry.zookeeper import ZooKeeperRegistry
 from protos.leader import (
@@ -20,7 +21,6 @@ from protos.leader import (
 )
 from protos.v1 import mesos_pb2
 from tests.zk.conftest import ClientFactory, wait_until
-from tests.zk.servers import ZooKeeperCluster
 
 pytestmark = pytest.mark.zk
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from emporion.testing.zookeeper import ZooKeeperCluster
 from master.registry import RegistryConflictError, RemoveAgent, UpdateWeights
 from master.registry.zookeeper import Fence, ZnodeStore, ZooKeeperRegistry
 from protos.leader import KazooZnodeStore, ZooKeeperContender
 from tests.zk.conftest import ClientFactory, wait_until
 from tests.zk.samples import every_kind, many_agents
-from tests.zk.servers import ZooKeeperCluster
 
 pytestmark = pytest.mark.zk
 

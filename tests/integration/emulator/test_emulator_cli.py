@@ -6,11 +6,13 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from emporion.testing.emulator_cli import parse_args
 from tests.integration.emulator.fake_gateway import eventually, running_gateway
 from tests.unit.test_architecture import IO_MODULES, transitive_imports
 
@@ -23,6 +25,34 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_emulator_core_imports_no_io_framework(module: str) -> None:
     bad = sorted(n for n in transitive_imports(module) if n.split(".")[0] in IO_MODULES)
     assert bad == [], f"{module} reaches I/O modules: {bad}"
+
+
+def test_importing_the_package_loads_no_grpc_or_kazoo() -> None:
+    code = (
+        "import sys, emporion.testing\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'kazoo')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_cli_takes_a_zk_url_and_its_timings() -> None:
+    config, _ = parse_args(
+        [
+            "--master",
+            "zk://127.0.0.1:2181/emporion",
+            "--zk-session-timeout",
+            "2secs",
+            "--reregister-spread",
+            "100ms",
+            "--agents",
+            "5",
+        ]
+    )
+    assert (config.masters, config.zk_url) == ((), "zk://127.0.0.1:2181/emporion")
+    assert (config.zk_session_timeout, config.reregister_spread, config.agents) == (2.0, 0.1, 5)
 
 
 def test_cli_registers_agents_and_prints_counters_on_sigterm() -> None:

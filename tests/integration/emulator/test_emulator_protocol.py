@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from emporion.testing import AgentEmulator, EmulatedAgent, EmulatorCounters, Link, Mode
-from emporion.testing.emulator_config import EmulatorConfig, parse_attributes
+from emporion.testing.emulator_config import EmulatorConfig, parse_attributes, parse_master
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import mesos_pb2
@@ -422,6 +422,29 @@ def test_configuration_errors_name_the_field() -> None:
         EmulatorConfig(masters=("h:1",), backoff_min=float("nan"))
     with pytest.raises(ValueError, match="'mode'"):
         AgentEmulator("h:1", mode="sometimes")
+
+
+def test_a_zk_url_is_a_master_of_its_own() -> None:
+    url = "zk://u:secret@127.0.0.1:2181,127.0.0.1:2182/emporion"
+    assert parse_master(url) == ((), url)
+    assert parse_master("a:1, b:2") == (("a:1", "b:2"), "")
+    assert parse_master(["a:1"]) == (("a:1",), "")
+    emulator = AgentEmulator(url, agents=2, zk_session_timeout=3.0, reregister_spread=0.5)
+    config = emulator.config
+    assert (config.masters, config.zk_url) == ((), url)
+    assert (config.zk_session_timeout, config.reregister_spread) == (3.0, 0.5)
+    assert "secret" not in config.master_text
+    assert emulator.leader is None  # Not started: nothing looked up yet.
+    with pytest.raises(ValueError, match="'masters' and 'zk_url' are exclusive"):
+        EmulatorConfig(masters=("h:1",), zk_url="zk://h:2181/emporion")
+    with pytest.raises(ValueError, match="'zk_url'"):
+        EmulatorConfig(masters=(), zk_url="zk://h:2181")  # no path
+    with pytest.raises(ValueError, match="'masters'"):
+        EmulatorConfig(masters=())
+    with pytest.raises(ValueError, match="'reregister_spread'"):
+        EmulatorConfig(masters=(), zk_url=url, reregister_spread=-1.0)
+    with pytest.raises(ValueError, match="'zk_session_timeout'"):
+        EmulatorConfig(masters=(), zk_url=url, zk_session_timeout=0.0)
 
 
 def test_attributes_parse_to_mesos_types() -> None:

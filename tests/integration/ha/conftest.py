@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from emporion.testing.master_processes import ZkMaster, probe
+from emporion.testing.zookeeper import ZooKeeperCluster, ZooKeeperUnavailableError
 from protos.leader_info import parse_zk_url
-from tests.integration.ha.cluster import ZkMaster, probe
-from tests.zk.servers import ZooKeeperCluster, ZooKeeperUnavailableError
 
 WAIT = 30.0
 """How long a test waits for something that should happen (a bound, not an expectation)."""

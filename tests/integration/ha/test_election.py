@@ -11,8 +11,8 @@ import signal
 import grpc
 import pytest
 
+from emporion.testing.master_processes import leader_of, probe
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
-from tests.integration.ha.cluster import leader_of, probe
 from tests.integration.ha.conftest import MasterFactory, leaders, wait_one_leader
 
 pytestmark = pytest.mark.zk

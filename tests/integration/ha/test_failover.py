@@ -12,12 +12,12 @@ import signal
 import pytest
 
 from emporion.testing.agent_emulator import AgentEmulator
+from emporion.testing.failover_job import FailoverFramework
+from emporion.testing.master_processes import ZkMaster, probe
 from master.registry.zookeeper import ZooKeeperRegistry
 from protos.leader_info import parse_zk_url
 from protos.leader_zk import KazooZnodeStore, zookeeper_client
-from tests.integration.ha.cluster import ZkMaster, probe
 from tests.integration.ha.conftest import WAIT, MasterFactory, wait_one_leader, wait_until
-from tests.integration.ha.job import FailoverFramework
 
 pytestmark = pytest.mark.zk
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from emporion.testing.failover_job import FailoverFramework
+from emporion.testing.master_processes import ZkMaster, probe
+from emporion.testing.zookeeper import ZooKeeperCluster, ZooKeeperUnavailableError
 from protos.v1 import mesos_pb2
 from tests.integration.agent.support import AgentProcess, processes_with
-from tests.integration.ha.cluster import ZkMaster, probe
 from tests.integration.ha.conftest import WAIT, MasterFactory, wait_one_leader, wait_until
-from tests.integration.ha.job import FailoverFramework
-from tests.zk.servers import ZooKeeperCluster, ZooKeeperUnavailableError
 
 pytestmark = pytest.mark.zk
 

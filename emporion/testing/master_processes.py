@@ -1,9 +1,10 @@
-"""Masters under ``--zk`` as real processes, and probes of who leads (shared with the benchmark).
+"""Masters under ``--zk`` as real processes, and probes of who leads (for tests and benchmarks).
 
-:class:`ZkMaster` runs ``python -m master --zk ...`` on 127.0.0.1 (port 0 the first time) and can
-crash it (SIGKILL), stop it cleanly (SIGTERM), freeze it (SIGSTOP) and resume it. Every process
-dies with the thread that started it (``setpriv --pdeathsig``, where available) and at
-:meth:`ZkMaster.close`. :func:`probe` asks a master, over gRPC, whether it leads.
+:class:`ZkMaster` runs ``python -m master --zk ...`` on 127.0.0.1 (gRPC and HTTP ports 0 the
+first time, the same ones on a restart) and can crash it (SIGKILL), stop it cleanly (SIGTERM),
+freeze it (SIGSTOP) and resume it. Every process dies with the thread that started it
+(``setpriv --pdeathsig``, where available) and at :meth:`ZkMaster.close`. :func:`probe` asks
+a master, over gRPC, whether it leads.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from protos.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["LEADER_KEY", "Probe", "ZkMaster", "leader_of", "probe"]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 LEADER_KEY = "emporion-leader"
 _ADDRESS = re.compile(r"Emporion master (\S+) listening on (\S+):(\d+)")
+_HTTP = re.compile(r"\(http \S+:(\d+)\)")
 
 
 class ZkMaster:
@@ -47,6 +49,7 @@ class ZkMaster:
         self.extra_args = extra_args
         self.name = name
         self.port = 0
+        self.http_port = 0
         self.master_id = ""
         self.process: subprocess.Popen[str] | None = None
         self.paused = False
@@ -60,6 +63,12 @@ class ZkMaster:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def http_address(self) -> str:
+        """``127.0.0.1:<port>`` of the master's HTTP API."""
+        assert self.http_port, "master not started"
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
     def log_path(self) -> Path:
         """The file holding the latest run's stderr."""
         return self.log_dir / f"{self.name}-{self._starts}.log"
@@ -70,6 +79,7 @@ class ZkMaster:
         self._starts += 1
         self._log = self.log_path.open("wb")
         args = [sys.executable, "-m", "master", "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--http-port", str(self.http_port)]
         args += ["--zk", self.zk_url, "--zk-session-timeout", str(self.session_timeout)]
         args += ["--allocation-interval", "0.2", *self.extra_args]
         setpriv = shutil.which("setpriv")
@@ -84,6 +94,8 @@ class ZkMaster:
             match = _ADDRESS.search(line)
             if match:
                 self.master_id, self.port = match.group(1), int(match.group(3))
+                http = _HTTP.search(line)
+                self.http_port = int(http.group(1)) if http else 0
                 break
         else:
             process.wait(10)

@@ -1,11 +1,15 @@
 """A job across a master failover: frameworks (the SDK's asyncio client on a ``zk://`` URL) each
-running tasks on emulated agents (shared with ``bench.failover``).
+running tasks on emulated agents (for the HA tests and ``bench.failover``).
 
 :class:`FailoverFramework` subscribes, launches its tasks one per offer, and records every
-status update (acknowledging it). After a failover, :meth:`FailoverFramework.wait_back` waits
-until it is subscribed again under the new leader, and :meth:`FailoverFramework.wait_tasks_back`
-reconciles until the new leader reports every task RUNNING (it answers only for agents that
-reregistered, so that also says the agents are back).
+status update (acknowledging it). Once every task is launched it declines every offer (for an
+hour; a new leader, which does not keep the filters, offers everything again), or, with
+``suppress``, suppresses offers, as a framework with nothing left to run should (the SDK
+subscribes again with the roles suppressed, so a new leader offers it nothing).
+After a failover, :meth:`FailoverFramework.wait_back` waits until it is subscribed again under
+the new leader, and :meth:`FailoverFramework.wait_tasks_back` reconciles until the new leader
+reports every task RUNNING (it answers only for agents that reregistered, so that also says the
+agents are back).
 """
 
 from __future__ import annotations
@@ -44,9 +48,20 @@ _TERMINAL = frozenset(
 class FailoverFramework:
     """One framework of the job; ``tasks`` tasks named ``<name>-<i>``."""
 
-    def __init__(self, master: str, name: str, tasks: int, command: str = "sleep 3600") -> None:
+    def __init__(
+        self,
+        master: str,
+        name: str,
+        tasks: int,
+        command: str = "sleep 3600",
+        *,
+        suppress: bool = False,
+    ) -> None:
         self.name = name
         self.command = command
+        self.suppress = suppress
+        self.suppressed = False
+        """Whether it suppressed offers (every task launched, with ``suppress``)."""
         self.task_ids = [f"{name}-{i}" for i in range(tasks)]
         info = messages.framework_info(name, failover_timeout=300)
         self.client = SchedulerClient(master, info, config=QUICK)
@@ -88,6 +103,7 @@ class FailoverFramework:
                 self.subscriptions.append(event)
                 self.subscribed_at.append(time.monotonic())
             case events.Offers(offers=offers):
+                unused = []
                 for offer in offers:
                     if to_launch:
                         task = messages.task_info(
@@ -95,7 +111,14 @@ class FailoverFramework:
                         )
                         await self.client.launch([offer.id], [task])
                     else:
-                        await self.client.decline([offer.id], messages.filters(refuse_seconds=3600))
+                        unused.append(offer.id)
+                if unused:
+                    # One DECLINE for the lot: after a failover the new leader offers every
+                    # agent again (filters are not kept), while the agents are reregistering.
+                    await self.client.decline(unused, messages.filters(refuse_seconds=3600))
+                if not to_launch and self.suppress and not self.suppressed:
+                    self.suppressed = True
+                    await self.client.suppress()
             case events.Update(status=status):
                 task_id = status.task_id.value
                 self.states[task_id] = status.state

@@ -1,4 +1,4 @@
-"""Real ZooKeeper servers for tests: one standalone server or an ensemble, on loopback.
+"""Real ZooKeeper servers for tests and benchmarks: one server or an ensemble, on loopback.
 
 Each server is Debian's ZooKeeper (``/usr/share/java/zookeeper.jar``, whose manifest names its
 dependencies) started directly as ``java ... QuorumPeerMain <cfg>`` with a temporary data
