@@ -1,8 +1,10 @@
 """StreamClient: the scaffolding SchedulerClient and ExecutorClient share.
 
 Each client subscribes over one gRPC stream and keeps subscribed: one background task owns the
-connection (:meth:`StreamClient._run`), making one subscription attempt after the other, each on
-a fresh channel, until the sans-I/O session closes. The typed events it produces go into one
+connection (:meth:`StreamClient._run`), making one subscription attempt after the other until
+the sans-I/O session closes. A client that sets ``_reuse_channels`` keeps one channel for as long
+as its attempts go to the same address (closed when they move elsewhere, and with the client);
+the others open a fresh channel per attempt. The typed events it produces go into one
 queue, read through :meth:`StreamClient.events`; ``None`` in the queue marks the client's end.
 Waiters on :meth:`StreamClient.wait_subscribed` wake whenever the subscription changes. What an
 attempt does (SUBSCRIBE, read, decide on the next attempt) is the subclass's, as is ``close``.
@@ -25,6 +27,14 @@ from framework_sdk.errors import NotSubscribedError, SubscriptionError
 __all__ = ["EOF", "ClientSession", "EventIterator", "StreamClient"]
 
 EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # (missing from grpc-stubs)
+
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""Options of a reused channel. gRPC reconnects a failed channel by itself, but its own backoff
+grows to two minutes by default, and while it waits every call fails at once: capped at a
+second, a master back at the same address is connected to again within about that."""
 
 _EventT = TypeVar("_EventT")
 _StubT = TypeVar("_StubT")
@@ -88,6 +98,8 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
     _role: ClassVar[str]
     _log: ClassVar[logging.Logger]
     _task_name: ClassVar[str]
+    # Whether attempts to the address of the previous one reuse its channel (and stub).
+    _reuse_channels: ClassVar[bool] = False
 
     def __init__(self, session: _SessionT, clock: Callable[[], float]) -> None:
         self.session = session
@@ -95,7 +107,10 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
         self._queue: asyncio.Queue[_EventT | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
+        self._channel_address: str | None = None  # Where ``_channel`` goes.
         self._stub: _StubT | None = None
+        self.channels_opened = 0
+        """Channels opened so far (for tests and benchmarks)."""
         self._changed = asyncio.Event()
 
     # -- what a subclass provides --
@@ -201,16 +216,23 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
             self._notify()
 
     async def _connect(self, address: str) -> _StubT:
-        """A fresh channel and stub to ``address`` (the previous channel closed)."""
-        # A fresh channel per attempt: a channel that failed sits in gRPC's own reconnect
-        # backoff (up to minutes) and would fail our retries without trying the other side.
+        """The stub for an attempt to ``address``: over the channel already open to it when the
+        client reuses channels, else over a fresh one (any previous channel closed)."""
+        if self._reuse_channels and self._channel_address == address and self._stub is not None:
+            return self._stub
         await self._close_channel()
-        self._channel = grpc.aio.insecure_channel(address)
+        # Without reuse, a fresh channel per attempt: gRPC's default reconnect backoff would
+        # fail our retries for up to minutes without trying the other side.
+        options = RECONNECT_OPTIONS if self._reuse_channels else ()
+        self._channel = grpc.aio.insecure_channel(address, options=options)
+        self._channel_address = address
         self._stub = self._new_stub(self._channel)
+        self.channels_opened += 1
         return self._stub
 
     async def _close_channel(self) -> None:
         channel, self._channel, self._stub = self._channel, None, None
+        self._channel_address = None
         if channel is not None:
             await channel.close(None)
             # gRPC completes the cancelled calls' operations a moment later, on this loop; if

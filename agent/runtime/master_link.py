@@ -18,8 +18,11 @@ a fixed ``host:port`` (:func:`fixed_master`) or the leading master as ZooKeeper 
 ``wait_change(target)`` (a :class:`LeaderFollower`) is raced against each session: when the
 leader moves, the link leaves the old master at once instead of waiting for its pings to time
 out, and reregisters with the new one after a fresh jittered backoff (random in ``[0, factor)``,
-so a thousand agents do not arrive in one burst). A refusal with ``UNAVAILABLE`` naming the leader
-(trailing metadata ``emporion-leader``) likewise resets the backoff.
+so a thousand agents do not arrive in one burst). The backoff sleep after a failed attempt is
+raced against the detector too: once it names a leader other than the master of that attempt,
+the (possibly grown) sleep ends and the agent reregisters after a fresh short jittered delay,
+the backoff reset; while no master leads, it waits for one. A refusal with ``UNAVAILABLE``
+naming the leader (trailing metadata ``emporion-leader``) likewise resets the backoff.
 """
 
 from __future__ import annotations
@@ -91,7 +94,8 @@ class MasterLink:
 
     ``hello()`` builds the first message of each attempt. ``on_session(session)`` runs once the
     master accepts it, ``on_message(message)`` for each later message, ``on_lost()`` when an
-    accepted session ends. All three run on the event loop and must not block.
+    accepted session ends. All three run on the event loop and must not block. ``sleep`` (how
+    backoff delays are waited out) is a seam for tests.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class MasterLink:
         on_lost: Callable[[], None],
         backoff: RegistrationBackoff,
         default_ping_timeout: float = 75.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._detector = detector
         self._hello = hello
@@ -112,6 +117,8 @@ class MasterLink:
         self._on_lost = on_lost
         self._backoff = backoff
         self._default_ping_timeout = default_ping_timeout
+        self._sleep = sleep
+        self._attempted: str | None = None  # The master of the latest attempt.
         self._outbox: _Outbox | None = None
         self._task: asyncio.Task[None] | None = None
         self._channel: aio.Channel | None = None
@@ -155,14 +162,18 @@ class MasterLink:
 
     async def _run(self) -> None:
         retry_now = False
+        moved = False
         while not self._stopping:
             if not retry_now:
-                await asyncio.sleep(self._backoff.next_delay())
-            retry_now = False
+                # After a move the short delay is waited out whole: it is what spreads the
+                # agents' arrival at the new leader.
+                await self._pause(self._backoff.next_delay(), None if moved else self._attempted)
+            retry_now = moved = False
             try:
                 if await self._attempt():
                     # A new leader: reregister soon, but jittered like a first attempt.
                     self._backoff.reset()
+                    moved = True
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as error:
@@ -186,6 +197,43 @@ class MasterLink:
                     self._on_lost()
                 self._outbox = None
 
+    async def _pause(self, delay: float, failed: str | None) -> None:
+        """Wait ``delay`` before the next attempt; cut short (for a fresh short jittered delay,
+        the backoff reset) once a following detector names a leader other than ``failed``, the
+        master of the attempt that ended (None: nothing to compare with, wait it out)."""
+        detector = self._detector
+        if failed is None or not isinstance(detector, LeaderFollower):
+            await self._sleep(delay)
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        news = asyncio.ensure_future(self._leader_other_than(detector, failed))
+        try:
+            await asyncio.wait({sleeper, news}, return_when=asyncio.FIRST_COMPLETED)
+            if sleeper.done() or news.exception() is not None:
+                if not sleeper.done():  # A detector failing must not turn into a hot loop.
+                    log.warning("The master detector failed: %r", news.exception())
+                await sleeper
+                return
+            leader = news.result()
+        finally:
+            for task in (sleeper, news):
+                task.cancel()
+            await asyncio.gather(sleeper, news, return_exceptions=True)
+        log.info("A new leading master at %s (the last attempt was with %s)", leader, failed)
+        self._backoff.reset()
+        await self._sleep(self._backoff.next_delay())
+
+    @staticmethod
+    async def _leader_other_than(detector: LeaderFollower, failed: str) -> str:
+        """Wait until ``detector`` names a leader other than ``failed``; that leader's target."""
+        while True:
+            leader = await detector.wait_change(failed)
+            if leader is None:
+                leader = await detector()  # None leads: wait for an election, not in a loop.
+            if leader != failed:
+                return leader
+            # The same master leads again: its backoff stands.
+
     def _named_leader(self, error: aio.AioRpcError) -> str | None:
         """The leader a following detector's refusal names (None otherwise)."""
         if not isinstance(self._detector, LeaderFollower):
@@ -202,6 +250,7 @@ class MasterLink:
         """One session with the master the detector names; True if it ended because the leader
         moved (as a following detector saw), False if it ended by itself."""
         target = await self._detector()
+        self._attempted = target
         detector = self._detector
         if not isinstance(detector, LeaderFollower):
             await self._session(target)
