@@ -212,7 +212,9 @@ def recover_framework(
 
     One that was disconnected when the master stopped keeps its deadline. One that was
     subscribed did not fail: the master did, so its timeout counts from now and is at least
-    ``grace`` (the time agents have to reregister), giving its scheduler time to notice.
+    ``grace`` (the time agents have to reregister), giving its scheduler time to notice. Its
+    record stays as it is (subscribed): should this master fail too before the scheduler
+    returns, the next one counts again from its own start, as this one does.
     """
     info = mesos_pb2.FrameworkInfo()
     info.CopyFrom(record.info)
@@ -235,7 +237,11 @@ def recover_framework(
         fw.failover_deadline = since + info.failover_timeout
         state.timers.set(("failover", fw.framework_id), fw.failover_deadline)
     else:
-        _start_grace(state, fw, grace, now)
+        # Nothing is written: the registry already says what the grace follows from (the
+        # scheduler was subscribed, so the master failed), and a later leader derives the same
+        # grace from it. Writing it would hold every effect behind a registry write as the
+        # leader takes office, and make each resubscription write the record back.
+        _start_grace(state, fw, grace, now, persist=False)
 
 
 def adopt_framework(
@@ -247,17 +253,19 @@ def adopt_framework(
     fw.set_info(info, roles)
     state.frameworks[fw.framework_id] = fw
     state.allocator.add_framework(fw.framework_id, roles, capability_names(info), now, active=False)
-    _start_grace(state, fw, grace, now)
+    _start_grace(state, fw, grace, now, persist=True)
     log.info("adopted framework %s reported by an agent", fw.framework_id)
     return fw
 
 
-def _start_grace(state: MasterState, fw: Framework, grace: float, now: float) -> None:
+def _start_grace(
+    state: MasterState, fw: Framework, grace: float, now: float, *, persist: bool
+) -> None:
     fw.phase = FrameworkPhase.DISCONNECTED
     fw.disconnected_at = now
     fw.failover_deadline = now + max(fw.info.failover_timeout, grace)
-    # Persisted as disconnected now, with its own timeout: a second restart counts from here.
-    state.persist(_record(fw))
+    if persist:  # A framework new to the registry (adopted): disconnected from now.
+        state.persist(_record(fw))
     state.timers.set(("failover", fw.framework_id), fw.failover_deadline)
 
 

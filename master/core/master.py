@@ -16,14 +16,21 @@ from typing import Literal
 from master.allocator import HierarchicalAllocator
 from master.config import MasterConfig
 from master.core import agents, frameworks, launch, offers, reconciliation, tasks
-from master.core.effects import Effect
+from master.core.effects import Effect, PersistRegistry
 from master.core.errors import CallError, ErrorCode, invalid
 from master.core.ids import IdGenerator
 from master.core.invariants import MasterInvariantError, check
 from master.core.model import Agent, AgentPhase, Framework
 from master.core.state import MasterState, log
 from master.core.validation import check_uuid
-from master.registry.state import RegistryState, UpdateWeights
+from master.registry.state import (
+    FrameworkRecord,
+    Operation,
+    PutFramework,
+    RegistryState,
+    RemoveFramework,
+    UpdateWeights,
+)
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
 
@@ -147,6 +154,48 @@ class Master:
                 ids.master_id, config.hostname or config.host, config.port
             )
         self.state = MasterState(config, master_info, ids, allocator)
+        self._recorded: dict[str, FrameworkRecord] = {}
+        """Each framework's record as the registry holds it once the writes asked for are done."""
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def _effects(self) -> list[Effect]:
+        """The effects gathered, without framework records the registry already holds.
+
+        Every later effect waits behind a registry write, so one that changes nothing (a
+        scheduler resubscribing with the same FrameworkInfo to a framework recorded as
+        subscribed) would only delay them; Mesos skips such registrar operations too.
+        """
+        effects = self.state.take_effects()
+        if not any(type(effect) is PersistRegistry for effect in effects):
+            return effects
+        kept: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, PersistRegistry):
+                operations = tuple(op for op in effect.operations if self._changes(op))
+                if not operations:
+                    continue
+                if len(operations) != len(effect.operations):
+                    kept.append(PersistRegistry(operations))
+                    continue
+            kept.append(effect)
+        return kept
+
+    def _changes(self, operation: Operation) -> bool:
+        """Whether ``operation`` changes the registry (remembering the records it writes)."""
+        if isinstance(operation, PutFramework):
+            record = operation.record
+            old = self._recorded.get(record.framework_id)
+            if (
+                old is not None
+                and old.disconnected_at == record.disconnected_at
+                and old.info == record.info
+            ):
+                return False
+            self._recorded[record.framework_id] = record
+        elif isinstance(operation, RemoveFramework):
+            self._recorded.pop(operation.framework_id, None)
+        return True
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -183,6 +232,7 @@ class Master:
         """Take up what the registry holds: frameworks, agents (to reregister), weights, quota."""
         state = self.state
         config = state.config
+        self._recorded = dict(registry.frameworks)
         for record in registry.frameworks.values():
             frameworks.recover_framework(state, record, config.agent_reregister_timeout, now)
         for agent_id, info in registry.agents.items():
@@ -217,7 +267,7 @@ class Master:
             len(registry.agents),
             len(registry.unreachable),
         )
-        return state.take_effects()
+        return self._effects()
 
     # -- frameworks ---------------------------------------------------------------------------
 
@@ -226,7 +276,7 @@ class Master:
         if call.type != _Call.SUBSCRIBE:
             raise invalid(f"type must be SUBSCRIBE, not {_Call.Type.Name(call.type)}")
         frameworks.subscribe(self.state, stream_id, call, now)
-        return self.state.take_effects()
+        return self._effects()
 
     def _caller(self, stream_id: str | None, call: scheduler_pb2.Call) -> Framework:
         state = self.state
@@ -270,12 +320,12 @@ class Master:
             raise invalid(f"type {name} is not a call this method takes")
         fw = self._caller(stream_id, call)
         handler(self.state, fw, call, now)
-        return self.state.take_effects()
+        return self._effects()
 
     def subscription_closed(self, stream_id: str, now: float) -> list[Effect]:
         """A subscription stream ended (the scheduler went away, or it was closed)."""
         frameworks.stream_closed(self.state, stream_id, now)
-        return self.state.take_effects()
+        return self._effects()
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -293,7 +343,7 @@ class Master:
             agents.refuse(
                 state, connection_id, f"the first message must register or reregister, not {kind}"
             )
-        return state.take_effects()
+        return self._effects()
 
     def agent_message(
         self, connection_id: str, message: agent_internal_pb2.AgentMessage, now: float
@@ -321,7 +371,7 @@ class Master:
                 state.flush_releases(now)
                 self._agent_message(agent, message, now)
         state.flush_releases(now)
-        return state.take_effects()
+        return self._effects()
 
     def _agent_message(
         self, agent: Agent, message: agent_internal_pb2.AgentMessage, now: float
@@ -351,7 +401,7 @@ class Master:
     def agent_disconnected(self, connection_id: str, now: float) -> list[Effect]:
         """An agent connection ended."""
         agents.connection_closed(self.state, connection_id, now)
-        return self.state.take_effects()
+        return self._effects()
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -369,14 +419,14 @@ class Master:
                 frameworks.failover_due(state, key, now)
             elif kind == "reregister":
                 agents.reregister_timed_out(state, key, now)
-        return state.take_effects()
+        return self._effects()
 
     def allocate(self, now: float) -> list[Effect]:
         """Run an allocation cycle and make offers from it."""
         state = self.state
         state.allocation_wanted = False
         offers.make_offers(state, state.allocator.allocate(now), now)
-        return state.take_effects()
+        return self._effects()
 
     # -- checks -------------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ to its znode, so a ZooKeeper registry can be dumped to a file and read by the sa
 
 :class:`StateCodec` remembers the encoding of each message it has seen (messages in a state are
 never mutated, see :mod:`master.registry.state`), so writing a registry of 10,000 agents after
-one change encodes one AgentInfo, not 10,000.
+one change encodes one AgentInfo, not 10,000. A load fills it too, with the objects of the
+document read: a master's first write after taking office encodes only what it changed. (Each is
+the message's JSON form as read, which may differ in spelling from what encoding would give, say
+an int64 as a number rather than a string, yet always reads back as the same message.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ FORMAT = "emporion-registry/1"
 _M = TypeVar("_M", bound=Message)
 
 
-def _decode(kind: type[_M], obj: object, where: str) -> _M:
+_Seen = dict[int, tuple[Message, dict[str, Any]]]
+
+
+def _decode(kind: type[_M], obj: object, where: str, seen: _Seen) -> _M:
+    """The message ``obj`` is the JSON form of, remembered in ``seen`` with that form."""
     msg = kind()
     try:
         if not isinstance(obj, dict):
@@ -39,6 +46,7 @@ def _decode(kind: type[_M], obj: object, where: str) -> _M:
         json_format.ParseDict(obj, msg)
     except json_format.ParseError as error:
         raise RegistryError(f"registry: bad {where}: {error}") from None
+    seen[id(msg)] = (msg, obj)
     return msg
 
 
@@ -46,7 +54,7 @@ class StateCodec:
     """StateCodec turns registry states into JSON bytes and back (see the module doc)."""
 
     def __init__(self) -> None:
-        self._encoded: dict[int, tuple[Message, dict[str, Any]]] = {}
+        self._encoded: _Seen = {}
 
     def encode(self, state: RegistryState) -> bytes:
         """The document of ``state`` as compact, key-sorted JSON bytes."""
@@ -63,10 +71,14 @@ class StateCodec:
             raise RegistryError(f"registry document is not JSON: {error}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise RegistryError(f"registry document is not in format {FORMAT!r}")
+        seen: _Seen = {}
         try:
-            return self._parse(doc)
+            state = self._parse(doc, seen)
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise RegistryError(f"registry document is malformed: {error!r}") from None
+        # The messages of the state this registry now holds; older ones are of no more use.
+        self._encoded = seen
+        return state
 
     def _message(self, msg: Message) -> dict[str, Any]:
         cached = self._encoded.get(id(msg))
@@ -107,26 +119,29 @@ class StateCodec:
             del self._encoded[key]
 
     @staticmethod
-    def _parse(doc: dict[str, Any]) -> RegistryState:
+    def _parse(doc: dict[str, Any], seen: _Seen) -> RegistryState:
         state = RegistryState(version=int(doc.get("version", 0)))
         for agent_id, info in doc.get("agents", {}).items():
-            state.agents[agent_id] = _decode(mesos_pb2.AgentInfo, info, f"agent {agent_id}")
+            state.agents[agent_id] = _decode(mesos_pb2.AgentInfo, info, f"agent {agent_id}", seen)
         for agent_id, entry in doc.get("unreachable_agents", {}).items():
-            info = _decode(mesos_pb2.AgentInfo, entry.get("info"), f"agent {agent_id}")
+            info = _decode(mesos_pb2.AgentInfo, entry.get("info"), f"agent {agent_id}", seen)
             state.unreachable[agent_id] = UnreachableAgent(info, float(entry["unreachable_at"]))
         for agent_id, time in doc.get("gone_agents", {}).items():
             state.gone[agent_id] = float(time)
         for framework_id, entry in doc.get("frameworks", {}).items():
-            finfo = _decode(mesos_pb2.FrameworkInfo, entry.get("info"), f"framework {framework_id}")
+            finfo = _decode(
+                mesos_pb2.FrameworkInfo, entry.get("info"), f"framework {framework_id}", seen
+            )
             at = entry.get("disconnected_at")
             state.frameworks[framework_id] = FrameworkRecord(
                 finfo, None if at is None else float(at)
             )
         state.weights = {role: float(w) for role, w in doc.get("weights", {}).items()}
         for role, config in doc.get("quotas", {}).items():
-            state.quotas[role] = _decode(quota_pb2.QuotaConfig, config, f"quota {role}")
+            state.quotas[role] = _decode(quota_pb2.QuotaConfig, config, f"quota {role}", seen)
         for agent_id, resources in doc.get("reservations", {}).items():
             state.reservations[agent_id] = tuple(
-                _decode(mesos_pb2.Resource, r, f"reservation of {agent_id}") for r in resources
+                _decode(mesos_pb2.Resource, r, f"reservation of {agent_id}", seen)
+                for r in resources
             )
         return state

@@ -5,6 +5,17 @@ is a barrier: it and every effect after it wait until the registry write holding
 is durable. While one write runs, later operations gather and go in the next write, so a burst of
 registrations costs a few writes, not one each. Sends never block: each subscription and agent
 connection has its own queue, drained by the task serving that stream.
+
+Why everything after a write waits, even effects that look unrelated to it (a reply to an agent
+whose reregistration wrote nothing): the state machine's memory runs ahead of the registry, and
+any later effect may show what a pending write holds. Such an agent can be told to shut down a
+framework whose removal is not yet durable, or be answered by a master whose fencing write is
+about to fail (it was deposed); a scheduler can be offered an agent whose admission is pending.
+Telling which effects depend on which operations would take a dependency for every effect, and
+each stream's messages must stay in order anyway. So the master avoids the writes instead: it
+writes nothing that leaves the registry as it is (an agent reregistering unchanged, a framework
+record already held, the grace of frameworks recovered at takeover), and while writes do run,
+what queues behind one goes out together as soon as it is durable.
 """
 
 from __future__ import annotations
