@@ -26,6 +26,12 @@ ZooKeeper session ended, therefore cannot overwrite its successor: its write fai
 :class:`~master.registry.protocol.RegistryConflictError` and changes nothing, and the master
 must stop acting as leader (the master's outbox treats any registry error as fatal).
 
+**Warm loads.** ``load()`` keeps the last document it decoded, keyed by the header line (which
+names the version, the generation and the checksum): a load that finds the same header answers
+a copy of it after one read of the header znode, without reading chunks or decoding. A standby
+master loads now and then while following (:mod:`master.runtime.server`), so when elected its
+load is one ZooKeeper read, not a decode of the whole registry.
+
 **Batching.** ``apply`` may be called from several threads: calls arriving while a write is in
 flight are merged into the next single write (each caller gets the version holding its
 operations).
@@ -186,11 +192,15 @@ class ZooKeeperRegistry:
         self._state: RegistryState | None = None
         self._znode_version: int | None = None  # None: the znode did not exist at load.
         self._header: _Header | None = None
+        self._warm: tuple[bytes, RegistryState] | None = None  # Header line, its document.
+        self._load_lock = threading.Lock()  # A standby's warm load and an elected one's.
         self._cond = threading.Condition()
         self._queue: list[_Batch] = []
         self._writing = False
         self.writes = 0
         """Successful writes (for tests and metrics)."""
+        self.warm_loads = 0
+        """Loads answered from the last decoded document (the header had not changed)."""
         self.last_write_bytes = 0
         """Compressed size of the last document written."""
 
@@ -199,7 +209,8 @@ class ZooKeeperRegistry:
     def load(self) -> RegistryState:
         """The stored state (empty at version 0 if there is none yet); raises RegistryError."""
         try:
-            state, znode_version, header = self._read()
+            with self._load_lock:
+                state, znode_version, header = self._read()
         except RegistryError:
             raise
         except Exception as error:
@@ -222,6 +233,10 @@ class ZooKeeperRegistry:
             if not newline:
                 raise RegistryError(f"registry {self.node}: no header line")
             header = _Header.decode(line, self.node)
+            warm = self._warm
+            if warm is not None and warm[0] == line:
+                self.warm_loads += 1
+                return warm[1].copy(), znode_version, header
             if header.chunks:
                 parts = [self.store.read(f"{self.node}/{name}") for name in header.chunk_names()]
                 if any(part is None for part in parts):
@@ -229,7 +244,9 @@ class ZooKeeperRegistry:
                 payload = b"".join(part[0] for part in parts if part is not None)
             else:
                 payload = inline
-            return self._decode(header, payload), znode_version, header
+            state = self._decode(header, payload)
+            self._warm = (line, state.copy())
+            return state, znode_version, header
         raise RegistryError(f"registry {self.node} kept changing while being read")
 
     def _decode(self, header: _Header, payload: bytes) -> RegistryState:

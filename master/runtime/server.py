@@ -66,6 +66,12 @@ GRPC_OPTIONS = [
 _RECONTEND_PAUSE = 0.5
 """Seconds between a failed registry write and contending again (no hot loop if it persists)."""
 
+_WARM_INTERVAL = 5.0
+"""Seconds between a standby's loads of the registry (each one ZooKeeper read while the
+registry is unchanged; a decode of the new document when it changed), so that once elected its
+load answers from what it already decoded. Rare enough that a standby following a busy
+registry spends little CPU on it."""
+
 _ElectionEvent = Leadership | BaseException
 
 
@@ -219,7 +225,10 @@ class MasterServer:
             self.gate.leader = self.election.leader_address
             self.election.start()
             self._pump_task = loop.create_task(self._pump(), name="leadership pump")
-            self._tasks = [loop.create_task(self._follow(), name="leadership")]
+            self._tasks = [
+                loop.create_task(self._follow(), name="leadership"),
+                loop.create_task(self._keep_registry_warm(), name="registry warming"),
+            ]
             log.info("master %s on %s contending under %s", self.master_id, self.address, config.zk)
         else:
             log.info("master %s serving on %s", self.ids.master_id, self.address)
@@ -324,6 +333,20 @@ class MasterServer:
                 continue  # Lost meanwhile: its change is queued.
             log.info("master %s elected (term %d): leading", self.master_id, event.term)
             self._lead(recovered)
+
+    async def _keep_registry_warm(self) -> None:
+        """While following, load the registry now and then, so that an election's load finds
+        the document already decoded (see :mod:`master.registry.zookeeper`, warm loads)."""
+        election = self.election
+        assert election is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.leading and not election.contender.leading:
+                try:
+                    await loop.run_in_executor(None, election.registry.load)
+                except RegistryError as error:
+                    log.debug("standby registry load failed (ZooKeeper unreachable?): %s", error)
+            await asyncio.sleep(_WARM_INTERVAL)
 
     def _write_failed(self, outbox: Outbox, error: BaseException) -> None:
         """A registry write of ``outbox`` failed: a standalone master stops; one under

@@ -285,3 +285,34 @@ def test_bad_arguments_are_refused() -> None:
         ZooKeeperRegistry(store, "/emporion/")
     with pytest.raises(ValueError, match="max_node_bytes"):
         ZooKeeperRegistry(store, NODE, max_node_bytes=10)
+
+
+@pytest.mark.parametrize("max_node_bytes", [1024, 1_000_000], ids=["chunked", "inline"])
+def test_a_standby_load_of_an_unchanged_registry_is_warm(max_node_bytes: int) -> None:
+    store = MemoryZnodeStore()
+    fence = "/emporion/json.info_0000000001"
+    store.create(fence, b"{}")
+    leader = ZooKeeperRegistry(store, NODE, fence=fence, max_node_bytes=max_node_bytes)
+    leader.load()
+    leader.apply(many_agents(200))
+    standby = ZooKeeperRegistry(store, NODE, max_node_bytes=max_node_bytes)
+    first = standby.load()
+    assert standby.warm_loads == 0
+    # Unchanged: answered from the decoded document, equal, and a copy of its own.
+    again = standby.load()
+    assert standby.warm_loads == 1
+    assert again == first
+    again.weights["changed"] = 1.0
+    assert "changed" not in standby.load().weights
+    # Written since: decoded again, and the new content is what a warm load gives later.
+    leader.apply([UpdateWeights({"eng": 3.0})])
+    fresh = standby.load()
+    assert standby.warm_loads == 2  # Not a warm one.
+    assert fresh.weights == {"eng": 3.0}
+    assert fresh.version == first.version + 1
+    assert standby.load() == fresh
+    assert standby.warm_loads == 3
+    # A standby elected after a warm load writes with compare-and-set as usual.
+    store.create("/emporion/json.info_0000000002", b"{}")
+    standby.fence = "/emporion/json.info_0000000002"
+    assert standby.apply([UpdateWeights({"ops": 1.0})]) == fresh.version + 1

@@ -6,24 +6,8 @@ delays the answers to agents and schedulers coming back to a new leader.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import pytest
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from master.core import PersistRegistry
-from master.registry import (
-    FrameworkRecord,
-    PutFramework,
-    RegistryError,
-    RegistryState,
-    RemoveFramework,
-    codec,
-)
-from master.registry.codec import StateCodec
-from protos.v1 import mesos_pb2
+from master.registry import FrameworkRecord, PutFramework, RemoveFramework
 from tests.unit.master.harness import Event, FakeAgent, Harness
 from tests.unit.master.test_agents import running_task
 from tests.unit.master.test_tasks import launch
@@ -149,84 +133,3 @@ def test_only_records_the_registry_holds_are_left_out_of_a_write(harness: Harnes
     state.persist(held)  # No longer what the registry holds once ``other`` is written.
     effects = harness.master.tick(harness.now)
     assert effects == [PersistRegistry((other,)), PersistRegistry((held,))]
-
-
-# -- the registry codec after a load ---------------------------------------------------------
-
-
-def _counting_encoder(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
-    """Record every message the codec encodes from scratch."""
-    encoded: list[Message] = []
-    real = json_format.MessageToDict
-
-    def counting(msg: Message, **kwargs: Any) -> dict[str, Any]:
-        encoded.append(msg)
-        result: dict[str, Any] = real(msg, **kwargs)
-        return result
-
-    monkeypatch.setattr(json_format, "MessageToDict", counting)
-    return encoded
-
-
-def _registry_state(agents: int) -> RegistryState:
-    state = RegistryState(version=3)
-    for n in range(agents):
-        info = mesos_pb2.AgentInfo(hostname=f"host{n}", port=5051)
-        info.id.value = f"A{n}"
-        state.agents[info.id.value] = info
-    finfo = mesos_pb2.FrameworkInfo(user="u", name="f", failover_timeout=100)
-    finfo.id.value = "F1"
-    state.frameworks["F1"] = FrameworkRecord(finfo, None)
-    state.weights["web"] = 2.0
-    return state
-
-
-def test_the_first_write_after_a_load_encodes_only_what_changed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    data = StateCodec().encode(_registry_state(50))
-    loader = StateCodec()  # A new leader's: it has written nothing yet.
-    loaded = loader.decode(data)
-    encoded = _counting_encoder(monkeypatch)
-    assert loader.encode(loaded) == data
-    assert encoded == []
-    new = mesos_pb2.AgentInfo(hostname="new", port=5051)
-    new.id.value = "A-new"
-    changed = loaded.copy()
-    changed.agents["A-new"] = new
-    loader.decode(loader.encode(changed))
-    assert encoded == [new]
-
-
-def test_a_loaded_document_written_back_reads_as_the_same_state() -> None:
-    # Spelled as another writer might (an int64 as a number, camelCase names): kept as read.
-    doc = {
-        "format": codec.FORMAT,
-        "version": 7,
-        "agents": {"A1": {"id": {"value": "A1"}, "hostname": "h", "port": 5051}},
-        "frameworks": {
-            "F1": {
-                "info": {"user": "u", "name": "f", "failoverTimeout": 5, "id": {"value": "F1"}},
-                "disconnected_at": 12.5,
-            }
-        },
-        "reservations": {"A1": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}]},
-    }
-    loader = StateCodec()
-    loaded = loader.decode(json.dumps(doc).encode())
-    again = StateCodec().decode(loader.encode(loaded))
-    assert again.version == 7
-    assert again.agents == loaded.agents
-    assert again.frameworks == loaded.frameworks
-    assert again.reservations == loaded.reservations
-
-
-def test_a_bad_document_leaves_the_cache_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
-    state = _registry_state(3)
-    writer = StateCodec()
-    data = writer.encode(state)
-    with pytest.raises(RegistryError, match="agent A9"):
-        writer.decode(b'{"format": "%s", "agents": {"A9": 3}}' % codec.FORMAT.encode())
-    encoded = _counting_encoder(monkeypatch)
-    assert writer.encode(state) == data
-    assert encoded == []
