@@ -18,9 +18,9 @@ import pytest
 
 from framework_sdk import ClientConfig, SchedulerClient, events, messages
 from framework_sdk._stream_client import RECONNECT_OPTIONS
+from tests.leader_fakes import FollowingDetector
 from tests.unit.sdk.scripted_master import ScriptedMaster
 from tests.unit.sdk.scripted_service import run
-from tests.unit.test_sdk_leader_follow import FollowingDetector
 
 CONFIG = ClientConfig(
     backoff_initial_seconds=0.001,

@@ -8,7 +8,6 @@ ends (the client's ``sleep`` seam), so only news of the leader can end it.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +28,7 @@ from framework_sdk.aio import LEADER_METADATA
 from framework_sdk.detector import LeaderFollowingDetector
 from framework_sdk.session import Phase
 from protos.v1 import scheduler_pb2
+from tests.leader_fakes import FollowingDetector, Sleeps
 from tests.unit.sdk.scripted_master import ScriptedMaster
 from tests.unit.sdk.scripted_service import run
 from tests.unit.sdk.test_driver import Recorder
@@ -42,57 +42,6 @@ CONFIG = ClientConfig(
 )
 GROWN = 0.5
 """Delays from this long on are sleeps that never end (see :class:`Sleeps`)."""
-
-
-class FollowingDetector:
-    """An in-memory :class:`LeaderFollowingDetector`: the test says who leads (None: nobody)."""
-
-    def __init__(self, leader: str | None) -> None:
-        self.leader = leader
-        self.waiting = asyncio.Event()  # Someone waits in detect() for a leader.
-        self.loop: asyncio.AbstractEventLoop | None = None  # The loop that uses it.
-        self._changed = asyncio.Event()
-
-    def set(self, leader: str | None) -> None:
-        self.leader = leader
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def detect(self) -> str:
-        self.loop = asyncio.get_running_loop()
-        while self.leader is None:
-            self.waiting.set()
-            await self._changed.wait()
-        return self.leader
-
-    async def wait_change(self, address: str) -> str | None:
-        while self.leader == address:
-            await self._changed.wait()
-        return self.leader
-
-    async def close(self) -> None:
-        pass
-
-
-class Sleeps:
-    """The client's sleep seam: short delays are slept, grown ones never end (until cancelled)."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.blocked = asyncio.Event()  # A grown backoff began.
-        self.cut_short = 0  # Grown backoffs cancelled (by news of the leader).
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        if delay < GROWN:
-            await asyncio.sleep(delay)
-            return
-        self.blocked.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cut_short += 1
-            raise
 
 
 class HintingMaster(ScriptedMaster):

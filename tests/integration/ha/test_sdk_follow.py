@@ -34,6 +34,7 @@ from protos.leader_info import candidates, leader_from_json, parse_zk_url
 from protos.leader_zk import zookeeper_client
 from protos.v1 import scheduler_pb2_grpc
 from tests.integration.ha.conftest import WAIT, MasterFactory, wait_one_leader
+from tests.leader_fakes import Sleeps
 from tests.unit.sdk.test_driver import Recorder
 
 pytestmark = pytest.mark.zk
@@ -186,25 +187,6 @@ def test_the_driver_leaves_a_frozen_leader_too(zk_url: str, zk_masters: MasterFa
 # -- (b) kill -9: the election ends a grown backoff --
 
 
-class Sleeps:
-    """The client's sleep seam: short delays are slept; grown ones never end by themselves."""
-
-    def __init__(self) -> None:
-        self.blocked = asyncio.Event()
-        self.cut_short = 0
-
-    async def __call__(self, delay: float) -> None:
-        if delay < GROWN:
-            await asyncio.sleep(delay)
-            return
-        self.blocked.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cut_short += 1
-            raise
-
-
 def _expire_candidacy(zk_url: str, master: ZkMaster) -> None:
     """Delete ``master``'s candidate znode, as ZooKeeper does when its session expires."""
     url = parse_zk_url(zk_url)
@@ -229,7 +211,7 @@ def test_after_kill_9_the_election_ends_a_grown_backoff(
     new = next(m for m in masters if m is not old)
 
     async def body() -> None:
-        sleeps = Sleeps()
+        sleeps = Sleeps(GROWN)
         client = SchedulerClient(
             zk_url, _info("killed"), config=CONFIG, rng=random.Random(5), sleep=sleeps
         )

@@ -18,62 +18,12 @@ from agent.core import RegistrationBackoff
 from agent.runtime.master_link import LeaderFollower, MasterLink, Session
 from protos.v1 import agent_internal_pb2 as ai
 from tests.integration.agent.fake_master import FakeMaster
+from tests.leader_fakes import FollowingDetector, Sleeps
 
 GROWN = 0.5
 """Delays from this long on are sleeps that never end (see :class:`Sleeps`)."""
 
 WAIT = 60.0  # Guards each test against hanging; reaching it fails the test.
-
-
-class FollowingDetector:
-    """An in-memory :class:`LeaderFollower`: the test says who leads (None: nobody)."""
-
-    def __init__(self, leader: str | None) -> None:
-        self.leader = leader
-        self.waiting = asyncio.Event()  # Someone waits in __call__ for a leader.
-        self.watching: list[str] = []  # The targets wait_change was called with.
-        self.watch_began = asyncio.Event()  # Set at each wait_change that blocks.
-        self._changed = asyncio.Event()
-
-    def set(self, leader: str | None) -> None:
-        self.leader = leader
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def __call__(self) -> str:
-        while self.leader is None:
-            self.waiting.set()
-            await self._changed.wait()
-        self.waiting.clear()
-        return self.leader
-
-    async def wait_change(self, target: str) -> str | None:
-        self.watching.append(target)
-        while self.leader == target:
-            self.watch_began.set()
-            await self._changed.wait()
-        return self.leader
-
-
-class Sleeps:
-    """The link's sleep seam: short delays are slept, grown ones never end (until cancelled)."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.blocked = asyncio.Event()  # A grown backoff began.
-        self.cut_short = 0  # Grown backoffs cancelled (by news of the leader).
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        if delay < GROWN:
-            await asyncio.sleep(delay)
-            return
-        self.blocked.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cut_short += 1
-            raise
 
 
 class Link:
