@@ -249,6 +249,7 @@ class MasterLink:
     async def _attempt(self) -> bool:
         """One session with the master the detector names; True if it ended because the leader
         moved (as a following detector saw), False if it ended by itself."""
+        self._attempted = None  # Until the detector answers: a failing one is no news.
         target = await self._detector()
         self._attempted = target
         detector = self._detector
