@@ -63,6 +63,7 @@ from framework_sdk._batching import (
     STREAM_ID_METADATA,
     CallSender,
     Stub,
+    _metadata_value,
     leader_hint,
 )
 from framework_sdk._following import LeaderNews, LeaderWatch
@@ -96,12 +97,7 @@ def _current_user() -> str:
 
 
 def _stream_id(metadata: object) -> str | None:
-    if metadata is None:
-        return None
-    for key, value in metadata:  # type: ignore[attr-defined]
-        if key == STREAM_ID_METADATA:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
+    return _metadata_value(metadata, STREAM_ID_METADATA)
 
 
 class SchedulerClient(
