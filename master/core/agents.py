@@ -297,6 +297,7 @@ def _rebuild(
                 proto.executor_id.value if proto.HasField("executor_id") else None,
                 _task_role(proto, fw),
                 resources,
+                allocated=False,  # Decided by _add_to_allocator.
             )
             fw.tasks[task_id] = task
             agent.tasks[key] = task
@@ -365,8 +366,17 @@ def _rebuild_executors(
 
 
 def _add_to_allocator(state: MasterState, agent: Agent, now: float) -> None:
-    """Add the agent with what its live tasks and executors use."""
+    """Add the agent with what its live tasks and executors use.
+
+    This is the one place that decides, for every task and executor on the agent, whether its
+    resources count as allocated: exactly those handed to the allocator here. A task first
+    learnt of from the report, already terminal (it ended while the agent was away from this
+    master), holds nothing; its retried terminal update must release nothing (issue 10: it
+    used to be marked allocated, and releasing it made the allocator refuse every later batch).
+    """
     used: dict[str, dict[str, Resources]] = {}
+    for task in agent.tasks.values():
+        task.allocated = False
     holders: list[Task | Executor] = [t for t in agent.tasks.values() if not t.terminal]
     holders.extend(agent.executors.values())
     for holder in holders:

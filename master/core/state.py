@@ -151,9 +151,26 @@ class MasterState:
                 self.allocation_wanted = True
 
     def flush_releases(self, now: float) -> None:
-        """Hand the gathered resources of ended tasks back to the allocator."""
-        if self.pending_releases:
-            recover = self.allocator.recover_resources
-            for (framework_id, agent_id, role), resources in self.pending_releases.items():
+        """Hand the gathered resources of ended tasks back to the allocator.
+
+        The pending releases are taken before any is handed over, and a release the allocator
+        refuses is logged and dropped: an accounting fault must show up once, in the log and in
+        :meth:`~master.core.master.Master.validate`, never stay queued and fail every later
+        input (issue 10: one refused release used to poison every later batch of every agent).
+        """
+        if not self.pending_releases:
+            return
+        pending, self.pending_releases = self.pending_releases, {}
+        recover = self.allocator.recover_resources
+        for (framework_id, agent_id, role), resources in pending.items():
+            try:
                 recover(framework_id, agent_id, resources, 0, now, role=role)
-            self.pending_releases.clear()
+            except ValueError as error:
+                log.error(
+                    "releasing %s of framework %s on agent %s (role %r) failed: %s",
+                    resources,
+                    framework_id,
+                    agent_id,
+                    role,
+                    error,
+                )
