@@ -23,6 +23,7 @@ from typing import ClassVar, Generic, Protocol, Self, TypeVar
 import grpc.aio
 
 from framework_sdk.errors import NotSubscribedError, SubscriptionError
+from protos.limits import GRPC_MESSAGE_OPTIONS
 
 __all__ = ["EOF", "ClientSession", "EventIterator", "StreamClient"]
 
@@ -222,8 +223,14 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
             return self._stub
         await self._close_channel()
         # Without reuse, a fresh channel per attempt: gRPC's default reconnect backoff would
-        # fail our retries for up to minutes without trying the other side.
-        options = RECONNECT_OPTIONS if self._reuse_channels else ()
+        # fail our retries for up to minutes without trying the other side. Either way the
+        # channel takes and sends messages up to the one limit the master and agents use
+        # (gRPC's 4 MiB receive default would drop a big OFFERS event with the stream).
+        options = (
+            (*GRPC_MESSAGE_OPTIONS, *RECONNECT_OPTIONS)
+            if self._reuse_channels
+            else GRPC_MESSAGE_OPTIONS
+        )
         self._channel = grpc.aio.insecure_channel(address, options=options)
         self._channel_address = address
         self._stub = self._new_stub(self._channel)

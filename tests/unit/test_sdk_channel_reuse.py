@@ -18,6 +18,7 @@ import pytest
 
 from framework_sdk import ClientConfig, SchedulerClient, events, messages
 from framework_sdk._stream_client import RECONNECT_OPTIONS
+from protos.limits import GRPC_MESSAGE_OPTIONS
 from tests.leader_fakes import FollowingDetector
 from tests.unit.sdk.scripted_master import ScriptedMaster
 from tests.unit.sdk.scripted_service import run
@@ -126,7 +127,7 @@ def test_retries_to_a_dead_master_share_one_channel_and_close_closes_it(
             assert not client.subscribed
             assert client.channels_opened == 1
             assert channels.live() == [dead]
-            assert channels.opened[0].options == RECONNECT_OPTIONS
+            assert channels.opened[0].options == (*GRPC_MESSAGE_OPTIONS, *RECONNECT_OPTIONS)
         finally:
             await client.close()
         assert channels.live() == []
