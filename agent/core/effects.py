@@ -3,7 +3,7 @@
 The core never performs I/O. Each event handler returns a list of effects, and the runtime
 carries them out **in order** — order matters: a checkpoint effect comes before the message that
 depends on it being on disk. Timers are named by a tuple key; setting a key again replaces its
-timer, and when it fires the runtime hands the key back to ``AgentState.on_timer``.
+timer, and when it fires the runtime hands the key back as ``TimerFired(key)``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 __all__ = [
     "AppendUpdateRecord",
     "CancelTimer",
+    "CheckpointAgent",
+    "CheckpointContainerState",
     "CheckpointExecutor",
     "CheckpointFramework",
     "CheckpointTask",
@@ -25,6 +27,7 @@ __all__ = [
     "Effect",
     "ForwardUpdate",
     "LaunchContainer",
+    "LookForContainer",
     "RemoveExecutorCheckpoint",
     "RemoveFrameworkCheckpoint",
     "ScheduleSandboxGC",
@@ -33,6 +36,7 @@ __all__ = [
     "SetTimer",
     "SignalContainer",
     "StartHealthCheck",
+    "StopAgent",
     "StopHealthCheck",
     "TimerKey",
     "UpdateContainer",
@@ -189,6 +193,47 @@ class StopHealthCheck:
 
 
 @dataclass(frozen=True)
+class CheckpointAgent:
+    """CheckpointAgent records the registered agent (``info.id`` set) as the one to recover."""
+
+    info: mesos_pb2.AgentInfo
+
+
+@dataclass(frozen=True)
+class CheckpointContainerState:
+    """CheckpointContainerState writes how to find a launched container again after a restart.
+
+    ``container_id`` is the executor's run; for a task of the default executor ``task_id``
+    names the task whose nested container it is (recorded with the task).
+    """
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    task_id: str | None
+    state: dict[str, object]
+
+
+@dataclass(frozen=True)
+class LookForContainer:
+    """LookForContainer: after a restart, find a checkpointed container (``state``: how).
+
+    The runtime answers with ``ContainerRecovered`` if it still runs, else ``ContainerExited``;
+    once every one is answered, with ``RecoveryDone``.
+    """
+
+    container_id: str
+    state: dict[str, object] | None
+
+
+@dataclass(frozen=True)
+class StopAgent:
+    """StopAgent: the master shut this agent down; it leaves for good (``message``: why)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class CheckpointFramework:
     """CheckpointFramework writes ``framework.info``."""
 
@@ -260,6 +305,10 @@ Effect = (
     | UpdateContainer
     | StartHealthCheck
     | StopHealthCheck
+    | CheckpointAgent
+    | CheckpointContainerState
+    | LookForContainer
+    | StopAgent
     | CheckpointFramework
     | CheckpointExecutor
     | CheckpointTask

@@ -89,10 +89,20 @@ def _validate_health_check(check: mesos_pb2.HealthCheck, where: str) -> None:
             raise TaskRejected(f"{where}.{name} is negative")
 
 
+NAME_MAX = 255
+"""Bytes in one path component on Linux file systems: the longest id a directory can be named."""
+
+
 def _check_path_safe(kind: str, value: str, where: str) -> None:
     # Ids name directories in the sandbox and checkpoint trees.
     if value in (".", "..") or "/" in value or "\0" in value:
         raise TaskRejected(f"{where} {value!r}: a {kind} cannot be '.', '..' or contain '/' or NUL")
+    size = len(value.encode())
+    if size > NAME_MAX:
+        raise TaskRejected(
+            f"{where} is {size} bytes: a {kind} names a directory, which holds at most"
+            f" {NAME_MAX} bytes ({value[:32]!r}...)"
+        )
 
 
 def validate_task_id(task_id: str, where: str = "task") -> None:

@@ -1,0 +1,329 @@
+"""``handle(state, event, now)``: the one way into the agent's core.
+
+Each typed event (:mod:`agent.core.events`) is routed to the module that owns its concern;
+master messages are decoded here. ``handle`` is also where an unexpected exception of a handler
+stops: it is logged with the event that caused it (its repr cut short), the agent keeps
+running, and where the event has an outcome someone waits for, the effects returned make it
+explicit: a launch whose handling failed is undone and its tasks end TASK_FAILED, so none is
+left STAGING with its resources counted. The executor API's refusals (``InvalidCall``,
+``UnknownTarget``) are not faults: they pass through to the caller, and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import reprlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.core.agent import AgentState
+from agent.core.effects import (
+    CheckpointAgent,
+    CheckpointContainerState,
+    Effect,
+    LookForContainer,
+    StopAgent,
+)
+from agent.core.events import (
+    AgentStopping,
+    ContainerExited,
+    ContainerLaunched,
+    ContainerLaunchFailed,
+    ContainerRecovered,
+    Disconnected,
+    Event,
+    ExecutorDisconnected,
+    ExecutorMessage,
+    ExecutorSubscribed,
+    ExecutorUpdate,
+    HealthChanged,
+    HealthFailed,
+    MasterMessageReceived,
+    RecoverFromCheckpoint,
+    RecoveryDone,
+    TimerFired,
+)
+from agent.core.model import ExecutorKind, InvalidCall, UnknownTarget
+from protos.v1 import agent_internal_pb2, mesos_pb2
+
+__all__ = ["handle"]
+
+log = logging.getLogger(__name__)
+
+_repr = reprlib.Repr()
+_repr.maxstring = 200
+_repr.maxother = 400
+_MAX_EVENT_REPR = 600
+
+
+def describe(event: object) -> str:
+    """A short repr of ``event`` for logs (a 5 MB TaskInfo must not flood them)."""
+    text = repr(event)
+    if len(text) > _MAX_EVENT_REPR:
+        text = f"{text[:_MAX_EVENT_REPR]}... ({len(text)} characters)"
+    return text
+
+
+def handle(state: AgentState, event: Event, now: float) -> list[Effect]:
+    """Apply ``event`` at time ``now`` to ``state``; return the effects to carry out, in order.
+
+    Raises only the executor API's refusals (InvalidCall, UnknownTarget), which change nothing.
+    """
+    launch = _LaunchGuard.of(state, event)
+    try:
+        return _dispatch(state, event, now)
+    except (InvalidCall, UnknownTarget):
+        raise
+    except Exception as error:  # Any fault of a handler: contained here, see the docstring.
+        log.exception("The agent's core failed to handle %s", describe(event))
+        if launch is None:
+            return []
+        try:
+            return launch.abort(state, f"{type(error).__name__}: {error}", now)
+        except Exception:
+            log.exception("Undoing the failed launch of %s failed too", launch.task_ids)
+            return []
+
+
+def _dispatch(state: AgentState, event: Event, now: float) -> list[Effect]:
+    match event:
+        case MasterMessageReceived(message):
+            return _master_message(state, message, now)
+        case Disconnected():
+            return state.disconnected()
+        case ContainerLaunched(container_id, container_state):
+            effects: list[Effect] = []
+            if container_state is not None:
+                effects += _checkpoint_container(state, container_id, container_state)
+            return effects + state.container_launched(container_id, now)
+        case ContainerLaunchFailed(container_id, message):
+            return state.container_launch_failed(container_id, message, now)
+        case ContainerExited(container_id, exit):
+            return state.container_exited(container_id, exit, now)
+        case ContainerRecovered(container_id):
+            return state.container_recovered(container_id, now)
+        case ExecutorSubscribed(framework_id, executor_id, subscribe):
+            updates = [u.status for u in subscribe.unacknowledged_updates]
+            tasks = list(subscribe.unacknowledged_tasks)
+            return state.executor_subscribe(framework_id, executor_id, tasks, updates, now)
+        case ExecutorUpdate(framework_id, executor_id, status):
+            return state.executor_update(framework_id, executor_id, status, now)
+        case ExecutorMessage(framework_id, executor_id, data):
+            return state.executor_message(framework_id, executor_id, data)
+        case ExecutorDisconnected(framework_id, executor_id):
+            return state.executor_disconnected(framework_id, executor_id)
+        case HealthChanged(framework_id, task_id, healthy):
+            return state.health_changed(framework_id, task_id, healthy, now)
+        case HealthFailed(framework_id, task_id):
+            return state.health_failed(framework_id, task_id, now)
+        case TimerFired(key):
+            return state.on_timer(key, now)
+        case RecoverFromCheckpoint(agent):
+            return [LookForContainer(c, s) for c, s in state.recover(agent)]
+        case RecoveryDone():
+            return state.recovery_done(now)
+        case AgentStopping(kill_all):
+            return state.shutdown_all(now) if kill_all else state.stop_unrecoverable(now)
+    raise TypeError(f"not an agent event: {type(event).__name__}")
+
+
+def _checkpoint_container(
+    state: AgentState, container_id: str, container_state: dict[str, object]
+) -> list[Effect]:
+    """Record how to find a checkpointing framework's container again, before anything else."""
+    owner = state.container_owner(container_id)
+    if owner is None or not owner[0].checkpoint:
+        return []
+    executor, task = owner
+    if task is None:
+        return [CheckpointContainerState(*executor.key, container_id, None, container_state)]
+    # A default executor's task: its container is recorded with the task, under the run.
+    return [
+        CheckpointContainerState(
+            *executor.key, executor.container_id, task.task_id, container_state
+        )
+    ]
+
+
+_MasterHandler = Callable[[AgentState, agent_internal_pb2.MasterMessage, float], list[Effect]]
+
+
+def _master_message(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    kind = message.WhichOneof("payload")
+    handler = _MASTER_HANDLERS.get(kind or "")
+    if handler is None:
+        log.info("Ignoring a %s message from the master", kind or "empty")
+        return []
+    return handler(state, message, now)
+
+
+def _registered(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    agent_id = message.agent_registered.agent_id.value
+    if not agent_id:
+        log.error("Ignoring an AgentRegistered without an agent id")
+        return []
+    if state.agent_id not in (None, agent_id):
+        log.error("The master registered this agent anew as %s", agent_id)
+    effects = state.registered(agent_id, now)
+    return [CheckpointAgent(_copy(state.agent_info)), *effects]
+
+
+def _reregistered(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    if state.agent_id is None:
+        log.error("Ignoring an AgentReregistered: this agent was never registered")
+        return []
+    effects = state.reregistered(now, message.agent_reregistered.reconciliations)
+    return [CheckpointAgent(_copy(state.agent_info)), *effects]
+
+
+def _kill(state: AgentState, message: agent_internal_pb2.MasterMessage, now: float) -> list[Effect]:
+    kill = message.kill_task
+    policy = kill.kill_policy if kill.HasField("kill_policy") else None
+    return state.kill_task(kill.framework_id.value, kill.task_id.value, policy, now)
+
+
+def _ack(state: AgentState, message: agent_internal_pb2.MasterMessage, now: float) -> list[Effect]:
+    ack = message.status_update_acknowledgement
+    return state.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid, now)[1]
+
+
+def _relay(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    relay = message.framework_to_executor
+    return state.framework_message(relay.framework_id.value, relay.executor_id.value, relay.data)
+
+
+def _shutdown_agent(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    why = message.shutdown_agent.message or "no reason given"
+    log.warning("The master shut this agent down: %s", why)
+    return [StopAgent(why)]
+
+
+def _error(
+    state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
+) -> list[Effect]:
+    log.warning("The master reported an error: %s", message.error.message[:1000])
+    return []
+
+
+_MASTER_HANDLERS: dict[str, _MasterHandler] = {
+    "agent_registered": _registered,
+    "agent_reregistered": _reregistered,
+    "run_task": lambda s, m, now: s.run_task(m.run_task, now),
+    "run_task_group": lambda s, m, now: s.run_task_group(m.run_task_group, now),
+    "kill_task": _kill,
+    "status_update_acknowledgement": _ack,
+    "framework_to_executor": _relay,
+    "shutdown_framework": lambda s, m, now: s.shutdown_framework(
+        m.shutdown_framework.framework_id.value, now
+    ),
+    "shutdown_executor": lambda s, m, now: s.shutdown_executor(
+        m.shutdown_executor.framework_id.value, m.shutdown_executor.executor_id.value, now
+    ),
+    "reconcile_tasks": lambda s, m, now: s.reconcile(
+        m.reconcile_tasks.framework_id.value, m.reconcile_tasks.statuses, now
+    ),
+    "update_framework": lambda s, m, now: s.update_framework(
+        m.update_framework.framework_id.value, m.update_framework.framework_info
+    ),
+    "shutdown_agent": _shutdown_agent,
+    "error": _error,
+    "ping": lambda s, m, now: [],  # Answered by the master link itself.
+}
+
+
+def _copy(info: mesos_pb2.AgentInfo) -> mesos_pb2.AgentInfo:
+    copy = mesos_pb2.AgentInfo()
+    copy.CopyFrom(info)
+    return copy
+
+
+# -- undoing a launch whose handling failed --
+
+
+@dataclass(frozen=True)
+class _LaunchGuard:
+    """What a launch found before it ran, to undo it if its handler raises."""
+
+    framework_id: str
+    task_ids: tuple[str, ...]
+    had_framework: bool
+    had_executors: frozenset[str]
+
+    @staticmethod
+    def of(state: AgentState, event: Event) -> _LaunchGuard | None:
+        """The guard of a RunTask/RunTaskGroup event, None for any other event."""
+        if not isinstance(event, MasterMessageReceived):
+            return None
+        message = event.message
+        kind = message.WhichOneof("payload")
+        if kind == "run_task":
+            run = message.run_task
+            framework_id = run.framework_id.value or run.framework_info.id.value
+            tasks = [run.task]
+        elif kind == "run_task_group":
+            group = message.run_task_group
+            framework_id = group.framework_info.id.value or group.executor.framework_id.value
+            tasks = list(group.task_group.tasks)
+        else:
+            return None
+        framework = state.frameworks.get(framework_id)
+        in_use = set()
+        for task in tasks:
+            task_id = task.task_id.value
+            if (framework is not None and framework.find_task(task_id) is not None) or (
+                state.updates.get(framework_id, task_id) is not None
+            ):
+                in_use.add(task_id)
+        ids = tuple(dict.fromkeys(t.task_id.value for t in tasks if t.task_id.value))
+        return _LaunchGuard(
+            framework_id,
+            tuple(t for t in ids if t not in in_use),
+            framework is not None,
+            frozenset(framework.executors) if framework is not None else frozenset(),
+        )
+
+    def abort(self, state: AgentState, cause: str, now: float) -> list[Effect]:
+        """Forget whatever the failed launch recorded; end its tasks TASK_FAILED."""
+        if not self.framework_id:
+            return []
+        effects: list[Effect] = []
+        framework = state.frameworks.get(self.framework_id)
+        if framework is not None:
+            for executor in list(framework.executors.values()):
+                for task_id in self.task_ids:
+                    task = executor.tasks.pop(task_id, None)
+                    if task is not None and task.container is not None:
+                        state.containers.pop(task.container.container_id, None)
+                executor.queue = [
+                    b for b in executor.queue if not any(t in self.task_ids for t in b)
+                ]
+                if executor.executor_id not in self.had_executors:
+                    del framework.executors[executor.executor_id]
+                    if executor.kind is not ExecutorKind.DEFAULT:
+                        state.containers.pop(executor.container_id, None)
+            if not self.had_framework and not framework.executors:
+                del state.frameworks[self.framework_id]
+        for task_id in self.task_ids:
+            effects += state.updates.remove(self.framework_id, task_id)
+        message = f"The agent failed to launch this task: {cause}"[:2000]
+        for task_id in self.task_ids:
+            effects += state._send_update(
+                self.framework_id,
+                task_id,
+                None,
+                mesos_pb2.TASK_FAILED,
+                now,
+                reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED,
+                message=message,
+            )
+        return effects

@@ -1,0 +1,246 @@
+"""The core's one entry point: typed events in through ``handle``, effects out.
+
+Master messages go in whole and are decoded by the core; a checkpointing agent crashes and is
+rebuilt from the in-memory twin of its checkpoint store; a fault inside one handler is
+contained: the launch it broke ends TASK_FAILED and the agent keeps serving the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from agent.checkpoint import CheckpointStore, MemoryCheckpointStore, apply_checkpoint_effect
+from agent.checkpoint.apply import CheckpointWriter
+from agent.core import AgentState, ContainerExit, events, handle, hello_message
+from agent.core.effects import (
+    CheckpointAgent,
+    CheckpointContainerState,
+    Effect,
+    LaunchContainer,
+    LookForContainer,
+    StopAgent,
+)
+from protos.resources import Resources
+from protos.v1 import agent_internal_pb2, mesos_pb2
+from tests.unit.agent.conftest import MakeAgent
+from tests.unit.agent.helpers import (
+    FW,
+    executor_info,
+    forwarded,
+    forwarded_statuses,
+    framework_info,
+    of_type,
+    run_group,
+    run_task,
+    task_info,
+)
+
+Reason = mesos_pb2.TaskStatus
+
+
+def master(**payload: object) -> events.MasterMessageReceived:
+    """A MasterMessageReceived with one payload field set, e.g. ``master(run_task=run)``."""
+    message = agent_internal_pb2.MasterMessage()
+    [(name, value)] = payload.items()
+    getattr(message, name).CopyFrom(value)
+    return events.MasterMessageReceived(message)
+
+
+def registered(agent_id: str = "agent-1") -> events.MasterMessageReceived:
+    reply = agent_internal_pb2.AgentRegistered()
+    reply.agent_id.value = agent_id
+    return master(agent_registered=reply)
+
+
+def ack(status: mesos_pb2.TaskStatus) -> events.MasterMessageReceived:
+    message = agent_internal_pb2.StatusUpdateAcknowledgement(uuid=status.uuid)
+    message.framework_id.value = FW
+    message.task_id.value = status.task_id.value
+    return master(status_update_acknowledgement=message)
+
+
+def feed(
+    state: AgentState, event: events.Event, now: float, store: CheckpointWriter | None = None
+) -> list[Effect]:
+    """``handle`` the event, carry its checkpoint effects out on ``store``, validate."""
+    effects = handle(state, event, now)
+    if store is not None:
+        for effect in effects:
+            apply_checkpoint_effect(store, effect)
+    state.validate()
+    return effects
+
+
+def test_registration_is_decoded_by_the_core_and_checkpointed(make_agent: MakeAgent) -> None:
+    state = make_agent(registered=False)
+    assert hello_message(state, "boot", "0.1").HasField("register_agent")
+    effects = feed(state, registered(), 1.0)
+    assert effects[0] == CheckpointAgent(state.agent_info)
+    assert effects[0].info.id.value == "agent-1"
+    assert state.connected
+    assert hello_message(state, "boot", "0.1").HasField("reregister_agent")
+    assert feed(state, events.Disconnected(), 2.0) == []
+    assert not state.connected
+
+
+def test_shutdown_agent_and_unknown_messages(make_agent: MakeAgent) -> None:
+    state = make_agent()
+    shutdown = agent_internal_pb2.ShutdownAgent(message="drained")
+    assert feed(state, master(shutdown_agent=shutdown), 1.0) == [StopAgent("drained")]
+    assert feed(state, events.MasterMessageReceived(agent_internal_pb2.MasterMessage()), 1.0) == []
+
+
+def test_a_checkpointed_agent_crashes_and_recovers_from_the_memory_store(
+    make_agent: MakeAgent,
+) -> None:
+    store = MemoryCheckpointStore()
+    store.write_boot_id("boot")
+    state = make_agent(registered=False)
+    feed(state, registered(), 0.0, store)
+    effects = feed(state, master(run_task=run_task(task_info("t1"), checkpoint=True)), 0.1, store)
+    [launch] = of_type(effects, LaunchContainer)
+    assert isinstance(launch, LaunchContainer)
+    effects = feed(state, events.ContainerLaunched(launch.container_id, {"pid": 7}), 0.2, store)
+    assert effects[0] == CheckpointContainerState(FW, "t1", launch.container_id, None, {"pid": 7})
+    [running] = forwarded_statuses(effects)
+    feed(state, ack(running), 0.3, store)
+
+    # The agent dies; a new core is rebuilt from what was "written".
+    checkpoint = store.read()
+    assert checkpoint.boot_id == "boot"
+    assert checkpoint.agent is not None
+    restarted = make_agent(registered=False)
+    later_uuids = iter(range(1000, 2000))  # A restarted agent must never reuse a uuid.
+    restarted.new_uuid = lambda: next(later_uuids).to_bytes(16, "big")
+    effects = feed(restarted, events.RecoverFromCheckpoint(checkpoint.agent), 1.0)
+    assert effects == [LookForContainer(launch.container_id, {"pid": 7})]
+    assert feed(restarted, events.ContainerRecovered(launch.container_id), 1.1) == []
+    assert feed(restarted, events.RecoveryDone(), 1.1) == []
+    reregister = hello_message(restarted, "boot", "0.1").reregister_agent
+    assert [t.task_id.value for t in reregister.tasks] == ["t1"]
+    assert reregister.tasks[0].state == mesos_pb2.TASK_RUNNING
+
+    # The task ends after the restart; its update is acknowledged; everything is forgotten.
+    reply = agent_internal_pb2.AgentReregistered()
+    reply.agent_id.value = "agent-1"
+    feed(restarted, master(agent_reregistered=reply), 1.2, store)
+    effects = feed(restarted, events.ContainerExited(launch.container_id, ContainerExit(0)), 2.0)
+    for effect in effects:
+        apply_checkpoint_effect(store, effect)
+    [finished] = forwarded_statuses(effects)
+    assert finished.state == mesos_pb2.TASK_FINISHED
+    feed(restarted, ack(finished), 2.1, store)
+    assert restarted.frameworks == {}
+    agent = store.read().agent
+    assert agent is not None
+    assert agent.frameworks == []
+
+
+def checkpoint_effects(store: CheckpointWriter) -> None:
+    """Drive a core through launches of every kind, writing its checkpoint to ``store``."""
+    counter = iter(range(1, 1000))
+    state = AgentState(
+        Resources.parse("cpus:8;mem:8192"),
+        mesos_pb2.AgentInfo(hostname="h"),
+        new_uuid=lambda: next(counter).to_bytes(16, "big"),
+        new_container_id=lambda: f"c{next(counter)}",
+    )
+    feed(state, registered(), 0.0, store)
+    launches: Sequence[events.Event] = [
+        master(run_task=run_task(task_info("cmd"), checkpoint=True)),
+        master(run_task=run_task(task_info("a", command=None), True, executor_info())),
+        master(run_task_group=run_group([task_info("g1"), task_info("g2")], checkpoint=True)),
+    ]
+    for event in launches:
+        for launch in of_type(feed(state, event, 0.1, store), LaunchContainer):
+            assert isinstance(launch, LaunchContainer)
+            feed(state, events.ContainerLaunched(launch.container_id, {"id": 1}), 0.2, store)
+
+
+def test_the_memory_store_reads_back_what_the_file_store_does(tmp_path: Path) -> None:
+    files, memory = CheckpointStore(tmp_path), MemoryCheckpointStore()
+    for store in (files, memory):
+        store.write_boot_id("boot")
+        checkpoint_effects(store)
+    from_files, from_memory = files.read(), memory.read()
+    assert from_files.agent is not None
+    assert [len(f.executors) for f in from_files.agent.frameworks] == [3]
+    assert from_memory == from_files
+
+
+def test_the_memory_store_refuses_names_a_file_system_could_not_hold() -> None:
+    store = MemoryCheckpointStore()
+    info = mesos_pb2.AgentInfo(hostname="h")
+    info.id.value = "agent-1"
+    store.write_agent(info)
+    with pytest.raises(OSError, match="task id is 300 bytes"):
+        store.write_task(FW, "ex", "c1", task_info("x" * 300))
+    with pytest.raises(ValueError, match="cannot be used as a directory name"):
+        store.write_framework("..", framework_info())
+
+
+def test_a_fault_in_a_launch_handler_ends_that_launch_and_spares_the_rest(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = make_agent()
+    good = feed(state, master(run_task=run_task(task_info("good"))), 0.0)
+    [good_launch] = of_type(good, LaunchContainer)
+    assert isinstance(good_launch, LaunchContainer)
+
+    from agent.core import launches
+
+    original = launches.LaunchEvents._launch
+
+    def faulty(self: AgentState, framework: object, executor: object, now: float) -> list[Effect]:
+        if getattr(executor, "executor_id", None) == "bad":
+            raise RuntimeError("injected fault")
+        return original(self, framework, executor, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(launches.LaunchEvents, "_launch", faulty)
+    effects = feed(state, master(run_task=run_task(task_info("bad"))), 1.0)
+    [failed] = forwarded_statuses(effects)
+    assert failed.state == mesos_pb2.TASK_FAILED
+    assert failed.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+    assert "RuntimeError: injected fault" in failed.message
+    assert of_type(effects, LaunchContainer) == []
+    assert state.executor(FW, "bad") is None  # Nothing of it is left, nothing counted.
+    assert str(state.allocated()) == "cpus:1;mem:128"
+    feed(state, ack(failed), 1.1)
+    assert state.updates.get(FW, "bad") is None
+
+    # The agent goes on serving: the running task, and new launches.
+    effects = feed(state, events.ContainerLaunched(good_launch.container_id), 2.0)
+    assert forwarded(effects) == [("good", mesos_pb2.TASK_RUNNING)]
+    later = feed(state, master(run_task=run_task(task_info("later"))), 3.0)
+    assert len(of_type(later, LaunchContainer)) == 1
+
+
+def test_a_fault_outside_a_launch_is_logged_and_changes_nothing_else(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = make_agent()
+
+    def faulty(*args: object) -> list[Effect]:
+        raise KeyError("injected")
+
+    monkeypatch.setattr(AgentState, "executor_disconnected", faulty)
+    assert handle(state, events.ExecutorDisconnected(FW, "x" * 5000), 1.0) == []
+    [record] = [r for r in caplog.records if "failed to handle" in r.getMessage()]
+    assert "ExecutorDisconnected" in record.getMessage()
+    assert len(record.getMessage()) < 1000  # The event is named, not dumped.
+    state.validate()
+
+
+def test_a_task_id_longer_than_a_file_name_is_refused(make_agent: MakeAgent) -> None:
+    state = make_agent()
+    effects = feed(state, master(run_task=run_task(task_info("x" * 256))), 1.0)
+    [error] = forwarded_statuses(effects)
+    assert error.state == mesos_pb2.TASK_ERROR
+    assert error.reason == Reason.REASON_TASK_INVALID
+    assert "256 bytes" in error.message
+    assert "255" in error.message
+    assert of_type(effects, LaunchContainer) == []
+    assert state.frameworks == {}
