@@ -18,6 +18,7 @@ import grpc
 from grpc import aio
 
 from agent.core import InvalidCall, NotAllowedNow, UnknownTarget
+from protos.limits import GRPC_MESSAGE_OPTIONS
 from protos.v1 import executor_pb2, executor_pb2_grpc, mesos_pb2
 
 __all__ = ["ExecutorCalls", "ExecutorHub", "ExecutorService", "start_executor_server"]
@@ -194,7 +195,7 @@ async def start_executor_server(
 ) -> tuple[aio.Server, int]:
     """Serve ``service`` on 127.0.0.1 at the first of ``ports`` that binds (0: any port)."""
     for port in ports:
-        server = aio.server()
+        server = aio.server(options=GRPC_MESSAGE_OPTIONS)
         executor_pb2_grpc.add_ExecutorServicer_to_server(service, server)
         try:
             bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -23,6 +23,16 @@ raced against the detector too: once it names a leader other than the master of 
 the (possibly grown) sleep ends and the agent reregisters after a fresh short jittered delay,
 the backoff reset; while no master leads, it waits for one. A refusal with ``UNAVAILABLE``
 naming the leader (trailing metadata ``emporion-leader``) likewise resets the backoff.
+
+The backoff sleep is also raced against the channel to the master of the failed attempt: once
+that channel is READY again after it was not (a standalone master restarted on its address, a
+leader back after a pause), the sleep ends the same way. gRPC's own reconnect backoff is capped
+at a second for this (:data:`CHANNEL_OPTIONS`), so agents are back within about two seconds of
+their master listening again, however long it was gone.
+
+Every message, both ways, is bounded by the one limit of :mod:`protos.limits`: batches are
+split to stay under it, and a single message over it is dropped with an error rather than
+sent, since gRPC would end the whole session over it.
 """
 
 from __future__ import annotations
@@ -38,9 +48,11 @@ import grpc
 from grpc import aio
 
 from agent.core import RegistrationBackoff
+from protos.limits import GRPC_MESSAGE_OPTIONS, MAX_MESSAGE_BYTES, batches, fits, framed_size
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
 __all__ = [
+    "CHANNEL_OPTIONS",
     "LEADER_KEY",
     "LeaderFollower",
     "MasterDetector",
@@ -57,6 +69,16 @@ _Outbox = asyncio.Queue[agent_internal_pb2.AgentMessage | None]
 """Messages for the master; None (put when the session ends) ends the request stream."""
 
 LEADER_KEY = "emporion-leader"  # Trailing metadata of a refusal by a master that does not lead.
+
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    *GRPC_MESSAGE_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""Options of the channel to the master: the one message-size limit that the master and the
+SDK use too, and gRPC's own reconnect backoff capped at a second (its default grows to two
+minutes, and while it waits every call fails at once, so a restarted master would be found
+only long after it is back)."""
 
 
 @runtime_checkable
@@ -145,8 +167,17 @@ class MasterLink:
             self._channel = None
 
     def send(self, message: agent_internal_pb2.AgentMessage) -> bool:
-        """Queue ``message`` for the master; False (dropped) when no session is open."""
+        """Queue ``message`` for the master; False (dropped) when no session is open, or when
+        it exceeds the message limit (sent, it would end the whole session)."""
         if not self.connected or self._outbox is None:
+            return False
+        if not fits(message):
+            log.error(
+                "Dropping a %s message of %d bytes: more than the %d-byte message limit",
+                message.WhichOneof("payload"),
+                framed_size(message),
+                MAX_MESSAGE_BYTES,
+            )
             return False
         self._outbox.put_nowait(message)
         return True
@@ -198,30 +229,67 @@ class MasterLink:
                 self._outbox = None
 
     async def _pause(self, delay: float, failed: str | None) -> None:
-        """Wait ``delay`` before the next attempt; cut short (for a fresh short jittered delay,
-        the backoff reset) once a following detector names a leader other than ``failed``, the
-        master of the attempt that ended (None: nothing to compare with, wait it out)."""
-        detector = self._detector
-        if failed is None or not isinstance(detector, LeaderFollower):
-            await self._sleep(delay)
-            return
+        """Wait ``delay`` before the next attempt, cut short (for a fresh short jittered delay,
+        the backoff reset) by news that the next attempt can succeed: a following detector
+        naming a leader other than ``failed`` (the master of the attempt that ended; None:
+        nothing to compare with, wait it out), or the channel to ``failed`` becoming READY
+        again after it was not (a master back at the same address: a standalone master
+        restarted, or a leader that came back)."""
         sleeper = asyncio.ensure_future(self._sleep(delay))
-        news = asyncio.ensure_future(self._leader_other_than(detector, failed))
+        watchers: dict[asyncio.Future[str], str] = {}
+        detector = self._detector
+        if failed is not None and isinstance(detector, LeaderFollower):
+            watchers[asyncio.ensure_future(self._leader_other_than(detector, failed))] = "leader"
+        channel = self._channel if failed is not None and failed == self._target else None
+        if channel is not None:
+            watchers[asyncio.ensure_future(self._reachable_again(channel, failed or ""))] = "back"
+        news: str | None = None
+        why = ""
+        everything: list[asyncio.Future[Any]] = [sleeper, *watchers]
+        pending = set(everything)
         try:
-            await asyncio.wait({sleeper, news}, return_when=asyncio.FIRST_COMPLETED)
-            if sleeper.done() or news.exception() is not None:
-                if not sleeper.done():  # A detector failing must not turn into a hot loop.
-                    log.warning("The master detector failed: %r", news.exception())
-                await sleeper
+            while news is None and not sleeper.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for watcher in done:
+                    if watcher is sleeper:
+                        continue
+                    if watcher.exception() is not None:
+                        # A failing watcher is no news: it must not turn into a hot loop.
+                        log.warning(
+                            "Watching for %s failed: %r", watchers[watcher], watcher.exception()
+                        )
+                    elif news is None:
+                        news, why = watcher.result(), watchers[watcher]
+            if news is None:
+                await sleeper  # Raises if the sleep was cancelled (the link stops).
                 return
-            leader = news.result()
         finally:
-            for task in (sleeper, news):
+            for task in everything:
                 task.cancel()
-            await asyncio.gather(sleeper, news, return_exceptions=True)
-        log.info("A new leading master at %s (the last attempt was with %s)", leader, failed)
+            await asyncio.gather(*everything, return_exceptions=True)
+        if why == "leader":
+            log.info("A new leading master at %s (the last attempt was with %s)", news, failed)
+        else:
+            log.info("The master at %s is reachable again", news)
         self._backoff.reset()
         await self._sleep(self._backoff.next_delay())
+
+    @staticmethod
+    async def _reachable_again(channel: aio.Channel, target: str) -> str:
+        """Wait until ``channel`` connects after not being connected; ``target``.
+
+        A channel that is READY when the wait begins (the master answered, but the session
+        failed for another reason) must first lose its connection: otherwise a master that
+        keeps refusing would be retried in a hot loop. gRPC's own reconnect backoff is capped
+        (see :data:`CHANNEL_OPTIONS`), so a master back at ``target`` is noticed within about
+        a second of it listening.
+        """
+        state = channel.get_state(try_to_connect=False)
+        while state is grpc.ChannelConnectivity.READY:
+            await channel.wait_for_state_change(state)
+            state = channel.get_state(try_to_connect=False)
+        await channel.channel_ready()
+        return target
 
     @staticmethod
     async def _leader_other_than(detector: LeaderFollower, failed: str) -> str:
@@ -276,7 +344,7 @@ class MasterLink:
         if self._channel is None or target != self._target:
             if self._channel is not None:
                 await self._channel.close(None)
-            self._channel = aio.insecure_channel(target)
+            self._channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
             self._target = target
         return self._channel
 
@@ -285,13 +353,23 @@ class MasterLink:
         stub = agent_internal_pb2_grpc.AgentGatewayStub(channel)
         outbox: _Outbox = asyncio.Queue()
         self.batched = self._target not in self._unbatched
+        hello = self._hello()
+        if not fits(hello):
+            # gRPC refuses to send it (RESOURCE_EXHAUSTED) and the link keeps trying: say why.
+            log.error(
+                "The %s message is %d bytes, more than the %d-byte message limit: the master"
+                " cannot take it",
+                hello.WhichOneof("payload"),
+                framed_size(hello),
+                MAX_MESSAGE_BYTES,
+            )
         replies: AsyncIterator[agent_internal_pb2.MasterMessage]
         if self.batched:
-            batched = stub.ConnectBatched(self._batches(self._hello(), outbox))
+            batched = stub.ConnectBatched(self._batches(hello, outbox))
             unbatched = self._unbatch(batched)
             replies, cancel = unbatched, batched.cancel
         else:
-            call = stub.Connect(self._requests(self._hello(), outbox))
+            call = stub.Connect(self._requests(hello, outbox))
             unbatched = None
             replies, cancel = call.__aiter__(), call.cancel
         try:
@@ -342,9 +420,12 @@ class MasterLink:
                     outbox.put_nowait(None)
                     break
                 batch.append(message)
-            yield agent_internal_pb2.AgentMessages(messages=batch)  # Resumes once gRPC took it.
-            for _ in batch:
-                outbox.task_done()
+            # Split so that no write exceeds the message limit (5,000 updates of a busy agent
+            # may well); each group resumes once gRPC took it.
+            for group in batches(batch):
+                yield agent_internal_pb2.AgentMessages(messages=group)
+                for _ in group:
+                    outbox.task_done()
 
     @staticmethod
     async def _unbatch(

@@ -29,6 +29,7 @@ import grpc.aio
 from emporion.testing.emulated_agent import EmulatedAgent, Link
 from protos.leader_aio import ZooKeeperLeaderFollower
 from protos.leader_info import LeaderInfo
+from protos.limits import GRPC_MESSAGE_OPTIONS, batches
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import agent_internal_pb2_grpc as ai_grpc
 
@@ -51,8 +52,7 @@ MAX_REDIRECTS = 3
 """Refusals naming a leader that an agent follows at once, in a row, before backing off."""
 
 _CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    *GRPC_MESSAGE_OPTIONS,  # The one limit that the master and real agents use.
     # Each emulator gets its own connections rather than sharing gRPC's global subchannels.
     ("grpc.use_local_subchannel_pool", 1),
 ]
@@ -284,7 +284,8 @@ async def _write(call: AnyCall, link: AgentLink, batched: bool) -> None:
             if not pending:
                 continue
             if batched:
-                await call.write(ai.AgentMessages(messages=pending))  # type: ignore[arg-type]
+                for group in batches(pending):  # Each write under the message limit.
+                    await call.write(ai.AgentMessages(messages=group))  # type: ignore[arg-type]
             else:
                 for message in pending:
                     await call.write(message)  # type: ignore[arg-type]
