@@ -116,6 +116,9 @@ class MasterConfig:
     """Role weights for fair sharing; written to the registry at start."""
     max_completed_frameworks: int = 50
     """How many torn-down framework ids are remembered to refuse their resubscription."""
+    max_tasks_per_accept: int = 1000
+    """Most tasks one ACCEPT may launch (they all go to one agent at once); more are refused
+    with INVALID_ARGUMENT, so that no single call buries an agent in launches."""
     profile: Path | None = None
     """Write cProfile statistics of the whole run here at shutdown (for benchmarks)."""
     log_level: str = "INFO"
@@ -157,6 +160,10 @@ class MasterConfig:
         if self.max_agent_ping_timeouts < 1:
             raise ConfigError(
                 f"--max-agent-ping-timeouts: must be at least 1, got {self.max_agent_ping_timeouts}"
+            )
+        if self.max_tasks_per_accept < 1:
+            raise ConfigError(
+                f"--max-tasks-per-accept: must be at least 1, got {self.max_tasks_per_accept}"
             )
         if self.max_completed_frameworks < 0:
             raise ConfigError(
@@ -207,6 +214,7 @@ _FLAG_HELP = {
     "min_allocatable_resources": "smallest offer, e.g. 'cpus:0.01|mem:32' (the default)",
     "weights": "role weights, e.g. 'eng=2,ops=0.5'",
     "max_completed_frameworks": "torn-down framework ids remembered (default 50)",
+    "max_tasks_per_accept": "most tasks one ACCEPT may launch (default 1000)",
     "profile": "write cProfile statistics here at shutdown",
     "log_level": "DEBUG, INFO (default), WARNING or ERROR",
 }
@@ -221,7 +229,9 @@ _DURATIONS = frozenset(
         "zk_session_timeout",
     }
 )
-_INTS = frozenset({"port", "max_agent_ping_timeouts", "max_completed_frameworks"})
+_INTS = frozenset(
+    {"port", "max_agent_ping_timeouts", "max_completed_frameworks", "max_tasks_per_accept"}
+)
 _PATHS = frozenset({"work_dir", "profile"})
 
 

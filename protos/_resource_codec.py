@@ -23,6 +23,7 @@ from protos._resource_values import (
     Reservation,
     ResourceKey,
     _merge_ranges,
+    _quoted,
     _thousandths,
     _validate_stack,
     _Value,
@@ -192,7 +193,7 @@ def _from_proto(proto: mesos_pb2.Resource) -> tuple[ResourceKey, _Value]:
     if not proto.name:
         raise ValueError("field 'name' must be set")
     if not _NAME_RE.fullmatch(proto.name):
-        raise ValueError(f"field 'name' {proto.name!r} contains whitespace or %(),;:[]{{}}")
+        raise ValueError(f"field 'name' {_quoted(proto.name)} contains whitespace or %(),;:[]{{}}")
     stack = tuple(
         _reservation_from_proto(info, f"reservations[{i}]")
         for i, info in enumerate(proto.reservations)
@@ -207,7 +208,7 @@ def _from_proto(proto: mesos_pb2.Resource) -> tuple[ResourceKey, _Value]:
         )
         stack = (Reservation(proto.role, kind, principal),)
     elif proto.HasField("role") and stack and proto.role != stack[-1].role:
-        raise ValueError(f"field 'role' {proto.role!r} does not match 'reservations'")
+        raise ValueError(f"field 'role' {_quoted(proto.role)} does not match 'reservations'")
     elif proto.HasField("reservation") and not stack:
         raise ValueError("field 'reservation' needs a reserved 'role'")
     _validate_stack(stack)

@@ -28,6 +28,11 @@ _STATIC = mesos_pb2.Resource.ReservationInfo.STATIC
 _DYNAMIC = mesos_pb2.Resource.ReservationInfo.DYNAMIC
 
 
+def _quoted(text: str, limit: int = 100) -> str:
+    """``repr(text)`` of at most ``limit`` characters of it (errors never echo input in full)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} chars)"
+
+
 def validate_role(role: str) -> None:
     """Validate a role name by Mesos's rules (``src/common/roles.cpp``); raise ValueError if bad.
 
@@ -49,13 +54,13 @@ def validate_role(role: str) -> None:
             if component in (".", "..", "*"):
                 problem = f"cannot include '{component}' as a component"
             elif component.startswith("-"):
-                problem = f"component '{component}' starts with a dash"
+                problem = f"component {_quoted(component)} starts with a dash"
             elif not _INVALID_ROLE_CHARS.isdisjoint(component):
-                problem = f"component '{component}' contains whitespace or DEL"
+                problem = f"component {_quoted(component)} contains whitespace or DEL"
             if problem:
                 break
     if problem:
-        raise ValueError(f"invalid role {role!r}: {problem}")
+        raise ValueError(f"invalid role {_quoted(role)}: {problem}")
 
 
 def is_ancestor_or_self(ancestor: str, role: str) -> bool:
@@ -122,9 +127,11 @@ def _thousandths(value: float) -> int:
         raise ValueError("value must be a finite number")
     if value < 0:
         raise ValueError("value must be non-negative")
-    n = math.floor(value * 1000 + 0.5)
+    # Compared before scaling: a huge finite value (1e308) times 1000 is inf, and floor(inf)
+    # raises OverflowError instead of saying what is wrong.
+    n = math.floor(value * 1000 + 0.5) if value <= _MAX_THOUSANDTHS / 1000 else _MAX_THOUSANDTHS + 1
     if n > _MAX_THOUSANDTHS:
-        raise ValueError("value is too large")
+        raise ValueError(f"value is too large (at most {_MAX_THOUSANDTHS // 1000})")
     return n
 
 

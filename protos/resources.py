@@ -49,6 +49,7 @@ from protos._resource_values import (
     _add_value,
     _check_types,
     _merge_ranges,
+    _quoted,
     _ranges_contain,
     _subtract_ranges,
     _thousandths,
@@ -67,6 +68,8 @@ __all__ = [
     "is_ancestor_or_self",
     "validate_role",
 ]
+
+_TYPE_NAMES: dict[type, str] = {int: "SCALAR", tuple: "RANGES", frozenset: "SET"}
 
 # -- the type -------------------------------------------------------------------------------------
 
@@ -169,7 +172,9 @@ class Resources:
                 key, value = _from_proto(proto)
                 _accumulate(items, key, value)
             except ValueError as error:
-                raise ValueError(f"invalid resource #{index} {proto.name!r}: {error}") from None
+                raise ValueError(
+                    f"invalid resource #{index} {_quoted(proto.name)}: {error}"
+                ) from None
         _check_types(items)
         return _make(items)
 
@@ -307,6 +312,23 @@ class Resources:
             elif not current >= value:  # type: ignore[operator]
                 return False
         return True
+
+    def type_conflict(self, other: Resources) -> tuple[str, str, str] | None:
+        """A resource name both hold with different types: ``(name, type here, type in other)``
+        with types ``SCALAR``/``RANGES``/``SET``, or None.
+
+        Each bag holds one type per name, but two bags built apart may disagree (``cpus`` as
+        ranges in a task, as a scalar in an offer); ``+``, ``-`` and :meth:`contains` assume
+        they do not, so code combining bags from different sources asks this first.
+        """
+        kinds: dict[str, type] = {}
+        for key, value in self._items.items():
+            kinds.setdefault(key.name, type(value))
+        for key, value in other._items.items():
+            kind = kinds.get(key.name)
+            if kind is not None and kind is not type(value):
+                return key.name, _TYPE_NAMES[kind], _TYPE_NAMES[type(value)]
+        return None
 
     # -- queries --
 

@@ -7,11 +7,17 @@ new scheduler never saw them), as Mesos does. When the stream breaks the framewo
 DISCONNECTED: its offers are rescinded and it is torn down ``failover_timeout`` later unless it
 subscribes again. Teardown shuts its executors and tasks down on every agent and removes it at
 once (Mesos's ``removeFramework``).
+
+A SUBSCRIBE naming a framework id the master does not know registers it under that id, as Mesos
+does: after a failover a scheduler can come back before the agents that report its tasks (and a
+memory registry forgets everything on restart). Such an id can be one the master would generate
+next, so new ids skip every id in use or remembered as torn down (:meth:`IdGenerator.framework_id`):
+a self-chosen id can never make a later registration fail.
 """
 
 from __future__ import annotations
 
-from master.core.errors import CallError, ErrorCode, invalid
+from master.core.errors import CallError, ErrorCode, invalid, shown
 from master.core.events import heartbeat_event, subscribed_event
 from master.core.model import Framework, FrameworkPhase, capability_names
 from master.core.offers import drop_offer, remove_offer, rescind_offers
@@ -68,11 +74,14 @@ def subscribe(state: MasterState, stream_id: str, call: scheduler_pb2.Call, now:
     info_id = info.id.value if info.HasField("id") else ""
     if call_id and info_id and call_id != info_id:
         raise invalid(
-            f"framework_id {call_id!r} differs from subscribe.framework_info.id {info_id!r}"
+            f"framework_id {shown(call_id)} differs from subscribe.framework_info.id"
+            f" {shown(info_id)}"
         )
     framework_id = call_id or info_id
     if not framework_id:
-        framework_id = state.ids.framework_id()
+        framework_id = state.ids.framework_id(
+            lambda i: i in state.frameworks or i in state.completed
+        )
         info.id.value = framework_id
         _register(
             state, framework_id, info, roles, suppressed=suppressed, stream_id=stream_id, now=now
@@ -331,7 +340,7 @@ def update_framework(
     where = "update_framework.framework_info"
     if info.id.value != fw.framework_id:
         raise invalid(
-            f"{where}.id {info.id.value!r} must be the framework's id {fw.framework_id!r}"
+            f"{where}.id {shown(info.id.value)} must be the framework's id {fw.framework_id!r}"
         )
     roles = check_framework_info(info, where)
     check_framework_update(fw.info, info, where)
@@ -380,18 +389,16 @@ def _tell_agents(state: MasterState, fw: Framework) -> None:
 
 
 def suppress(state: MasterState, fw: Framework, call: scheduler_pb2.Call) -> None:
-    """SUPPRESS: no more offers for these roles (all when none are named)."""
-    if not call.HasField("suppress"):
-        raise invalid("suppress is required in a SUPPRESS call")
+    """SUPPRESS: no more offers for these roles (all when none are named, or no payload at all,
+    as Mesos reads a SUPPRESS without ``suppress``)."""
     roles = check_roles_subset(call.suppress.roles, fw.roles, "suppress.roles") or fw.roles
     state.allocator.suppress(fw.framework_id, sorted(roles))
     fw.suppressed_roles = fw.suppressed_roles | roles
 
 
 def revive(state: MasterState, fw: Framework, call: scheduler_pb2.Call) -> None:
-    """REVIVE: clear the filters of these roles (all when none) and stop suppressing them."""
-    if not call.HasField("revive"):
-        raise invalid("revive is required in a REVIVE call")
+    """REVIVE: clear the filters of these roles (all when none, or no payload at all, as Mesos
+    reads a REVIVE without ``revive``) and stop suppressing them."""
     roles = check_roles_subset(call.revive.roles, fw.roles, "revive.roles") or fw.roles
     state.allocator.revive(fw.framework_id, sorted(roles))
     fw.suppressed_roles = fw.suppressed_roles - roles

@@ -3,26 +3,31 @@
 An ACCEPT is checked in full before anything changes:
 
 * A malformed call (no offer ids, an id listed twice, an unsupported operation, a bad filter,
-  a bad RESERVE or UNRESERVE) is refused with INVALID_ARGUMENT and changes nothing.
+  a bad RESERVE or UNRESERVE, more tasks than ``--max-tasks-per-accept``, a task id used twice in
+  the call or by a task of the framework that has not ended) is refused with INVALID_ARGUMENT
+  and changes nothing. A reused task id is refused for the whole call, not with TASK_ERROR as
+  Mesos does: an update for that id would tell the scheduler that the task using it has ended.
 * Offers that are unknown (expired, rescinded, already used, another framework's), on different
   agents or for different roles make every task of the call TASK_ERROR with
   REASON_INVALID_OFFERS; the valid offers named are taken back (their resources recovered, as
   Mesos does, since the framework considers them used). Without tasks the call is refused.
 * Otherwise the operations are applied in order to the offers' combined resources. A task that
-  cannot be launched (bad id, duplicate id, neither or both of command and executor, resources
-  not in what is left of the offers, ...) gets TASK_ERROR with REASON_TASK_INVALID (a task group:
-  REASON_TASK_GROUP_INVALID for all its tasks) and takes nothing. What no operation used goes back
-  to the allocator with the call's filters.
+  cannot be launched (an id the agent cannot make a directory of, neither or both of command and
+  executor, no resources, resources of another role or not in what is left of the offers, a
+  RunTask message to the agent over :data:`~protos.limits.MAX_MESSAGE_BYTES`, ...) gets
+  TASK_ERROR with REASON_TASK_INVALID (a task group: REASON_TASK_GROUP_INVALID for all its
+  tasks) and takes nothing. What no operation used goes back to the allocator with the call's
+  filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from master.core.agents import dynamic_part
-from master.core.errors import invalid
+from master.core.errors import invalid, shown
 from master.core.events import master_status, update_event
 from master.core.model import Agent, Executor, Framework, Task
 from master.core.offers import consume_offer, remove_offer
@@ -35,6 +40,7 @@ from master.core.validation import (
     parse_task_resources,
 )
 from master.registry.state import UpdateReservations
+from protos.limits import MAX_MESSAGE_BYTES
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
 
@@ -85,8 +91,9 @@ class _Plan:
     """The checked steps of an ACCEPT, and what is left of the offers after them."""
 
     available: Resources
+    info_bytes: int
+    """Bytes of what every RunTask message carries besides its tasks and executor."""
     steps: list[_Launch | _Group | _Convert] = field(default_factory=list)
-    task_ids: set[str] = field(default_factory=set)
     executors: dict[str, mesos_pb2.ExecutorInfo] = field(default_factory=dict)
 
 
@@ -104,13 +111,56 @@ def _check_operation(op: mesos_pb2.Offer.Operation, where: str) -> None:
 
 
 def _tasks_of(operations: list[mesos_pb2.Offer.Operation]) -> list[mesos_pb2.TaskInfo]:
-    tasks: list[mesos_pb2.TaskInfo] = []
-    for op in operations:
+    return [task for _, task in _where_tasks(operations)]
+
+
+def _where_tasks(
+    operations: list[mesos_pb2.Offer.Operation],
+) -> list[tuple[str, mesos_pb2.TaskInfo]]:
+    """Every task the operations launch, with the field that holds it."""
+    tasks: list[tuple[str, mesos_pb2.TaskInfo]] = []
+    for i, op in enumerate(operations):
         if op.type == _Op.LAUNCH:
-            tasks.extend(op.launch.task_infos)
+            where = f"accept.operations[{i}].launch.task_infos"
+            tasks.extend((f"{where}[{j}]", task) for j, task in enumerate(op.launch.task_infos))
         elif op.type == _Op.LAUNCH_GROUP:
-            tasks.extend(op.launch_group.task_group.tasks)
+            where = f"accept.operations[{i}].launch_group.task_group.tasks"
+            tasks.extend(
+                (f"{where}[{j}]", task) for j, task in enumerate(op.launch_group.task_group.tasks)
+            )
     return tasks
+
+
+def _state_name(state: int) -> str:
+    return mesos_pb2.TaskState.Name(state)  # type: ignore[arg-type]
+
+
+def _check_task_ids(
+    fw: Framework, tasks: list[tuple[str, mesos_pb2.TaskInfo]], max_tasks: int
+) -> None:
+    """Refuse the call if it launches too many tasks or reuses a task id (see the docstring)."""
+    if len(tasks) > max_tasks:
+        raise invalid(
+            f"accept: {len(tasks)} tasks in one ACCEPT are more than the master takes at once"
+            f" ({max_tasks}, its --max-tasks-per-accept); launch them over several ACCEPTs"
+        )
+    first: dict[str, str] = {}
+    for where, task in tasks:
+        task_id = task.task_id.value
+        earlier = first.setdefault(task_id, where)
+        if earlier != where:
+            raise invalid(
+                f"{where}.task_id {shown(task_id)} is used by {earlier} too; task ids must be"
+                " unique"
+            )
+        live = fw.tasks.get(task_id)
+        if live is not None:
+            raise invalid(
+                f"{where}.task_id {shown(task_id)} is the id of a task of this framework the"
+                f" master still tracks ({_state_name(live.state)} on agent"
+                f" {live.agent_id!r}); an id can be reused once its task's terminal update was"
+                " acknowledged"
+            )
 
 
 def _task_error(
@@ -141,7 +191,7 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
         seen: set[str] = set()
         for i, offer_id in enumerate(offer_ids):
             if offer_id in seen:
-                raise invalid(f"accept.offer_ids[{i}]: offer {offer_id!r} is listed twice")
+                raise invalid(f"accept.offer_ids[{i}]: offer {shown(offer_id)} is listed twice")
             seen.add(offer_id)
     refuse = check_filters(
         payload.filters if payload.HasField("filters") else None, "accept.filters"
@@ -149,14 +199,15 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
     operations = list(payload.operations)
     for i, op in enumerate(operations):
         _check_operation(op, f"accept.operations[{i}]")
+    _check_task_ids(fw, _where_tasks(operations), state.config.max_tasks_per_accept)
     offers = []
     problem = None
     for i, offer_id in enumerate(offer_ids):
         offer = state.offers.get(offer_id)
         if offer is None or offer.framework_id != fw.framework_id:
             problem = (
-                f"accept.offer_ids[{i}]: offer {offer_id!r} is not an outstanding offer of this"
-                " framework (it expired, was rescinded or was already used)"
+                f"accept.offer_ids[{i}]: offer {shown(offer_id)} is not an outstanding offer of"
+                " this framework (it expired, was rescinded or was already used)"
             )
             continue
         offers.append(offer)
@@ -191,7 +242,8 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
     available = Resources.EMPTY
     for offer in offers:
         available = available + offer.resources
-    plan = _plan(fw, agent, role, operations, available)
+    info_bytes = fw.info.ByteSize() + len(fw.framework_id.encode()) + len(agent.agent_id.encode())
+    plan = _plan(fw, agent, role, operations, _Plan(available, info_bytes))
     for offer in offers:
         consume_offer(state, offer)
     for step in plan.steps:
@@ -231,9 +283,8 @@ def _plan(
     agent: Agent,
     role: str,
     operations: list[mesos_pb2.Offer.Operation],
-    available: Resources,
+    plan: _Plan,
 ) -> _Plan:
-    plan = _Plan(available)
     for i, op in enumerate(operations):
         where = f"accept.operations[{i}]"
         if op.type == _Op.LAUNCH:
@@ -248,23 +299,68 @@ def _plan(
     return plan
 
 
-def _check_task(fw: Framework, agent: Agent, task: mesos_pb2.TaskInfo, plan: _Plan) -> Resources:
-    """The task's resources; InvalidTaskError if its id, agent or resources are bad."""
-    task_id = task.task_id.value
+def _check_allocation_role(resources: Sequence[mesos_pb2.Resource], role: str, where: str) -> None:
+    """Resources marked as allocated to a role must be marked with the offers' role."""
+    for i, resource in enumerate(resources):
+        if resource.HasField("allocation_info") and resource.allocation_info.role != role:
+            raise InvalidTaskError(
+                f"{where}[{i}] {shown(resource.name)}: allocation_info.role"
+                f" {shown(resource.allocation_info.role)} is not the offers' role {role!r}"
+            )
+
+
+def _check_task(agent: Agent, role: str, task: mesos_pb2.TaskInfo) -> Resources:
+    """The task's resources; InvalidTaskError if its id, agent or resources are bad.
+
+    Mesos's rule: a task uses some resources (zero scalars count as none: they are dropped).
+    """
     try:
-        check_id(task_id, "task_id")
+        check_id(task.task_id.value, "task_id")
     except ValueError as error:
         raise InvalidTaskError(str(error)) from None
-    if task_id in fw.tasks or task_id in plan.task_ids:
-        raise InvalidTaskError(f"Task has duplicate ID: {task_id!r}")
     if task.HasField("agent_id") and task.agent_id.value != agent.agent_id:
         raise InvalidTaskError(
-            f"Task uses agent_id {task.agent_id.value!r}, not the offers' agent {agent.agent_id!r}"
+            f"Task uses agent_id {shown(task.agent_id.value)}, not the offers' agent"
+            f" {agent.agent_id!r}"
         )
+    _check_allocation_role(task.resources, role, "resources")
     try:
-        return parse_task_resources(task.resources, "resources")
+        resources = parse_task_resources(task.resources, "resources")
     except ValueError as error:
         raise InvalidTaskError(str(error)) from None
+    if not resources:
+        raise InvalidTaskError(
+            "Task uses no resources"
+            + (" (every one it names is zero)" if len(task.resources) else "")
+        )
+    return resources
+
+
+def _check_size(
+    plan: _Plan,
+    role: str,
+    tasks: Sequence[mesos_pb2.TaskInfo],
+    executor: mesos_pb2.ExecutorInfo | None,
+) -> None:
+    """Refuse tasks whose RunTask (RunTaskGroup) message would not reach the agent.
+
+    The size is a bound from above: the message as the agent gets it adds the FrameworkInfo,
+    ids and, on every resource, ``allocation_info`` (at most ``8 + len(role)`` bytes each).
+    """
+    tag = 8 + len(role.encode())
+    size = plan.info_bytes + 64
+    for task in tasks:
+        size += task.ByteSize() + 16 + tag * len(task.resources)
+    if executor is not None:
+        size += executor.ByteSize() + 16 + tag * len(executor.resources)
+    if size > MAX_MESSAGE_BYTES:
+        what = "Task" if len(tasks) == 1 else "Task group"
+        raise InvalidTaskError(
+            f"{what} is too large for the agent: its launch message (with its executor and"
+            f" FrameworkInfo) takes up to {size} bytes, more than the {MAX_MESSAGE_BYTES}-byte"
+            " limit on every message (protos.limits.MAX_MESSAGE_BYTES); pass large data as a"
+            " URI for the agent to fetch"
+        )
 
 
 def _check_executor(
@@ -280,15 +376,16 @@ def _check_executor(
         executor.framework_id.value = fw.framework_id
     elif executor.framework_id.value != fw.framework_id:
         raise InvalidTaskError(
-            f"executor.framework_id {executor.framework_id.value!r} is not the framework's id"
+            f"executor.framework_id {shown(executor.framework_id.value)} is not the framework's id"
         )
+    _check_allocation_role(executor.resources, role, "executor.resources")
     _tag(executor.resources, role)  # As the stored info is tagged, so they compare equal.
     running = agent.executors.get((fw.framework_id, executor_id))
     known = running.info if running is not None else plan.executors.get(executor_id)
     if running is not None or known is not None:
         if known is not None and known != executor:
             raise InvalidTaskError(
-                f"ExecutorInfo of {executor_id!r} differs from the one of the executor"
+                f"ExecutorInfo of {shown(executor_id)} differs from the one of the executor"
                 " already running (or launched) with that id"
             )
         return None
@@ -298,8 +395,39 @@ def _check_executor(
         raise InvalidTaskError(str(error)) from None
 
 
+def _combined(parts: Sequence[Resources]) -> Resources:
+    """The sum of a task's (or group's) resources; InvalidTaskError if their types disagree."""
+    total = Resources.EMPTY
+    for part in parts:
+        conflict = total.type_conflict(part)
+        if conflict is not None:
+            name, one, other = conflict
+            raise InvalidTaskError(f"resource {shown(name)} is given as both {one} and {other}")
+        total = total + part
+    return total
+
+
+def _fits(available: Resources, needed: Resources) -> bool:
+    """Whether ``needed`` is in ``available``; InvalidTaskError if their types disagree."""
+    conflict = available.type_conflict(needed)
+    if conflict is not None:
+        name, offered, used = conflict
+        raise InvalidTaskError(
+            f"resource {shown(name)} is {used} in the task but {offered} in the offers"
+        )
+    return available.contains(needed)
+
+
+def _fits_call(available: Resources, needed: Resources, where: str) -> bool:
+    """:func:`_fits` for a RESERVE or UNRESERVE: a type conflict refuses the call."""
+    try:
+        return _fits(available, needed)
+    except InvalidTaskError as error:
+        raise invalid(f"{where}: {error}") from None
+
+
 def _take(plan: _Plan, needed: Resources) -> None:
-    if not plan.available.contains(needed):
+    if not _fits(plan.available, needed):
         raise InvalidTaskError(f"Task uses more resources {needed} than available {plan.available}")
     plan.available = plan.available - needed
 
@@ -309,13 +437,13 @@ def _plan_task(
 ) -> _Launch:
     step = _Launch(task)
     try:
-        step.resources = _check_task(fw, agent, task, plan)
+        step.resources = _check_task(agent, role, task)
         has_executor, has_command = task.HasField("executor"), task.HasField("command")
         if has_executor == has_command:
             raise InvalidTaskError(
                 "Task should have at least one (but not both) of CommandInfo or ExecutorInfo"
             )
-        needed = step.resources
+        parts = [step.resources]
         if has_executor:
             executor = task.executor
             if executor.type != mesos_pb2.ExecutorInfo.DEFAULT and not executor.HasField("command"):
@@ -323,12 +451,12 @@ def _plan_task(
             step.executor = executor
             step.executor_resources = _check_executor(fw, agent, role, executor, plan)
             if step.executor_resources is not None:
-                needed = needed + step.executor_resources
-        _take(plan, needed)
+                parts.append(step.executor_resources)
+        _check_size(plan, role, (task,), None)  # task.executor is part of the task.
+        _take(plan, _combined(parts))
     except InvalidTaskError as error:
         step.error = str(error)
         return step
-    plan.task_ids.add(task.task_id.value)
     if step.executor is not None and step.executor_resources is not None:
         plan.executors[step.executor.executor_id.value] = step.executor
     return step
@@ -347,29 +475,26 @@ def _plan_group(
             raise InvalidTaskError("launch_group.executor is required")
         if launch.executor.type != mesos_pb2.ExecutorInfo.DEFAULT:
             raise InvalidTaskError("launch_group.executor.type must be DEFAULT")
-        ids: set[str] = set()
-        needed = Resources.EMPTY
         for task in step.tasks:
-            resources = _check_task(fw, agent, task, plan)
-            if task.task_id.value in ids:
-                raise InvalidTaskError(f"Task has duplicate ID: {task.task_id.value!r}")
-            ids.add(task.task_id.value)
+            task_id = shown(task.task_id.value)
+            try:
+                resources = _check_task(agent, role, task)
+            except InvalidTaskError as error:
+                raise InvalidTaskError(f"task {task_id} in the group: {error}") from None
             if task.HasField("executor"):
-                raise InvalidTaskError(
-                    f"task {task.task_id.value!r} in a group must not set an executor"
-                )
+                raise InvalidTaskError(f"task {task_id} in a group must not set an executor")
             if not task.HasField("command"):
-                raise InvalidTaskError(f"task {task.task_id.value!r} in a group needs a command")
+                raise InvalidTaskError(f"task {task_id} in a group needs a command")
             step.resources.append(resources)
-            needed = needed + resources
+        parts = list(step.resources)
         step.executor_resources = _check_executor(fw, agent, role, launch.executor, plan)
         if step.executor_resources is not None:
-            needed = needed + step.executor_resources
-        _take(plan, needed)
+            parts.append(step.executor_resources)
+        _check_size(plan, role, step.tasks, launch.executor)
+        _take(plan, _combined(parts))
     except InvalidTaskError as error:
         step.error = str(error)
         return step
-    plan.task_ids.update(ids)
     if step.executor_resources is not None:
         plan.executors[launch.executor.executor_id.value] = launch.executor
     return step
@@ -390,13 +515,13 @@ def _plan_reserve(
             top = key.reservations[-1] if key.reservations else None
             if top is None or top.type != "dynamic" or top.role != role:
                 raise ValueError(
-                    f"{where}.reserve.resources: {key.name} must be dynamically reserved to the"
-                    f" offers' role {role!r}"
+                    f"{where}.reserve.resources: {shown(key.name)} must be dynamically reserved"
+                    f" to the offers' role {role!r}"
                 )
             if fw.info.HasField("principal") and top.principal != fw.info.principal:
                 raise ValueError(
-                    f"{where}.reserve.resources: {key.name} must name the framework's principal"
-                    f" {fw.info.principal!r}"
+                    f"{where}.reserve.resources: {shown(key.name)} must name the framework's"
+                    f" principal {fw.info.principal!r}"
                 )
         source = target.pop_reservation()
         if reserve.source:
@@ -405,7 +530,7 @@ def _plan_reserve(
                 raise ValueError(f"{where}.reserve.source {given} is not {source}")
     except ValueError as error:
         raise invalid(str(error)) from None
-    if not plan.available.contains(source):
+    if not _fits_call(plan.available, source, f"{where}.reserve"):
         raise invalid(f"{where}.reserve: {source} is not left in the offers ({plan.available})")
     plan.available = plan.available - source + target
     return _Convert(source, target)
@@ -423,7 +548,7 @@ def _plan_unreserve(
         target = reserved.pop_reservation()
     except ValueError as error:
         raise invalid(str(error)) from None
-    if not plan.available.contains(reserved):
+    if not _fits_call(plan.available, reserved, f"{where}.unreserve"):
         raise invalid(f"{where}.unreserve: {reserved} is not left in the offers ({plan.available})")
     plan.available = plan.available - reserved + target
     return _Convert(reserved, target)

@@ -2,7 +2,22 @@
 
 Call-level problems raise :class:`~master.core.errors.CallError` (INVALID_ARGUMENT) naming the
 field as the call spells it. Task-level problems (a LAUNCH whose task is bad) raise
-:class:`InvalidTaskError`, which the launch code turns into a TASK_ERROR update.
+:class:`InvalidTaskError`, which the launch code turns into a TASK_ERROR update. Input quoted in
+a message goes through :func:`~master.core.errors.shown` (a bounded prefix).
+
+Bounds on what a framework sends, so that no field can make the master store, log or forward
+megabytes, nor an agent fail to make a directory (``docs/master.md`` lists them):
+
+* ids the agent turns into path components (task, executor and framework ids): Mesos's rules
+  (``src/common/validation.cpp``: not empty, no control character, no ``/`` or backslash), and
+  neither ``.`` nor ``..``, and at most :data:`MAX_ID_BYTES` (a file name's limit, NAME_MAX);
+* FrameworkInfo: a non-empty ``name`` of at most :data:`MAX_NAME_BYTES`; ``user``,
+  ``principal``, ``hostname`` and each role at most :data:`MAX_FIELD_BYTES`; ``webui_url`` at
+  most :data:`MAX_URL_BYTES`; the whole message (labels, capabilities, filters) at most
+  :data:`MAX_FRAMEWORK_INFO_BYTES`;
+* resources: the well-known ones have their Mesos types (``cpus``, ``mem``, ``disk``, ``gpus``
+  scalars, ``gpus`` whole, ``ports`` ranges); scalars finite, non-negative and at most 2**53
+  thousandths (checked by :meth:`protos.resources.Resources.from_protos`).
 """
 
 from __future__ import annotations
@@ -10,12 +25,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from master.core.errors import invalid
+from master.core.errors import invalid, shown
 from master.core.model import MULTI_ROLE
 from protos.resources import Resources, validate_role
 from protos.v1 import mesos_pb2
 
 __all__ = [
+    "MAX_FIELD_BYTES",
+    "MAX_FRAMEWORK_INFO_BYTES",
+    "MAX_ID_BYTES",
+    "MAX_NAME_BYTES",
+    "MAX_URL_BYTES",
     "InvalidTaskError",
     "check_filters",
     "check_framework_info",
@@ -31,26 +51,73 @@ __all__ = [
 
 _MAX_FAILOVER_TIMEOUT = 100 * 365 * 86400.0  # Mesos's Duration tops out near 292 years.
 
+MAX_ID_BYTES = 255
+"""Longest task, executor or framework id (UTF-8 bytes): the agent makes a directory of each, and
+a file name has at most 255 bytes (NAME_MAX) on Linux file systems."""
+MAX_NAME_BYTES = 1024
+"""Longest FrameworkInfo.name (UTF-8 bytes)."""
+MAX_FIELD_BYTES = 255
+"""Longest FrameworkInfo user, principal, hostname and role (UTF-8 bytes)."""
+MAX_URL_BYTES = 4096
+"""Longest FrameworkInfo.webui_url (UTF-8 bytes)."""
+MAX_FRAMEWORK_INFO_BYTES = 64 * 1024
+"""Largest serialized FrameworkInfo: it is stored in the registry and sent with every launch."""
+
+_SCALAR, _RANGES = mesos_pb2.Value.SCALAR, mesos_pb2.Value.RANGES
+_KNOWN_TYPES = {"cpus": _SCALAR, "mem": _SCALAR, "disk": _SCALAR, "gpus": _SCALAR, "ports": _RANGES}
+"""The types Mesos gives the well-known resources (an agent can hold no other kind of them)."""
+
 
 class InvalidTaskError(ValueError):
     """InvalidTaskError: a task (or task group) in a LAUNCH cannot be launched (message: why)."""
 
 
 def check_id(value: str, where: str) -> None:
-    """Mesos's rules for framework-chosen ids: not empty, not ``.``/``..``, no ``/`` or NUL.
+    """Framework-chosen ids become path components on the agent (see the module docstring).
 
     Raises ValueError naming ``where``.
     """
     if not value:
         raise ValueError(f"{where} must not be empty")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_ID_BYTES:
+        raise ValueError(
+            f"{where} {shown(value)} is {size} bytes long; an id is at most {MAX_ID_BYTES} bytes"
+            " (the agent makes a directory of it)"
+        )
     if value in (".", ".."):
-        raise ValueError(f"{where} {value!r} is not a valid id")
-    if "/" in value or "\x00" in value:
-        raise ValueError(f"{where} {value!r} must not contain '/' or NUL")
+        raise ValueError(f"{where} {value!r} is not a valid id (it names a directory)")
+    for char in value:
+        if char in "/\\" or ord(char) < 0x20 or ord(char) == 0x7F:
+            raise ValueError(
+                f"{where} {shown(value)} must not contain {char!r}"
+                " (an id holds no '/', backslash or control character)"
+            )
+
+
+def _check_known_types(protos: Sequence[mesos_pb2.Resource], where: str) -> None:
+    for i, proto in enumerate(protos):
+        expected = _KNOWN_TYPES.get(proto.name)
+        if expected is not None and proto.type != expected:
+            raise ValueError(
+                f"{where}[{i}] {proto.name!r} must be a {mesos_pb2.Value.Type.Name(expected)}"
+                f" resource, not {_type_name(proto.type)}"
+            )
+        if proto.name == "gpus" and not float(proto.scalar.value).is_integer():
+            raise ValueError(
+                f"{where}[{i}] 'gpus' must be a whole number, not {proto.scalar.value!r}"
+            )
+
+
+def _type_name(value: mesos_pb2.Value.Type.ValueType) -> str:
+    values = mesos_pb2.Value.Type.values()
+    return mesos_pb2.Value.Type.Name(value) if value in values else str(int(value))
 
 
 def parse_resources(protos: Iterable[mesos_pb2.Resource], where: str) -> Resources:
     """Resources from messages; ValueError naming ``where`` and the bad resource if invalid."""
+    protos = protos if isinstance(protos, Sequence) else list(protos)
+    _check_known_types(protos, where)
     try:
         return Resources.from_protos(protos)
     except ValueError as error:
@@ -93,7 +160,7 @@ def _framework_roles(info: mesos_pb2.FrameworkInfo, where: str) -> frozenset[str
         for i, role in enumerate(info.roles):
             _check_role(role, f"{where}.roles[{i}]")
             if role in seen:
-                raise invalid(f"{where}.roles[{i}]: role {role!r} is listed twice")
+                raise invalid(f"{where}.roles[{i}]: role {shown(role)} is listed twice")
             seen.add(role)
         if not seen:
             raise invalid(f"{where}.roles: a MULTI_ROLE framework needs at least one role")
@@ -104,10 +171,34 @@ def _framework_roles(info: mesos_pb2.FrameworkInfo, where: str) -> frozenset[str
     return frozenset({info.role})
 
 
+def _check_length(value: str, limit: int, where: str) -> None:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise invalid(f"{where} {shown(value)} is {size} bytes long; at most {limit} are allowed")
+
+
+def _check_sizes(info: mesos_pb2.FrameworkInfo, where: str) -> None:
+    size = info.ByteSize()
+    if size > MAX_FRAMEWORK_INFO_BYTES:
+        raise invalid(
+            f"{where} is {size} bytes long; a FrameworkInfo is at most"
+            f" {MAX_FRAMEWORK_INFO_BYTES} bytes (labels, capabilities and filters included)"
+        )
+    _check_length(info.name, MAX_NAME_BYTES, f"{where}.name")
+    for name in ("user", "principal", "hostname", "role"):
+        _check_length(getattr(info, name), MAX_FIELD_BYTES, f"{where}.{name}")
+    for i, role in enumerate(info.roles):
+        _check_length(role, MAX_FIELD_BYTES, f"{where}.roles[{i}]")
+    _check_length(info.webui_url, MAX_URL_BYTES, f"{where}.webui_url")
+
+
 def check_framework_info(info: mesos_pb2.FrameworkInfo, where: str) -> frozenset[str]:
     """Check a FrameworkInfo from SUBSCRIBE or UPDATE_FRAMEWORK; return the framework's roles."""
     if not info.HasField("name"):
         raise invalid(f"{where}.name is required")
+    if not info.name:
+        raise invalid(f"{where}.name must not be empty")
+    _check_sizes(info, where)
     timeout = info.failover_timeout
     if not (math.isfinite(timeout) and 0 <= timeout <= _MAX_FAILOVER_TIMEOUT):
         raise invalid(
@@ -117,13 +208,13 @@ def check_framework_info(info: mesos_pb2.FrameworkInfo, where: str) -> frozenset
     roles = _framework_roles(info, where)
     for role, filters in info.offer_filters.items():
         if role not in roles:
-            raise invalid(f"{where}.offer_filters: {role!r} is not a role of the framework")
+            raise invalid(f"{where}.offer_filters: {shown(role)} is not a role of the framework")
         for i, alternative in enumerate(filters.min_allocatable_resources.quantities):
             for name, scalar in alternative.quantities.items():
                 if not (math.isfinite(scalar.value) and scalar.value >= 0):
                     raise invalid(
-                        f"{where}.offer_filters[{role!r}].min_allocatable_resources"
-                        f".quantities[{i}][{name!r}] {scalar.value} must be finite and >= 0"
+                        f"{where}.offer_filters[{shown(role)}].min_allocatable_resources"
+                        f".quantities[{i}][{shown(name)}] {scalar.value} must be finite and >= 0"
                     )
     return roles
 
@@ -135,8 +226,8 @@ def check_framework_update(
     for name in ("user", "principal", "checkpoint"):
         if getattr(old, name) != getattr(new, name) or old.HasField(name) != new.HasField(name):
             raise invalid(
-                f"{where}.{name} cannot change (was {getattr(old, name)!r},"
-                f" now {getattr(new, name)!r})"
+                f"{where}.{name} cannot change (was {shown(getattr(old, name))},"
+                f" now {shown(getattr(new, name))})"
             )
 
 
@@ -144,7 +235,7 @@ def check_roles_subset(roles: Sequence[str], allowed: frozenset[str], where: str
     """``roles`` as a set, each one a role of the framework."""
     for i, role in enumerate(roles):
         if role not in allowed:
-            raise invalid(f"{where}[{i}]: {role!r} is not a role of the framework")
+            raise invalid(f"{where}[{i}]: {shown(role)} is not a role of the framework")
     return frozenset(roles)
 
 

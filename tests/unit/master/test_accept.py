@@ -271,18 +271,23 @@ def test_bad_task_gets_task_error_and_takes_nothing(
 
 
 def test_duplicate_task_ids(harness: Harness, agent: FakeAgent) -> None:
+    # The whole call is refused (no TASK_ERROR for an id another task uses): see
+    # tests/unit/master/test_bad_input_launch.py for the details.
     framework_id, stream_id = harness.subscribe()
     offer = _offer(harness, framework_id)
     tasks = [command_task("t", agent.agent_id), command_task("t", agent.agent_id)]
-    harness.call(framework_id, stream_id, accept_call([offer.id.value], tasks, 0))
-    (status,) = harness.updates(framework_id)
-    assert "duplicate ID" in status.message
+    with pytest.raises(CallError, match=r"task_infos\[1\].task_id 't' is used by"):
+        harness.call(framework_id, stream_id, accept_call([offer.id.value], tasks, 0))
+    harness.call(framework_id, stream_id, accept_call([offer.id.value], tasks[:1], 0))
     # Reusing the id of a live task is refused as well.
     offer = _offer(harness, framework_id)
-    harness.call(
-        framework_id, stream_id, accept_call([offer.id.value], [command_task("t", agent.agent_id)])
-    )
-    assert "duplicate ID" in harness.updates(framework_id)[-1].message
+    with pytest.raises(CallError, match="'t' is the id of a task of this framework"):
+        harness.call(
+            framework_id,
+            stream_id,
+            accept_call([offer.id.value], [command_task("t", agent.agent_id)]),
+        )
+    assert harness.updates(framework_id) == []
     assert len(harness.to_agent(agent.agent_id, "run_task")) == 1
 
 

@@ -159,8 +159,11 @@ def test_suppress_and_revive_per_role(harness: Harness) -> None:
     revive.revive.roles[0] = "nope"
     with pytest.raises(CallError, match=r"revive.roles\[0\]: 'nope' is not a role"):
         harness.call(framework_id, stream_id, revive)
-    with pytest.raises(CallError, match="suppress is required"):
-        harness.call(framework_id, stream_id, Call(type=Call.SUPPRESS))
+    # Without a payload, as with no roles named: every role of the framework (Mesos's reading).
+    harness.call(framework_id, stream_id, Call(type=Call.SUPPRESS))
+    fw = harness.master.framework(framework_id)
+    assert fw is not None
+    assert fw.suppressed_roles == {"eng", "ops"}
 
 
 def test_suppress_does_not_stop_status_updates(harness: Harness, agent: FakeAgent) -> None:
