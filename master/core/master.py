@@ -18,6 +18,8 @@ from master.config import MasterConfig
 from master.core import agents, frameworks, launch, offers, reconciliation, tasks
 from master.core.effects import Effect, PersistRegistry
 from master.core.errors import CallError, ErrorCode, invalid
+from master.core.events import update_event
+from master.core.faults import CoreFaultError, describe
 from master.core.ids import IdGenerator
 from master.core.invariants import MasterInvariantError, check
 from master.core.model import Agent, AgentPhase, Framework
@@ -197,6 +199,51 @@ class Master:
             self._recorded.pop(operation.framework_id, None)
         return True
 
+    # -- faults (see master.core.faults) ------------------------------------------------------
+
+    def _guard(
+        self, what: Callable[[], str], action: Callable[[], object], now: float
+    ) -> list[Effect]:
+        """Run ``action``: its effects; a CallError as raised; a CoreFaultError for any other."""
+        try:
+            action()
+        except CallError:
+            raise
+        except Exception as error:
+            raise self._fault(what(), error, now) from error
+        return self._effects()
+
+    def _fault(self, what: str, error: Exception, now: float) -> CoreFaultError:
+        state = self.state
+        state.faults += 1
+        state.flush_releases(now)
+        log.error("the core failed on the %s", what, exc_info=error)
+        problems = check(state)
+        if problems:
+            log.error("invariants broken after that failure: %s", "; ".join(problems))
+        return CoreFaultError(what, error, self._effects())
+
+    def _agent_message_fault(
+        self,
+        agent: Agent,
+        message: agent_internal_pb2.AgentMessage,
+        error: Exception,
+        now: float,
+    ) -> None:
+        """One agent message failed: log it, and still forward a status update it carried."""
+        state = self.state
+        state.faults += 1
+        log.error(
+            "the core failed on a message from agent %s: %s",
+            agent.agent_id,
+            describe(message),
+            exc_info=error,
+        )
+        if message.HasField("status_update"):
+            fw = state.frameworks.get(message.status_update.framework_id.value)
+            if fw is not None:
+                state.send_event(fw, update_event(message.status_update.status))
+
     # -- properties ---------------------------------------------------------------------------
 
     @property
@@ -275,8 +322,11 @@ class Master:
         """SUBSCRIBE on the new stream ``stream_id``. Raises CallError."""
         if call.type != _Call.SUBSCRIBE:
             raise invalid(f"type must be SUBSCRIBE, not {_Call.Type.Name(call.type)}")
-        frameworks.subscribe(self.state, stream_id, call, now)
-        return self._effects()
+        return self._guard(
+            lambda: f"SUBSCRIBE call: {describe(call)}",
+            lambda: frameworks.subscribe(self.state, stream_id, call, now),
+            now,
+        )
 
     def _caller(self, stream_id: str | None, call: scheduler_pb2.Call) -> Framework:
         state = self.state
@@ -305,10 +355,13 @@ class Master:
                 " SUBSCRIBE again",
             )
         if fw.stream_id != stream_id:
+            # Superseded stream ids are not remembered, so the message cannot tell an old
+            # subscription from a made-up id; it says both, quoting a bounded prefix.
+            shown = stream_id if len(stream_id) <= 64 else f"{stream_id[:64]}..."
             raise CallError(
                 ErrorCode.PERMISSION_DENIED,
-                f"stream {stream_id!r} is not the current subscription of framework"
-                f" {framework_id} (it was superseded by a newer SUBSCRIBE)",
+                f"stream {shown!r} is not the current subscription of framework"
+                f" {framework_id} (a SUBSCRIBE superseded it, or it never was one)",
             )
         return fw
 
@@ -319,13 +372,22 @@ class Master:
             name = _Call.Type.Name(call.type) if call.type in _Call.Type.values() else call.type
             raise invalid(f"type {name} is not a call this method takes")
         fw = self._caller(stream_id, call)
-        handler(self.state, fw, call, now)
-        return self._effects()
+        return self._guard(
+            lambda: (
+                f"{_Call.Type.Name(call.type)} call of framework {fw.framework_id}:"
+                f" {describe(call)}"
+            ),
+            lambda: handler(self.state, fw, call, now),
+            now,
+        )
 
     def subscription_closed(self, stream_id: str, now: float) -> list[Effect]:
         """A subscription stream ended (the scheduler went away, or it was closed)."""
-        frameworks.stream_closed(self.state, stream_id, now)
-        return self._effects()
+        return self._guard(
+            lambda: f"end of subscription {stream_id}",
+            lambda: frameworks.stream_closed(self.state, stream_id, now),
+            now,
+        )
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -335,15 +397,20 @@ class Master:
         """The first message of a new agent connection: RegisterAgent or ReregisterAgent."""
         state = self.state
         kind = message.WhichOneof("payload")
-        if kind == "register_agent":
-            agents.register(state, connection_id, message.register_agent, now)
-        elif kind == "reregister_agent":
-            agents.reregister(state, connection_id, message.reregister_agent, now)
-        else:
-            agents.refuse(
-                state, connection_id, f"the first message must register or reregister, not {kind}"
-            )
-        return self._effects()
+
+        def connect() -> None:
+            if kind == "register_agent":
+                agents.register(state, connection_id, message.register_agent, now)
+            elif kind == "reregister_agent":
+                agents.reregister(state, connection_id, message.reregister_agent, now)
+            else:
+                agents.refuse(
+                    state,
+                    connection_id,
+                    f"the first message must register or reregister, not {kind}",
+                )
+
+        return self._guard(lambda: f"{kind} message: {describe(message)}", connect, now)
 
     def agent_message(
         self, connection_id: str, message: agent_internal_pb2.AgentMessage, now: float
@@ -365,11 +432,14 @@ class Master:
             if agent_id is None:
                 break  # The connection was closed or replaced meanwhile.
             agent = state.agents[agent_id]
-            if message.HasField("status_update"):
-                tasks.status_update(state, agent, message.status_update, now)
-            else:
-                state.flush_releases(now)
-                self._agent_message(agent, message, now)
+            try:
+                if message.HasField("status_update"):
+                    tasks.status_update(state, agent, message.status_update, now)
+                else:
+                    state.flush_releases(now)
+                    self._agent_message(agent, message, now)
+            except Exception as error:  # A bug: skip this message only (see master.core.faults).
+                self._agent_message_fault(agent, message, error, now)
         state.flush_releases(now)
         return self._effects()
 
@@ -398,10 +468,19 @@ class Master:
         else:
             log.debug("agent %s sent a message the master does not know (%s)", agent_id, kind)
 
+    def agent_protocol_error(self, connection_id: str, message: str, now: float) -> list[Effect]:
+        """The agent connection carried something that is not an agent message: tell the agent
+        ``message`` and close that connection (after whatever is already queued for it)."""
+        agents.refuse(self.state, connection_id, message)
+        return self._effects()
+
     def agent_disconnected(self, connection_id: str, now: float) -> list[Effect]:
         """An agent connection ended."""
-        agents.connection_closed(self.state, connection_id, now)
-        return self._effects()
+        return self._guard(
+            lambda: f"end of agent connection {connection_id}",
+            lambda: agents.connection_closed(self.state, connection_id, now),
+            now,
+        )
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -409,24 +488,30 @@ class Master:
         """Fire every timer due at ``now``: pings, heartbeats, failovers, offer timeouts."""
         state = self.state
         for kind, key in state.timers.pop_due(now):
-            if kind == "ping":
-                agents.ping_due(state, key, now)
-            elif kind == "heartbeat":
-                frameworks.heartbeat_due(state, key, now)
-            elif kind == "offer":
-                offers.offer_timed_out(state, key, now)
-            elif kind == "failover":
-                frameworks.failover_due(state, key, now)
-            elif kind == "reregister":
-                agents.reregister_timed_out(state, key, now)
+            try:
+                if kind == "ping":
+                    agents.ping_due(state, key, now)
+                elif kind == "heartbeat":
+                    frameworks.heartbeat_due(state, key, now)
+                elif kind == "offer":
+                    offers.offer_timed_out(state, key, now)
+                elif kind == "failover":
+                    frameworks.failover_due(state, key, now)
+                elif kind == "reregister":
+                    agents.reregister_timed_out(state, key, now)
+            except Exception as error:  # A bug: this timer only; the others still fire.
+                state.out.extend(self._fault(f"{kind} timer of {key}", error, now).effects)
         return self._effects()
 
     def allocate(self, now: float) -> list[Effect]:
         """Run an allocation cycle and make offers from it."""
         state = self.state
         state.allocation_wanted = False
-        offers.make_offers(state, state.allocator.allocate(now), now)
-        return self._effects()
+        return self._guard(
+            lambda: "allocation cycle",
+            lambda: offers.make_offers(state, state.allocator.allocate(now), now),
+            now,
+        )
 
     # -- checks -------------------------------------------------------------------------------
 

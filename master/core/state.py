@@ -71,6 +71,8 @@ class MasterState:
         """Something changed that the next allocation cycle could act on."""
         self.recovering_agents = 0
         """Agents known from the registry that have not reregistered yet."""
+        self.faults = 0
+        """Inputs the core failed on (bugs; see master.core.faults), since this master started."""
         self.pending_releases: dict[tuple[str, str, str], Resources] = {}
         """Resources of tasks that ended, by (framework, agent, role), not yet given back."""
 

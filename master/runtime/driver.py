@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 
 from master.core import CallError, Effect, Master
 from master.core.errors import invalid
+from master.core.faults import CoreFaultError
 from master.runtime.outbox import AgentChannel, EventChannel, Outbox
 from protos.v1 import agent_internal_pb2, scheduler_pb2
 
@@ -128,8 +129,8 @@ class MasterRuntime:
             return
         try:
             effects = self.core.allocate(self.clock())
-        except Exception:
-            log.exception("allocation cycle failed")
+        except CoreFaultError as fault:  # Logged by the core; what changed still goes out.
+            self.outbox.apply(fault.effects)
             return
         self.allocations += 1
         self.outbox.apply(effects)
@@ -138,20 +139,30 @@ class MasterRuntime:
 
     def subscribe(self, stream_id: str, call: scheduler_pb2.Call, channel: EventChannel) -> None:
         """SUBSCRIBE on a new stream whose events go to ``channel``. Raises CallError."""
-        effects = self.core.subscribe(stream_id, call, self.clock())
+        try:
+            effects = self.core.subscribe(stream_id, call, self.clock())
+        except CoreFaultError as fault:
+            self.apply(fault.effects)
+            raise
         self.outbox.subscriptions[stream_id] = channel
         self.apply(effects)
 
     def call(self, stream_id: str | None, call: scheduler_pb2.Call) -> None:
-        """Any other scheduler call. Raises CallError."""
-        self.apply(self.core.call(stream_id, call, self.clock()))
+        """Any other scheduler call. Raises CallError, or CoreFaultError (a bug, logged by the
+        core: its effects are carried out before it is raised on)."""
+        try:
+            effects = self.core.call(stream_id, call, self.clock())
+        except CoreFaultError as fault:
+            self.apply(fault.effects)
+            raise
+        self.apply(effects)
 
     def call_batch(
         self, stream_id: str | None, calls: Iterable[scheduler_pb2.Call]
     ) -> list[Exception | None]:
         """Several calls of subscription ``stream_id``, each taken as :meth:`call` takes it, in
-        order; one outcome per call: None, the CallError refusing it, or the exception a bug
-        raised (logged). SUBSCRIBE is refused: it needs a stream of its own.
+        order; one outcome per call: None, the CallError refusing it, or the CoreFaultError of a
+        bug (logged). SUBSCRIBE is refused: it needs a stream of its own.
 
         The calls share one ``now`` and their effects are carried out together, in order, after
         the last one: nothing else runs in between, so that is the same as one by one.
@@ -170,9 +181,9 @@ class MasterRuntime:
                 effects += core_call(stream_id, call, now)
             except CallError as error:
                 outcomes.append(error)
-            except Exception as error:  # A bug: refuse this call, go on with the others.
-                log.exception("batched call failed")
-                outcomes.append(error)
+            except CoreFaultError as fault:  # A bug: this call fails, the others go on.
+                effects += fault.effects
+                outcomes.append(fault)
             else:
                 outcomes.append(None)
         self.apply(effects)
@@ -182,7 +193,15 @@ class MasterRuntime:
         """A subscription stream ended, whoever ended it."""
         self.outbox.subscriptions.pop(stream_id, None)
         if not self.stopping:
-            self.apply(self.core.subscription_closed(stream_id, self.clock()))
+            self._apply_guarded(lambda: self.core.subscription_closed(stream_id, self.clock()))
+
+    def _apply_guarded(self, step: Callable[[], list[Effect]]) -> None:
+        """Carry out ``step``'s effects, or a fault's (logged by the core) if it failed."""
+        try:
+            effects = step()
+        except CoreFaultError as fault:
+            effects = fault.effects
+        self.apply(effects)
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -194,7 +213,12 @@ class MasterRuntime:
     ) -> None:
         """The first message of a new agent connection, whose messages go to ``channel``."""
         self.outbox.connections[connection_id] = channel
-        self.apply(self.core.agent_connected(connection_id, message, self.clock()))
+        try:
+            effects = self.core.agent_connected(connection_id, message, self.clock())
+        except CoreFaultError as fault:
+            self.apply(fault.effects)
+            raise
+        self.apply(effects)
 
     def agent_messages(
         self, connection_id: str, messages: Iterable[agent_internal_pb2.AgentMessage]
@@ -205,8 +229,13 @@ class MasterRuntime:
             return
         self.apply(self.core.agent_messages(connection_id, messages, self.clock()))
 
+    def agent_protocol_error(self, connection_id: str, message: str) -> None:
+        """The connection carried bytes that are not an agent message: refuse it, in order."""
+        if not self.stopping:
+            self.apply(self.core.agent_protocol_error(connection_id, message, self.clock()))
+
     def agent_ended(self, connection_id: str) -> None:
         """An agent connection ended, whoever ended it."""
         self.outbox.connections.pop(connection_id, None)
         if not self.stopping:
-            self.apply(self.core.agent_disconnected(connection_id, self.clock()))
+            self._apply_guarded(lambda: self.core.agent_disconnected(connection_id, self.clock()))

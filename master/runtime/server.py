@@ -48,6 +48,7 @@ from master.registry import (
 from master.runtime.driver import MasterRuntime
 from master.runtime.election import ZooKeeperElection
 from master.runtime.outbox import Outbox
+from master.runtime.registration import add_tolerant
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
 from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2_grpc
@@ -200,9 +201,13 @@ class MasterServer:
             self.advertised_http_address = format_address(
                 config.hostname or config.host, self.http.port
             )
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self.gate), server)
-        agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server(
-            AgentGatewayService(self.gate), server
+        add_tolerant(
+            scheduler_pb2_grpc.add_SchedulerServicer_to_server, SchedulerService(self.gate), server
+        )
+        add_tolerant(
+            agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server,
+            AgentGatewayService(self.gate),
+            server,
         )
         if recovered is not None:
             self._lead(recovered)

@@ -33,8 +33,10 @@ import grpc
 from grpc import aio
 
 from master.core import CallError, ErrorCode
+from master.core.faults import CoreFaultError
 from master.runtime.driver import MasterRuntime
 from master.runtime.outbox import AgentChannel, EventChannel
+from master.runtime.registration import refuse_undecodable, undecodable
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["LEADER_KEY", "STREAM_ID_KEY", "AgentGatewayService", "Gate", "SchedulerService"]
@@ -129,6 +131,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[list[scheduler_pb2.Event]]:
         """Subscribe, send the stream id, then yield the events queued at each wake-up."""
+        if (bad := undecodable(request)) is not None:
+            await refuse_undecodable(bad, context)
         runtime = await self.gate.enter(context)
         stream_id = str(uuid.uuid4())
         channel = EventChannel()
@@ -136,9 +140,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             runtime.subscribe(stream_id, request, channel)
         except CallError as error:
             await _abort(context, error)
-        except Exception:
-            log.exception("SUBSCRIBE failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "the master failed to handle the call")
+        except CoreFaultError as fault:
+            await context.abort(grpc.StatusCode.INTERNAL, fault.message)
         try:
             await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
             while (events := await channel.take()) is not None:
@@ -154,6 +157,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         Each call goes to the state machine as its unary method would take it, so a refused
         call changes nothing and the calls after it still apply.
         """
+        if (bad := undecodable(request)) is not None:
+            await refuse_undecodable(bad, context)
         runtime = await self.gate.enter(context)
         outcomes = runtime.call_batch(_stream_id(context), request.calls)
         reply = scheduler_pb2.CallResults()
@@ -163,6 +168,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 add(code=_OK)
             elif isinstance(outcome, CallError):
                 add(code=_STATUS_CODES[outcome.code], message=outcome.message)
+            elif isinstance(outcome, CoreFaultError):
+                add(code=_INTERNAL, message=outcome.message)
             else:
                 add(code=_INTERNAL, message="the master failed to handle the call")
         return reply
@@ -173,6 +180,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         context: aio.ServicerContext[object, object],
         expected: int,
     ) -> scheduler_pb2.Accepted:
+        if (bad := undecodable(request)) is not None:
+            await refuse_undecodable(bad, context)
         if request.type != expected:
             name = _Call.Type.Name(expected)  # type: ignore[arg-type]
             got = _Call.Type.Name(request.type) if request.type in _Call.Type.values() else "?"
@@ -185,9 +194,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             runtime.call(_stream_id(context), request)
         except CallError as error:
             await _abort(context, error)
-        except Exception:
-            log.exception("call %s failed", _Call.Type.Name(expected))  # type: ignore[arg-type]
-            await context.abort(grpc.StatusCode.INTERNAL, "the master failed to handle the call")
+        except CoreFaultError as fault:
+            await context.abort(grpc.StatusCode.INTERNAL, fault.message)
         return _ACCEPTED
 
     async def Teardown(
@@ -325,6 +333,8 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         try:
             first: Iterator[agent_internal_pb2.AgentMessage] | None = None
             async for head in requests:
+                if (bad := undecodable(head)) is not None:
+                    await refuse_undecodable(bad, context)
                 first = iter(unpack(head))
                 break
             if first is None:
@@ -332,7 +342,10 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             message = next(first, None)
             if message is None:
                 return
-            runtime.agent_connected(connection_id, channel, message)
+            try:
+                runtime.agent_connected(connection_id, channel, message)
+            except CoreFaultError as fault:
+                await context.abort(grpc.StatusCode.INTERNAL, fault.message)
             runtime.agent_messages(connection_id, first)
             reader = asyncio.get_running_loop().create_task(
                 self._read(runtime, requests, unpack, connection_id, channel)
@@ -352,9 +365,16 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         connection_id: str,
         channel: AgentChannel,
     ) -> None:
-        """Feed the agent's messages in until it stops sending, then end the session."""
+        """Feed the agent's messages in until it stops sending, then end the session.
+
+        Bytes that are not an agent message end the session too, but through the state machine:
+        the error and the close then go out after what is already queued for the agent.
+        """
         try:
             async for item in requests:
+                if (bad := undecodable(item)) is not None:
+                    runtime.agent_protocol_error(connection_id, bad.description)
+                    return
                 runtime.agent_messages(connection_id, unpack(item))
         except asyncio.CancelledError:
             raise
@@ -362,5 +382,4 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             log.debug("agent connection %s ended: %s", connection_id, error)
         except Exception:  # A bug: end this session rather than the master.
             log.exception("agent connection %s failed", connection_id)
-        finally:
-            channel.close()
+        channel.close()
