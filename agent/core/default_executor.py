@@ -281,9 +281,9 @@ class DefaultExecutorEvents(AgentStateBase):
         assert nested is not None
         if nested.gone:
             return [] if task.terminal else self._nested_ended(executor, task, now)
-        if nested.launched:
-            return [DestroyContainer(nested.container_id)]
-        return []  # Destroyed as soon as its launch is reported.
+        # Not launched yet: a launch still queued is cancelled (nothing is created), one in
+        # progress is destroyed as soon as it is reported.
+        return [DestroyContainer(nested.container_id)]
 
     def _maybe_end_default(self, executor: ExecutorRecord, now: float) -> list[Effect]:
         """End a default executor whose tasks have all ended and whose containers are gone."""

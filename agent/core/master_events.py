@@ -115,8 +115,10 @@ class MasterEvents(LaunchEvents):
         self, framework: FrameworkRecord, executor: ExecutorRecord, task: TaskRecord, now: float
     ) -> list[Effect]:
         if executor.phase is ExecutorPhase.LAUNCHING:
-            executor.phase = ExecutorPhase.TERMINATING  # Destroyed as soon as it is launched.
-            return []
+            # A launch still queued is cancelled (nothing is created); one in progress is
+            # destroyed as soon as it is launched.
+            executor.phase = ExecutorPhase.TERMINATING
+            return [DestroyContainer(executor.container_id)]
         if executor.phase is not ExecutorPhase.RUNNING:
             return []
         executor.phase = ExecutorPhase.TERMINATING
@@ -210,7 +212,8 @@ class MasterEvents(LaunchEvents):
         phase = executor.phase
         executor.phase = ExecutorPhase.TERMINATING
         if phase is ExecutorPhase.LAUNCHING:
-            return []  # Destroyed once launched.
+            # Cancelled if its launch is still queued; otherwise destroyed once launched.
+            return [DestroyContainer(executor.container_id)]
         if executor.connected:
             grace = self.shutdown_grace(executor)
             return [

@@ -159,11 +159,25 @@ def test_task_killing_is_sent_to_frameworks_that_asked_for_it(make_agent: MakeAg
 def test_a_kill_during_launch_destroys_it_once_launched(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    assert state.kill_task(FW, "t1", None, 0.1) == []
+    # Asked at once: a launch still queued is cancelled by it (see the next test).
+    assert state.kill_task(FW, "t1", None, 0.1) == [DestroyContainer(spec.container_id)]
     assert state.container_launched(spec.container_id, 0.2) == [DestroyContainer(spec.container_id)]
     [killed] = forwarded_statuses(
         state.container_exited(spec.container_id, ContainerExit(signal=9), 0.3)
     )
+    assert killed.state == mesos_pb2.TASK_KILLED
+    assert killed.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
+
+
+def test_a_kill_that_cancels_a_queued_launch_reports_the_task_killed(
+    make_agent: MakeAgent,
+) -> None:
+    state = make_agent()
+    spec = launch(state)
+    state.kill_task(FW, "t1", None, 0.1)
+    # The runtime's launch queue cancelled it: reported as a failed launch.
+    effects = state.container_launch_failed(spec.container_id, "cancelled before creation", 0.2)
+    [killed] = forwarded_statuses(effects)
     assert killed.state == mesos_pb2.TASK_KILLED
     assert killed.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
 

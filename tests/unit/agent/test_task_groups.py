@@ -233,7 +233,8 @@ def test_killing_a_task_while_its_group_launches(make_agent: MakeAgent) -> None:
     a, b = specs["a"].container_id, specs["b"].container_id
     state.container_launched(a, 0.1)
     effects = state.kill_task(FW, "b", None, 0.2)
-    assert effects == [DestroyContainer(a)]  # 'b' is destroyed as soon as it is launched.
+    # 'b' is asked at once too: a queued launch is cancelled, one in progress destroyed later.
+    assert sorted(effects, key=str) == sorted([DestroyContainer(a), DestroyContainer(b)], key=str)
     assert state.container_launched(b, 0.3) == [DestroyContainer(b)]
     state.container_exited(a, ContainerExit(signal=9), 0.4)
     state.container_exited(b, ContainerExit(signal=9), 0.5)
@@ -331,7 +332,9 @@ def test_a_framework_shutdown_forgets_the_group_without_updates(make_agent: Make
     specs = launch_group(state, ("a", "b"))
     state.container_launched(specs["a"].container_id, 0.1)
     effects = state.shutdown_framework(FW, 1.0)
-    assert effects[-1:] == [DestroyContainer(specs["a"].container_id)]
+    assert sorted(of_type(effects, DestroyContainer), key=str) == sorted(
+        (DestroyContainer(specs[t].container_id) for t in ("a", "b")), key=str
+    )
     assert state.container_launched(specs["b"].container_id, 1.1) == [
         DestroyContainer(specs["b"].container_id)
     ]
