@@ -185,8 +185,16 @@ class MasterEvents(LaunchEvents):
             if stream.framework_id == framework_id:
                 effects += self.updates.remove(framework_id, stream.task_id)
         for executor in list(framework.executors.values()):
+            # Tasks that ended wait only for acknowledgements that will never come: forget
+            # them now, and with them an executor that has ended too (else it stays for ever).
+            for task in [t for t in executor.tasks.values() if t.terminal]:
+                del executor.tasks[task.task_id]
             effects += self._shutdown_executor(executor, now)
-        return effects + self._maybe_retire_framework(framework)
+            if executor.executor_id in framework.executors:
+                effects += self._maybe_retire_executor(executor)
+        if framework.framework_id in self.frameworks:
+            effects += self._maybe_retire_framework(framework)
+        return effects
 
     def shutdown_executor(self, framework_id: str, executor_id: str, now: float) -> list[Effect]:
         """Shut one executor down (SHUTDOWN, then destroy after its grace period)."""

@@ -18,13 +18,17 @@ from agent.core import AgentState, ContainerExit, events, handle, hello_message
 from agent.core.effects import (
     CheckpointAgent,
     CheckpointContainerState,
+    DestroyContainer,
     Effect,
     LaunchContainer,
     LookForContainer,
+    RemoveExecutorCheckpoint,
+    RemoveFrameworkCheckpoint,
+    ScheduleSandboxGC,
     StopAgent,
 )
 from protos.resources import Resources
-from protos.v1 import agent_internal_pb2, mesos_pb2
+from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 from tests.unit.agent.conftest import MakeAgent
 from tests.unit.agent.helpers import (
     FW,
@@ -243,4 +247,65 @@ def test_a_task_id_longer_than_a_file_name_is_refused(make_agent: MakeAgent) -> 
     assert "256 bytes" in error.message
     assert "255" in error.message
     assert of_type(effects, LaunchContainer) == []
+    assert state.frameworks == {}
+
+
+def shutdown(framework_id: str = FW) -> events.MasterMessageReceived:
+    message = agent_internal_pb2.ShutdownFramework()
+    message.framework_id.value = framework_id
+    return master(shutdown_framework=message)
+
+
+def test_a_torn_down_framework_is_forgotten_with_its_ended_executors(
+    make_agent: MakeAgent,
+) -> None:
+    """Issue 10: terminated executors of torn-down frameworks stayed in the agent for ever."""
+    state = make_agent()
+    run = run_task(task_info("done"), checkpoint=True)
+    [done] = of_type(feed(state, master(run_task=run), 0.0), LaunchContainer)
+    assert isinstance(done, LaunchContainer)
+    feed(state, events.ContainerLaunched(done.container_id), 0.1)
+    feed(state, events.ContainerExited(done.container_id, ContainerExit(status=0)), 0.2)
+    # Its updates are never acknowledged (the framework is being torn down): the executor
+    # has ended, and holds only a terminal task.
+    custom = run_task(task_info("a", command=None), True, executor_info())
+    [ex] = of_type(feed(state, master(run_task=custom), 0.3), LaunchContainer)
+    assert isinstance(ex, LaunchContainer)
+    feed(state, events.ContainerLaunched(ex.container_id), 0.4)
+
+    effects = feed(state, shutdown(), 1.0)
+    assert state.executor(FW, "done") is None  # Forgotten at once: nothing of it runs.
+    assert RemoveExecutorCheckpoint(FW, "done") in effects
+    assert ScheduleSandboxGC(FW, "done", done.container_id) in effects
+    assert forwarded(effects) == []  # Nobody would acknowledge.
+    assert of_type(effects, DestroyContainer) == [DestroyContainer(ex.container_id)]
+
+    effects = feed(state, events.ContainerExited(ex.container_id, ContainerExit(signal=9)), 2.0)
+    assert forwarded(effects) == []
+    assert state.frameworks == {}
+    assert RemoveFrameworkCheckpoint(FW) in effects
+    assert list(state.updates) == []
+    assert str(state.allocated()) == ""
+
+
+def test_a_torn_down_framework_drops_the_ended_tasks_of_a_live_executor(
+    make_agent: MakeAgent,
+) -> None:
+    state = make_agent()
+    custom = run_task(task_info("a", command=None), False, executor_info())
+    [ex] = of_type(feed(state, master(run_task=custom), 0.0), LaunchContainer)
+    assert isinstance(ex, LaunchContainer)
+    second = run_task(task_info("b", command=None), False, executor_info())
+    feed(state, master(run_task=second), 0.0)
+    feed(state, events.ContainerLaunched(ex.container_id), 0.1)
+    feed(state, events.ExecutorSubscribed(FW, "ex", executor_pb2.Call.Subscribe()), 0.2)
+    finished = mesos_pb2.TaskStatus(state=mesos_pb2.TASK_FINISHED, uuid=bytes(range(16)))
+    finished.task_id.value = "a"
+    feed(state, events.ExecutorUpdate(FW, "ex", finished), 0.3)
+
+    feed(state, shutdown(), 1.0)  # validate(): no terminal task is left without its stream
+    executor = state.executor(FW, "ex")
+    assert executor is not None
+    assert sorted(executor.tasks) == ["b"]
+    feed(state, events.ContainerExited(ex.container_id, ContainerExit(status=0)), 2.0)
     assert state.frameworks == {}
