@@ -17,7 +17,7 @@ from master.allocator import HierarchicalAllocator
 from master.config import MasterConfig
 from master.core import agents, frameworks, launch, offers, reconciliation, tasks
 from master.core.effects import Effect, PersistRegistry
-from master.core.errors import CallError, ErrorCode, invalid
+from master.core.errors import CallError, ErrorCode, invalid, shown
 from master.core.events import update_event
 from master.core.faults import CoreFaultError, describe
 from master.core.ids import IdGenerator
@@ -341,7 +341,7 @@ class Master:
                 )
             raise CallError(
                 ErrorCode.FAILED_PRECONDITION,
-                f"framework {framework_id} is not subscribed; SUBSCRIBE first",
+                f"framework {shown(framework_id)} is not subscribed; SUBSCRIBE first",
             )
         if not stream_id:
             raise invalid(
@@ -357,10 +357,9 @@ class Master:
         if fw.stream_id != stream_id:
             # Superseded stream ids are not remembered, so the message cannot tell an old
             # subscription from a made-up id; it says both, quoting a bounded prefix.
-            shown = stream_id if len(stream_id) <= 64 else f"{stream_id[:64]}..."
             raise CallError(
                 ErrorCode.PERMISSION_DENIED,
-                f"stream {shown!r} is not the current subscription of framework"
+                f"stream {shown(stream_id)} is not the current subscription of framework"
                 f" {framework_id} (a SUBSCRIBE superseded it, or it never was one)",
             )
         return fw

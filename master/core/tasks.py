@@ -10,7 +10,7 @@ acknowledged update is the task's terminal one, the master forgets the task.
 
 from __future__ import annotations
 
-from master.core.errors import CallError, ErrorCode, invalid
+from master.core.errors import CallError, ErrorCode, invalid, shown
 from master.core.events import message_event, update_event
 from master.core.model import TERMINAL_STATES, Agent, AgentPhase, Framework
 from master.core.reconciliation import reconcile_one
@@ -80,7 +80,7 @@ def launch_refused(
         state=mesos_pb2.TASK_ERROR,
         source=_Status.SOURCE_AGENT,
         reason=reason,
-        message=refused.message or f"the agent refused to launch task {task_id!r}",
+        message=refused.message or f"the agent refused to launch task {shown(task_id)}",
         timestamp=now,
     )
     status.task_id.value = task_id
@@ -105,7 +105,7 @@ def acknowledge(state: MasterState, fw: Framework, call: scheduler_pb2.Call) -> 
     check_uuid(uuid, "acknowledge.uuid")
     agent = state.agents.get(agent_id)
     if agent is None:
-        raise CallError(ErrorCode.NOT_FOUND, f"acknowledge.agent_id {agent_id!r} is unknown")
+        raise CallError(ErrorCode.NOT_FOUND, f"acknowledge.agent_id {shown(agent_id)} is unknown")
     task = fw.tasks.get(task_id)
     if (
         task is not None
@@ -141,7 +141,8 @@ def kill(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float
         return
     if agent_id is not None and agent_id != task.agent_id:
         raise invalid(
-            f"kill.agent_id {agent_id!r} is not the agent of task {task_id!r} ({task.agent_id!r})"
+            f"kill.agent_id {shown(agent_id)} is not the agent of task {shown(task_id)}"
+            f" ({task.agent_id!r})"
         )
     agent = state.agents[task.agent_id]
     message = _MasterMessage()
@@ -159,7 +160,7 @@ def _connected_agent(state: MasterState, agent_id: str, where: str) -> Agent | N
         raise invalid(f"{where} is required")
     agent = state.agents.get(agent_id)
     if agent is None:
-        raise CallError(ErrorCode.NOT_FOUND, f"{where} {agent_id!r} is unknown")
+        raise CallError(ErrorCode.NOT_FOUND, f"{where} {shown(agent_id)} is unknown")
     if agent.phase is not AgentPhase.CONNECTED:
         log.info("%s %s is not connected; dropping the call", where, agent_id)
         return None

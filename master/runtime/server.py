@@ -51,18 +51,16 @@ from master.runtime.outbox import Outbox
 from master.runtime.registration import add_tolerant
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
+from protos.limits import GRPC_MESSAGE_OPTIONS
 from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2_grpc
 
 __all__ = ["GRPC_OPTIONS", "MasterServer", "run", "serve"]
 
 log = logging.getLogger("master")
 
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 256 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-    ("grpc.so_reuseport", 0),
-]
-"""Large messages are fine (an OFFERS event to a big framework); ports are never shared."""
+GRPC_OPTIONS = [*GRPC_MESSAGE_OPTIONS, ("grpc.so_reuseport", 0)]
+"""The one message limit of every Emporion process (:mod:`protos.limits`); ports are never
+shared."""
 
 _RECONTEND_PAUSE = 0.5
 """Seconds between a failed registry write and contending again (no hot loop if it persists)."""

@@ -37,6 +37,7 @@ from master.core.faults import CoreFaultError
 from master.runtime.driver import MasterRuntime
 from master.runtime.outbox import AgentChannel, EventChannel
 from master.runtime.registration import refuse_undecodable, undecodable
+from protos.limits import MAX_MESSAGE_BYTES, batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["LEADER_KEY", "STREAM_ID_KEY", "AgentGatewayService", "Gate", "SchedulerService"]
@@ -123,9 +124,15 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
     async def SubscribeBatched(
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[scheduler_pb2.Events]:
-        """SUBSCRIBE whose events go out grouped: all those queued, in one message per write."""
+        """SUBSCRIBE whose events go out grouped: all those queued, in one message per write
+        (several when one would exceed the message limit, :mod:`protos.limits`)."""
         async for events in self._subscription(request, context):
-            yield scheduler_pb2.Events(events=events)
+            batch = scheduler_pb2.Events(events=events)
+            if len(events) == 1 or batch.ByteSize() <= MAX_MESSAGE_BYTES:
+                yield batch
+            else:
+                for group in batches(events):
+                    yield scheduler_pb2.Events(events=group)
 
     async def _subscription(
         self, request: scheduler_pb2.Call, context: aio.ServicerContext[object, object]
@@ -316,9 +323,14 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         request_iterator: AsyncIterator[agent_internal_pb2.AgentMessages],
         context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[agent_internal_pb2.MasterMessages]:
-        """One agent session, messages in batches."""
+        """One agent session, messages in batches (each under the message limit)."""
         async for batch in self._session(request_iterator, lambda m: m.messages, context):
-            yield agent_internal_pb2.MasterMessages(messages=batch)
+            message = agent_internal_pb2.MasterMessages(messages=batch)
+            if len(batch) == 1 or message.ByteSize() <= MAX_MESSAGE_BYTES:
+                yield message
+            else:
+                for group in batches(batch):
+                    yield agent_internal_pb2.MasterMessages(messages=group)
 
     async def _session(
         self,
