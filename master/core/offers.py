@@ -9,6 +9,10 @@ allocator exactly once on the way out:
   recovered here, with the decline's filter if any;
 * :func:`drop_offer` (the agent or framework is being removed from the allocator, which takes the
   resources back itself).
+
+A cycle's offers to one framework go out in one OFFERS event, or in as many as it takes for
+each to stay under :data:`~protos.limits.MAX_MESSAGE_BYTES` (a bigger one would end the
+framework's stream at its receiver).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from master.core.events import rescind_event
 from master.core.model import Agent, Offer
 from master.core.state import MasterState, log
+from protos.limits import MAX_MESSAGE_BYTES, framed_size
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 
@@ -29,12 +34,16 @@ __all__ = [
 ]
 
 _OFFERS = scheduler_pb2.Event.OFFERS
+_EVENT_BYTES = MAX_MESSAGE_BYTES - 64
+"""Room for offers in one OFFERS event (the rest: its type and the ``offers`` field's framing,
+and the framing of the event in an ``Events`` batch)."""
 
 
 def make_offers(
     state: MasterState, allocation: dict[str, dict[str, dict[str, Resources]]], now: float
 ) -> None:
-    """Turn one allocation cycle's result into offers, one OFFERS event per framework."""
+    """Turn one allocation cycle's result into offers, one OFFERS event per framework (more if
+    one would be over the message-size limit)."""
     timeout = state.config.offer_timeout
     for framework_id, by_role in allocation.items():
         fw = state.frameworks.get(framework_id)
@@ -47,6 +56,7 @@ def make_offers(
             continue
         event = scheduler_pb2.Event(type=_OFFERS)
         protos = event.offers.offers
+        size = 0
         for role, by_agent in by_role.items():
             for agent_id, resources in by_agent.items():
                 agent = state.agents[agent_id]
@@ -64,8 +74,18 @@ def make_offers(
                 agent.offers.add(offer.offer_id)
                 if offer.expires_at is not None:
                     state.timers.set(("offer", offer.offer_id), offer.expires_at)
-                _fill(protos.add(), offer, agent)
-        state.send_event(fw, event)
+                proto = protos.add()
+                _fill(proto, offer, agent)
+                framed = framed_size(proto)
+                if size + framed > _EVENT_BYTES and len(protos) > 1:
+                    del protos[-1]  # Rare: it goes first in a new event instead.
+                    state.send_event(fw, event)
+                    event = scheduler_pb2.Event(type=_OFFERS)
+                    protos, size = event.offers.offers, 0
+                    _fill(protos.add(), offer, agent)
+                size += framed
+        if protos:
+            state.send_event(fw, event)
 
 
 def _fill(proto: mesos_pb2.Offer, offer: Offer, agent: Agent) -> None:

@@ -178,18 +178,18 @@ def _check_length(value: str, limit: int, where: str) -> None:
 
 
 def _check_sizes(info: mesos_pb2.FrameworkInfo, where: str) -> None:
-    size = info.ByteSize()
-    if size > MAX_FRAMEWORK_INFO_BYTES:
-        raise invalid(
-            f"{where} is {size} bytes long; a FrameworkInfo is at most"
-            f" {MAX_FRAMEWORK_INFO_BYTES} bytes (labels, capabilities and filters included)"
-        )
     _check_length(info.name, MAX_NAME_BYTES, f"{where}.name")
     for name in ("user", "principal", "hostname", "role"):
         _check_length(getattr(info, name), MAX_FIELD_BYTES, f"{where}.{name}")
     for i, role in enumerate(info.roles):
         _check_length(role, MAX_FIELD_BYTES, f"{where}.roles[{i}]")
     _check_length(info.webui_url, MAX_URL_BYTES, f"{where}.webui_url")
+    size = info.ByteSize()
+    if size > MAX_FRAMEWORK_INFO_BYTES:
+        raise invalid(
+            f"{where} is {size} bytes long; a FrameworkInfo is at most"
+            f" {MAX_FRAMEWORK_INFO_BYTES} bytes (labels, capabilities and filters included)"
+        )
 
 
 def check_framework_info(info: mesos_pb2.FrameworkInfo, where: str) -> frozenset[str]:
