@@ -289,6 +289,7 @@ def _rebuild(
         task = fw.tasks.get(task_id)
         if task is None or task.agent_id != agent.agent_id:
             if task is not None:  # Same id on another agent: the report wins.
+                state.release_task(task)
                 state.forget_task(task)
             task = Task(
                 task_id,

@@ -211,6 +211,7 @@ class Master:
             raise
         except Exception as error:
             raise self._fault(what(), error, now) from error
+        self.state.flush_releases(now)
         return self._effects()
 
     def _fault(self, what: str, error: Exception, now: float) -> CoreFaultError:

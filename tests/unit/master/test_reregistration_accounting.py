@@ -113,3 +113,19 @@ def test_a_refused_release_is_dropped_not_retried_by_every_later_batch(
     harness.validate_each_step = True
     harness.status_update(agent, framework_id, "t1", mesos_pb2.TASK_FINISHED, uuid_bytes(2))
     harness.master.validate()
+
+
+def test_a_task_reported_by_another_agent_is_released_on_the_first(
+    harness: Harness, agent: FakeAgent
+) -> None:
+    """The report wins: the task moves to the agent that reports it, and what it held on the
+    agent the master had it on is given back there (not leaked in the allocator)."""
+    framework_id, _ = _running_task(harness, agent, "t1")
+    second = harness.register_agent(hostname="host2")
+    report = _reported(framework_id, second.agent_id, "t1", mesos_pb2.TASK_RUNNING)
+    harness.disconnect_agent(second)
+    harness.reregister_agent(second.agent_id, hostname="host2", tasks=[report])
+    harness.master.validate()
+    fw = harness.master.framework(framework_id)
+    assert fw is not None
+    assert fw.tasks["t1"].agent_id == second.agent_id
