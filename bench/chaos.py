@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +36,10 @@ def _override(text: str) -> tuple[str, float]:
         return key, float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not a number") from None
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs must be >= 1, not {args.runs}")
+    # SIGTERM (a timeout) unwinds like an exception, so every cluster is shut down and swept.
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.CRITICAL)  # the clients' reconnection warnings are expected
     overrides = dict(args.set)
     failed = 0

@@ -32,7 +32,7 @@ from emporion.testing.chaos.processes import AgentProcess, MasterProcess
 from emporion.testing.master_processes import probe
 from emporion.testing.zookeeper import ZooKeeperCluster
 
-__all__ = ["AGENT_FLAGS", "ChaosCluster", "ClusterError", "default_isolation"]
+__all__ = ["AGENT_FLAGS", "RUN_MARKER", "ChaosCluster", "ClusterError", "default_isolation"]
 
 AGENT_FLAGS = (
     "--status-update-retry-min",
@@ -43,6 +43,9 @@ AGENT_FLAGS = (
 """Agents resend an unacknowledged update after 2 s at first (10 s by default): runs stay short;
 everything else is the agent's default, as an operator would run it."""
 
+RUN_MARKER = "EMPORION_CHAOS_RUN"
+"""Set to the run's base directory in every master's and agent's environment (the leak check
+finds a process by it; tasks mention the base directory through their sandbox paths)."""
 _ERROR = re.compile(r" ERROR |Error:|Traceback|CRITICAL")
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 _LIVE: weakref.WeakSet[ChaosCluster] = weakref.WeakSet()
@@ -95,6 +98,8 @@ class ChaosCluster:
             )
             for i in range(masters)
         ]
+        for master in self.masters:
+            master.env[RUN_MARKER] = str(self.base_dir)
         zk_flags = ("--zk-session-timeout", f"{session_timeout}") if zookeeper else ()
         self._agent_spec = (agent_resources, tuple(agent_flags) + zk_flags)
         self.agents: list[AgentProcess] = []
@@ -125,6 +130,7 @@ class ChaosCluster:
                 isolation=self.isolation,
                 extra_args=flags,
             )
+            agent.env[RUN_MARKER] = str(self.base_dir)
             self.agents.append(agent)
             agent.start()
         self.wait_agents_active(self.leader_now())
@@ -224,6 +230,24 @@ class ChaosCluster:
         assert master is not None, "no leading master"
         wait(lambda: self.agents_active(master, names), "agents to be active", timeout)
         return time.monotonic()
+
+    def lines_mentioning(self, words: Sequence[str], limit: int = 12) -> dict[str, list[str]]:
+        """Per word (a task id), the first log lines of any process naming it, prefixed with
+        the process's name."""
+        found: dict[str, list[str]] = {word: [] for word in words}
+        patterns = {word: re.compile(rf"\b{re.escape(word)}\b") for word in words}
+        for process in [*self.masters, *self.agents]:
+            for line in process.log_text().splitlines():
+                for word, pattern in patterns.items():
+                    if len(found[word]) < limit and pattern.search(line):
+                        found[word].append(f"{process.name}: {line[:300]}")
+        return found
+
+    def keep_logs(self) -> Path:
+        """Copy the logs out of the base directory (it is removed); where they went."""
+        kept = Path(tempfile.mkdtemp(prefix="emporion-chaos-logs-"))
+        shutil.copytree(self.log_dir, kept, dirs_exist_ok=True)
+        return kept
 
     def error_lines(self, limit: int = 12) -> dict[str, list[str]]:
         """Per process, the first distinct error lines of its logs (tracebacks' last lines,

@@ -105,6 +105,8 @@ class RecordingFramework:
         self.client = SchedulerClient(master, info, config=FRAMEWORK_CONFIG)
         finished = frozenset({mesos_pb2.TASK_FINISHED})
         self.tasks = {f"{name}-{i}": TaskRecord(f"{name}-{i}", finished) for i in range(tasks)}
+        self.commands: dict[str, str] = {}
+        """Commands of tasks that do not run ``command`` (set before :meth:`start`)."""
         self.queue = list(reversed(self.tasks))
         """Tasks not launched yet (the next one last)."""
         self.relaunches = 0
@@ -188,7 +190,12 @@ class RecordingFramework:
             while self.queue and available.contains(self.task_resources):
                 task_id = self.queue.pop()
                 batch.append(
-                    messages.task_info(task_id, offer, self._resources_text, command=self.command)
+                    messages.task_info(
+                        task_id,
+                        offer,
+                        self._resources_text,
+                        command=self.commands.get(task_id.split(".r")[0], self.command),
+                    )
                 )
                 available = available - self.task_resources
             if not batch:

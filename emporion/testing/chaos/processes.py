@@ -48,6 +48,8 @@ class ManagedProcess:
         self.paused = False
         self.starts = 0
         self._log: IO[bytes] | None = None
+        self.env: dict[str, str] = {}
+        """Extra environment variables (the cluster marks every process of a run with one)."""
 
     @property
     def log_path(self) -> Path:
@@ -74,7 +76,7 @@ class ManagedProcess:
         setpriv = shutil.which("setpriv")
         if setpriv is not None:
             command = [setpriv, "--pdeathsig", "KILL", *command]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         process = subprocess.Popen(
             command,
             cwd=ROOT,

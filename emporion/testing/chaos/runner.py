@@ -3,8 +3,9 @@
 Every report has the same keys first: ``scenario``, ``size``, ``ok``, ``tasks``, ``tasks_lost``,
 ``terminal_missing``, ``duplicate_terminal_updates``, ``leaked_processes``, ``leaked_cgroups``,
 ``leaked_run_dirs``, then the scenario's own time figures, then ``error`` and, when not ``ok``,
-what the master answered about each task still missing (``missing_reconciled``) and the first
-distinct error lines of every process's log (``log_errors``).
+what the master answered about each task still missing (``missing_reconciled``), the log lines
+naming the first lost or missing tasks (``task_log_lines``), the first distinct error lines of
+every process's log (``log_errors``) and where the logs were copied (``logs_kept``).
 
 ``ok`` means nothing was lost, no terminal update is missing, nothing leaked and the scenario
 ran to its end. Duplicates are reported, not judged: at-least-once delivery allows them.
@@ -82,8 +83,6 @@ def run_scenario(
     finally:
         run.loop.close()
         leaks = cluster.close()
-        log_errors = cluster.error_lines()
-        cluster.remove()
     counts = _merge(summaries)
     ok = (
         error is None
@@ -91,6 +90,17 @@ def run_scenario(
         and counts["terminal_missing"] == 0
         and leaks.total == 0
     )
+    diagnosis: dict[str, Any] = {}
+    try:
+        if not ok:
+            suspects = [*counts["lost_examples"], *counts["missing_examples"]][:4]
+            diagnosis = {
+                "logs_kept": str(cluster.keep_logs()),
+                "task_log_lines": cluster.lines_mentioning(suspects),
+                "log_errors": cluster.error_lines(),
+            }
+    finally:
+        cluster.remove()
     report: dict[str, Any] = {
         "scenario": name,
         "size": size,
@@ -112,7 +122,7 @@ def run_scenario(
             "cgroups": leaks.cgroups[:10],
             "run_dirs": leaks.run_dirs[:10],
         }
-        report["log_errors"] = log_errors
+        report.update(diagnosis)
     return report
 
 
