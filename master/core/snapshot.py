@@ -541,6 +541,7 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
             "master/frameworks_connected": frameworks_connected,
             "master/frameworks_disconnected": frameworks_disconnected,
             "master/outstanding_offers": len(state.offers),
+            "master/faults": state.faults,
         }
     )
     counts = _state_counts(t for fw in state.frameworks.values() for t in fw.tasks.values())

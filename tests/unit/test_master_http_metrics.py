@@ -15,6 +15,7 @@ GAUGES = {
     ),
     *(f"master/frameworks_{kind}" for kind in ("active", "inactive", "connected", "disconnected")),
     "master/outstanding_offers",
+    "master/faults",
     *(
         f"master/tasks_{state}"
         for state in ("staging", "starting", "running", "killing", "unreachable")

@@ -22,6 +22,7 @@ from grpc import aio
 import master.core.agents
 import master.core.master
 import master.core.tasks
+from master.core import metrics_snapshot
 from master.runtime import MasterServer
 from protos.v1 import agent_internal_pb2, mesos_pb2
 from tests.integration.master.clients import (
@@ -102,6 +103,8 @@ def test_a_call_handler_fault_fails_that_call_only(monkeypatch: pytest.MonkeyPat
                 core = server.core
                 assert core is not None
                 assert core.state.faults == 2
+                metrics = metrics_snapshot(core, now=0.0, start_time=0.0)
+                assert metrics["master/faults"] == 2
                 core.validate()
             finally:
                 await a.close()
