@@ -16,7 +16,11 @@ zookeeper_jar_present() {
 if ! zookeeper_jar_present || ! command -v java >/dev/null 2>&1; then
   need+=(zookeeper)
 fi
-# (Chromium and friends are added here by the issues that need them.)
+# Chromium for the web UI's browser tests (tests/browser), driven by Playwright's Python API with
+# executable_path=/usr/bin/chromium (Playwright cannot download its own browser here).
+if ! command -v chromium >/dev/null 2>&1; then
+  need+=(chromium)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
