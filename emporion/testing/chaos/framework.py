@@ -55,6 +55,8 @@ class TaskRecord:
     states: list[int] = field(default_factory=list)
     terminal: list[int] = field(default_factory=list)
     """Every terminal update received (reconciliation answers excluded), in order."""
+    described: list[str] = field(default_factory=list)
+    """Each terminal update as ``STATE (REASON: message)``, for reports."""
 
     @property
     def settled(self) -> bool:
@@ -116,6 +118,9 @@ class RecordingFramework:
         self.subscribed_at: list[tuple[float, str]] = []
         """``(time.monotonic(), master id)`` of each SUBSCRIBED."""
         self.disconnects = 0
+        self.updates = 0
+        self.started_at = time.monotonic()
+        """Status updates received (reconciliation answers excluded)."""
         self.errors: list[str] = []
         self._suppressed = False
         self._changed = asyncio.Event()
@@ -179,8 +184,13 @@ class RecordingFramework:
             self.reconciled[record.task_id] = status.state
             return
         record.states.append(status.state)
+        self.updates += 1
         if messages.is_terminal(status.state):
             record.terminal.append(status.state)
+            record.described.append(
+                f"{messages.state_name(status.state)} ({messages.reason_name(status.reason)}:"
+                f" {status.message[:200]})"
+            )
 
     async def _offers(self, offers: Iterable[mesos_pb2.Offer]) -> None:
         unused = []
@@ -267,6 +277,13 @@ class RecordingFramework:
             for t in open_ids
         }
 
+    def _describe(self, record: TaskRecord) -> str:
+        launched = "never launched"
+        if record.launched_at is not None:
+            launched = f"launched {record.launched_at - self.started_at:.1f}s in"
+        states = ", ".join(messages.state_name(s) for s in record.states) or "no update"
+        return f"agent {record.agent_id or '?'}, {launched}: {states}"
+
     def summary(self) -> dict[str, object]:
         """Counts for the report: lost, missing, duplicates, and which tasks."""
         records = list(self.tasks.values())
@@ -281,8 +298,6 @@ class RecordingFramework:
             "tasks_with_duplicates": sum(1 for r in records if r.duplicates),
             "terminal_states": dict(sorted(states.items())),
             "relaunched_after_failed_call": self.relaunches,
-            "lost_examples": {
-                r.task_id: [messages.state_name(s) for s in r.terminal] for r in lost[:5]
-            },
-            "missing_examples": [r.task_id for r in missing[:5]],
+            "lost_examples": {r.task_id: r.described for r in lost[:5]},
+            "missing_examples": {r.task_id: self._describe(r) for r in missing[:5]},
         }

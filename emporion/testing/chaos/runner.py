@@ -41,10 +41,10 @@ def scenario_params(
     scenario = SCENARIOS[name]
     params = dict(scenario.ci if size == "ci" else scenario.full)
     for key, value in (overrides or {}).items():
-        if key not in params and key != "settle_timeout":
+        if key not in params and key not in ("settle_timeout", "quiet_timeout"):
             raise UnknownScenarioError(
                 f"scenario {name!r} has no parameter {key!r}; it has: {', '.join(params)},"
-                " settle_timeout"
+                " settle_timeout, quiet_timeout"
             )
         params[key] = value
     return params
@@ -143,7 +143,7 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "relaunched_after_failed_call": 0,
         "terminal_states": {},
         "lost_examples": {},
-        "missing_examples": [],
+        "missing_examples": {},
     }
     for summary in summaries:
         for key in (
@@ -158,5 +158,5 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         for state, number in summary["terminal_states"].items():
             counts["terminal_states"][state] = counts["terminal_states"].get(state, 0) + number
         counts["lost_examples"].update(summary["lost_examples"])
-        counts["missing_examples"] += summary["missing_examples"]
+        counts["missing_examples"].update(summary["missing_examples"])
     return counts

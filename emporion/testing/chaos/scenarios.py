@@ -63,12 +63,26 @@ class Run:
         return time.monotonic()
 
     def settle(self, framework: RecordingFramework) -> float:
-        """Wait for every task's terminal update (``settle_timeout``); when they all came."""
-        return self.wait(
-            framework.all_settled,
-            "every task's terminal update",
-            self.params.get("settle_timeout", 120.0),
-        )
+        """Wait for every task's terminal update; when they all came. Gives up after
+        ``settle_timeout`` (120 s), or once no update came for ``quiet_timeout`` (30 s) while
+        some are still owed: a stuck job fails in seconds, not minutes."""
+        started = time.monotonic()
+        deadline = started + self.params.get("settle_timeout", 120.0)
+        quiet = self.params.get("quiet_timeout", 30.0)
+        seen, since = -1, started
+        while not self.loop.query(framework.all_settled):
+            now = time.monotonic()
+            updates = self.loop.query(lambda: framework.updates)
+            if updates != seen:
+                seen, since = updates, now
+            if now - since > quiet or now > deadline:
+                owed = self.loop.query(lambda: framework.summary()["terminal_missing"])
+                raise ClusterError(
+                    f"{owed} terminal updates still owed after {now - started:.0f}s of waiting,"
+                    f" the last {now - since:.0f}s without any update"
+                )
+            time.sleep(0.1)
+        return time.monotonic()
 
     def wait_back(self, framework: RecordingFramework, leader: MasterProcess, since: float) -> None:
         """Record when ``framework`` and every agent were back with ``leader``."""
