@@ -27,13 +27,12 @@ unit tests in microseconds.
 """
 
 from agent.core import events
-from agent.core.agent import AGENT_CAPABILITIES, AgentState
 from agent.core.backoff import RegistrationBackoff, RetrySchedule
 from agent.core.dispatch import handle
 from agent.core.model import ContainerExit, InvalidCall, NotAllowedNow, UnknownTarget
 from agent.core.recovery import RecoveredAgent, RecoveryPlan, plan_recovery
-from agent.core.registration import hello_message
-from agent.core.state import CoreSettings
+from agent.core.registration import AGENT_CAPABILITIES, hello_message
+from agent.core.state import AgentState, CoreSettings
 from agent.core.status_updates import AckOutcome, StatusUpdateManager, is_terminal
 
 __all__ = [

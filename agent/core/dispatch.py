@@ -16,7 +16,7 @@ import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.core.agent import AgentState
+from agent.core import executor_events, launches, master_events, restart, timers
 from agent.core.effects import (
     CheckpointAgent,
     CheckpointContainerState,
@@ -43,7 +43,9 @@ from agent.core.events import (
     RecoveryDone,
     TimerFired,
 )
+from agent.core.lifecycle import send_update
 from agent.core.model import ExecutorKind, InvalidCall, UnknownTarget
+from agent.core.state import AgentState
 from protos.v1 import agent_internal_pb2, mesos_pb2
 
 __all__ = ["handle"]
@@ -90,40 +92,44 @@ def _dispatch(state: AgentState, event: Event, now: float) -> list[Effect]:
         case MasterMessageReceived(message):
             return _master_message(state, message, now)
         case Disconnected():
-            return state.disconnected()
+            return master_events.disconnected(state)
         case ContainerLaunched(container_id, container_state):
             effects: list[Effect] = []
             if container_state is not None:
                 effects += _checkpoint_container(state, container_id, container_state)
-            return effects + state.container_launched(container_id, now)
+            return effects + executor_events.container_launched(state, container_id, now)
         case ContainerLaunchFailed(container_id, message):
-            return state.container_launch_failed(container_id, message, now)
+            return executor_events.container_launch_failed(state, container_id, message, now)
         case ContainerExited(container_id, exit):
-            return state.container_exited(container_id, exit, now)
+            return executor_events.container_exited(state, container_id, exit, now)
         case ContainerRecovered(container_id):
-            return state.container_recovered(container_id, now)
+            return executor_events.container_recovered(state, container_id, now)
         case ExecutorSubscribed(framework_id, executor_id, subscribe):
             updates = [u.status for u in subscribe.unacknowledged_updates]
             tasks = list(subscribe.unacknowledged_tasks)
-            return state.executor_subscribe(framework_id, executor_id, tasks, updates, now)
+            return executor_events.executor_subscribe(
+                state, framework_id, executor_id, tasks, updates, now=now
+            )
         case ExecutorUpdate(framework_id, executor_id, status):
-            return state.executor_update(framework_id, executor_id, status, now)
+            return executor_events.executor_update(state, framework_id, executor_id, status, now)
         case ExecutorMessage(framework_id, executor_id, data):
-            return state.executor_message(framework_id, executor_id, data)
+            return executor_events.executor_message(state, framework_id, executor_id, data)
         case ExecutorDisconnected(framework_id, executor_id):
-            return state.executor_disconnected(framework_id, executor_id)
+            return executor_events.executor_disconnected(state, framework_id, executor_id)
         case HealthChanged(framework_id, task_id, healthy):
-            return state.health_changed(framework_id, task_id, healthy, now)
+            return executor_events.health_changed(state, framework_id, task_id, healthy, now)
         case HealthFailed(framework_id, task_id):
-            return state.health_failed(framework_id, task_id, now)
+            return executor_events.health_failed(state, framework_id, task_id, now)
         case TimerFired(key):
-            return state.on_timer(key, now)
+            return timers.on_timer(state, key, now)
         case RecoverFromCheckpoint(agent):
-            return [LookForContainer(c, s) for c, s in state.recover(agent)]
+            return [LookForContainer(c, s) for c, s in restart.recover(state, agent)]
         case RecoveryDone():
-            return state.recovery_done(now)
+            return restart.recovery_done(state, now)
         case AgentStopping(kill_all):
-            return state.shutdown_all(now) if kill_all else state.stop_unrecoverable(now)
+            if kill_all:
+                return master_events.shutdown_all(state, now)
+            return restart.stop_unrecoverable(state, now)
     raise TypeError(f"not an agent event: {type(event).__name__}")
 
 
@@ -168,7 +174,7 @@ def _registered(
         return []
     if state.agent_id not in (None, agent_id):
         log.error("The master registered this agent anew as %s", agent_id)
-    effects = state.registered(agent_id, now)
+    effects = master_events.registered(state, agent_id, now)
     return [CheckpointAgent(_copy(state.agent_info)), *effects]
 
 
@@ -178,26 +184,30 @@ def _reregistered(
     if state.agent_id is None:
         log.error("Ignoring an AgentReregistered: this agent was never registered")
         return []
-    effects = state.reregistered(now, message.agent_reregistered.reconciliations)
+    effects = master_events.reregistered(state, now, message.agent_reregistered.reconciliations)
     return [CheckpointAgent(_copy(state.agent_info)), *effects]
 
 
 def _kill(state: AgentState, message: agent_internal_pb2.MasterMessage, now: float) -> list[Effect]:
     kill = message.kill_task
     policy = kill.kill_policy if kill.HasField("kill_policy") else None
-    return state.kill_task(kill.framework_id.value, kill.task_id.value, policy, now)
+    return master_events.kill_task(state, kill.framework_id.value, kill.task_id.value, policy, now)
 
 
 def _ack(state: AgentState, message: agent_internal_pb2.MasterMessage, now: float) -> list[Effect]:
     ack = message.status_update_acknowledgement
-    return state.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid, now)[1]
+    return master_events.acknowledge(
+        state, ack.framework_id.value, ack.task_id.value, ack.uuid, now
+    )[1]
 
 
 def _relay(
     state: AgentState, message: agent_internal_pb2.MasterMessage, now: float
 ) -> list[Effect]:
     relay = message.framework_to_executor
-    return state.framework_message(relay.framework_id.value, relay.executor_id.value, relay.data)
+    return master_events.framework_message(
+        state, relay.framework_id.value, relay.executor_id.value, relay.data
+    )
 
 
 def _shutdown_agent(
@@ -218,22 +228,22 @@ def _error(
 _MASTER_HANDLERS: dict[str, _MasterHandler] = {
     "agent_registered": _registered,
     "agent_reregistered": _reregistered,
-    "run_task": lambda s, m, now: s.run_task(m.run_task, now),
-    "run_task_group": lambda s, m, now: s.run_task_group(m.run_task_group, now),
+    "run_task": lambda s, m, now: launches.run_task(s, m.run_task, now),
+    "run_task_group": lambda s, m, now: launches.run_task_group(s, m.run_task_group, now),
     "kill_task": _kill,
     "status_update_acknowledgement": _ack,
     "framework_to_executor": _relay,
-    "shutdown_framework": lambda s, m, now: s.shutdown_framework(
-        m.shutdown_framework.framework_id.value, now
+    "shutdown_framework": lambda s, m, now: master_events.shutdown_framework(
+        s, m.shutdown_framework.framework_id.value, now
     ),
-    "shutdown_executor": lambda s, m, now: s.shutdown_executor(
-        m.shutdown_executor.framework_id.value, m.shutdown_executor.executor_id.value, now
+    "shutdown_executor": lambda s, m, now: master_events.shutdown_executor(
+        s, m.shutdown_executor.framework_id.value, m.shutdown_executor.executor_id.value, now
     ),
-    "reconcile_tasks": lambda s, m, now: s.reconcile(
-        m.reconcile_tasks.framework_id.value, m.reconcile_tasks.statuses, now
+    "reconcile_tasks": lambda s, m, now: master_events.reconcile(
+        s, m.reconcile_tasks.framework_id.value, m.reconcile_tasks.statuses, now
     ),
-    "update_framework": lambda s, m, now: s.update_framework(
-        m.update_framework.framework_id.value, m.update_framework.framework_info
+    "update_framework": lambda s, m, now: master_events.update_framework(
+        s, m.update_framework.framework_id.value, m.update_framework.framework_info
     ),
     "shutdown_agent": _shutdown_agent,
     "error": _error,
@@ -317,12 +327,13 @@ class _LaunchGuard:
             effects += state.updates.remove(self.framework_id, task_id)
         message = f"The agent failed to launch this task: {cause}"[:2000]
         for task_id in self.task_ids:
-            effects += state._send_update(
+            effects += send_update(
+                state,
                 self.framework_id,
                 task_id,
                 None,
                 mesos_pb2.TASK_FAILED,
-                now,
+                now=now,
                 reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED,
                 message=message,
             )

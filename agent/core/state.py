@@ -1,11 +1,12 @@
-"""The agent's state and the bookkeeping every event handler shares.
+"""AgentState: everything the agent's core holds, as one dataclass, and the queries over it.
 
-:class:`AgentStateBase` holds the frameworks, executors and tasks, the status update manager and
-the agent's resources, with the helpers that keep them consistent (sending an update, failing an
-executor's tasks, retiring finished executors and frameworks) and :meth:`validate`. The event
-handlers are added by :mod:`agent.core.launches`, :mod:`agent.core.master_events` and
-:mod:`agent.core.executor_events`;
-:class:`agent.core.agent.AgentState` puts them together.
+The frameworks on this agent, their executors and tasks, the status update manager, the index
+of containers, and whether the master link is up. The function modules of this package
+(:mod:`~agent.core.lifecycle`, :mod:`~agent.core.launches`, :mod:`~agent.core.master_events`,
+:mod:`~agent.core.executor_events`, :mod:`~agent.core.default_executor`,
+:mod:`~agent.core.timers`, :mod:`~agent.core.restart`) change it; only
+:func:`agent.core.handle` calls them. The methods here only read: lookups, the resources in
+use, and :meth:`AgentState.validate`, the invariants tests check after every step.
 """
 
 from __future__ import annotations
@@ -15,17 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from agent.core.backoff import RetrySchedule
-from agent.core.effects import (
-    CancelTimer,
-    CloseExecutorStream,
-    Effect,
-    RemoveExecutorCheckpoint,
-    RemoveFrameworkCheckpoint,
-    ScheduleSandboxGC,
-    StopHealthCheck,
-    UpdateContainer,
-)
-from agent.core.messages import make_status
 from agent.core.model import (
     ExecutorKind,
     ExecutorPhase,
@@ -33,13 +23,11 @@ from agent.core.model import (
     FrameworkRecord,
     TaskRecord,
 )
-from agent.core.status_updates import StatusUpdateManager, StreamOwner, is_terminal
+from agent.core.status_updates import StatusUpdateManager
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
-__all__ = ["AgentStateBase", "CoreSettings", "nested_task"]
-
-_SOURCE_AGENT = mesos_pb2.TaskStatus.SOURCE_AGENT
+__all__ = ["AgentState", "CoreSettings", "nested_task"]
 
 
 @dataclass(frozen=True)
@@ -68,32 +56,31 @@ def _new_container_id() -> str:
     return str(_uuid.uuid4())
 
 
-class AgentStateBase:
-    """AgentStateBase: what the agent runs, and the shared rules for changing it.
+@dataclass(eq=False, repr=False)
+class AgentState:
+    """AgentState: what the agent runs (see the module docstring).
 
-    Only the runtime's event loop calls into it; every method returns effects for the runtime.
     ``agent_info`` is this agent's description (hostname, port, resources, attributes); its
-    ``id`` is set once the master has registered the agent.
+    ``id`` is set once the master has registered the agent. ``new_uuid`` and
+    ``new_container_id`` are the only sources of fresh values (seams for deterministic tests
+    and simulations; both must stay unique across restarts of the agent).
     """
 
-    def __init__(
-        self,
-        total: Resources,
-        agent_info: mesos_pb2.AgentInfo,
-        settings: CoreSettings | None = None,
-        new_uuid: Callable[[], bytes] = _new_uuid,
-        new_container_id: Callable[[], str] = _new_container_id,
-    ) -> None:
-        self.total = total
-        self.agent_info = agent_info
-        self.settings = settings or CoreSettings()
-        self.new_uuid = new_uuid
-        self.new_container_id = new_container_id
+    total: Resources
+    agent_info: mesos_pb2.AgentInfo
+    settings: CoreSettings = field(default_factory=CoreSettings)
+    new_uuid: Callable[[], bytes] = _new_uuid
+    new_container_id: Callable[[], str] = _new_container_id
+    updates: StatusUpdateManager = field(init=False)
+    frameworks: dict[str, FrameworkRecord] = field(init=False, default_factory=dict)
+    containers: dict[str, tuple[str, str]] = field(init=False, default_factory=dict)
+    """Container id -> (framework id, executor id) of every container that may run."""
+    connected: bool = field(init=False, default=False)
+    recovering: bool = field(init=False, default=False)
+    """Between RecoverFromCheckpoint and RecoveryDone."""
+
+    def __post_init__(self) -> None:
         self.updates = StatusUpdateManager(self.settings.status_update_retry)
-        self.frameworks: dict[str, FrameworkRecord] = {}
-        self.containers: dict[str, tuple[str, str]] = {}  # container id -> (framework, executor)
-        self.connected = False
-        self.recovering = False  # Between recover() and recovery_done().
 
     # -- lookups --
 
@@ -143,136 +130,6 @@ class AgentStateBase:
         """Whether ``needed`` fits in what is not allocated (reservations ignored)."""
         want = (self.allocated() + needed).flatten().non_revocable()
         return self.total.flatten().contains(want)
-
-    # -- status updates --
-
-    def _send_update(
-        self,
-        framework_id: str,
-        task_id: str,
-        executor_id: str | None,
-        state: mesos_pb2.TaskState.ValueType,
-        now: float,
-        *,
-        source: mesos_pb2.TaskStatus.Source.ValueType = _SOURCE_AGENT,
-        reason: mesos_pb2.TaskStatus.Reason.ValueType | None = None,
-        message: str | None = None,
-        healthy: bool | None = None,
-        container_id: str | None = None,
-    ) -> list[Effect]:
-        """Create a reliable update for a task and hand it to the status update manager."""
-        framework = self.frameworks.get(framework_id)
-        executor = self.executor(framework_id, executor_id) if executor_id else None
-        task = executor.tasks.get(task_id) if executor is not None else None
-        status = make_status(
-            task_id,
-            state,
-            source=source,
-            now=now,
-            uuid=self.new_uuid(),
-            agent_id=self.agent_id,
-            executor_id=executor_id,
-            reason=reason,
-            message=message,
-            healthy=healthy,
-            container_id=container_id,
-        )
-        owner = StreamOwner(framework_id, executor_id)
-        if framework is not None and executor is not None:
-            owner = StreamOwner(
-                framework_id, executor_id, executor.container_id, executor.checkpoint
-            )
-        _, effects = self.updates.update(status, owner, now)
-        if task is not None and executor is not None:
-            effects += self._task_state_changed(executor, task, state)
-        return effects
-
-    def _task_state_changed(
-        self, executor: ExecutorRecord, task: TaskRecord, state: mesos_pb2.TaskState.ValueType
-    ) -> list[Effect]:
-        """Record a task's new state; on a terminal one stop what watched it."""
-        was_terminal = task.terminal
-        task.state = state
-        task.launched = True
-        if not is_terminal(state) or was_terminal:
-            return []
-        effects: list[Effect] = [
-            CancelTimer(("kill", task.framework_id, task.task_id)),
-            CancelTimer(("max-completion", task.framework_id, task.task_id)),
-        ]
-        if executor.kind is not ExecutorKind.CUSTOM:
-            effects.append(StopHealthCheck(task.framework_id, task.task_id))
-        elif executor.phase in (ExecutorPhase.REGISTERING, ExecutorPhase.RUNNING):
-            # The task's share of the container is released as soon as it is terminal.
-            effects.append(UpdateContainer(executor.container_id, executor.container_resources()))
-        return effects
-
-    def _fail_live_tasks(
-        self,
-        executor: ExecutorRecord,
-        state: mesos_pb2.TaskState.ValueType,
-        reason: mesos_pb2.TaskStatus.Reason.ValueType,
-        message: str,
-        now: float,
-    ) -> list[Effect]:
-        """Send ``state`` for every task of ``executor`` that is not terminal yet."""
-        executor.queue.clear()
-        effects: list[Effect] = []
-        for task in list(executor.tasks.values()):
-            if not task.terminal:
-                effects += self._send_update(
-                    executor.framework_id,
-                    task.task_id,
-                    executor.executor_id,
-                    state,
-                    now,
-                    reason=reason,
-                    message=message,
-                )
-        return effects
-
-    def _stream_closed(
-        self, framework_id: str, task_id: str, executor_id: str | None
-    ) -> list[Effect]:
-        """A task's terminal update was acknowledged: forget the task, maybe its executor."""
-        executor = self.executor(framework_id, executor_id) if executor_id else None
-        if executor is None:
-            return []
-        executor.tasks.pop(task_id, None)
-        return self._maybe_retire_executor(executor)
-
-    def _maybe_retire_executor(self, executor: ExecutorRecord) -> list[Effect]:
-        """Remove an executor whose container is gone and whose tasks are all done."""
-        if executor.phase is not ExecutorPhase.TERMINATED or executor.tasks:
-            return []
-        framework = self.frameworks[executor.framework_id]
-        del framework.executors[executor.executor_id]
-        self.containers.pop(executor.container_id, None)
-        effects: list[Effect] = [
-            CancelTimer(("executor-registration", *executor.key)),
-            CancelTimer(("executor-reregistration", *executor.key)),
-            CancelTimer(("executor-shutdown", *executor.key)),
-            ScheduleSandboxGC(executor.framework_id, executor.executor_id, executor.container_id),
-        ]
-        if executor.kind is ExecutorKind.CUSTOM:
-            effects.append(CloseExecutorStream(*executor.key))
-        if executor.checkpoint:
-            effects.append(RemoveExecutorCheckpoint(*executor.key))
-        return effects + self._maybe_retire_framework(framework)
-
-    def _maybe_retire_framework(self, framework: FrameworkRecord) -> list[Effect]:
-        """Remove a framework with no executors left (and, if shut down, its streams)."""
-        if framework.executors:
-            return []
-        del self.frameworks[framework.framework_id]
-        effects: list[Effect] = []
-        if framework.shutting_down:
-            for stream in self.updates:
-                if stream.framework_id == framework.framework_id:
-                    effects += self.updates.remove(stream.framework_id, stream.task_id)
-        if framework.checkpoint:
-            effects.append(RemoveFrameworkCheckpoint(framework.framework_id))
-        return effects
 
     # -- invariants --
 

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agent.core import AgentState, CoreSettings, RetrySchedule, StatusUpdateManager
+from agent.core import AgentState, CoreSettings, RetrySchedule, StatusUpdateManager, handle
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
+from tests.unit.agent.helpers import master_registered
 
 AGENT_RESOURCES = "cpus:4;mem:4096;disk:10000;ports:[31000-32000]"
 
@@ -45,7 +46,7 @@ def make_agent() -> Iterator[MakeAgent]:
             new_container_id=lambda: f"c{next(counter)}",
         )
         if registered:
-            state.registered("agent-1", now=0.0)
+            handle(state, master_registered("agent-1"), 0.0)
         made.append(state)
         state.validate()
         return state

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.core import AgentState
-from agent.core.effects import Effect, ForwardUpdate, SendToExecutor, SendToMaster
+from google.protobuf.message import Message
+
+from agent.core import AgentState, RecoveredAgent, events, handle
+from agent.core.effects import (
+    Effect,
+    ForwardUpdate,
+    LookForContainer,
+    SendToExecutor,
+    SendToMaster,
+)
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 
 FW = "fw-1"
+
+LookedFor = tuple[str, dict[str, object] | None]
 
 
 def framework_info(
@@ -110,12 +120,121 @@ def ack_head(state: AgentState, task_id: str, now: float = 1.0) -> list[Effect]:
     stream = state.updates.get(FW, task_id)
     assert stream is not None
     assert stream.head is not None
-    return state.acknowledge(FW, task_id, stream.head.uuid, now)[1]
+    return handle(state, master_ack(FW, task_id, stream.head.uuid), now)
 
 
 def ack_all(state: AgentState, task_id: str, now: float = 1.0) -> list[Effect]:
     """Acknowledge updates of ``task_id`` until its stream is empty or closed."""
     effects: list[Effect] = []
     while (stream := state.updates.get(FW, task_id)) is not None and stream.head is not None:
-        effects += state.acknowledge(FW, task_id, stream.head.uuid, now)[1]
+        effects += handle(state, master_ack(FW, task_id, stream.head.uuid), now)
     return effects
+
+
+# -- events: what the tests feed the core through ``handle`` --
+
+
+def from_master(**payload: Message) -> events.MasterMessageReceived:
+    """A master message with one payload field set, e.g. ``from_master(run_task=run)``."""
+    message = agent_internal_pb2.MasterMessage()
+    [(name, value)] = payload.items()
+    getattr(message, name).CopyFrom(value)
+    return events.MasterMessageReceived(message)
+
+
+def master_registered(agent_id: str) -> events.MasterMessageReceived:
+    """The master's AgentRegistered reply."""
+    reply = agent_internal_pb2.AgentRegistered()
+    reply.agent_id.value = agent_id
+    return from_master(agent_registered=reply)
+
+
+def master_reregistered(
+    reconciliations: Sequence[agent_internal_pb2.ReconcileTasks] = (), agent_id: str = "agent-1"
+) -> events.MasterMessageReceived:
+    """The master's AgentReregistered reply (with tasks to reconcile)."""
+    reply = agent_internal_pb2.AgentReregistered()
+    reply.agent_id.value = agent_id
+    reply.reconciliations.extend(reconciliations)
+    return from_master(agent_reregistered=reply)
+
+
+def master_kill(
+    framework_id: str, task_id: str, policy: mesos_pb2.KillPolicy | None = None
+) -> events.MasterMessageReceived:
+    """KillTask."""
+    kill = agent_internal_pb2.KillTask()
+    kill.framework_id.value = framework_id
+    kill.task_id.value = task_id
+    if policy is not None:
+        kill.kill_policy.CopyFrom(policy)
+    return from_master(kill_task=kill)
+
+
+def master_ack(framework_id: str, task_id: str, uuid: bytes) -> events.MasterMessageReceived:
+    """A StatusUpdateAcknowledgement."""
+    ack = agent_internal_pb2.StatusUpdateAcknowledgement(uuid=uuid)
+    ack.framework_id.value = framework_id
+    ack.task_id.value = task_id
+    return from_master(status_update_acknowledgement=ack)
+
+
+def master_relay(framework_id: str, executor_id: str, data: bytes) -> events.MasterMessageReceived:
+    """FrameworkToExecutor: a scheduler's message for its executor."""
+    relay = agent_internal_pb2.FrameworkToExecutor(data=data)
+    relay.framework_id.value = framework_id
+    relay.executor_id.value = executor_id
+    return from_master(framework_to_executor=relay)
+
+
+def master_shutdown_framework(framework_id: str) -> events.MasterMessageReceived:
+    """ShutdownFramework."""
+    shutdown = agent_internal_pb2.ShutdownFramework()
+    shutdown.framework_id.value = framework_id
+    return from_master(shutdown_framework=shutdown)
+
+
+def master_shutdown_executor(framework_id: str, executor_id: str) -> events.MasterMessageReceived:
+    """ShutdownExecutor."""
+    shutdown = agent_internal_pb2.ShutdownExecutor()
+    shutdown.framework_id.value = framework_id
+    shutdown.executor_id.value = executor_id
+    return from_master(shutdown_executor=shutdown)
+
+
+def master_reconcile(
+    framework_id: str, statuses: Sequence[mesos_pb2.TaskStatus]
+) -> events.MasterMessageReceived:
+    """ReconcileTasks."""
+    reconcile = agent_internal_pb2.ReconcileTasks()
+    reconcile.framework_id.value = framework_id
+    reconcile.statuses.extend(statuses)
+    return from_master(reconcile_tasks=reconcile)
+
+
+def master_update_framework(
+    framework_id: str, info: mesos_pb2.FrameworkInfo
+) -> events.MasterMessageReceived:
+    """UpdateFramework."""
+    update = agent_internal_pb2.UpdateFramework()
+    update.framework_id.value = framework_id
+    update.framework_info.CopyFrom(info)
+    return from_master(update_framework=update)
+
+
+def subscribe_call(
+    tasks: Sequence[mesos_pb2.TaskInfo] = (), updates: Sequence[mesos_pb2.TaskStatus] = ()
+) -> executor_pb2.Call.Subscribe:
+    """An executor's SUBSCRIBE with the tasks and updates it holds unacknowledged."""
+    subscribe = executor_pb2.Call.Subscribe()
+    subscribe.unacknowledged_tasks.extend(tasks)
+    for status in updates:
+        subscribe.unacknowledged_updates.add().status.CopyFrom(status)
+    return subscribe
+
+
+def recover(state: AgentState, agent: RecoveredAgent, now: float = 0.0) -> list[LookedFor]:
+    """Feed RecoverFromCheckpoint; return the (container id, state) of each LookForContainer."""
+    effects = handle(state, events.RecoverFromCheckpoint(agent), now)
+    assert all(isinstance(e, LookForContainer) for e in effects), effects
+    return [(e.container_id, e.state) for e in effects if isinstance(e, LookForContainer)]

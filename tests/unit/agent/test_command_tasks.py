@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from agent.core import AgentState, ContainerExit
+from agent.core import AgentState, ContainerExit, events, handle
 from agent.core.effects import (
     AppendUpdateRecord,
     CheckpointExecutor,
@@ -29,6 +29,9 @@ from tests.unit.agent.helpers import (
     ack_head,
     forwarded,
     forwarded_statuses,
+    from_master,
+    master_kill,
+    master_reregistered,
     of_type,
     run_task,
     task_info,
@@ -38,7 +41,7 @@ Reason = mesos_pb2.TaskStatus
 
 
 def launch(state: AgentState, task_id: str = "t1", **kwargs: object) -> LaunchContainer:
-    effects = state.run_task(run_task(task_info(task_id), **kwargs), 0.0)  # type: ignore[arg-type]
+    effects = handle(state, from_master(run_task=run_task(task_info(task_id), **kwargs)), 0.0)  # type: ignore[arg-type]
     [launch] = of_type(effects, LaunchContainer)
     assert isinstance(launch, LaunchContainer)
     return launch
@@ -51,14 +54,14 @@ def test_a_command_task_runs_finishes_and_is_retired(make_agent: MakeAgent) -> N
     assert str(spec.resources) == "cpus:1;mem:128"
     assert state.allocated() == spec.resources
 
-    effects = state.container_launched(spec.container_id, 0.1)
+    effects = handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     assert forwarded(effects) == [("t1", mesos_pb2.TASK_RUNNING)]
     [running] = forwarded_statuses(effects)
     assert running.source == Reason.SOURCE_EXECUTOR
     assert running.agent_id.value == "agent-1"
     assert running.container_status.container_id.value == spec.container_id
 
-    effects = state.container_exited(spec.container_id, ContainerExit(status=0), 1.0)
+    effects = handle(state, events.ContainerExited(spec.container_id, ContainerExit(status=0)), 1.0)
     assert forwarded(effects) == []  # RUNNING is still in flight.
     effects = ack_head(state, "t1")
     [finished] = forwarded_statuses(effects)
@@ -75,9 +78,9 @@ def test_a_command_task_runs_finishes_and_is_retired(make_agent: MakeAgent) -> N
 def test_a_failing_command_fails_with_its_exit_status(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     ack_all(state, "t1")
-    effects = state.container_exited(spec.container_id, ContainerExit(status=3), 1.0)
+    effects = handle(state, events.ContainerExited(spec.container_id, ContainerExit(status=3)), 1.0)
     [failed] = forwarded_statuses(effects)
     assert failed.state == mesos_pb2.TASK_FAILED
     assert failed.message == "Command exited with status 3"
@@ -87,9 +90,11 @@ def test_a_failing_command_fails_with_its_exit_status(make_agent: MakeAgent) -> 
 def test_a_command_killed_by_a_signal_fails_naming_it(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     ack_all(state, "t1")
-    effects = state.container_exited(spec.container_id, ContainerExit(signal=11), 1.0)
+    effects = handle(
+        state, events.ContainerExited(spec.container_id, ContainerExit(signal=11)), 1.0
+    )
     [failed] = forwarded_statuses(effects)
     assert failed.message == "Command terminated by signal 11 (SEGV)"
 
@@ -97,10 +102,12 @@ def test_a_command_killed_by_a_signal_fails_naming_it(make_agent: MakeAgent) -> 
 def test_an_oom_kill_fails_with_the_memory_reason(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     ack_all(state, "t1")
     exit = ContainerExit(signal=9, oom_killed=True, message="memory limit 128 MB")
-    [failed] = forwarded_statuses(state.container_exited(spec.container_id, exit, 1.0))
+    [failed] = forwarded_statuses(
+        handle(state, events.ContainerExited(spec.container_id, exit), 1.0)
+    )
     assert failed.state == mesos_pb2.TASK_FAILED
     assert failed.reason == Reason.REASON_CONTAINER_LIMITATION_MEMORY
     assert "memory limit 128 MB" in failed.message
@@ -109,16 +116,18 @@ def test_an_oom_kill_fails_with_the_memory_reason(make_agent: MakeAgent) -> None
 def test_kill_terms_then_kills_after_the_grace_period(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     ack_all(state, "t1")
-    effects = state.kill_task(FW, "t1", None, 5.0)
+    effects = handle(state, master_kill(FW, "t1", None), 5.0)
     assert effects == [
         SignalContainer(spec.container_id, signal.SIGTERM),
         SetTimer(("kill", FW, "t1"), 8.0),  # The default grace period is 3 s.
     ]
-    assert state.kill_task(FW, "t1", None, 6.0) == []  # A second kill changes nothing.
-    assert state.on_timer(("kill", FW, "t1"), 8.0) == [DestroyContainer(spec.container_id)]
-    effects = state.container_exited(spec.container_id, ContainerExit(signal=9), 8.1)
+    assert handle(state, master_kill(FW, "t1", None), 6.0) == []  # A second kill changes nothing.
+    assert handle(state, events.TimerFired(("kill", FW, "t1")), 8.0) == [
+        DestroyContainer(spec.container_id)
+    ]
+    effects = handle(state, events.ContainerExited(spec.container_id, ContainerExit(signal=9)), 8.1)
     [killed] = forwarded_statuses(effects)
     assert killed.state == mesos_pb2.TASK_KILLED
     assert StopHealthCheck(FW, "t1") in effects
@@ -128,12 +137,12 @@ def test_the_kill_policy_of_the_kill_beats_the_tasks(make_agent: MakeAgent) -> N
     state = make_agent()
     task = task_info("t1")
     task.kill_policy.grace_period.nanoseconds = 10_000_000_000
-    [spec] = of_type(state.run_task(run_task(task), 0.0), LaunchContainer)
+    [spec] = of_type(handle(state, from_master(run_task=run_task(task)), 0.0), LaunchContainer)
     assert isinstance(spec, LaunchContainer)
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     policy = mesos_pb2.KillPolicy()
     policy.grace_period.nanoseconds = 500_000_000
-    effects = state.kill_task(FW, "t1", policy, 1.0)
+    effects = handle(state, master_kill(FW, "t1", policy), 1.0)
     assert SetTimer(("kill", FW, "t1"), 1.5) in effects
 
 
@@ -141,29 +150,33 @@ def test_the_task_kill_policy_beats_the_default(make_agent: MakeAgent) -> None:
     state = make_agent()
     task = task_info("t1")
     task.kill_policy.grace_period.nanoseconds = 0
-    [spec] = of_type(state.run_task(run_task(task), 0.0), LaunchContainer)
+    [spec] = of_type(handle(state, from_master(run_task=run_task(task)), 0.0), LaunchContainer)
     assert isinstance(spec, LaunchContainer)
-    state.container_launched(spec.container_id, 0.1)
-    assert state.kill_task(FW, "t1", None, 1.0) == [DestroyContainer(spec.container_id)]
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
+    assert handle(state, master_kill(FW, "t1", None), 1.0) == [DestroyContainer(spec.container_id)]
 
 
 def test_task_killing_is_sent_to_frameworks_that_asked_for_it(make_agent: MakeAgent) -> None:
     state = make_agent()
     capability = mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE
     spec = launch(state, capabilities=[capability])
-    state.container_launched(spec.container_id, 0.1)
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     ack_all(state, "t1")
-    assert forwarded(state.kill_task(FW, "t1", None, 1.0)) == [("t1", mesos_pb2.TASK_KILLING)]
+    assert forwarded(handle(state, master_kill(FW, "t1", None), 1.0)) == [
+        ("t1", mesos_pb2.TASK_KILLING)
+    ]
 
 
 def test_a_kill_during_launch_destroys_it_once_launched(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
     # Asked at once: a launch still queued is cancelled by it (see the next test).
-    assert state.kill_task(FW, "t1", None, 0.1) == [DestroyContainer(spec.container_id)]
-    assert state.container_launched(spec.container_id, 0.2) == [DestroyContainer(spec.container_id)]
+    assert handle(state, master_kill(FW, "t1", None), 0.1) == [DestroyContainer(spec.container_id)]
+    assert handle(state, events.ContainerLaunched(spec.container_id), 0.2) == [
+        DestroyContainer(spec.container_id)
+    ]
     [killed] = forwarded_statuses(
-        state.container_exited(spec.container_id, ContainerExit(signal=9), 0.3)
+        handle(state, events.ContainerExited(spec.container_id, ContainerExit(signal=9)), 0.3)
     )
     assert killed.state == mesos_pb2.TASK_KILLED
     assert killed.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
@@ -174,9 +187,11 @@ def test_a_kill_that_cancels_a_queued_launch_reports_the_task_killed(
 ) -> None:
     state = make_agent()
     spec = launch(state)
-    state.kill_task(FW, "t1", None, 0.1)
+    handle(state, master_kill(FW, "t1", None), 0.1)
     # The runtime's launch queue cancelled it: reported as a failed launch.
-    effects = state.container_launch_failed(spec.container_id, "cancelled before creation", 0.2)
+    effects = handle(
+        state, events.ContainerLaunchFailed(spec.container_id, "cancelled before creation"), 0.2
+    )
     [killed] = forwarded_statuses(effects)
     assert killed.state == mesos_pb2.TASK_KILLED
     assert killed.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
@@ -185,7 +200,9 @@ def test_a_kill_that_cancels_a_queued_launch_reports_the_task_killed(
 def test_a_launch_failure_fails_the_task(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    effects = state.container_launch_failed(spec.container_id, "fetch of http://x/y failed", 0.2)
+    effects = handle(
+        state, events.ContainerLaunchFailed(spec.container_id, "fetch of http://x/y failed"), 0.2
+    )
     [failed] = forwarded_statuses(effects)
     assert failed.state == mesos_pb2.TASK_FAILED
     assert failed.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
@@ -198,20 +215,22 @@ def test_uris_make_the_task_starting_before_the_fetch(make_agent: MakeAgent) -> 
     state = make_agent()
     task = task_info("t1")
     task.command.uris.add(value="http://example.com/a.tgz")
-    assert forwarded(state.run_task(run_task(task), 0.0)) == [("t1", mesos_pb2.TASK_STARTING)]
+    assert forwarded(handle(state, from_master(run_task=run_task(task)), 0.0)) == [
+        ("t1", mesos_pb2.TASK_STARTING)
+    ]
 
 
 def test_checkpointing_frameworks_write_before_they_launch(make_agent: MakeAgent) -> None:
     state = make_agent()
-    effects = state.run_task(run_task(task_info("t1"), checkpoint=True), 0.0)
+    effects = handle(state, from_master(run_task=run_task(task_info("t1"), checkpoint=True)), 0.0)
     kinds = [type(e) for e in effects]
     assert kinds == [CheckpointFramework, CheckpointExecutor, CheckpointTask, LaunchContainer]
     [spec] = of_type(effects, LaunchContainer)
     assert isinstance(spec, LaunchContainer)
     assert spec.checkpoint
-    effects = state.container_launched(spec.container_id, 0.1)
+    effects = handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     assert [type(e) for e in effects[:2]] == [AppendUpdateRecord, ForwardUpdate]
-    state.container_exited(spec.container_id, ContainerExit(status=0), 1.0)
+    handle(state, events.ContainerExited(spec.container_id, ContainerExit(status=0)), 1.0)
     effects = ack_all(state, "t1")
     assert RemoveExecutorCheckpoint(FW, "t1") in effects
     assert RemoveFrameworkCheckpoint(FW) in effects
@@ -222,19 +241,19 @@ def test_health_changes_and_failures(make_agent: MakeAgent) -> None:
     task = task_info("t1")
     task.health_check.type = mesos_pb2.HealthCheck.TCP
     task.health_check.tcp.port = 8080
-    [spec] = of_type(state.run_task(run_task(task), 0.0), LaunchContainer)
+    [spec] = of_type(handle(state, from_master(run_task=run_task(task)), 0.0), LaunchContainer)
     assert isinstance(spec, LaunchContainer)
-    effects = state.container_launched(spec.container_id, 0.1)
+    effects = handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     assert StartHealthCheck(FW, "t1", spec.container_id, task.health_check) in effects
     ack_all(state, "t1")
-    [healthy] = forwarded_statuses(state.health_changed(FW, "t1", True, 1.0))
+    [healthy] = forwarded_statuses(handle(state, events.HealthChanged(FW, "t1", True), 1.0))
     assert (healthy.state, healthy.healthy) == (mesos_pb2.TASK_RUNNING, True)
     assert healthy.reason == Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
     ack_all(state, "t1")
-    effects = state.health_failed(FW, "t1", 2.0)
+    effects = handle(state, events.HealthFailed(FW, "t1"), 2.0)
     assert SignalContainer(spec.container_id, signal.SIGTERM) in effects
     [killed] = forwarded_statuses(
-        state.container_exited(spec.container_id, ContainerExit(signal=15), 3.0)
+        handle(state, events.ContainerExited(spec.container_id, ContainerExit(signal=15)), 3.0)
     )
     assert killed.state == mesos_pb2.TASK_KILLED
     assert killed.reason == Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
@@ -244,16 +263,16 @@ def test_max_completion_time_kills_and_fails(make_agent: MakeAgent) -> None:
     state = make_agent()
     task = task_info("t1")
     task.max_completion_time.nanoseconds = 2_000_000_000
-    [spec] = of_type(state.run_task(run_task(task), 0.0), LaunchContainer)
+    [spec] = of_type(handle(state, from_master(run_task=run_task(task)), 0.0), LaunchContainer)
     assert isinstance(spec, LaunchContainer)
-    effects = state.container_launched(spec.container_id, 1.0)
+    effects = handle(state, events.ContainerLaunched(spec.container_id), 1.0)
     assert SetTimer(("max-completion", FW, "t1"), 3.0) in effects
     ack_all(state, "t1")
-    assert SignalContainer(spec.container_id, signal.SIGTERM) in state.on_timer(
-        ("max-completion", FW, "t1"), 3.0
+    assert SignalContainer(spec.container_id, signal.SIGTERM) in handle(
+        state, events.TimerFired(("max-completion", FW, "t1")), 3.0
     )
     [failed] = forwarded_statuses(
-        state.container_exited(spec.container_id, ContainerExit(signal=15), 3.5)
+        handle(state, events.ContainerExited(spec.container_id, ContainerExit(signal=15)), 3.5)
     )
     assert failed.reason == Reason.REASON_MAX_COMPLETION_TIME_REACHED
 
@@ -261,9 +280,9 @@ def test_max_completion_time_kills_and_fails(make_agent: MakeAgent) -> None:
 def test_updates_wait_for_the_master_and_go_out_on_reregistration(make_agent: MakeAgent) -> None:
     state = make_agent()
     spec = launch(state)
-    state.disconnected()
-    assert forwarded(state.container_launched(spec.container_id, 0.1)) == []
-    assert forwarded(state.reregistered(5.0)) == [("t1", mesos_pb2.TASK_RUNNING)]
+    handle(state, events.Disconnected(), 0.0)
+    assert forwarded(handle(state, events.ContainerLaunched(spec.container_id), 0.1)) == []
+    assert forwarded(handle(state, master_reregistered(), 5.0)) == [("t1", mesos_pb2.TASK_RUNNING)]
 
 
 def test_stopping_the_agent_ends_only_what_cannot_be_recovered(make_agent: MakeAgent) -> None:
@@ -271,12 +290,14 @@ def test_stopping_the_agent_ends_only_what_cannot_be_recovered(make_agent: MakeA
     kept = launch(state, "kept", checkpoint=True)
     other = run_task(task_info("lost"))
     other.framework_id.value = other.framework_info.id.value = "fw-2"
-    [lost] = of_type(state.run_task(other, 0.0), LaunchContainer)
+    [lost] = of_type(handle(state, from_master(run_task=other), 0.0), LaunchContainer)
     assert isinstance(lost, LaunchContainer)
-    state.container_launched(kept.container_id, 0.1)
-    state.container_launched(lost.container_id, 0.1)
-    assert state.stop_unrecoverable(5.0) == [DestroyContainer(lost.container_id)]
-    effects = state.container_exited(lost.container_id, ContainerExit(signal=9), 1.0)
+    handle(state, events.ContainerLaunched(kept.container_id), 0.1)
+    handle(state, events.ContainerLaunched(lost.container_id), 0.1)
+    assert handle(state, events.AgentStopping(kill_all=False), 5.0) == [
+        DestroyContainer(lost.container_id)
+    ]
+    effects = handle(state, events.ContainerExited(lost.container_id, ContainerExit(signal=9)), 1.0)
     stream = state.updates.get("fw-2", "lost")
     assert stream is not None
     status = stream.pending[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.core import AgentState, ContainerExit, InvalidCall, UnknownTarget
+from agent.core import AgentState, ContainerExit, InvalidCall, UnknownTarget, events, handle
 from agent.core.effects import (
     CloseExecutorStream,
     DestroyContainer,
@@ -20,8 +20,14 @@ from tests.unit.agent.helpers import (
     executor_info,
     forwarded,
     forwarded_statuses,
+    from_master,
+    master_kill,
+    master_relay,
+    master_shutdown_executor,
+    master_shutdown_framework,
     of_type,
     run_task,
+    subscribe_call,
     task_info,
     to_executor,
     to_master,
@@ -33,14 +39,16 @@ Reason = mesos_pb2.TaskStatus
 
 def start_executor(state: AgentState, task_id: str = "t1") -> str:
     """Run a task on executor 'ex' and launch its container; return the container id."""
-    effects = state.run_task(
-        run_task(task_info(task_id, command=None), executor=executor_info()), 0.0
+    effects = handle(
+        state,
+        from_master(run_task=run_task(task_info(task_id, command=None), executor=executor_info())),
+        0.0,
     )
     [spec] = of_type(effects, LaunchContainer)
     assert isinstance(spec, LaunchContainer)
     assert spec.task_id is None
     assert str(spec.resources) == "cpus:1.1;mem:160"  # Executor plus task.
-    effects = state.container_launched(spec.container_id, 0.1)
+    effects = handle(state, events.ContainerLaunched(spec.container_id), 0.1)
     assert effects == [
         UpdateContainer(spec.container_id, spec.resources),
         SetTimer(("executor-registration", FW, "ex"), 60.1),
@@ -57,18 +65,24 @@ def executor_status(task_id: str, state: int, n: int) -> mesos_pb2.TaskStatus:
 def test_tasks_queue_until_the_executor_subscribes(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    events = to_executor(state.executor_subscribe(FW, "ex", [], [], 1.0))
-    assert [e.type for e in events] == [Event.SUBSCRIBED, Event.LAUNCH]
-    assert events[0].subscribed.container_id.value == container
-    assert events[0].subscribed.agent_info.id.value == "agent-1"
-    assert events[1].launch.task.task_id.value == "t1"
+    sent = to_executor(
+        handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    )
+    assert [e.type for e in sent] == [Event.SUBSCRIBED, Event.LAUNCH]
+    assert sent[0].subscribed.container_id.value == container
+    assert sent[0].subscribed.agent_info.id.value == "agent-1"
+    assert sent[1].launch.task.task_id.value == "t1"
 
 
 def test_updates_are_forwarded_and_acknowledged_to_the_executor(make_agent: MakeAgent) -> None:
     state = make_agent()
     start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    effects = state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1), 2.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    effects = handle(
+        state,
+        events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1)),
+        2.0,
+    )
     assert forwarded(effects) == [("t1", mesos_pb2.TASK_RUNNING)]
     [status] = forwarded_statuses(effects)
     assert status.source == Reason.SOURCE_EXECUTOR
@@ -76,7 +90,11 @@ def test_updates_are_forwarded_and_acknowledged_to_the_executor(make_agent: Make
     [ack] = to_executor(effects)
     assert (ack.type, ack.acknowledged.uuid) == (Event.ACKNOWLEDGED, uuid_n(1001))
     # The same update again is a duplicate: acknowledged again, not forwarded.
-    effects = state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1), 3.0)
+    effects = handle(
+        state,
+        events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1)),
+        3.0,
+    )
     assert forwarded(effects) == []
     assert [e.type for e in to_executor(effects)] == [Event.ACKNOWLEDGED]
 
@@ -84,8 +102,12 @@ def test_updates_are_forwarded_and_acknowledged_to_the_executor(make_agent: Make
 def test_a_second_task_goes_straight_to_the_running_executor(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    effects = state.run_task(run_task(task_info("t2", command=None), executor=executor_info()), 2.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    effects = handle(
+        state,
+        from_master(run_task=run_task(task_info("t2", command=None), executor=executor_info())),
+        2.0,
+    )
     assert of_type(effects, LaunchContainer) == []
     [update] = of_type(effects, UpdateContainer)
     assert update == UpdateContainer(container, state.executor(FW, "ex").container_resources())  # type: ignore[union-attr]
@@ -96,37 +118,57 @@ def test_bad_executor_calls_are_refused_precisely(make_agent: MakeAgent) -> None
     state = make_agent()
     start_executor(state)
     with pytest.raises(InvalidCall, match="not subscribed: SUBSCRIBE first"):
-        state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1), 1.0)
+        handle(
+            state,
+            events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1)),
+            1.0,
+        )
     with pytest.raises(UnknownTarget, match="executor 'nope' of framework 'fw-1'"):
-        state.executor_subscribe(FW, "nope", [], [], 1.0)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
+        handle(state, events.ExecutorSubscribed(FW, "nope", subscribe_call([], [])), 1.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
     with pytest.raises(UnknownTarget, match="'t9' is not a task of executor 'ex'"):
-        state.executor_update(FW, "ex", executor_status("t9", mesos_pb2.TASK_RUNNING, 1), 1.0)
+        handle(
+            state,
+            events.ExecutorUpdate(FW, "ex", executor_status("t9", mesos_pb2.TASK_RUNNING, 1)),
+            1.0,
+        )
     short = executor_status("t1", mesos_pb2.TASK_RUNNING, 1)
     short.uuid = b"x"
     with pytest.raises(InvalidCall, match="uuid must be 16 bytes, not 1"):
-        state.executor_update(FW, "ex", short, 1.0)
+        handle(state, events.ExecutorUpdate(FW, "ex", short), 1.0)
     with pytest.raises(InvalidCall, match="TASK_STAGING cannot be sent"):
-        state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_STAGING, 2), 1.0)
-    state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_FINISHED, 3), 1.0)
+        handle(
+            state,
+            events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_STAGING, 2)),
+            1.0,
+        )
+    handle(
+        state,
+        events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_FINISHED, 3)),
+        1.0,
+    )
     with pytest.raises(InvalidCall, match="already terminal"):
-        state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 4), 1.0)
+        handle(
+            state,
+            events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 4)),
+            1.0,
+        )
 
 
 def test_command_executors_cannot_subscribe(make_agent: MakeAgent) -> None:
     state = make_agent()
-    state.run_task(run_task(task_info("t1")), 0.0)
+    handle(state, from_master(run_task=run_task(task_info("t1"))), 0.0)
     with pytest.raises(InvalidCall, match="command executor the agent runs itself"):
-        state.executor_subscribe(FW, "t1", [], [], 1.0)
+        handle(state, events.ExecutorSubscribed(FW, "t1", subscribe_call([], [])), 1.0)
 
 
 def test_the_registration_timeout_fails_the_tasks(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    assert state.on_timer(("executor-registration", FW, "ex"), 60.1) == [
+    assert handle(state, events.TimerFired(("executor-registration", FW, "ex")), 60.1) == [
         DestroyContainer(container)
     ]
-    effects = state.container_exited(container, ContainerExit(signal=9), 60.2)
+    effects = handle(state, events.ContainerExited(container, ContainerExit(signal=9)), 60.2)
     [status] = forwarded_statuses(effects)
     assert status.state == mesos_pb2.TASK_FAILED
     assert status.reason == Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT
@@ -141,8 +183,8 @@ def test_the_registration_timeout_fails_the_tasks(make_agent: MakeAgent) -> None
 def test_an_executor_exit_fails_its_live_tasks_with_the_status(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    effects = state.container_exited(container, ContainerExit(status=2), 5.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    effects = handle(state, events.ContainerExited(container, ContainerExit(status=2)), 5.0)
     [status] = forwarded_statuses(effects)
     assert status.state == mesos_pb2.TASK_FAILED
     assert status.reason == Reason.REASON_EXECUTOR_TERMINATED
@@ -156,21 +198,27 @@ def test_shutdown_sends_shutdown_then_destroys_after_the_grace_period(
 ) -> None:
     state = make_agent()
     container = start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    effects = state.shutdown_executor(FW, "ex", 2.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    effects = handle(state, master_shutdown_executor(FW, "ex"), 2.0)
     assert [e.type for e in to_executor(effects)] == [Event.SHUTDOWN]
     assert SetTimer(("executor-shutdown", FW, "ex"), 7.0) in effects
-    assert state.on_timer(("executor-shutdown", FW, "ex"), 7.0) == [DestroyContainer(container)]
+    assert handle(state, events.TimerFired(("executor-shutdown", FW, "ex")), 7.0) == [
+        DestroyContainer(container)
+    ]
 
 
 def test_a_shut_down_framework_gets_no_more_updates(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    state.executor_update(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1), 2.0)
-    state.shutdown_framework(FW, 3.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    handle(
+        state,
+        events.ExecutorUpdate(FW, "ex", executor_status("t1", mesos_pb2.TASK_RUNNING, 1)),
+        2.0,
+    )
+    handle(state, master_shutdown_framework(FW), 3.0)
     assert state.updates.get(FW, "t1") is None
-    effects = state.container_exited(container, ContainerExit(status=0), 4.0)
+    effects = handle(state, events.ContainerExited(container, ContainerExit(status=0)), 4.0)
     assert forwarded(effects) == []
     assert state.frameworks == {}
 
@@ -178,7 +226,7 @@ def test_a_shut_down_framework_gets_no_more_updates(make_agent: MakeAgent) -> No
 def test_killing_a_queued_task_kills_it_and_drops_the_idle_executor(make_agent: MakeAgent) -> None:
     state = make_agent()
     container = start_executor(state)
-    effects = state.kill_task(FW, "t1", None, 1.0)
+    effects = handle(state, master_kill(FW, "t1", None), 1.0)
     [status] = forwarded_statuses(effects)
     assert status.state == mesos_pb2.TASK_KILLED
     assert status.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
@@ -188,10 +236,10 @@ def test_killing_a_queued_task_kills_it_and_drops_the_idle_executor(make_agent: 
 def test_a_kill_of_a_launched_task_goes_to_the_executor(make_agent: MakeAgent) -> None:
     state = make_agent()
     start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
     policy = mesos_pb2.KillPolicy()
     policy.grace_period.nanoseconds = 1
-    [event] = to_executor(state.kill_task(FW, "t1", policy, 2.0))
+    [event] = to_executor(handle(state, master_kill(FW, "t1", policy), 2.0))
     assert (event.type, event.kill.task_id.value) == (Event.KILL, "t1")
     assert event.kill.kill_policy == policy
 
@@ -199,26 +247,40 @@ def test_a_kill_of_a_launched_task_goes_to_the_executor(make_agent: MakeAgent) -
 def test_resubscription_reconciles_tasks_and_updates(make_agent: MakeAgent) -> None:
     state = make_agent()
     start_executor(state)
-    state.executor_subscribe(FW, "ex", [], [], 1.0)  # LAUNCH t1 sent ...
-    state.run_task(run_task(task_info("t2", command=None), executor=executor_info()), 1.5)
-    state.executor_disconnected(FW, "ex")  # ... but the stream broke.
-    state.run_task(run_task(task_info("t3", command=None), executor=executor_info()), 1.6)
+    handle(
+        state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0
+    )  # LAUNCH t1 sent ...
+    handle(
+        state,
+        from_master(run_task=run_task(task_info("t2", command=None), executor=executor_info())),
+        1.5,
+    )
+    handle(state, events.ExecutorDisconnected(FW, "ex"), 0.0)  # ... but the stream broke.
+    handle(
+        state,
+        from_master(run_task=run_task(task_info("t3", command=None), executor=executor_info())),
+        1.6,
+    )
     # The executor got t2 only and has an update for it the agent never saw.
-    effects = state.executor_subscribe(
-        FW,
-        "ex",
-        [task_info("t2", command=None)],
-        [executor_status("t2", mesos_pb2.TASK_RUNNING, 7)],
+    effects = handle(
+        state,
+        events.ExecutorSubscribed(
+            FW,
+            "ex",
+            subscribe_call(
+                [task_info("t2", command=None)], [executor_status("t2", mesos_pb2.TASK_RUNNING, 7)]
+            ),
+        ),
         2.0,
     )
-    events = to_executor(effects)
-    assert [e.type for e in events] == [
+    sent = to_executor(effects)
+    assert [e.type for e in sent] == [
         Event.SUBSCRIBED,
         Event.ACKNOWLEDGED,
         Event.LAUNCH,
         Event.LAUNCH,
     ]
-    assert [e.launch.task.task_id.value for e in events[2:]] == ["t1", "t3"]
+    assert [e.launch.task.task_id.value for e in sent[2:]] == ["t1", "t3"]
     assert forwarded(effects) == [("t2", mesos_pb2.TASK_RUNNING)]
 
 
@@ -228,12 +290,14 @@ def test_task_groups_launch_together(make_agent: MakeAgent) -> None:
     run.framework_info.id.value = FW
     run.executor.CopyFrom(executor_info())
     run.task_group.tasks.extend([task_info("a", command=None), task_info("b", command=None)])
-    [spec] = of_type(state.run_task_group(run, 0.0), LaunchContainer)
+    [spec] = of_type(handle(state, from_master(run_task_group=run), 0.0), LaunchContainer)
     assert isinstance(spec, LaunchContainer)
-    state.container_launched(spec.container_id, 0.1)
-    events = to_executor(state.executor_subscribe(FW, "ex", [], [], 1.0))
-    assert [e.type for e in events] == [Event.SUBSCRIBED, Event.LAUNCH_GROUP]
-    assert [t.task_id.value for t in events[1].launch_group.task_group.tasks] == ["a", "b"]
+    handle(state, events.ContainerLaunched(spec.container_id), 0.1)
+    sent = to_executor(
+        handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    )
+    assert [e.type for e in sent] == [Event.SUBSCRIBED, Event.LAUNCH_GROUP]
+    assert [t.task_id.value for t in sent[1].launch_group.task_group.tasks] == ["a", "b"]
 
 
 def test_a_task_group_with_duplicate_ids_is_refused(make_agent: MakeAgent) -> None:
@@ -242,16 +306,16 @@ def test_a_task_group_with_duplicate_ids_is_refused(make_agent: MakeAgent) -> No
     run.framework_info.id.value = FW
     run.executor.CopyFrom(executor_info())
     run.task_group.tasks.extend([task_info("a", command=None), task_info("a", command=None)])
-    statuses = forwarded_statuses(state.run_task_group(run, 0.0))
+    statuses = forwarded_statuses(handle(state, from_master(run_task_group=run), 0.0))
     assert {s.reason for s in statuses} == {Reason.REASON_TASK_GROUP_INVALID}
 
 
 def test_framework_messages_flow_both_ways(make_agent: MakeAgent) -> None:
     state = make_agent()
     start_executor(state)
-    assert state.framework_message(FW, "ex", b"early") == []  # Not subscribed: dropped.
-    state.executor_subscribe(FW, "ex", [], [], 1.0)
-    [event] = to_executor(state.framework_message(FW, "ex", b"hi"))
+    assert handle(state, master_relay(FW, "ex", b"early"), 0.0) == []  # Not subscribed: dropped.
+    handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.0)
+    [event] = to_executor(handle(state, master_relay(FW, "ex", b"hi"), 0.0))
     assert (event.type, event.message.data) == (Event.MESSAGE, b"hi")
-    [message] = to_master(state.executor_message(FW, "ex", b"yo"))
+    [message] = to_master(handle(state, events.ExecutorMessage(FW, "ex", b"yo"), 0.0))
     assert message.executor_to_framework.data == b"yo"

@@ -14,7 +14,15 @@ import pytest
 
 from agent.checkpoint import CheckpointStore, MemoryCheckpointStore, apply_checkpoint_effect
 from agent.checkpoint.apply import CheckpointWriter
-from agent.core import AgentState, ContainerExit, events, handle, hello_message
+from agent.core import (
+    AgentState,
+    ContainerExit,
+    events,
+    executor_events,
+    handle,
+    hello_message,
+    launches,
+)
 from agent.core.effects import (
     CheckpointAgent,
     CheckpointContainerState,
@@ -27,6 +35,7 @@ from agent.core.effects import (
     ScheduleSandboxGC,
     StopAgent,
 )
+from agent.core.model import ExecutorRecord, FrameworkRecord
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 from tests.unit.agent.conftest import MakeAgent
@@ -194,16 +203,16 @@ def test_a_fault_in_a_launch_handler_ends_that_launch_and_spares_the_rest(
     [good_launch] = of_type(good, LaunchContainer)
     assert isinstance(good_launch, LaunchContainer)
 
-    from agent.core import launches
+    original = launches._launch
 
-    original = launches.LaunchEvents._launch
-
-    def faulty(self: AgentState, framework: object, executor: object, now: float) -> list[Effect]:
-        if getattr(executor, "executor_id", None) == "bad":
+    def faulty(
+        state: AgentState, framework: FrameworkRecord, executor: ExecutorRecord, now: float
+    ) -> list[Effect]:
+        if executor.executor_id == "bad":
             raise RuntimeError("injected fault")
-        return original(self, framework, executor, now)  # type: ignore[arg-type]
+        return original(state, framework, executor, now)
 
-    monkeypatch.setattr(launches.LaunchEvents, "_launch", faulty)
+    monkeypatch.setattr(launches, "_launch", faulty)
     effects = feed(state, master(run_task=run_task(task_info("bad"))), 1.0)
     [failed] = forwarded_statuses(effects)
     assert failed.state == mesos_pb2.TASK_FAILED
@@ -230,7 +239,7 @@ def test_a_fault_outside_a_launch_is_logged_and_changes_nothing_else(
     def faulty(*args: object) -> list[Effect]:
         raise KeyError("injected")
 
-    monkeypatch.setattr(AgentState, "executor_disconnected", faulty)
+    monkeypatch.setattr(executor_events, "executor_disconnected", faulty)
     assert handle(state, events.ExecutorDisconnected(FW, "x" * 5000), 1.0) == []
     [record] = [r for r in caplog.records if "failed to handle" in r.getMessage()]
     assert "ExecutorDisconnected" in record.getMessage()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.core import AgentState
+from agent.core import AgentState, handle
 from agent.core.effects import LaunchContainer
 from protos.v1 import mesos_pb2
 from tests.unit.agent.conftest import MakeAgent
@@ -10,6 +10,10 @@ from tests.unit.agent.helpers import (
     FW,
     executor_info,
     forwarded_statuses,
+    from_master,
+    master_ack,
+    master_kill,
+    master_reconcile,
     of_type,
     run_task,
     task_info,
@@ -21,7 +25,7 @@ Reason = mesos_pb2.TaskStatus
 
 def refused(state: AgentState, task: mesos_pb2.TaskInfo, **kwargs: object) -> mesos_pb2.TaskStatus:
     before = state.allocated()
-    effects = state.run_task(run_task(task, **kwargs), 0.0)  # type: ignore[arg-type]
+    effects = handle(state, from_master(run_task=run_task(task, **kwargs)), 0.0)  # type: ignore[arg-type]
     assert of_type(effects, LaunchContainer) == []
     [status] = forwarded_statuses(effects)
     assert state.allocated() == before
@@ -54,7 +58,7 @@ def test_resources_the_agent_lacks_are_an_error(make_agent: MakeAgent) -> None:
 
 def test_resources_in_use_count_against_new_tasks(make_agent: MakeAgent) -> None:
     state = make_agent("cpus:2;mem:1024")
-    state.run_task(run_task(task_info("t1", "cpus:1.5;mem:128")), 0.0)
+    handle(state, from_master(run_task=run_task(task_info("t1", "cpus:1.5;mem:128"))), 0.0)
     status = refused(state, task_info("t2", "cpus:1;mem:128"))
     assert "cpus:0.5;mem:896" in status.message
 
@@ -80,7 +84,7 @@ def test_a_master_expecting_a_running_executor_that_is_not_gets_lost(
     state = make_agent()
     run = run_task(task_info("t1", command=None), executor=executor_info())
     run.launch_executor = False
-    [status] = forwarded_statuses(state.run_task(run, 0.0))
+    [status] = forwarded_statuses(handle(state, from_master(run_task=run), 0.0))
     assert status.state == mesos_pb2.TASK_LOST
     assert status.reason == Reason.REASON_EXECUTOR_TERMINATED
 
@@ -93,13 +97,17 @@ def test_partition_aware_frameworks_get_dropped_instead_of_lost(make_agent: Make
         capabilities=[mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE],
     )
     run.launch_executor = False
-    [status] = forwarded_statuses(state.run_task(run, 0.0))
+    [status] = forwarded_statuses(handle(state, from_master(run_task=run), 0.0))
     assert status.state == mesos_pb2.TASK_DROPPED
 
 
 def test_a_different_executor_info_under_a_running_id_is_an_error(make_agent: MakeAgent) -> None:
     state = make_agent()
-    state.run_task(run_task(task_info("t1", command=None), executor=executor_info()), 0.0)
+    handle(
+        state,
+        from_master(run_task=run_task(task_info("t1", command=None), executor=executor_info())),
+        0.0,
+    )
     other = executor_info()
     other.command.value = "something-else"
     status = refused(state, task_info("t2", command=None), executor=other)
@@ -108,16 +116,16 @@ def test_a_different_executor_info_under_a_running_id_is_an_error(make_agent: Ma
 
 def test_a_repeated_launch_is_ignored(make_agent: MakeAgent) -> None:
     state = make_agent()
-    state.run_task(run_task(task_info("t1")), 0.0)
-    assert state.run_task(run_task(task_info("t1")), 0.1) == []
+    handle(state, from_master(run_task=run_task(task_info("t1"))), 0.0)
+    assert handle(state, from_master(run_task=run_task(task_info("t1"))), 0.1) == []
 
 
 def test_a_reused_task_id_is_refused_without_touching_the_running_task(
     make_agent: MakeAgent,
 ) -> None:
     state = make_agent()
-    state.run_task(run_task(task_info("t1")), 0.0)
-    effects = state.run_task(run_task(task_info("t1", command="sleep 9")), 0.1)
+    handle(state, from_master(run_task=run_task(task_info("t1"))), 0.0)
+    effects = handle(state, from_master(run_task=run_task(task_info("t1", command="sleep 9"))), 0.1)
     # Not a status update: the id's stream belongs to the running task, and the master must not
     # apply the refusal to that task either.
     [message] = to_master(effects)
@@ -156,23 +164,23 @@ def test_a_health_check_must_match_its_type(make_agent: MakeAgent) -> None:
 def test_a_refused_task_stream_closes_on_ack(make_agent: MakeAgent) -> None:
     state = make_agent()
     status = refused(state, task_info("t1", command=None))
-    state.acknowledge(FW, "t1", status.uuid, 1.0)
+    handle(state, master_ack(FW, "t1", status.uuid), 1.0)
     assert state.updates.get(FW, "t1") is None
 
 
 def test_killing_an_unknown_task_reports_it_lost(make_agent: MakeAgent) -> None:
     state = make_agent()
-    [status] = forwarded_statuses(state.kill_task(FW, "nope", None, 0.0))
+    [status] = forwarded_statuses(handle(state, master_kill(FW, "nope", None), 0.0))
     assert status.state == mesos_pb2.TASK_LOST
     assert status.reason == Reason.REASON_TASK_UNKNOWN
 
 
 def test_reconciliation_answers_for_unknown_tasks_only(make_agent: MakeAgent) -> None:
     state = make_agent()
-    state.run_task(run_task(task_info("t1")), 0.0)
+    handle(state, from_master(run_task=run_task(task_info("t1"))), 0.0)
     statuses = [mesos_pb2.TaskStatus(), mesos_pb2.TaskStatus()]
     statuses[0].task_id.value = "t1"
     statuses[1].task_id.value = "t2"
-    [status] = forwarded_statuses(state.reconcile(FW, statuses, 1.0))
+    [status] = forwarded_statuses(handle(state, master_reconcile(FW, statuses), 1.0))
     assert (status.task_id.value, status.state) == ("t2", mesos_pb2.TASK_LOST)
     assert status.reason == Reason.REASON_RECONCILIATION

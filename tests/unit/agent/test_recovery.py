@@ -6,9 +6,10 @@ from pathlib import Path
 
 from agent.checkpoint import CheckpointStore
 from agent.checkpoint.files import encode_record
-from agent.core import ContainerExit
+from agent.core import ContainerExit, events, handle
 from agent.core.effects import DestroyContainer, SetTimer, StartHealthCheck, UpdateRecord
 from agent.core.model import command_executor_info
+from agent.core.registration import reregister_message
 from protos.v1 import mesos_pb2
 from tests.unit.agent.conftest import MakeAgent, uuid_n
 from tests.unit.agent.helpers import (
@@ -18,6 +19,9 @@ from tests.unit.agent.helpers import (
     forwarded,
     forwarded_statuses,
     framework_info,
+    master_registered,
+    recover,
+    subscribe_call,
     task_info,
     to_executor,
 )
@@ -66,21 +70,21 @@ def test_recovery_rebuilds_tasks_and_resends_unacknowledged_updates(
     read = CheckpointStore(tmp_path).read()
     assert read.agent is not None
     state = make_agent(registered=False)
-    wanted = state.recover(read.agent)
+    wanted = recover(state, read.agent)
     assert wanted == [("c-cmd", {"pid": 1}), ("c-ex", {"pid": 2})]
     assert state.agent_id == "agent-1"
     assert sorted(state.executor(FW, "ex").tasks) == ["a"]  # type: ignore[union-attr]
     assert state.executor(FW, "cmd").tasks["cmd"].state == mesos_pb2.TASK_RUNNING  # type: ignore[union-attr]
 
-    effects = state.container_recovered("c-cmd", 1.0)
+    effects = handle(state, events.ContainerRecovered("c-cmd"), 1.0)
     assert forwarded(effects) == []  # It is RUNNING already.
     assert [type(e) for e in effects] == [StartHealthCheck]
-    assert state.container_recovered("c-ex", 1.0) == [
+    assert handle(state, events.ContainerRecovered("c-ex"), 1.0) == [
         SetTimer(("executor-reregistration", FW, "ex"), 3.0)
     ]
-    assert state.recovery_done(1.0) == []
+    assert handle(state, events.RecoveryDone(), 1.0) == []
 
-    message = state.reregister_message("boot", "0.1")
+    message = reregister_message(state, "boot", "0.1")
     reregister = message.reregister_agent
     assert reregister.agent_info.id.value == "agent-1"
     assert sorted(t.task_id.value for t in reregister.tasks) == ["a", "cmd"]
@@ -90,7 +94,9 @@ def test_recovery_rebuilds_tasks_and_resends_unacknowledged_updates(
     assert [e.executor_id.value for e in reregister.executor_infos] == ["ex"]
     assert [f.id.value for f in reregister.frameworks] == [FW]
 
-    assert forwarded(state.registered("agent-1", 2.0)) == [("cmd", mesos_pb2.TASK_RUNNING)]
+    assert forwarded(handle(state, master_registered("agent-1"), 2.0)) == [
+        ("cmd", mesos_pb2.TASK_RUNNING)
+    ]
 
 
 def test_a_recovered_executor_that_does_not_resubscribe_fails_its_tasks(
@@ -100,12 +106,16 @@ def test_a_recovered_executor_that_does_not_resubscribe_fails_its_tasks(
     read = CheckpointStore(tmp_path).read()
     state = make_agent(registered=False)
     assert read.agent is not None
-    state.recover(read.agent)
-    state.registered("agent-1", 0.5)
-    state.container_exited("c-cmd", ContainerExit(status=0), 1.0)
-    state.container_recovered("c-ex", 1.0)
-    assert state.on_timer(("executor-reregistration", FW, "ex"), 3.0) == [DestroyContainer("c-ex")]
-    [failed] = forwarded_statuses(state.container_exited("c-ex", ContainerExit(signal=9), 3.1))
+    recover(state, read.agent)
+    handle(state, master_registered("agent-1"), 0.5)
+    handle(state, events.ContainerExited("c-cmd", ContainerExit(status=0)), 1.0)
+    handle(state, events.ContainerRecovered("c-ex"), 1.0)
+    assert handle(state, events.TimerFired(("executor-reregistration", FW, "ex")), 3.0) == [
+        DestroyContainer("c-ex")
+    ]
+    [failed] = forwarded_statuses(
+        handle(state, events.ContainerExited("c-ex", ContainerExit(signal=9)), 3.1)
+    )
     assert failed.reason == Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT
     ack_all(state, "a")
     ack_all(state, "cmd")
@@ -119,12 +129,14 @@ def test_a_recovered_executor_resubscribes_and_keeps_its_tasks(
     read = CheckpointStore(tmp_path).read()
     state = make_agent(registered=False)
     assert read.agent is not None
-    state.recover(read.agent)
-    state.registered("agent-1", 0.5)
-    state.container_recovered("c-ex", 1.0)
-    events = to_executor(state.executor_subscribe(FW, "ex", [], [], 1.5))
-    assert [e.type for e in events] == [1]  # SUBSCRIBED only: 'a' is running, nothing to send.
-    assert state.on_timer(("executor-reregistration", FW, "ex"), 3.0) == []
+    recover(state, read.agent)
+    handle(state, master_registered("agent-1"), 0.5)
+    handle(state, events.ContainerRecovered("c-ex"), 1.0)
+    sent = to_executor(
+        handle(state, events.ExecutorSubscribed(FW, "ex", subscribe_call([], [])), 1.5)
+    )
+    assert [e.type for e in sent] == [1]  # SUBSCRIBED only: 'a' is running, nothing to send.
+    assert handle(state, events.TimerFired(("executor-reregistration", FW, "ex")), 3.0) == []
 
 
 def test_a_command_task_that_ended_while_the_agent_was_down(
@@ -134,9 +146,9 @@ def test_a_command_task_that_ended_while_the_agent_was_down(
     read = CheckpointStore(tmp_path).read()
     state = make_agent(registered=False)
     assert read.agent is not None
-    state.recover(read.agent)
-    state.registered("agent-1", 0.5)
-    state.container_exited("c-cmd", ContainerExit(status=0), 1.0)
+    recover(state, read.agent)
+    handle(state, master_registered("agent-1"), 0.5)
+    handle(state, events.ContainerExited("c-cmd", ContainerExit(status=0)), 1.0)
     statuses = forwarded_statuses(ack_all(state, "cmd"))
     assert [s.state for s in statuses] == [mesos_pb2.TASK_FINISHED]
 
@@ -148,10 +160,10 @@ def test_a_lost_container_of_unknown_status_fails_the_task(
     read = CheckpointStore(tmp_path).read()
     state = make_agent(registered=False)
     assert read.agent is not None
-    state.recover(read.agent)
-    state.registered("agent-1", 0.5)
+    recover(state, read.agent)
+    handle(state, master_registered("agent-1"), 0.5)
     exit = ContainerExit(message="container not found after the agent restarted")
-    state.container_exited("c-cmd", exit, 1.0)
+    handle(state, events.ContainerExited("c-cmd", exit), 1.0)
     [failed] = forwarded_statuses(ack_all(state, "cmd"))
     assert failed.state == mesos_pb2.TASK_FAILED
     assert failed.reason == Reason.REASON_EXECUTOR_TERMINATED
@@ -169,9 +181,9 @@ def test_a_torn_last_record_is_ignored_by_recovery(tmp_path: Path, make_agent: M
     read = CheckpointStore(tmp_path).read()
     assert read.agent is not None
     state = make_agent(registered=False)
-    state.recover(read.agent)
+    recover(state, read.agent)
     stream = state.updates.get(FW, "cmd")
     assert stream is not None
     assert [s.state for s in stream.pending] == [mesos_pb2.TASK_RUNNING]
     assert state.executor(FW, "cmd").tasks["cmd"].state == mesos_pb2.TASK_RUNNING  # type: ignore[union-attr]
-    state.registered("agent-1", 1.0)
+    handle(state, master_registered("agent-1"), 1.0)

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core import AgentState, ContainerExit, CoreSettings, RetrySchedule
+from agent.core import AgentState, ContainerExit, CoreSettings, RetrySchedule, events, handle
 from agent.core.effects import (
     DestroyContainer,
     Effect,
@@ -20,7 +20,15 @@ from agent.core.model import ExecutorPhase
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 from tests.unit.agent.conftest import counting_uuids
-from tests.unit.agent.helpers import FW, run_group, task_info
+from tests.unit.agent.helpers import (
+    FW,
+    from_master,
+    master_kill,
+    master_registered,
+    master_shutdown_executor,
+    run_group,
+    task_info,
+)
 
 Reason = mesos_pb2.TaskStatus
 TERMINAL = {mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED}
@@ -68,14 +76,14 @@ class Runtime:
         if kind == "launched":
             del self.launching[target]
             self.running.add(target)
-            self.apply(state.container_launched(target, now))
+            self.apply(handle(state, events.ContainerLaunched(target), now))
         elif kind == "launch-failed":
             del self.launching[target]
-            self.apply(state.container_launch_failed(target, "boom", now))
+            self.apply(handle(state, events.ContainerLaunchFailed(target, "boom"), now))
         elif kind == "timer":
             key = tuple(target.split(","))
             del self.timers[key]
-            self.apply(state.on_timer(key, now))
+            self.apply(handle(state, events.TimerFired(key), now))
         else:
             self.running.discard(target)
             self.doomed.discard(target)
@@ -84,7 +92,7 @@ class Runtime:
                 "exit-1": ContainerExit(status=1),
                 "killed": ContainerExit(signal=9),
             }[kind]
-            self.apply(state.container_exited(target, exit, now))
+            self.apply(handle(state, events.ContainerExited(target, exit), now))
 
 
 @settings(max_examples=150, deadline=None)
@@ -98,10 +106,12 @@ def test_a_group_always_ends_whole_and_consistent(size: int, data: st.DataObject
         new_uuid=counting_uuids(),
         new_container_id=lambda: f"c{next(counter)}",
     )
-    state.registered("agent-1", 0.0)
+    handle(state, master_registered("agent-1"), 0.0)
     runtime = Runtime(state)
     task_ids = [f"t{i}" for i in range(size)]
-    runtime.apply(state.run_task_group(run_group([task_info(t) for t in task_ids]), 0.0))
+    runtime.apply(
+        handle(state, from_master(run_task_group=run_group([task_info(t) for t in task_ids])), 0.0)
+    )
     # Besides container events: scheduler KILLs, and perhaps a ShutdownExecutor.
     orders = data.draw(st.lists(st.sampled_from([*task_ids, "shutdown"]), max_size=2))
     for _ in range(200):
@@ -114,9 +124,9 @@ def test_a_group_always_ends_whole_and_consistent(size: int, data: st.DataObject
             continue
         orders.remove(target)
         if target == "shutdown":
-            runtime.apply(state.shutdown_executor(FW, "dex", runtime.now))
+            runtime.apply(handle(state, master_shutdown_executor(FW, "dex"), runtime.now))
         else:
-            runtime.apply(state.kill_task(FW, target, None, runtime.now))
+            runtime.apply(handle(state, master_kill(FW, target, None), runtime.now))
     assert not runtime.events()  # Nothing left to happen: every container is gone.
 
     executor = state.executor(FW, "dex")

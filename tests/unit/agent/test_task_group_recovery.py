@@ -6,9 +6,10 @@ import signal
 from pathlib import Path
 
 from agent.checkpoint import CheckpointStore
-from agent.core import AgentState, ContainerExit
+from agent.core import AgentState, ContainerExit, events, handle
 from agent.core.effects import DestroyContainer, SignalContainer, UpdateRecord
 from agent.core.model import ExecutorPhase
+from agent.core.registration import reregister_message
 from protos.v1 import mesos_pb2
 from tests.unit.agent.conftest import MakeAgent, uuid_n
 from tests.unit.agent.helpers import (
@@ -17,8 +18,13 @@ from tests.unit.agent.helpers import (
     default_executor_info,
     forwarded_statuses,
     framework_info,
+    master_registered,
+    master_reregistered,
     task_info,
     to_master,
+)
+from tests.unit.agent.helpers import (
+    recover as look_for,
 )
 
 Reason = mesos_pb2.TaskStatus
@@ -67,7 +73,7 @@ def recover(
     assert read.agent is not None
     assert len(read.warnings) == warnings, read.warnings
     state = make_agent(registered=False)
-    return state, list(state.recover(read.agent))
+    return state, look_for(state, read.agent)
 
 
 def latest(state: AgentState, task_id: str) -> mesos_pb2.TaskStatus:
@@ -87,13 +93,13 @@ def test_a_running_group_is_found_again_and_keeps_its_rules(
     assert executor is not None
     assert executor.phase is ExecutorPhase.RUNNING
     assert executor.tasks["a"].group == ("a", "b")
-    assert state.container_recovered("n-a", 1.0) == []
-    assert state.container_recovered("n-b", 1.0) == []
-    assert state.recovery_done(1.0) == []
-    reregister = state.reregister_message("boot", "0.1").reregister_agent
+    assert handle(state, events.ContainerRecovered("n-a"), 1.0) == []
+    assert handle(state, events.ContainerRecovered("n-b"), 1.0) == []
+    assert handle(state, events.RecoveryDone(), 1.0) == []
+    reregister = reregister_message(state, "boot", "0.1").reregister_agent
     assert [e.executor_id.value for e in reregister.executor_infos] == ["dex"]
-    state.reregistered(1.5)
-    effects = state.container_exited("n-b", ContainerExit(status=1), 2.0)
+    handle(state, master_reregistered(), 1.5)
+    effects = handle(state, events.ContainerExited("n-b", ContainerExit(status=1)), 2.0)
     assert latest(state, "b").state == mesos_pb2.TASK_FAILED
     assert SignalContainer("n-a", signal.SIGTERM) in effects
 
@@ -105,9 +111,9 @@ def test_a_group_whose_launch_the_restart_interrupted_fails_to_launch(
     checkpoint(tmp_path, {"a": None, "b": None}, recorded=("a",))
     state, wanted = recover(tmp_path, make_agent)
     assert wanted == [("n-a", {"pid": 100}), ("n-b", None)]
-    assert state.container_recovered("n-a", 1.0) == []  # Its group is not complete.
+    assert handle(state, events.ContainerRecovered("n-a"), 1.0) == []  # Its group is not complete.
     exit = ContainerExit(message="the agent died before recording the container")
-    effects = state.container_exited("n-b", exit, 1.0)
+    effects = handle(state, events.ContainerExited("n-b", exit), 1.0)
     assert DestroyContainer("n-a") in effects
     failed = latest(state, "b")
     assert (failed.state, failed.reason) == (
@@ -115,9 +121,9 @@ def test_a_group_whose_launch_the_restart_interrupted_fails_to_launch(
         Reason.REASON_CONTAINER_LAUNCH_FAILED,
     )
     assert "the agent died before recording the container" in failed.message
-    state.recovery_done(1.0)
-    state.registered("agent-1", 1.5)
-    effects = state.container_exited("n-a", ContainerExit(signal=9), 2.0)
+    handle(state, events.RecoveryDone(), 1.0)
+    handle(state, master_registered("agent-1"), 1.5)
+    effects = handle(state, events.ContainerExited("n-a", ContainerExit(signal=9)), 2.0)
     assert latest(state, "a").reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
     assert to_master(effects)[0].HasField("exited_executor")
     assert all(s.state != mesos_pb2.TASK_RUNNING for s in forwarded_statuses(ack_all(state, "a")))
@@ -128,9 +134,9 @@ def test_a_group_whose_launch_completed_after_the_restart_starts_running(
 ) -> None:
     checkpoint(tmp_path, {"a": None, "b": None}, recorded=("a", "b"))
     state, _ = recover(tmp_path, make_agent)
-    state.registered("agent-1", 0.5)
-    assert state.container_recovered("n-a", 1.0) == []
-    effects = state.container_recovered("n-b", 1.0)
+    handle(state, master_registered("agent-1"), 0.5)
+    assert handle(state, events.ContainerRecovered("n-a"), 1.0) == []
+    effects = handle(state, events.ContainerRecovered("n-b"), 1.0)
     assert [(s.task_id.value, s.state) for s in forwarded_statuses(effects)] == [
         ("a", mesos_pb2.TASK_RUNNING),
         ("b", mesos_pb2.TASK_RUNNING),
@@ -144,11 +150,11 @@ def test_a_failure_before_the_restart_kills_what_is_left_of_its_group(
     checkpoint(tmp_path, {"a": mesos_pb2.TASK_RUNNING, "b": mesos_pb2.TASK_FAILED}, ("a", "b"))
     state, wanted = recover(tmp_path, make_agent)
     assert wanted == [("n-a", {"pid": 100})]  # 'b' ended: nothing to look for.
-    state.container_recovered("n-a", 1.0)
-    effects = state.recovery_done(1.0)
+    handle(state, events.ContainerRecovered("n-a"), 1.0)
+    effects = handle(state, events.RecoveryDone(), 1.0)
     assert effects[0] == SignalContainer("n-a", signal.SIGTERM)
-    state.registered("agent-1", 1.5)
-    state.container_exited("n-a", ContainerExit(signal=15), 2.0)
+    handle(state, master_registered("agent-1"), 1.5)
+    handle(state, events.ContainerExited("n-a", ContainerExit(signal=15)), 2.0)
     assert latest(state, "a").message == (
         "Killed with its task group because task 'b' failed: Command terminated by signal 15 (TERM)"
     )
@@ -161,9 +167,9 @@ def test_a_group_that_ended_while_the_agent_was_down_ends_its_executor(
     checkpoint(tmp_path, {"a": finished, "b": finished}, recorded=("a", "b"))
     state, wanted = recover(tmp_path, make_agent)
     assert wanted == []
-    [exited] = to_master(state.recovery_done(1.0))
+    [exited] = to_master(handle(state, events.RecoveryDone(), 1.0))
     assert exited.exited_executor.executor_id.value == "dex"
-    state.registered("agent-1", 1.5)
+    handle(state, master_registered("agent-1"), 1.5)
     ack_all(state, "a")
     ack_all(state, "b")
     assert state.frameworks == {}
@@ -181,8 +187,8 @@ def test_a_task_whose_container_record_is_damaged_is_lost_with_its_group(
     state, wanted = recover(tmp_path, make_agent, warnings=1)
     [(fresh, state_b)] = [w for w in wanted if w != ("n-a", {"pid": 100})]
     assert state_b is None  # Looked for in vain: the runtime reports it gone.
-    state.container_recovered("n-a", 1.0)
+    handle(state, events.ContainerRecovered("n-a"), 1.0)
     exit = ContainerExit(message="the agent died before recording the container")
-    effects = state.container_exited(fresh, exit, 1.0)
+    effects = handle(state, events.ContainerExited(fresh, exit), 1.0)
     assert latest(state, "b").state == mesos_pb2.TASK_FAILED
     assert SignalContainer("n-a", signal.SIGTERM) in effects

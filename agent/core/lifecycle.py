@@ -1,0 +1,180 @@
+"""What every handler shares: sending a task's update, recording its new state, retiring what ended.
+
+A reliable update is created here and handed to the status update manager; a task's terminal
+state stops what watched it (kill and completion timers, health checks) and shrinks its
+executor's container. A task is forgotten once its terminal update is acknowledged; an executor
+once its container is gone and its tasks forgotten (its checkpoint removed, its sandbox handed
+to the garbage collector); a framework once it has no executor left.
+"""
+
+from __future__ import annotations
+
+from agent.core.effects import (
+    CancelTimer,
+    CloseExecutorStream,
+    Effect,
+    RemoveExecutorCheckpoint,
+    RemoveFrameworkCheckpoint,
+    ScheduleSandboxGC,
+    StopHealthCheck,
+    UpdateContainer,
+)
+from agent.core.messages import make_status
+from agent.core.model import (
+    ExecutorKind,
+    ExecutorPhase,
+    ExecutorRecord,
+    FrameworkRecord,
+    TaskRecord,
+)
+from agent.core.state import AgentState
+from agent.core.status_updates import StreamOwner, is_terminal
+from protos.v1 import mesos_pb2
+
+__all__ = [
+    "fail_live_tasks",
+    "retire_executor_if_done",
+    "retire_framework_if_done",
+    "send_update",
+    "stream_closed",
+    "task_state_changed",
+]
+
+_SOURCE_AGENT = mesos_pb2.TaskStatus.SOURCE_AGENT
+
+
+def send_update(
+    state: AgentState,
+    framework_id: str,
+    task_id: str,
+    executor_id: str | None,
+    task_state: mesos_pb2.TaskState.ValueType,
+    *,
+    now: float,
+    source: mesos_pb2.TaskStatus.Source.ValueType = _SOURCE_AGENT,
+    reason: mesos_pb2.TaskStatus.Reason.ValueType | None = None,
+    message: str | None = None,
+    healthy: bool | None = None,
+    container_id: str | None = None,
+) -> list[Effect]:
+    """Create a reliable update for a task and hand it to the status update manager."""
+    framework = state.frameworks.get(framework_id)
+    executor = state.executor(framework_id, executor_id) if executor_id else None
+    task = executor.tasks.get(task_id) if executor is not None else None
+    status = make_status(
+        task_id,
+        task_state,
+        source=source,
+        now=now,
+        uuid=state.new_uuid(),
+        agent_id=state.agent_id,
+        executor_id=executor_id,
+        reason=reason,
+        message=message,
+        healthy=healthy,
+        container_id=container_id,
+    )
+    owner = StreamOwner(framework_id, executor_id)
+    if framework is not None and executor is not None:
+        owner = StreamOwner(framework_id, executor_id, executor.container_id, executor.checkpoint)
+    _, effects = state.updates.update(status, owner, now)
+    if task is not None and executor is not None:
+        effects += task_state_changed(state, executor, task, task_state)
+    return effects
+
+
+def task_state_changed(
+    state: AgentState,
+    executor: ExecutorRecord,
+    task: TaskRecord,
+    task_state: mesos_pb2.TaskState.ValueType,
+) -> list[Effect]:
+    """Record a task's new state; on a terminal one stop what watched it."""
+    was_terminal = task.terminal
+    task.state = task_state
+    task.launched = True
+    if not is_terminal(task_state) or was_terminal:
+        return []
+    effects: list[Effect] = [
+        CancelTimer(("kill", task.framework_id, task.task_id)),
+        CancelTimer(("max-completion", task.framework_id, task.task_id)),
+    ]
+    if executor.kind is not ExecutorKind.CUSTOM:
+        effects.append(StopHealthCheck(task.framework_id, task.task_id))
+    elif executor.phase in (ExecutorPhase.REGISTERING, ExecutorPhase.RUNNING):
+        # The task's share of the container is released as soon as it is terminal.
+        effects.append(UpdateContainer(executor.container_id, executor.container_resources()))
+    return effects
+
+
+def fail_live_tasks(
+    state: AgentState,
+    executor: ExecutorRecord,
+    task_state: mesos_pb2.TaskState.ValueType,
+    reason: mesos_pb2.TaskStatus.Reason.ValueType,
+    message: str,
+    *,
+    now: float,
+) -> list[Effect]:
+    """Send ``task_state`` for every task of ``executor`` that is not terminal yet."""
+    executor.queue.clear()
+    effects: list[Effect] = []
+    for task in list(executor.tasks.values()):
+        if not task.terminal:
+            effects += send_update(
+                state,
+                executor.framework_id,
+                task.task_id,
+                executor.executor_id,
+                task_state,
+                now=now,
+                reason=reason,
+                message=message,
+            )
+    return effects
+
+
+def stream_closed(
+    state: AgentState, framework_id: str, task_id: str, executor_id: str | None
+) -> list[Effect]:
+    """A task's terminal update was acknowledged: forget the task, maybe its executor."""
+    executor = state.executor(framework_id, executor_id) if executor_id else None
+    if executor is None:
+        return []
+    executor.tasks.pop(task_id, None)
+    return retire_executor_if_done(state, executor)
+
+
+def retire_executor_if_done(state: AgentState, executor: ExecutorRecord) -> list[Effect]:
+    """Remove an executor whose container is gone and whose tasks are all done."""
+    if executor.phase is not ExecutorPhase.TERMINATED or executor.tasks:
+        return []
+    framework = state.frameworks[executor.framework_id]
+    del framework.executors[executor.executor_id]
+    state.containers.pop(executor.container_id, None)
+    effects: list[Effect] = [
+        CancelTimer(("executor-registration", *executor.key)),
+        CancelTimer(("executor-reregistration", *executor.key)),
+        CancelTimer(("executor-shutdown", *executor.key)),
+        ScheduleSandboxGC(executor.framework_id, executor.executor_id, executor.container_id),
+    ]
+    if executor.kind is ExecutorKind.CUSTOM:
+        effects.append(CloseExecutorStream(*executor.key))
+    if executor.checkpoint:
+        effects.append(RemoveExecutorCheckpoint(*executor.key))
+    return effects + retire_framework_if_done(state, framework)
+
+
+def retire_framework_if_done(state: AgentState, framework: FrameworkRecord) -> list[Effect]:
+    """Remove a framework with no executors left (and, if shut down, its streams)."""
+    if framework.executors:
+        return []
+    del state.frameworks[framework.framework_id]
+    effects: list[Effect] = []
+    if framework.shutting_down:
+        for stream in state.updates:
+            if stream.framework_id == framework.framework_id:
+                effects += state.updates.remove(stream.framework_id, stream.task_id)
+    if framework.checkpoint:
+        effects.append(RemoveFrameworkCheckpoint(framework.framework_id))
+    return effects
