@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import time
 import urllib.request
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,9 @@ RUN_MARKER = "EMPORION_CHAOS_RUN"
 finds a process by it; tasks mention the base directory through their sandbox paths)."""
 _ERROR = re.compile(r" ERROR |Error:|Traceback|CRITICAL")
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
-_LIVE: weakref.WeakSet[ChaosCluster] = weakref.WeakSet()
+_LIVE: set[ChaosCluster] = set()
+"""Clusters not yet removed (strong references: one dropped by an exception is still swept at
+interpreter exit)."""
 
 
 class ClusterError(RuntimeError):

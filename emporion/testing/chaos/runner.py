@@ -80,18 +80,15 @@ def run_scenario(
             except Exception as failure:
                 error = error or f"closing {framework.name}: {type(failure).__name__}: {failure}"
         run.loop.close()
-    finally:
-        run.loop.close()
         leaks = cluster.close()
-    counts = _merge(summaries)
-    ok = (
-        error is None
-        and counts["tasks_lost"] == 0
-        and counts["terminal_missing"] == 0
-        and leaks.total == 0
-    )
-    diagnosis: dict[str, Any] = {}
-    try:
+        counts = _merge(summaries)
+        ok = (
+            error is None
+            and counts["tasks_lost"] == 0
+            and counts["terminal_missing"] == 0
+            and leaks.total == 0
+        )
+        diagnosis: dict[str, Any] = {}
         if not ok:
             suspects = [*counts["lost_examples"], *counts["missing_examples"]][:4]
             diagnosis = {
@@ -100,6 +97,8 @@ def run_scenario(
                 "log_errors": cluster.error_lines(),
             }
     finally:
+        # Also on SIGTERM (SystemExit) or ^C: nothing of the run may outlive it.
+        run.loop.close()
         cluster.remove()
     report: dict[str, Any] = {
         "scenario": name,
