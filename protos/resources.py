@@ -321,11 +321,18 @@ class Resources:
         ranges in a task, as a scalar in an offer); ``+``, ``-`` and :meth:`contains` assume
         they do not, so code combining bags from different sources asks this first.
         """
-        kinds: dict[str, type] = {}
-        for key, value in self._items.items():
-            kinds.setdefault(key.name, type(value))
+        items = self._items
+        kinds: dict[str, type] | None = None
         for key, value in other._items.items():
-            kind = kinds.get(key.name)
+            current = items.get(key)
+            if current is not None:  # The usual case; one type per name here covers the rest.
+                kind: type | None = type(current)
+            else:
+                if kinds is None:
+                    kinds = {}
+                    for k, v in items.items():
+                        kinds.setdefault(k.name, type(v))
+                kind = kinds.get(key.name)
             if kind is not None and kind is not type(value):
                 return key.name, _TYPE_NAMES[kind], _TYPE_NAMES[type(value)]
         return None

@@ -299,16 +299,6 @@ def _plan(
     return plan
 
 
-def _check_allocation_role(resources: Sequence[mesos_pb2.Resource], role: str, where: str) -> None:
-    """Resources marked as allocated to a role must be marked with the offers' role."""
-    for i, resource in enumerate(resources):
-        if resource.HasField("allocation_info") and resource.allocation_info.role != role:
-            raise InvalidTaskError(
-                f"{where}[{i}] {shown(resource.name)}: allocation_info.role"
-                f" {shown(resource.allocation_info.role)} is not the offers' role {role!r}"
-            )
-
-
 def _check_task(agent: Agent, role: str, task: mesos_pb2.TaskInfo) -> Resources:
     """The task's resources; InvalidTaskError if its id, agent or resources are bad.
 
@@ -323,9 +313,8 @@ def _check_task(agent: Agent, role: str, task: mesos_pb2.TaskInfo) -> Resources:
             f"Task uses agent_id {shown(task.agent_id.value)}, not the offers' agent"
             f" {agent.agent_id!r}"
         )
-    _check_allocation_role(task.resources, role, "resources")
     try:
-        resources = parse_task_resources(task.resources, "resources")
+        resources = parse_task_resources(task.resources, "resources", role)
     except ValueError as error:
         raise InvalidTaskError(str(error)) from None
     if not resources:
@@ -378,7 +367,10 @@ def _check_executor(
         raise InvalidTaskError(
             f"executor.framework_id {shown(executor.framework_id.value)} is not the framework's id"
         )
-    _check_allocation_role(executor.resources, role, "executor.resources")
+    try:
+        resources = parse_task_resources(executor.resources, "executor.resources", role)
+    except ValueError as error:
+        raise InvalidTaskError(str(error)) from None
     _tag(executor.resources, role)  # As the stored info is tagged, so they compare equal.
     running = agent.executors.get((fw.framework_id, executor_id))
     known = running.info if running is not None else plan.executors.get(executor_id)
@@ -389,14 +381,13 @@ def _check_executor(
                 " already running (or launched) with that id"
             )
         return None
-    try:
-        return parse_resources(executor.resources, "executor.resources")
-    except ValueError as error:
-        raise InvalidTaskError(str(error)) from None
+    return resources
 
 
 def _combined(parts: Sequence[Resources]) -> Resources:
     """The sum of a task's (or group's) resources; InvalidTaskError if their types disagree."""
+    if len(parts) == 1:
+        return parts[0]
     total = Resources.EMPTY
     for part in parts:
         conflict = total.type_conflict(part)

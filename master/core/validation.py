@@ -23,6 +23,7 @@ megabytes, nor an agent fail to make a directory (``docs/master.md`` lists them)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from master.core.errors import invalid, shown
@@ -63,6 +64,9 @@ MAX_URL_BYTES = 4096
 MAX_FRAMEWORK_INFO_BYTES = 64 * 1024
 """Largest serialized FrameworkInfo: it is stored in the registry and sent with every launch."""
 
+_BAD_ID_CHAR = re.compile(r"[\x00-\x1f\x7f/\\]")
+"""Characters no id may hold: control characters (C's ``iscntrl``), ``/`` and backslash."""
+
 _SCALAR, _RANGES = mesos_pb2.Value.SCALAR, mesos_pb2.Value.RANGES
 _KNOWN_TYPES = {"cpus": _SCALAR, "mem": _SCALAR, "disk": _SCALAR, "gpus": _SCALAR, "ports": _RANGES}
 """The types Mesos gives the well-known resources (an agent can hold no other kind of them)."""
@@ -79,7 +83,7 @@ def check_id(value: str, where: str) -> None:
     """
     if not value:
         raise ValueError(f"{where} must not be empty")
-    size = len(value.encode("utf-8", "surrogatepass"))
+    size = len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_ID_BYTES:
         raise ValueError(
             f"{where} {shown(value)} is {size} bytes long; an id is at most {MAX_ID_BYTES} bytes"
@@ -87,12 +91,12 @@ def check_id(value: str, where: str) -> None:
         )
     if value in (".", ".."):
         raise ValueError(f"{where} {value!r} is not a valid id (it names a directory)")
-    for char in value:
-        if char in "/\\" or ord(char) < 0x20 or ord(char) == 0x7F:
-            raise ValueError(
-                f"{where} {shown(value)} must not contain {char!r}"
-                " (an id holds no '/', backslash or control character)"
-            )
+    bad = _BAD_ID_CHAR.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"{where} {shown(value)} must not contain {bad.group()!r}"
+            " (an id holds no '/', backslash or control character)"
+        )
 
 
 def _check_known_types(protos: Sequence[mesos_pb2.Resource], where: str) -> None:
@@ -124,12 +128,15 @@ def parse_resources(protos: Iterable[mesos_pb2.Resource], where: str) -> Resourc
         raise ValueError(f"{where}: {error}") from None
 
 
-_PARSED: dict[bytes, Resources] = {}
+_PARSED: dict[bytes, tuple[Resources, frozenset[str]]] = {}
 _PARSED_MAX = 4096
 
 
-def parse_task_resources(protos: Sequence[mesos_pb2.Resource], where: str) -> Resources:
-    """:func:`parse_resources`, remembering recent results by their wire bytes.
+def parse_task_resources(
+    protos: Sequence[mesos_pb2.Resource], where: str, role: str | None = None
+) -> Resources:
+    """:func:`parse_resources`, remembering recent results by their wire bytes; with ``role``,
+    resources that carry an ``allocation_info.role`` must carry that one.
 
     Launches repeat the same few resource sets thousands of times; looking the bytes up costs a
     tenth of parsing them. ``Resources`` is immutable, so sharing one value is safe.
@@ -137,11 +144,20 @@ def parse_task_resources(protos: Sequence[mesos_pb2.Resource], where: str) -> Re
     key = b"".join([r.SerializeToString() for r in protos])
     parsed = _PARSED.get(key)
     if parsed is None:
-        parsed = parse_resources(protos, where)
+        roles = frozenset(r.allocation_info.role for r in protos if r.HasField("allocation_info"))
+        parsed = parse_resources(protos, where), roles
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
         _PARSED[key] = parsed
-    return parsed
+    resources, roles = parsed
+    if role is not None and roles and roles != {role}:
+        for i, resource in enumerate(protos):
+            if resource.HasField("allocation_info") and resource.allocation_info.role != role:
+                raise ValueError(
+                    f"{where}[{i}] {shown(resource.name)}: allocation_info.role"
+                    f" {shown(resource.allocation_info.role)} is not the offers' role {role!r}"
+                )
+    return resources
 
 
 def _check_role(role: str, where: str) -> None:
