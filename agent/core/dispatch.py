@@ -12,7 +12,6 @@ left STAGING with its resources counted. The executor API's refusals (``InvalidC
 from __future__ import annotations
 
 import logging
-import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,9 +51,6 @@ __all__ = ["handle"]
 
 log = logging.getLogger(__name__)
 
-_repr = reprlib.Repr()
-_repr.maxstring = 200
-_repr.maxother = 400
 _MAX_EVENT_REPR = 600
 
 
@@ -70,6 +66,8 @@ def handle(state: AgentState, event: Event, now: float) -> list[Effect]:
     """Apply ``event`` at time ``now`` to ``state``; return the effects to carry out, in order.
 
     Raises only the executor API's refusals (InvalidCall, UnknownTarget), which change nothing.
+    Any other exception is a fault of the core: it is logged and counted in ``state.faults``
+    (``state.last_fault`` says what it was), so tests and simulations can insist on none.
     """
     launch = _LaunchGuard.of(state, event)
     try:
@@ -78,6 +76,8 @@ def handle(state: AgentState, event: Event, now: float) -> list[Effect]:
         raise
     except Exception as error:  # Any fault of a handler: contained here, see the docstring.
         log.exception("The agent's core failed to handle %s", describe(event))
+        state.faults += 1
+        state.last_fault = f"{type(error).__name__}: {error} (handling {describe(event)})"[:2000]
         if launch is None:
             return []
         try:

@@ -78,6 +78,9 @@ class AgentState:
     connected: bool = field(init=False, default=False)
     recovering: bool = field(init=False, default=False)
     """Between RecoverFromCheckpoint and RecoveryDone."""
+    faults: int = field(init=False, default=0)
+    """How many events a handler failed on (each logged and contained by ``handle``)."""
+    last_fault: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.updates = StatusUpdateManager(self.settings.status_update_retry)

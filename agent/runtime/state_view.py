@@ -58,5 +58,6 @@ def state_json(state: AgentState, executor_port: int, connected: bool) -> dict[s
         "resources": str(state.total),
         "allocated": str(state.allocated()),
         "pending_updates": sum(len(s.pending) for s in state.updates),
+        "faults": state.faults,
         "frameworks": frameworks,
     }

@@ -30,7 +30,8 @@ def uuid_n(n: int) -> bytes:
 
 @pytest.fixture
 def make_agent() -> Iterator[MakeAgent]:
-    """Build registered AgentStates with predictable ids; validate each one at teardown."""
+    """Build registered AgentStates with predictable ids; at teardown each must be valid and
+    must not have had a handler fail (tests that inject a fault reset ``faults``)."""
     made: list[AgentState] = []
 
     def make(
@@ -54,6 +55,7 @@ def make_agent() -> Iterator[MakeAgent]:
     yield make
     for state in made:
         state.validate()
+        assert state.faults == 0, f"a handler failed: {state.last_fault}"
 
 
 @pytest.fixture
