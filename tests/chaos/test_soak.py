@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.root]
 REPEATS = 20
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize(
     "name",
     [
