@@ -1,4 +1,11 @@
-"""Helpers shared by the benchmarks: percentiles, CPU time, the machine, one-line JSON output."""
+"""Helpers shared by the benchmarks: percentiles, CPU time, the machine, one-line JSON output,
+and child processes that never outlive the benchmark.
+
+Every benchmark that starts processes starts them with :func:`start_child` and calls
+:func:`kill_children_on_signals` first thing in ``main``: its children then die with it however
+it ends — normally, by an exception, by SIGTERM or SIGHUP (a timeout), or by SIGKILL (the
+kernel's parent-death signal). See :mod:`emporion.testing.child_processes`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,19 @@ import resource
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from emporion.testing.child_processes import kill_children, kill_children_on_signals, start_child
+
+__all__ = [
+    "cpu_seconds",
+    "emit",
+    "kill_children",
+    "kill_children_on_signals",
+    "machine",
+    "percentile",
+    "rounded",
+    "start_child",
+]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._common import emit, machine, rounded
+from bench._common import emit, kill_children_on_signals, machine, rounded
 from emporion.testing import AgentEmulator
 from emporion.testing.emulator_config import DEFAULT_REREGISTER_SPREAD
 from emporion.testing.failover_job import FailoverFramework
@@ -224,5 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a timeout) kills the masters and unwinds, which stops ZooKeeper too; SIGKILL
+    # leaves that to their parent-death signals.
+    kill_children_on_signals()
     with contextlib.suppress(KeyboardInterrupt):
         raise SystemExit(main())

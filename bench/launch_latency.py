@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,14 @@ import grpc
 
 from agent.isolation.selection import default_run_dir
 from agent.runtime.main import isolation_root_name
-from bench._common import emit, machine, percentile, rounded
+from bench._common import (
+    emit,
+    kill_children_on_signals,
+    machine,
+    percentile,
+    rounded,
+    start_child,
+)
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 from protos.v1 import scheduler_pb2_grpc as sched_grpc
@@ -46,9 +54,22 @@ TASK_RESOURCES = "cpus:0.1;mem:32"
 WAIT = 120.0
 
 
-def _start(args: list[str], log: Path, pattern: str) -> tuple[subprocess.Popen[str], re.Match[str]]:
+def _start(
+    args: list[str], log: Path, pattern: str, stop: signal.Signals = signal.SIGKILL
+) -> tuple[subprocess.Popen[str], re.Match[str]]:
+    """Start a child that dies with the benchmark (``stop``: how it is asked to, at most 30 s
+    before SIGKILL); its first stdout line must match ``pattern``."""
     with log.open("ab") as err:
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, text=True)
+        process = start_child(
+            args,
+            death_signal=stop,
+            stop_signal=stop,
+            grace=30.0,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=ROOT,
+            text=True,
+        )
     assert process.stdout is not None
     line = process.stdout.readline()
     match = re.search(pattern, line)
@@ -190,6 +211,7 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
             ],
             work / "agent.log",
             r"emporion agent: http=",
+            signal.SIGUSR1,  # The agent's shutdown: its tasks are killed too.
         )
         isolation = re.search(r"INFO agent: (isolation .*)", (work / "agent.log").read_text())
         framework = Framework(address, checkpoint)
@@ -244,4 +266,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    kill_children_on_signals()  # Killed by a timeout, it still stops its master and agent.
     raise SystemExit(main())

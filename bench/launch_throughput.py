@@ -49,7 +49,15 @@ from typing import IO, Any
 import grpc
 import grpc.aio
 
-from bench._common import cpu_seconds, emit, machine, percentile, rounded
+from bench._common import (
+    cpu_seconds,
+    emit,
+    kill_children_on_signals,
+    machine,
+    percentile,
+    rounded,
+    start_child,
+)
 from emporion.testing import AgentEmulator
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
@@ -309,7 +317,8 @@ def master_process(
     """Run ``python -m master`` (in a temporary work dir unless given); yield (address, process).
 
     The address is the first ``host:port`` the master prints. On exit the master gets SIGINT
-    (so that ``--profile`` writes its statistics), then SIGKILL if it lingers.
+    (so that ``--profile`` writes its statistics), then SIGKILL if it lingers; it dies with
+    this process however that ends (:func:`bench._common.start_child`).
     """
     with contextlib.ExitStack() as stack:
         if work_dir is None:
@@ -320,9 +329,7 @@ def master_process(
             args += ["--profile", str(Path(profile).resolve())]
         log_path = Path(work_dir) / f"master-{time.time_ns()}.log"
         log = stack.enter_context(log_path.open("wb"))
-        process = subprocess.Popen(
-            [*args, *extra_args], stdout=subprocess.PIPE, stderr=log, text=True
-        )
+        process = start_child([*args, *extra_args], stdout=subprocess.PIPE, stderr=log, text=True)
         stack.callback(_end, process)
         assert process.stdout is not None
         address = None
@@ -366,7 +373,7 @@ def py_spy(pid: int | None, output: str | None) -> Iterator[None]:
         yield
         return
     binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    process = subprocess.Popen(
+    process = start_child(
         [
             binary,
             "record",
@@ -589,4 +596,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    kill_children_on_signals()  # A timeout's SIGTERM must not leave the master running.
     raise SystemExit(main())

@@ -3,14 +3,14 @@
 :class:`ZkMaster` runs ``python -m master --zk ...`` on 127.0.0.1 (gRPC and HTTP ports 0 the
 first time, the same ones on a restart) and can crash it (SIGKILL), stop it cleanly (SIGTERM),
 freeze it (SIGSTOP) and resume it. Every process dies with the thread that started it
-(``setpriv --pdeathsig``, where available) and at :meth:`ZkMaster.close`. :func:`probe` asks
+(:func:`~emporion.testing.child_processes.start_child`: its parent-death signal) and at
+:meth:`ZkMaster.close`. :func:`probe` asks
 a master, over gRPC, whether it leads.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import grpc
 
+from emporion.testing.child_processes import start_child
 from protos.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["LEADER_KEY", "Probe", "ZkMaster", "leader_of", "probe"]
@@ -82,12 +83,7 @@ class ZkMaster:
         args += ["--http-port", str(self.http_port)]
         args += ["--zk", self.zk_url, "--zk-session-timeout", str(self.session_timeout)]
         args += ["--allocation-interval", "0.2", *self.extra_args]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None:
-            args = [setpriv, "--pdeathsig", "KILL", *args]
-        process = subprocess.Popen(
-            args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True
-        )
+        process = start_child(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.process = process
         assert process.stdout is not None
         for line in process.stdout:
