@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -17,6 +18,9 @@ from agent.checkpoint.apply import CheckpointWriter
 from agent.core import (
     AgentState,
     ContainerExit,
+    InvalidCall,
+    RecoveredAgent,
+    UnknownTarget,
     events,
     executor_events,
     handle,
@@ -323,3 +327,56 @@ def test_a_torn_down_framework_drops_the_ended_tasks_of_a_live_executor(
     assert sorted(executor.tasks) == ["b"]
     feed(state, events.ContainerExited(ex.container_id, ContainerExit(status=0)), 2.0)
     assert state.frameworks == {}
+
+
+def test_every_event_kind_is_routed(make_agent: MakeAgent) -> None:
+    """Each member of the Event union reaches a handler (an unrouted one would be a fault)."""
+    state = make_agent()
+    samples: list[events.Event] = [
+        registered(),
+        events.Disconnected(),
+        events.ContainerLaunched("nobody's"),
+        events.ContainerLaunchFailed("nobody's", "no such thing"),
+        events.ContainerExited("nobody's", ContainerExit(status=0)),
+        events.ContainerRecovered("nobody's"),
+        events.ExecutorDisconnected(FW, "ex"),
+        events.HealthChanged(FW, "t", healthy=False),
+        events.HealthFailed(FW, "t"),
+        events.TimerFired(("kill", FW, "t")),
+        events.RecoveryDone(),
+        events.AgentStopping(kill_all=False),
+        events.AgentStopping(kill_all=True),
+    ]
+    refused: list[events.Event] = [
+        events.ExecutorSubscribed(FW, "ex", executor_pb2.Call.Subscribe()),
+        events.ExecutorUpdate(FW, "ex", mesos_pb2.TaskStatus()),
+        events.ExecutorMessage(FW, "ex", b"hi"),
+    ]
+    kinds = {type(e) for e in [*samples, *refused]}
+    fresh = make_agent(registered=False)
+    recovered = events.RecoverFromCheckpoint(RecoveredAgent(mesos_pb2.AgentInfo(hostname="h")))
+    kinds.add(type(recovered))
+    assert kinds == set(get_args(events.Event))
+    for event in samples:
+        feed(state, event, 1.0)
+    for event in refused:
+        with pytest.raises((InvalidCall, UnknownTarget)):
+            handle(state, event, 1.0)
+    assert feed(fresh, recovered, 1.0) == []
+    assert state.faults == 0
+
+
+def test_the_core_exports_its_contract() -> None:
+    import agent.core
+
+    assert set(agent.core.__all__) >= {
+        "AgentState",
+        "CoreSettings",
+        "InvalidCall",
+        "NotAllowedNow",
+        "UnknownTarget",
+        "events",
+        "handle",
+        "hello_message",
+    }
+    assert {name for name in agent.core.__all__ if not hasattr(agent.core, name)} == set()
