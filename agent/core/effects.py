@@ -56,7 +56,7 @@ class UpdateRecord:
 
 @dataclass(frozen=True)
 class SetTimer:
-    """SetTimer asks for ``on_timer(key)`` at time ``at`` (replacing any timer of that key)."""
+    """SetTimer asks for ``TimerFired(key)`` at time ``at`` (replacing any timer of that key)."""
 
     key: TimerKey
     at: float
@@ -126,8 +126,9 @@ class LaunchContainer:
 
     With ``task_id`` set it is a command task whose executor the agent plays itself; otherwise
     it is an executor process that will subscribe to the executor API. ``resources`` set the
-    container's limits. The runtime answers with ``container_launched`` or
-    ``container_launch_failed``, and later ``container_exited``.
+    container's limits. The runtime answers with ``ContainerLaunched`` or
+    ``ContainerLaunchFailed`` (also when it cannot even prepare the container), and later
+    ``ContainerExited``.
 
     ``parent_container_id`` is set for a task of the default executor: its container is nested
     in that run of the executor, and its sandbox is the run's ``tasks/<task_id>``.

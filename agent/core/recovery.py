@@ -1,7 +1,8 @@
 """What the agent reads back from its checkpoint after a restart, as plain data.
 
 :mod:`agent.checkpoint` builds these from the files under ``<work_dir>/meta``;
-:meth:`agent.core.agent.AgentState.recover` turns them back into live records.
+:func:`agent.core.restart.recover` (the ``RecoverFromCheckpoint`` event) turns them back into
+live records.
 """
 
 from __future__ import annotations

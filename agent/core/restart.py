@@ -71,7 +71,7 @@ def recover(state: AgentState, agent: RecoveredAgent) -> list[tuple[str, dict[st
     """Rebuild the records of a checkpointed agent; return the containers to look for.
 
     Each returned ``(container_id, container_state)`` must be answered by the runtime with
-    ``container_recovered`` (still running) or ``container_exited`` (gone).
+    ``ContainerRecovered`` (still running) or ``ContainerExited`` (gone).
     """
     if state.connected or state.frameworks:
         raise RuntimeError("recover() must come first, before any master or task event")
