@@ -115,7 +115,10 @@ class MasterConfig:
     weights: Mapping[str, float] = field(default_factory=dict)
     """Role weights for fair sharing; written to the registry at start."""
     max_completed_frameworks: int = 50
-    """How many torn-down framework ids are remembered to refuse their resubscription."""
+    """How many torn-down frameworks are remembered (to refuse their resubscription, and with
+    their completed tasks for operators)."""
+    max_completed_tasks_per_framework: int = 1000
+    """How many completed tasks are kept per framework, live or torn down (Mesos's flag)."""
     max_tasks_per_accept: int = 1000
     """Most tasks one ACCEPT may launch (they all go to one agent at once); more are refused
     with INVALID_ARGUMENT, so that no single call buries an agent in launches."""
@@ -169,6 +172,11 @@ class MasterConfig:
             raise ConfigError(
                 f"--max-completed-frameworks: must be >= 0, got {self.max_completed_frameworks}"
             )
+        if self.max_completed_tasks_per_framework < 0:
+            raise ConfigError(
+                "--max-completed-tasks-per-framework: must be >= 0, got"
+                f" {self.max_completed_tasks_per_framework}"
+            )
         try:
             from master.allocator.state import parse_min_allocatable
 
@@ -213,7 +221,8 @@ _FLAG_HELP = {
     "allocation_delay": "delay of the extra cycle after resources free up (default 5ms)",
     "min_allocatable_resources": "smallest offer, e.g. 'cpus:0.01|mem:32' (the default)",
     "weights": "role weights, e.g. 'eng=2,ops=0.5'",
-    "max_completed_frameworks": "torn-down framework ids remembered (default 50)",
+    "max_completed_frameworks": "torn-down frameworks remembered (default 50)",
+    "max_completed_tasks_per_framework": "completed tasks kept per framework (default 1000)",
     "max_tasks_per_accept": "most tasks one ACCEPT may launch (default 1000)",
     "profile": "write cProfile statistics here at shutdown",
     "log_level": "DEBUG, INFO (default), WARNING or ERROR",
@@ -230,7 +239,13 @@ _DURATIONS = frozenset(
     }
 )
 _INTS = frozenset(
-    {"port", "max_agent_ping_timeouts", "max_completed_frameworks", "max_tasks_per_accept"}
+    {
+        "port",
+        "max_agent_ping_timeouts",
+        "max_completed_frameworks",
+        "max_completed_tasks_per_framework",
+        "max_tasks_per_accept",
+    }
 )
 _PATHS = frozenset({"work_dir", "profile"})
 

@@ -140,6 +140,7 @@ def register(
         state.persist(UpdateReservations(agent_id, tuple(dynamic.to_protos())))
     state.send_to_agent(agent, _registered_message(state, agent_id, reregistered=False))
     state.allocation_wanted = True
+    state.history.agent_added(agent)
     log.info("agent %s (%s) registered with %s", agent_id, info.hostname, total)
 
 
@@ -217,6 +218,7 @@ def reregister(
             task.kill_pending = False
             _send_kill(state, agent, task)
     state.allocation_wanted = True
+    state.history.agent_added(agent)
     log.info("agent %s (%s) reregistered with %d tasks", agent_id, info.hostname, len(reported))
 
 
@@ -465,9 +467,10 @@ def _lose_tasks(state: MasterState, agent: Agent, now: float, message: str, *, g
             executor_id=task.executor_id,
             unreachable_at=task.unreachable_at,
         )
-        task.state = new_state
+        prior, task.state = task.state, new_state
         task.status_update_state, task.status_update_uuid = None, None
         task.latest_status = status
+        state.history.task_updated(task, status, prior, now)
         state.send_event(fw, update_event(status))
         if new_state == mesos_pb2.TASK_LOST:
             state.forget_task(task)
@@ -507,6 +510,7 @@ def mark_unreachable(state: MasterState, agent: Agent, now: float, reason: str) 
     agent.unreachable_at = now
     state.persist(MarkAgentUnreachable(agent.agent_id, now))
     _agent_lost(state, agent.agent_id)
+    state.history.agent_removed(agent.agent_id)
 
 
 def reregister_timed_out(state: MasterState, agent_id: str, now: float) -> None:
@@ -524,6 +528,7 @@ def unregister(state: MasterState, agent: Agent, reason: str, now: float) -> Non
     del state.agents[agent.agent_id]
     state.persist(RemoveAgent(agent.agent_id))
     _agent_lost(state, agent.agent_id)
+    state.history.agent_removed(agent.agent_id)
 
 
 def exited_executor(

@@ -135,6 +135,7 @@ def _register(
     state.frameworks[framework_id] = fw
     log.info("framework %s (%s) registered with roles %s", framework_id, info.name, sorted(roles))
     _connect(state, fw, stream_id, now)
+    state.history.framework_added(fw)
 
 
 def _failover(
@@ -169,6 +170,7 @@ def _failover(
     _connect(state, fw, stream_id, now)
     if changed:
         _tell_agents(state, fw)
+    state.history.framework_updated(fw)
 
 
 def _connect(state: MasterState, fw: Framework, stream_id: str, now: float) -> None:
@@ -208,6 +210,7 @@ def _disconnect(state: MasterState, fw: Framework, since: float, now: float) -> 
     fw.disconnected_at = since
     fw.failover_deadline = since + fw.info.failover_timeout
     state.persist(_record(fw))
+    state.history.framework_updated(fw)
     if fw.failover_deadline <= now:
         remove_framework(state, fw, now, "failover timeout elapsed")
     else:
@@ -263,6 +266,7 @@ def adopt_framework(
     state.frameworks[fw.framework_id] = fw
     state.allocator.add_framework(fw.framework_id, roles, capability_names(info), now, active=False)
     _start_grace(state, fw, grace, now, persist=True)
+    state.history.framework_added(fw)
     log.info("adopted framework %s reported by an agent", fw.framework_id)
     return fw
 
@@ -315,6 +319,7 @@ def remove_framework(state: MasterState, fw: Framework, now: float, reason: str)
             del agent.tasks[key]
         for key in [k for k in agent.executors if k[0] == framework_id]:
             del agent.executors[key]
+    state.history.framework_removed(fw, now, reason)
     fw.tasks.clear()
     fw.executors.clear()
     state.allocator.remove_framework(framework_id)
@@ -373,6 +378,7 @@ def update_framework(
     state.persist(_record(fw))
     _tell_agents(state, fw)
     state.allocation_wanted = True
+    state.history.framework_updated(fw)
 
 
 def _tell_agents(state: MasterState, fw: Framework) -> None:

@@ -176,6 +176,7 @@ def _task_error(
     status = master_status(
         task.task_id.value, mesos_pb2.TASK_ERROR, reason, message, now, agent_id=agent_id
     )
+    state.history.task_refused(fw.framework_id, task, status)
     state.send_event(fw, update_event(status))
 
 
@@ -245,6 +246,7 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
     info_bytes = fw.info.ByteSize() + len(fw.framework_id.encode()) + len(agent.agent_id.encode())
     plan = _plan(fw, agent, role, operations, _Plan(available, info_bytes))
     for offer in offers:
+        state.history.offer_answered(offer, now)
         consume_offer(state, offer)
     for step in plan.steps:
         if isinstance(step, _Launch):
@@ -272,6 +274,7 @@ def decline(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: fl
     for offer_id in dict.fromkeys(o.value for o in payload.offer_ids):
         offer = state.offers.get(offer_id)
         if offer is not None and offer.framework_id == fw.framework_id:
+            state.history.offer_answered(offer, now)
             remove_offer(state, offer, now, refuse_seconds=refuse, rescind=False)
 
 
@@ -609,7 +612,8 @@ def _apply_launch(
         executor_id = step.executor.executor_id.value
         if step.executor_resources is not None:
             _new_executor(fw, agent, role, step.executor, step.executor_resources)
-    _add_task(fw, agent, role, task, step.resources, executor_id=executor_id)
+    added = _add_task(fw, agent, role, task, step.resources, executor_id=executor_id)
+    state.history.task_launched(added, now)
     message = agent_internal_pb2.MasterMessage()
     run = message.run_task
     run.framework_info.CopyFrom(fw.info)
@@ -650,7 +654,8 @@ def _apply_group(
         if not task.HasField("agent_id"):
             task.agent_id.value = agent.agent_id
         _tag(task.resources, role)
-        _add_task(fw, agent, role, task, resources, executor_id=executor_id)
+        added = _add_task(fw, agent, role, task, resources, executor_id=executor_id)
+        state.history.task_launched(added, now)
         run.task_group.tasks.add().CopyFrom(task)
     agent.launch_seq += 1
     run.launch_seq = agent.launch_seq

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
+
+if TYPE_CHECKING:
+    from master.core.history import StatusEntry
 
 __all__ = [
     "PARTITION_AWARE",
@@ -104,6 +108,8 @@ class Task:
     allocated: bool = True
     kill_pending: bool = False
     unreachable_at: float | None = None
+    statuses: list[StatusEntry] = field(default_factory=list)
+    """The task's statuses, oldest first (kept by master.core.history)."""
 
     @property
     def terminal(self) -> bool:

@@ -21,6 +21,7 @@ from master.core.effects import (
     SendEvent,
     SendToAgent,
 )
+from master.core.history import History
 from master.core.ids import IdGenerator
 from master.core.model import Agent, Framework, Offer, Task
 from master.core.timers import Deadlines
@@ -75,6 +76,10 @@ class MasterState:
         """Inputs the core failed on (bugs; see master.core.faults), since this master started."""
         self.pending_releases: dict[tuple[str, str, str], Resources] = {}
         """Resources of tasks that ended, by (framework, agent, role), not yet given back."""
+        self.history = History(
+            config.max_completed_frameworks, config.max_completed_tasks_per_framework
+        )
+        """Completed tasks and frameworks, counters, latencies, utilisation; the operator tap."""
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -125,6 +130,7 @@ class MasterState:
         fw = self.frameworks.get(task.framework_id)
         if fw is not None and fw.tasks.get(task.task_id) is task:
             del fw.tasks[task.task_id]
+        self.history.task_forgotten(task, framework_known=fw is not None)
         agent = self.agents.get(task.agent_id)
         if agent is not None:
             key = (task.framework_id, task.task_id)

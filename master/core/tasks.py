@@ -49,13 +49,14 @@ def status_update(
     task = fw.tasks.get(status.task_id.value)
     if task is not None and task.agent_id == agent.agent_id:
         latest = update.latest_state if update.HasField("latest_state") else status.state
-        task.state = latest
+        prior, task.state = task.state, latest
         task.unreachable_at = None
         if latest in TERMINAL_STATES:
             state.release_task(task)
         task.status_update_state = status.state
         task.status_update_uuid = status.uuid if status.HasField("uuid") else None
         task.latest_status = status
+        state.history.task_updated(task, status, prior, now)
         if task.status_update_uuid is None and status.state in TERMINAL_STATES:
             state.forget_task(task)  # Nothing will acknowledge it.
     state.send_event(fw, update_event(status))
