@@ -82,6 +82,10 @@ class AllocatorViews:
         """A top-level role's quota, if set (amounts in thousandths)."""
         return self._core.quota.quotas.get(role)
 
+    def quotas(self) -> dict[str, Quota]:
+        """Every top-level role's quota that is set (amounts in thousandths)."""
+        return dict(self._core.quota.quotas)
+
     def quota_consumed(self, role: str) -> dict[str, float]:
         """A top-level role's consumption: reservations plus unreserved allocation."""
         ledger = self._core.quota
