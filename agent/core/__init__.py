@@ -13,17 +13,21 @@ The contract (what the runtime, and a simulator, rely on):
   (``LaunchContainer`` by ``ContainerLaunched``/``ContainerLaunchFailed`` then
   ``ContainerExited``; ``SetTimer`` by ``TimerFired``; ``LookForContainer`` by
   ``ContainerRecovered``/``ContainerExited``).
-* ``handle`` never lets a fault of the core escape: it logs it with the event and returns the
-  effects that end what the event started (a launch that blew up ends TASK_FAILED). It raises
-  only the executor API's refusals (:class:`InvalidCall`, :class:`NotAllowedNow`,
-  :class:`UnknownTarget`), which change nothing.
+* ``handle`` never lets a fault of the core escape: it logs it with the event, counts it in
+  ``state.faults`` and returns the effects that end what the event started (a launch that blew
+  up ends TASK_FAILED). It raises only the executor API's refusals (:class:`InvalidCall`,
+  :class:`NotAllowedNow`, :class:`UnknownTarget`), which change nothing.
 * ``hello_message(state, boot_id, version)`` is the message that opens a session with the
   master; ``state.validate()`` checks every invariant (tests call it after each step).
 * After a restart: a fresh state, then ``RecoverFromCheckpoint(checkpoint.agent)``, an answer per
   ``LookForContainer``, then ``RecoveryDone`` — before any other event.
 
-Nothing here imports grpc, asyncio or any other I/O framework, so the whole agent logic runs in
-unit tests in microseconds.
+Inside, the core has the master's shape: :class:`AgentState` is a dataclass of the data (with
+read-only queries and ``validate``); the handlers are functions over it, one module per concern
+(``lifecycle`` shared bookkeeping, ``launches``, ``default_executor``, ``master_events``,
+``executor_events``, ``timers``, ``restart``, ``registration``), reached only through
+:func:`handle` (``dispatch``). Nothing here imports grpc, asyncio or any other I/O framework, so
+the whole agent logic runs in unit tests in microseconds.
 """
 
 from agent.core import events
