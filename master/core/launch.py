@@ -22,7 +22,7 @@ An ACCEPT is checked in full before anything changes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,11 +36,14 @@ from master.core.validation import (
     InvalidTaskError,
     check_filters,
     check_id,
+    check_launch_ids,
+    check_launch_size,
+    combined_resources,
+    fits_in,
     parse_resources,
     parse_task_resources,
 )
 from master.registry.state import UpdateReservations
-from protos.limits import MAX_MESSAGE_BYTES
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
 
@@ -131,38 +134,6 @@ def _where_tasks(
     return tasks
 
 
-def _state_name(state: int) -> str:
-    return mesos_pb2.TaskState.Name(state)  # type: ignore[arg-type]
-
-
-def _check_task_ids(
-    fw: Framework, tasks: list[tuple[str, mesos_pb2.TaskInfo]], max_tasks: int
-) -> None:
-    """Refuse the call if it launches too many tasks or reuses a task id (see the docstring)."""
-    if len(tasks) > max_tasks:
-        raise invalid(
-            f"accept: {len(tasks)} tasks in one ACCEPT are more than the master takes at once"
-            f" ({max_tasks}, its --max-tasks-per-accept); launch them over several ACCEPTs"
-        )
-    first: dict[str, str] = {}
-    for where, task in tasks:
-        task_id = task.task_id.value
-        earlier = first.setdefault(task_id, where)
-        if earlier != where:
-            raise invalid(
-                f"{where}.task_id {shown(task_id)} is used by {earlier} too; task ids must be"
-                " unique"
-            )
-        live = fw.tasks.get(task_id)
-        if live is not None:
-            raise invalid(
-                f"{where}.task_id {shown(task_id)} is the id of a task of this framework the"
-                f" master still tracks ({_state_name(live.state)} on agent"
-                f" {live.agent_id!r}); an id can be reused once its task's terminal update was"
-                " acknowledged"
-            )
-
-
 def _task_error(
     state: MasterState,
     fw: Framework,
@@ -200,7 +171,7 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
     operations = list(payload.operations)
     for i, op in enumerate(operations):
         _check_operation(op, f"accept.operations[{i}]")
-    _check_task_ids(fw, _where_tasks(operations), state.config.max_tasks_per_accept)
+    check_launch_ids(fw.tasks, _where_tasks(operations), state.config.max_tasks_per_accept)
     offers = []
     problem = None
     for i, offer_id in enumerate(offer_ids):
@@ -328,33 +299,6 @@ def _check_task(agent: Agent, role: str, task: mesos_pb2.TaskInfo) -> Resources:
     return resources
 
 
-def _check_size(
-    plan: _Plan,
-    role: str,
-    tasks: Sequence[mesos_pb2.TaskInfo],
-    executor: mesos_pb2.ExecutorInfo | None,
-) -> None:
-    """Refuse tasks whose RunTask (RunTaskGroup) message would not reach the agent.
-
-    The size is a bound from above: the message as the agent gets it adds the FrameworkInfo,
-    ids and, on every resource, ``allocation_info`` (at most ``8 + len(role)`` bytes each).
-    """
-    tag = 8 + len(role.encode())
-    size = plan.info_bytes + 64
-    for task in tasks:
-        size += task.ByteSize() + 16 + tag * len(task.resources)
-    if executor is not None:
-        size += executor.ByteSize() + 16 + tag * len(executor.resources)
-    if size > MAX_MESSAGE_BYTES:
-        what = "Task" if len(tasks) == 1 else "Task group"
-        raise InvalidTaskError(
-            f"{what} is too large for the agent: its launch message (with its executor and"
-            f" FrameworkInfo) takes up to {size} bytes, more than the {MAX_MESSAGE_BYTES}-byte"
-            " limit on every message (protos.limits.MAX_MESSAGE_BYTES); pass large data as a"
-            " URI for the agent to fetch"
-        )
-
-
 def _check_executor(
     fw: Framework, agent: Agent, role: str, executor: mesos_pb2.ExecutorInfo, plan: _Plan
 ) -> Resources | None:
@@ -387,41 +331,16 @@ def _check_executor(
     return resources
 
 
-def _combined(parts: Sequence[Resources]) -> Resources:
-    """The sum of a task's (or group's) resources; InvalidTaskError if their types disagree."""
-    if len(parts) == 1:
-        return parts[0]
-    total = Resources.EMPTY
-    for part in parts:
-        conflict = total.type_conflict(part)
-        if conflict is not None:
-            name, one, other = conflict
-            raise InvalidTaskError(f"resource {shown(name)} is given as both {one} and {other}")
-        total = total + part
-    return total
-
-
-def _fits(available: Resources, needed: Resources) -> bool:
-    """Whether ``needed`` is in ``available``; InvalidTaskError if their types disagree."""
-    conflict = available.type_conflict(needed)
-    if conflict is not None:
-        name, offered, used = conflict
-        raise InvalidTaskError(
-            f"resource {shown(name)} is {used} in the task but {offered} in the offers"
-        )
-    return available.contains(needed)
-
-
 def _fits_call(available: Resources, needed: Resources, where: str) -> bool:
-    """:func:`_fits` for a RESERVE or UNRESERVE: a type conflict refuses the call."""
+    """:func:`fits_in` for a RESERVE or UNRESERVE: a type conflict refuses the call."""
     try:
-        return _fits(available, needed)
+        return fits_in(available, needed)
     except InvalidTaskError as error:
         raise invalid(f"{where}: {error}") from None
 
 
 def _take(plan: _Plan, needed: Resources) -> None:
-    if not _fits(plan.available, needed):
+    if not fits_in(plan.available, needed):
         raise InvalidTaskError(f"Task uses more resources {needed} than available {plan.available}")
     plan.available = plan.available - needed
 
@@ -446,8 +365,10 @@ def _plan_task(
             step.executor_resources = _check_executor(fw, agent, role, executor, plan)
             if step.executor_resources is not None:
                 parts.append(step.executor_resources)
-        _check_size(plan, role, (task,), None)  # task.executor is part of the task.
-        _take(plan, _combined(parts))
+        check_launch_size(
+            plan.info_bytes, role, (task,), None
+        )  # task.executor is part of the task.
+        _take(plan, combined_resources(parts))
     except InvalidTaskError as error:
         step.error = str(error)
         return step
@@ -484,8 +405,8 @@ def _plan_group(
         step.executor_resources = _check_executor(fw, agent, role, launch.executor, plan)
         if step.executor_resources is not None:
             parts.append(step.executor_resources)
-        _check_size(plan, role, step.tasks, launch.executor)
-        _take(plan, _combined(parts))
+        check_launch_size(plan.info_bytes, role, step.tasks, launch.executor)
+        _take(plan, combined_resources(parts))
     except InvalidTaskError as error:
         step.error = str(error)
         return step

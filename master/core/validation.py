@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from master.core.errors import invalid, shown
-from master.core.model import MULTI_ROLE
+from master.core.model import MULTI_ROLE, Task
+from protos.limits import MAX_MESSAGE_BYTES
 from protos.resources import Resources, validate_role
 from protos.v1 import mesos_pb2
 
@@ -42,8 +43,12 @@ __all__ = [
     "check_framework_info",
     "check_framework_update",
     "check_id",
+    "check_launch_ids",
+    "check_launch_size",
     "check_roles_subset",
     "check_uuid",
+    "combined_resources",
+    "fits_in",
     "min_allocatable_of",
     "parse_resources",
     "parse_task_resources",
@@ -292,3 +297,97 @@ def require(condition: bool, message: str) -> None:
     """Raise INVALID_ARGUMENT ``message`` unless ``condition``."""
     if not condition:
         raise invalid(message)
+
+
+# -- launches -------------------------------------------------------------------------------------
+
+
+def _state_name(state: int) -> str:
+    return mesos_pb2.TaskState.Name(state)  # type: ignore[arg-type]
+
+
+def check_launch_ids(
+    live_tasks: Mapping[str, Task], tasks: Sequence[tuple[str, mesos_pb2.TaskInfo]], max_tasks: int
+) -> None:
+    """Refuse an ACCEPT that launches more than ``max_tasks`` tasks, or uses a task id twice or
+    one of ``live_tasks`` (the framework's tasks the master tracks); ``tasks`` are (field, task).
+
+    The whole call is refused, not the task with TASK_ERROR: an update for that id would tell
+    the scheduler that the task already using it has ended.
+    """
+    if len(tasks) > max_tasks:
+        raise invalid(
+            f"accept: {len(tasks)} tasks in one ACCEPT are more than the master takes at once"
+            f" ({max_tasks}, its --max-tasks-per-accept); launch them over several ACCEPTs"
+        )
+    first: dict[str, str] = {}
+    for where, task in tasks:
+        task_id = task.task_id.value
+        earlier = first.setdefault(task_id, where)
+        if earlier != where:
+            raise invalid(
+                f"{where}.task_id {shown(task_id)} is used by {earlier} too; task ids must be"
+                " unique"
+            )
+        live = live_tasks.get(task_id)
+        if live is not None:
+            raise invalid(
+                f"{where}.task_id {shown(task_id)} is the id of a task of this framework the"
+                f" master still tracks ({_state_name(live.state)} on agent"
+                f" {live.agent_id!r}); an id can be reused once its task's terminal update was"
+                " acknowledged"
+            )
+
+
+def check_launch_size(
+    info_bytes: int,
+    role: str,
+    tasks: Sequence[mesos_pb2.TaskInfo],
+    executor: mesos_pb2.ExecutorInfo | None,
+) -> None:
+    """InvalidTaskError if the RunTask (RunTaskGroup) message of ``tasks`` would be over the
+    message-size limit, which the agent's stream cannot carry.
+
+    The size is a bound from above: the message as the agent gets it adds ``info_bytes`` (the
+    FrameworkInfo and the ids), small framing, and on every resource ``allocation_info`` (at
+    most ``8 + len(role)`` bytes each).
+    """
+    tag = 8 + len(role.encode())
+    size = info_bytes + 64
+    for task in tasks:
+        size += task.ByteSize() + 16 + tag * len(task.resources)
+    if executor is not None:
+        size += executor.ByteSize() + 16 + tag * len(executor.resources)
+    if size > MAX_MESSAGE_BYTES:
+        what = "Task" if len(tasks) == 1 else "Task group"
+        raise InvalidTaskError(
+            f"{what} is too large for the agent: its launch message (with its executor and"
+            f" FrameworkInfo) takes up to {size} bytes, more than the {MAX_MESSAGE_BYTES}-byte"
+            " limit on every message (protos.limits.MAX_MESSAGE_BYTES); pass large data as a"
+            " URI for the agent to fetch"
+        )
+
+
+def combined_resources(parts: Sequence[Resources]) -> Resources:
+    """The sum of a task's (or group's) resources; InvalidTaskError if their types disagree."""
+    if len(parts) == 1:
+        return parts[0]
+    total = Resources.EMPTY
+    for part in parts:
+        conflict = total.type_conflict(part)
+        if conflict is not None:
+            name, one, other = conflict
+            raise InvalidTaskError(f"resource {shown(name)} is given as both {one} and {other}")
+        total = total + part
+    return total
+
+
+def fits_in(available: Resources, needed: Resources) -> bool:
+    """Whether ``needed`` is in ``available``; InvalidTaskError if their types disagree."""
+    conflict = available.type_conflict(needed)
+    if conflict is not None:
+        name, offered, used = conflict
+        raise InvalidTaskError(
+            f"resource {shown(name)} is {used} in the task but {offered} in the offers"
+        )
+    return available.contains(needed)
