@@ -15,7 +15,7 @@ from typing import Literal
 
 from master.allocator import HierarchicalAllocator
 from master.config import MasterConfig
-from master.core import agents, frameworks, launch, offers, reconciliation, tasks
+from master.core import agents, frameworks, launch, offers, reconciliation, steering, tasks
 from master.core.effects import Effect, PersistRegistry
 from master.core.errors import CallError, ErrorCode, invalid, shown
 from master.core.events import update_event
@@ -479,6 +479,42 @@ class Master:
         return self._guard(
             lambda: f"end of agent connection {connection_id}",
             lambda: agents.connection_closed(self.state, connection_id, now),
+            now,
+        )
+
+    # -- operator (master.core.steering; each raises CallError and then changes nothing) --------
+
+    def teardown_framework(self, framework_id: str, now: float) -> list[Effect]:
+        """The operator's TEARDOWN of a framework."""
+        return self._guard(
+            lambda: f"operator TEARDOWN of {framework_id!r}",
+            lambda: steering.teardown(self.state, framework_id, now),
+            now,
+        )
+
+    def update_weights(self, weights: list[tuple[str, float]], now: float) -> list[Effect]:
+        """The operator's UPDATE_WEIGHTS: (role, weight) pairs."""
+        return self._guard(
+            lambda: f"operator UPDATE_WEIGHTS {weights!r}",
+            lambda: steering.update_weights(self.state, weights),
+            now,
+        )
+
+    def update_quota(
+        self, changes: list[steering.QuotaChange], now: float, *, force: bool = False
+    ) -> list[Effect]:
+        """The operator's UPDATE_QUOTA of some roles (all or none)."""
+        return self._guard(
+            lambda: f"operator UPDATE_QUOTA {changes!r}",
+            lambda: steering.update_quota(self.state, changes, force=force),
+            now,
+        )
+
+    def mark_agent_gone(self, agent_id: str, now: float) -> list[Effect]:
+        """The operator's MARK_AGENT_GONE."""
+        return self._guard(
+            lambda: f"operator MARK_AGENT_GONE of {agent_id!r}",
+            lambda: steering.mark_agent_gone(self.state, agent_id, now),
             now,
         )
 

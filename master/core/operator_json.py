@@ -1,0 +1,382 @@
+"""The objects of Mesos's v1 operator API as JSON: Task, TaskStatus, Framework, Agent, Offer.
+
+``POST /api/v1`` (``master.http.operator``) and its event stream answer in the JSON form of
+Mesos's ``mesos.v1.master.Response`` and ``Event`` messages: snake_case fields, ids as
+``{"value": ...}``, enums by name, times as ``{"nanoseconds": ...}``, resources as lists of
+``mesos.v1.Resource``. The hot objects (tasks, statuses, resources) are built by hand, which is
+several times cheaper than ``json_format``: a TASK_UPDATED event is built for every status
+update while someone subscribes. Payloads the master only forwards (FrameworkInfo, AgentInfo,
+ExecutorInfo, a TaskInfo's command and container) go through ``json_format``.
+
+Each object carries Emporion's ``summary`` block (documented as an addition in
+``docs/http-api.md``): plain numbers for the web UI's bars and tables.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from master.core.history import CompletedFramework, StatusEntry
+from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
+from master.core.state import MasterState
+from protos.resources import Resources
+from protos.v1 import mesos_pb2
+
+__all__ = [
+    "JSON",
+    "REGISTERED",
+    "SUMMARY_NAMES",
+    "agent_allocated_fraction",
+    "agent_busy",
+    "agent_v1",
+    "completed_framework_v1",
+    "executor_v1",
+    "framework_v1",
+    "nanos",
+    "offer_v1",
+    "proto_json",
+    "resource_list",
+    "status_v1",
+    "summary",
+    "task_status_v1",
+    "task_v1",
+    "updated_time",
+]
+
+JSON = dict[str, Any]
+"""A JSON object."""
+
+SUMMARY_NAMES = ("cpus", "mem", "disk", "gpus")
+"""The resources of every ``summary`` block."""
+
+_state_name = mesos_pb2.TaskState.Name
+_source_name = mesos_pb2.TaskStatus.Source.Name
+_reason_name = mesos_pb2.TaskStatus.Reason.Name
+_TASK_INFO_EXTRAS = ("command", "container", "discovery", "health_check", "kill_policy", "labels")
+_DYNAMIC = "DYNAMIC"
+
+
+def proto_json(message: Message) -> JSON:
+    """A protobuf message in Mesos's JSON form (field names as in the .proto)."""
+    result: JSON = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return result
+
+
+def nanos(seconds: float) -> JSON:
+    """A ``mesos.v1.TimeInfo``."""
+    return {"nanoseconds": int(seconds * 1e9)}
+
+
+def _id(value: str) -> JSON:
+    return {"value": value}
+
+
+def resource_list(resources: Resources, allocation_role: str | None = None) -> list[JSON]:
+    """``resources`` as a list of ``mesos.v1.Resource`` (one per name and reservation)."""
+    out: list[JSON] = []
+    for key, value in resources.items():
+        entry: JSON = {"name": key.name}
+        if isinstance(value, float):
+            entry["type"] = "SCALAR"
+            entry["scalar"] = {"value": value}
+        elif isinstance(value, tuple):
+            entry["type"] = "RANGES"
+            entry["ranges"] = {"range": [{"begin": lo, "end": hi} for lo, hi in value]}
+        else:
+            entry["type"] = "SET"
+            entry["set"] = {"item": sorted(value)}
+        if key.reservations:
+            reservations = []
+            for r in key.reservations:
+                item: JSON = {"type": "STATIC" if r.type == "static" else _DYNAMIC, "role": r.role}
+                if r.principal is not None:
+                    item["principal"] = r.principal
+                reservations.append(item)
+            entry["reservations"] = reservations
+        if key.revocable:
+            entry["revocable"] = {}
+        if allocation_role is not None:
+            entry["allocation_info"] = {"role": allocation_role}
+        out.append(entry)
+    return out
+
+
+def summary(resources: Resources) -> dict[str, float]:
+    """cpus, mem, disk and gpus of ``resources`` (zeros included)."""
+    amounts = resources.scalar_thousandths()
+    return {name: amounts.get(name, 0) / 1000 for name in SUMMARY_NAMES}
+
+
+# -- tasks --------------------------------------------------------------------------------------
+
+
+def status_v1(task: Task, entry: StatusEntry) -> JSON:
+    """One of a task's kept statuses as a ``mesos.v1.TaskStatus``."""
+    out: JSON = {
+        "task_id": {"value": task.task_id},
+        "state": _state_name(entry.state),  # type: ignore[arg-type]
+        "source": _source_name(entry.source),  # type: ignore[arg-type]
+        "timestamp": entry.timestamp,
+    }
+    if entry.reason is not None:
+        out["reason"] = _reason_name(entry.reason)  # type: ignore[arg-type]
+    if entry.message:
+        out["message"] = entry.message
+    if task.agent_id:
+        out["agent_id"] = {"value": task.agent_id}
+    if task.executor_id is not None:
+        out["executor_id"] = {"value": task.executor_id}
+    if entry.healthy is not None:
+        out["healthy"] = entry.healthy
+    return out
+
+
+def task_status_v1(status: mesos_pb2.TaskStatus) -> JSON:
+    """A TaskStatus as it came (TASK_UPDATED events): without ``data``, uuid in base64."""
+    out: JSON = {
+        "task_id": {"value": status.task_id.value},
+        "state": _state_name(status.state),
+        "source": _source_name(status.source),
+        "timestamp": status.timestamp,
+    }
+    if status.HasField("reason"):
+        out["reason"] = _reason_name(status.reason)
+    if status.message:
+        out["message"] = status.message
+    if status.HasField("agent_id"):
+        out["agent_id"] = {"value": status.agent_id.value}
+    if status.HasField("executor_id"):
+        out["executor_id"] = {"value": status.executor_id.value}
+    if status.HasField("uuid"):
+        out["uuid"] = base64.b64encode(status.uuid).decode()
+    if status.HasField("healthy"):
+        out["healthy"] = status.healthy
+    if status.HasField("unreachable_time"):
+        out["unreachable_time"] = {"nanoseconds": status.unreachable_time.nanoseconds}
+    return out
+
+
+def task_v1(task: Task) -> JSON:
+    """A task as a ``mesos.v1.Task``: its statuses oldest first, TaskInfo's payloads copied."""
+    out: JSON = {
+        "name": task.info.name if task.info is not None else "",
+        "task_id": {"value": task.task_id},
+        "framework_id": {"value": task.framework_id},
+        "agent_id": {"value": task.agent_id},
+        "state": _state_name(task.state),  # type: ignore[arg-type]
+        "resources": resource_list(task.resources),
+        "statuses": [status_v1(task, entry) for entry in task.statuses],
+    }
+    if task.executor_id is not None:
+        out["executor_id"] = {"value": task.executor_id}
+    if task.role:
+        out["role"] = task.role
+    if task.status_update_state is not None:
+        out["status_update_state"] = _state_name(task.status_update_state)  # type: ignore[arg-type]
+    if task.status_update_uuid is not None:
+        out["status_update_uuid"] = base64.b64encode(task.status_update_uuid).decode()
+    info = task.info
+    if info is not None:
+        for name in _TASK_INFO_EXTRAS:
+            if info.HasField(name):  # type: ignore[arg-type]
+                out[name] = proto_json(getattr(info, name))
+    return out
+
+
+def updated_time(task: Task) -> float:
+    """When ``task`` last changed (its newest status; -inf if it has none)."""
+    if task.statuses:
+        return task.statuses[-1].timestamp
+    status = task.latest_status
+    return status.timestamp if status is not None else float("-inf")
+
+
+# -- frameworks ---------------------------------------------------------------------------------
+
+
+def _counts(tasks: Iterable[Task]) -> dict[str, int]:
+    counts: dict[int, int] = {}
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
+    return {_state_name(s): n for s, n in sorted(counts.items())}  # type: ignore[arg-type]
+
+
+def _holding(holders: Iterable[Task | Executor]) -> Resources:
+    total = Resources.EMPTY
+    for holder in holders:
+        if holder.allocated:
+            total = total + holder.resources
+    return total
+
+
+def _offered(state: MasterState, offer_ids: Iterable[str]) -> Resources:
+    total = Resources.EMPTY
+    for offer_id in offer_ids:
+        offer = state.offers.get(offer_id)
+        if offer is not None:
+            total = total + offer.resources
+    return total
+
+
+def framework_v1(state: MasterState, fw: Framework) -> JSON:
+    """A registered framework as ``GetFrameworks.Framework``, plus Emporion's ``summary``."""
+    allocated = _holding([*fw.tasks.values(), *fw.executors.values()])
+    offered = _offered(state, sorted(fw.offers))
+    out: JSON = {
+        "framework_info": proto_json(fw.info),
+        "active": fw.connected,
+        "connected": fw.connected,
+        "recovered": False,
+        "registered_time": nanos(fw.registered_at),
+        "offers": [offer_v1(state, o) for o in map(state.offers.get, sorted(fw.offers)) if o],
+        "inverse_offers": [],
+        "allocated_resources": resource_list(allocated),
+        "offered_resources": resource_list(offered),
+        "summary": {
+            "phase": fw.phase.value,
+            "failover_deadline": fw.failover_deadline,
+            "suppressed_roles": sorted(fw.suppressed_roles),
+            "roles": sorted(fw.roles),
+            "allocated": summary(allocated),
+            "offered": summary(offered),
+            "tasks": _counts(fw.tasks.values()),
+            "completed_tasks": len(state.history.completed_tasks_of(fw.framework_id)),
+            "webui_url": fw.info.webui_url,
+        },
+    }
+    if fw.disconnected_at is not None:
+        out["unregistered_time"] = nanos(fw.disconnected_at)
+    return out
+
+
+def completed_framework_v1(record: CompletedFramework) -> JSON:
+    """A torn-down framework as ``GetFrameworks.Framework``, plus ``summary``."""
+    fw = record.framework
+    empty = summary(Resources.EMPTY)
+    return {
+        "framework_info": proto_json(fw.info),
+        "active": False,
+        "connected": False,
+        "recovered": False,
+        "registered_time": nanos(fw.registered_at),
+        "unregistered_time": nanos(record.removed_at),
+        "offers": [],
+        "inverse_offers": [],
+        "allocated_resources": [],
+        "offered_resources": [],
+        "summary": {
+            "phase": "removed",
+            "failover_deadline": None,
+            "suppressed_roles": [],
+            "roles": sorted(fw.roles),
+            "allocated": empty,
+            "offered": dict(empty),
+            "tasks": {},
+            "completed_tasks": len(record.tasks),
+            "webui_url": fw.info.webui_url,
+            "removed_time": record.removed_at,
+            "removal_reason": record.reason,
+        },
+    }
+
+
+# -- agents, offers, executors ------------------------------------------------------------------
+
+
+def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> JSON:
+    out: JSON = {}
+    for attribute in attributes:
+        if attribute.HasField("scalar"):
+            out[attribute.name] = attribute.scalar.value
+        elif attribute.HasField("ranges"):
+            parts = ", ".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
+            out[attribute.name] = f"[{parts}]"
+        elif attribute.HasField("set"):
+            out[attribute.name] = "{" + ", ".join(attribute.set.item) + "}"
+        else:
+            out[attribute.name] = attribute.text.value
+    return out
+
+
+def agent_busy(state: MasterState, agent: Agent) -> Resources:
+    """What is allocated or offered on ``agent`` (its total less the allocator's free part)."""
+    if not agent.in_allocator:
+        return _holding([*agent.tasks.values(), *agent.executors.values()])
+    return agent.total - state.allocator.agent_free(agent.agent_id)
+
+
+def agent_v1(state: MasterState, agent: Agent) -> JSON:
+    """An agent as ``GetAgents.Agent``, plus ``summary`` (O(its offers), not O(its tasks))."""
+    offered = _offered(state, sorted(agent.offers))
+    allocated = agent_busy(state, agent) - offered
+    info = agent.info
+    out: JSON = {
+        "agent_info": proto_json(info),
+        "active": agent.connected,
+        "deactivated": False,
+        "pid": f"agent@{info.hostname}:{info.port}",
+        "registered_time": nanos(agent.registered_at),
+        "total_resources": resource_list(agent.total),
+        "allocated_resources": resource_list(allocated),
+        "offered_resources": resource_list(offered),
+        "capabilities": [{"type": c} for c in sorted(agent.capabilities)],
+        "summary": {
+            "phase": agent.phase.value,
+            "tasks": len(agent.tasks),
+            "total": summary(agent.total),
+            "allocated": summary(allocated),
+            "offered": summary(offered),
+            "attributes": _attributes(info.attributes),
+        },
+    }
+    if agent.unreachable_at is not None:
+        out["summary"]["unreachable_time"] = agent.unreachable_at
+    return out
+
+
+def agent_allocated_fraction(state: MasterState, agent: Agent, name: str) -> float:
+    """How much of resource ``name`` of ``agent`` is allocated or offered, 0 to 1 (a sort key)."""
+    total = agent.total.get(name)
+    if not total:
+        return 0.0
+    return agent_busy(state, agent).get(name) / total
+
+
+def offer_v1(state: MasterState, offer: Offer) -> JSON:
+    """An outstanding offer as ``mesos.v1.Offer``, plus ``summary``."""
+    agent = state.agents.get(offer.agent_id)
+    return {
+        "id": {"value": offer.offer_id},
+        "framework_id": {"value": offer.framework_id},
+        "agent_id": {"value": offer.agent_id},
+        "hostname": agent.info.hostname if agent is not None else "",
+        "allocation_info": {"role": offer.role},
+        "resources": resource_list(offer.resources, offer.role),
+        "summary": {
+            "created_time": offer.created_at,
+            "expires_time": offer.expires_at,
+            "resources": summary(offer.resources),
+        },
+    }
+
+
+def executor_v1(executor: Executor) -> JSON:
+    """An executor as ``GetExecutors.Executor``."""
+    if executor.info is not None:
+        info = proto_json(executor.info)
+    else:
+        info = {
+            "executor_id": _id(executor.executor_id),
+            "framework_id": _id(executor.framework_id),
+            "resources": resource_list(executor.resources),
+        }
+    return {"executor_info": info, "agent_id": _id(executor.agent_id)}
+
+
+REGISTERED = (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED)
+"""Agents ``GET_AGENTS`` lists as agents (the others are recovered or unreachable)."""

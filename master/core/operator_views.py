@@ -1,0 +1,395 @@
+"""The read-only calls of the v1 operator API: GET_TASKS, GET_AGENTS, GET_STATE, ... as JSON.
+
+Pure functions of a :class:`~master.core.master.Master` and a typed query (the HTTP layer,
+``master.http.operator``, parses and checks the caller's JSON into these queries). Each returns
+the inner object of Mesos's ``Response`` (``{"tasks": [...], ...}`` for GET_TASKS); the caller
+wraps it as ``{"type": "GET_TASKS", "get_tasks": ...}``.
+
+Paging is Emporion's addition: ``limit``/``offset``/``order_by``/``order`` and filters on
+GET_TASKS, GET_AGENTS, GET_FRAMEWORKS and GET_OFFERS, with ``total`` (all matches), so that a
+web page at 100,000 tasks transfers one page, never the cluster. Matching walks the candidates
+once (O(n) cheap tests); only the page is turned into JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from master.core.history import History
+from master.core.master import Master
+from master.core.model import AgentPhase, Framework, Task
+from master.core.operator_json import (
+    JSON,
+    REGISTERED,
+    agent_allocated_fraction,
+    agent_v1,
+    completed_framework_v1,
+    executor_v1,
+    framework_v1,
+    offer_v1,
+    proto_json,
+    task_v1,
+    updated_time,
+)
+from master.core.snapshot import roles_snapshot
+from master.core.utilization import measure
+from protos.v1 import mesos_pb2
+
+__all__ = [
+    "AgentQuery",
+    "FrameworkQuery",
+    "OfferQuery",
+    "Page",
+    "TaskQuery",
+    "get_agents",
+    "get_executors",
+    "get_explanation",
+    "get_frameworks",
+    "get_offers",
+    "get_quota",
+    "get_roles",
+    "get_state",
+    "get_tasks",
+    "get_utilization",
+    "get_weights",
+]
+
+T = TypeVar("T")
+
+TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
+"""The task lists of GET_TASKS, in the order their matches are paged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Page is which part of an ordered list to return: None ``limit`` means all."""
+
+    limit: int | None = None
+    offset: int = 0
+    order_by: str = ""
+    descending: bool = False
+
+    def take(self, items: list[T], keys: dict[str, Callable[[T], Any]]) -> list[T]:
+        """Sort ``items`` by ``keys[order_by]`` (the given order if it names none) and slice."""
+        key = keys.get(self.order_by)
+        if key is not None:
+            items.sort(key=key, reverse=self.descending)
+        elif self.descending:
+            items.reverse()
+        end = None if self.limit is None else self.offset + self.limit
+        return items[self.offset : end]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """TaskQuery selects tasks (every field optional; ``query`` matches id or name)."""
+
+    page: Page = Page()
+    task_id: str | None = None
+    query: str | None = None
+    state: int | None = None
+    framework_id: str | None = None
+    agent_id: str | None = None
+    include: frozenset[str] = frozenset(TASK_LISTS)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentQuery:
+    """AgentQuery selects agents (``query`` matches id or hostname; ``phases`` by default the
+    registered ones, connected or not)."""
+
+    page: Page = Page()
+    agent_id: str | None = None
+    query: str | None = None
+    phases: frozenset[AgentPhase] = frozenset(REGISTERED)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkQuery:
+    """FrameworkQuery selects frameworks (``query`` matches id or name)."""
+
+    page: Page = Page()
+    framework_id: str | None = None
+    query: str | None = None
+    role: str | None = None
+    include_completed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OfferQuery:
+    """OfferQuery selects outstanding offers."""
+
+    page: Page = Page()
+    framework_id: str | None = None
+    agent_id: str | None = None
+
+
+def _contains(text: str | None) -> Callable[[str], bool]:
+    if text is None:
+        return lambda _: True
+    folded = text.casefold()
+    return lambda value: folded in value.casefold()
+
+
+# -- tasks --------------------------------------------------------------------------------------
+
+
+def _task_name(task: Task) -> str:
+    return task.info.name if task.info is not None else ""
+
+
+_TASK_KEYS: dict[str, Callable[[tuple[str, Task]], Any]] = {
+    "id": lambda item: item[1].task_id,
+    "name": lambda item: _task_name(item[1]),
+    "state": lambda item: mesos_pb2.TaskState.Name(item[1].state),  # type: ignore[arg-type]
+    "updated": lambda item: updated_time(item[1]),
+}
+
+
+def _candidates(master: Master, query: TaskQuery) -> Iterable[tuple[str, Task]]:
+    state = master.state
+    fw_id = query.framework_id
+    frameworks: Iterable[Framework]
+    if fw_id is not None:
+        fw = state.frameworks.get(fw_id)
+        frameworks = [fw] if fw is not None else []
+    else:
+        frameworks = state.frameworks.values()
+    live = "tasks" in query.include
+    unreachable = "unreachable_tasks" in query.include
+    if live or unreachable:
+        for fw in frameworks:
+            if query.task_id is not None:
+                found = fw.tasks.get(query.task_id)
+                tasks: Iterable[Task] = [found] if found is not None else []
+            else:
+                tasks = fw.tasks.values()
+            for task in tasks:
+                if task.state == mesos_pb2.TASK_UNREACHABLE:
+                    if unreachable:
+                        yield "unreachable_tasks", task
+                elif live:
+                    yield "tasks", task
+    if "completed_tasks" in query.include:
+        history = state.history
+        done: Iterable[Task] = history.all_completed_tasks()
+        if fw_id is not None:
+            done = history.completed_tasks_of(fw_id)
+        for task in done:
+            yield "completed_tasks", task
+
+
+def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
+    """GET_TASKS: live, unreachable and completed tasks matching ``query`` (one page)."""
+    matches = _contains(query.query)
+    wanted_state, agent_id, task_id = query.state, query.agent_id, query.task_id
+    found = [
+        (where, task)
+        for where, task in _candidates(master, query)
+        if (wanted_state is None or task.state == wanted_state)
+        and (agent_id is None or task.agent_id == agent_id)
+        and (task_id is None or task.task_id == task_id)
+        and (query.query is None or matches(task.task_id) or matches(_task_name(task)))
+    ]
+    out: JSON = {"pending_tasks": [], "orphan_tasks": []}
+    for name in TASK_LISTS:
+        out[name] = []
+    for where, task in query.page.take(found, _TASK_KEYS):
+        out[where].append(task_v1(task))
+    out["total"] = len(found)
+    return out
+
+
+# -- frameworks ---------------------------------------------------------------------------------
+
+
+def get_frameworks(master: Master, query: FrameworkQuery = FrameworkQuery()) -> JSON:
+    """GET_FRAMEWORKS: registered frameworks, then completed ones, matching ``query``."""
+    state = master.state
+    matches = _contains(query.query)
+    role = query.role
+
+    def wanted(fw: Framework) -> bool:
+        return (
+            (query.framework_id is None or fw.framework_id == query.framework_id)
+            and (role is None or role in fw.roles)
+            and (query.query is None or matches(fw.framework_id) or matches(fw.info.name))
+        )
+
+    live: list[tuple[bool, Any]] = [(True, fw) for fw in state.frameworks.values() if wanted(fw)]
+    done: list[tuple[bool, Any]] = []
+    if query.include_completed:
+        done = [
+            (False, record)
+            for record in state.history.completed_frameworks.values()
+            if wanted(record.framework)
+        ]
+
+    def fw_of(item: tuple[bool, Any]) -> Framework:
+        live_one, value = item
+        return value if live_one else value.framework  # type: ignore[no-any-return]
+
+    keys: dict[str, Callable[[tuple[bool, Any]], Any]] = {
+        "id": lambda item: fw_of(item).framework_id,
+        "name": lambda item: fw_of(item).info.name,
+        "registered": lambda item: fw_of(item).registered_at,
+    }
+    everything = live + done
+    out: JSON = {"frameworks": [], "completed_frameworks": [], "recovered_frameworks": []}
+    for live_one, value in query.page.take(everything, keys):
+        if live_one:
+            out["frameworks"].append(framework_v1(state, value))
+        else:
+            out["completed_frameworks"].append(completed_framework_v1(value))
+    out["total"] = len(live)
+    out["total_completed"] = len(done)
+    return out
+
+
+# -- agents, executors, offers ------------------------------------------------------------------
+
+
+def get_agents(master: Master, query: AgentQuery = AgentQuery()) -> JSON:
+    """GET_AGENTS: agents in ``query.phases`` (one page), and the agents still to reregister
+    after a master failover (``recovered_agents``, their AgentInfo only)."""
+    state = master.state
+    matches = _contains(query.query)
+    found = [
+        agent
+        for agent in state.agents.values()
+        if agent.phase in query.phases
+        and (query.agent_id is None or agent.agent_id == query.agent_id)
+        and (query.query is None or matches(agent.agent_id) or matches(agent.info.hostname))
+    ]
+    keys: dict[str, Callable[[Any], Any]] = {
+        "id": lambda a: a.agent_id,
+        "hostname": lambda a: a.info.hostname,
+        "registered_time": lambda a: a.registered_at,
+    }
+    def fraction_of(name: str) -> Callable[[Any], Any]:
+        return lambda a: agent_allocated_fraction(state, a, name)
+
+    for name in ("cpus", "mem", "disk", "gpus"):
+        keys[name] = fraction_of(name)
+    recovered = [
+        proto_json(a.info)
+        for a in state.agents.values()
+        if a.phase is AgentPhase.RECOVERING
+        and AgentPhase.RECOVERING not in query.phases
+        and (query.agent_id is None or a.agent_id == query.agent_id)
+    ]
+    return {
+        "agents": [agent_v1(state, a) for a in query.page.take(found, keys)],
+        "recovered_agents": recovered,
+        "total": len(found),
+    }
+
+
+def get_executors(master: Master) -> JSON:
+    """GET_EXECUTORS: every executor the master knows."""
+    state = master.state
+    return {
+        "executors": [
+            executor_v1(e) for fw in state.frameworks.values() for e in fw.executors.values()
+        ],
+        "orphan_executors": [],
+    }
+
+
+def get_offers(master: Master, query: OfferQuery = OfferQuery()) -> JSON:
+    """GET_OFFERS (Emporion): outstanding offers matching ``query``, oldest first."""
+    state = master.state
+    found = [
+        offer
+        for offer in state.offers.values()
+        if (query.framework_id is None or offer.framework_id == query.framework_id)
+        and (query.agent_id is None or offer.agent_id == query.agent_id)
+    ]
+    keys: dict[str, Callable[[Any], Any]] = {
+        "id": lambda o: o.offer_id,
+        "created": lambda o: o.created_at,
+        "agent_id": lambda o: o.agent_id,
+        "framework_id": lambda o: o.framework_id,
+    }
+    return {
+        "offers": [offer_v1(state, o) for o in query.page.take(found, keys)],
+        "total": len(found),
+    }
+
+
+def get_state(master: Master) -> JSON:
+    """GET_STATE: everything (unpaged, as Mesos): tasks, executors, frameworks, agents."""
+    return {
+        "get_tasks": get_tasks(master),
+        "get_executors": get_executors(master),
+        "get_frameworks": get_frameworks(master),
+        "get_agents": get_agents(master),
+    }
+
+
+# -- roles, weights, quota ----------------------------------------------------------------------
+
+
+def get_roles(master: Master) -> JSON:
+    """GET_ROLES: every known role with its weight, quota and what it holds (``/master/roles``
+    with framework ids as ``{"value": ...}``)."""
+    roles = roles_snapshot(master)["roles"]
+    for role in roles:
+        role["frameworks"] = [{"value": f} for f in role["frameworks"]]
+    return {"roles": roles}
+
+
+def get_weights(master: Master) -> JSON:
+    """GET_WEIGHTS: the roles whose weight was set."""
+    weights = master.state.allocator.weights()
+    return {"weight_infos": [{"role": r, "weight": weights[r]} for r in sorted(weights)]}
+
+
+def _quantities_json(amounts: dict[str, int]) -> JSON:
+    return {name: {"value": value / 1000} for name, value in sorted(amounts.items())}
+
+
+def get_quota(master: Master) -> JSON:
+    """GET_QUOTA: every role's quota (``QuotaStatus.configs``: guarantees and limits)."""
+    quotas = master.state.allocator.quotas()
+    return {
+        "status": {
+            "configs": [
+                {
+                    "role": role,
+                    "guarantees": _quantities_json(dict(quotas[role].guarantees)),
+                    "limits": _quantities_json(dict(quotas[role].limits)),
+                }
+                for role in sorted(quotas)
+            ]
+        }
+    }
+
+
+# -- Emporion additions -------------------------------------------------------------------------
+
+
+def get_explanation(master: Master, framework_ids: Sequence[str], now: float | None = None) -> JSON:
+    """GET_EXPLANATION (Emporion): why each framework got nothing or less than it could use in
+    the last allocation cycle (an empty list: it got what it could use). Raises KeyError for a
+    framework the allocator does not know."""
+    allocator = master.state.allocator
+    record = allocator.last_cycle
+    explanations: list[JSON] = []
+    for framework_id in framework_ids:
+        explanations.extend(e.to_dict() for e in allocator.explain(framework_id, now))
+    return {"cycle": record.number if record is not None else 0, "explanations": explanations}
+
+
+def get_utilization(history: History, master: Master, now: float, since: float | None) -> JSON:
+    """GET_UTILIZATION (Emporion): the samples after ``since``, then the figures of ``now``."""
+    ring = history.utilization
+    samples = [s.to_dict() for s in ring.since(since)]
+    samples.append(measure(master.state, now).to_dict())
+    return {
+        "interval_seconds": ring.interval,
+        "window_seconds": ring.window,
+        "samples": samples,
+    }
