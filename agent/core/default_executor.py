@@ -47,6 +47,7 @@ from protos.v1 import mesos_pb2
 
 __all__ = [
     "end_default",
+    "end_default_if_done",
     "kill_default_task",
     "launch_group",
     "nested_exited",
@@ -131,7 +132,7 @@ def nested_launched(
     for member in group:  # Those that ended meanwhile are reported after their RUNNING.
         if member.container is not None and member.container.gone and not member.terminal:
             effects += _nested_ended(state, executor, member, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def _nested_running(
@@ -176,11 +177,11 @@ def nested_launch_failed(
     task = nested_task(executor, container_id)
     state.containers.pop(container_id, None)
     if task is None or task.container is None or task.container.gone:
-        return _maybe_end_default(state, executor, now)
+        return end_default_if_done(state, executor, now)
     task.container.gone = True
     task.container.exit = ContainerExit(message=message)
     effects = _fail_group_launch(state, executor, task, message, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def _fail_group_launch(
@@ -216,7 +217,7 @@ def nested_exited(
     task = nested_task(executor, container_id)
     state.containers.pop(container_id, None)
     if task is None or task.container is None or task.container.gone:
-        return _maybe_end_default(state, executor, now)
+        return end_default_if_done(state, executor, now)
     nested = task.container
     nested.gone = True
     nested.exit = exit
@@ -228,7 +229,7 @@ def nested_exited(
         return []  # Its group is still being launched: reported once the group runs.
     else:
         effects = _nested_ended(state, executor, task, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def nested_recovered(
@@ -298,7 +299,7 @@ def _end_nested(
     return [DestroyContainer(nested.container_id)]
 
 
-def _maybe_end_default(state: AgentState, executor: ExecutorRecord, now: float) -> list[Effect]:
+def end_default_if_done(state: AgentState, executor: ExecutorRecord, now: float) -> list[Effect]:
     """End a default executor whose tasks have all ended and whose containers are gone."""
     if executor.kind is not ExecutorKind.DEFAULT or executor.phase is ExecutorPhase.TERMINATED:
         return []
@@ -329,7 +330,7 @@ def kill_default_task(
         cause = f"task {task.task_id!r} was killed"
     effects = _kill_nested(state, executor, task, kill_policy, now)
     effects += _kill_group(state, executor, task, cause, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def _kill_group(
@@ -413,7 +414,7 @@ def shutdown_default(state: AgentState, executor: ExecutorRecord, now: float) ->
     for task in list(executor.tasks.values()):
         if not task.terminal and not task.kill_requested:
             effects += _kill_nested(state, executor, task, None, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def end_default(
@@ -426,7 +427,7 @@ def end_default(
         if not task.terminal:
             task.pending_termination = why
             effects += _end_nested(state, executor, task, now)
-    return effects + _maybe_end_default(state, executor, now)
+    return effects + end_default_if_done(state, executor, now)
 
 
 def recover_groups(state: AgentState, now: float) -> list[Effect]:
@@ -439,5 +440,5 @@ def recover_groups(state: AgentState, now: float) -> list[Effect]:
             if task.terminal and task.state in _ENDS_GROUP:
                 why = "failed" if task.state == mesos_pb2.TASK_FAILED else "was killed"
                 effects += _kill_group(state, executor, task, f"task {task.task_id!r} {why}", now)
-        effects += _maybe_end_default(state, executor, now)
+        effects += end_default_if_done(state, executor, now)
     return effects

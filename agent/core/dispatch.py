@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from agent.core import executor_events, launches, master_events, restart, timers
 from agent.core.effects import (
@@ -42,8 +41,8 @@ from agent.core.events import (
     RecoveryDone,
     TimerFired,
 )
-from agent.core.lifecycle import send_update
-from agent.core.model import ExecutorKind, InvalidCall, UnknownTarget
+from agent.core.guards import guard_for
+from agent.core.model import InvalidCall, UnknownTarget
 from agent.core.state import AgentState
 from protos.v1 import agent_internal_pb2, mesos_pb2
 
@@ -69,7 +68,7 @@ def handle(state: AgentState, event: Event, now: float) -> list[Effect]:
     Any other exception is a fault of the core: it is logged and counted in ``state.faults``
     (``state.last_fault`` says what it was), so tests and simulations can insist on none.
     """
-    launch = _LaunchGuard.of(state, event)
+    guard = guard_for(state, event)
     try:
         return _dispatch(state, event, now)
     except (InvalidCall, UnknownTarget):
@@ -78,12 +77,12 @@ def handle(state: AgentState, event: Event, now: float) -> list[Effect]:
         log.exception("The agent's core failed to handle %s", describe(event))
         state.faults += 1
         state.last_fault = f"{type(error).__name__}: {error} (handling {describe(event)})"[:2000]
-        if launch is None:
+        if guard is None:
             return []
         try:
-            return launch.abort(state, f"{type(error).__name__}: {error}", now)
+            return guard.settle(state, f"{type(error).__name__}: {error}", now)
         except Exception:
-            log.exception("Undoing the failed launch of %s failed too", launch.task_ids)
+            log.exception("Settling the outcome of %s failed too", describe(event))
             return []
 
 
@@ -255,86 +254,3 @@ def _copy(info: mesos_pb2.AgentInfo) -> mesos_pb2.AgentInfo:
     copy = mesos_pb2.AgentInfo()
     copy.CopyFrom(info)
     return copy
-
-
-# -- undoing a launch whose handling failed --
-
-
-@dataclass(frozen=True)
-class _LaunchGuard:
-    """What a launch found before it ran, to undo it if its handler raises."""
-
-    framework_id: str
-    task_ids: tuple[str, ...]
-    had_framework: bool
-    had_executors: frozenset[str]
-
-    @staticmethod
-    def of(state: AgentState, event: Event) -> _LaunchGuard | None:
-        """The guard of a RunTask/RunTaskGroup event, None for any other event."""
-        if not isinstance(event, MasterMessageReceived):
-            return None
-        message = event.message
-        kind = message.WhichOneof("payload")
-        if kind == "run_task":
-            run = message.run_task
-            framework_id = run.framework_id.value or run.framework_info.id.value
-            tasks = [run.task]
-        elif kind == "run_task_group":
-            group = message.run_task_group
-            framework_id = group.framework_info.id.value or group.executor.framework_id.value
-            tasks = list(group.task_group.tasks)
-        else:
-            return None
-        framework = state.frameworks.get(framework_id)
-        in_use = set()
-        for task in tasks:
-            task_id = task.task_id.value
-            if (framework is not None and framework.find_task(task_id) is not None) or (
-                state.updates.get(framework_id, task_id) is not None
-            ):
-                in_use.add(task_id)
-        ids = tuple(dict.fromkeys(t.task_id.value for t in tasks if t.task_id.value))
-        return _LaunchGuard(
-            framework_id,
-            tuple(t for t in ids if t not in in_use),
-            framework is not None,
-            frozenset(framework.executors) if framework is not None else frozenset(),
-        )
-
-    def abort(self, state: AgentState, cause: str, now: float) -> list[Effect]:
-        """Forget whatever the failed launch recorded; end its tasks TASK_FAILED."""
-        if not self.framework_id:
-            return []
-        effects: list[Effect] = []
-        framework = state.frameworks.get(self.framework_id)
-        if framework is not None:
-            for executor in list(framework.executors.values()):
-                for task_id in self.task_ids:
-                    task = executor.tasks.pop(task_id, None)
-                    if task is not None and task.container is not None:
-                        state.containers.pop(task.container.container_id, None)
-                executor.queue = [
-                    b for b in executor.queue if not any(t in self.task_ids for t in b)
-                ]
-                if executor.executor_id not in self.had_executors:
-                    del framework.executors[executor.executor_id]
-                    if executor.kind is not ExecutorKind.DEFAULT:
-                        state.containers.pop(executor.container_id, None)
-            if not self.had_framework and not framework.executors:
-                del state.frameworks[self.framework_id]
-        for task_id in self.task_ids:
-            effects += state.updates.remove(self.framework_id, task_id)
-        message = f"The agent failed to launch this task: {cause}"[:2000]
-        for task_id in self.task_ids:
-            effects += send_update(
-                state,
-                self.framework_id,
-                task_id,
-                None,
-                mesos_pb2.TASK_FAILED,
-                now=now,
-                reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED,
-                message=message,
-            )
-        return effects

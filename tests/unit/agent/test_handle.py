@@ -45,6 +45,7 @@ from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 from tests.unit.agent.conftest import MakeAgent
 from tests.unit.agent.helpers import (
     FW,
+    ack_head,
     executor_info,
     forwarded,
     forwarded_statuses,
@@ -380,3 +381,54 @@ def test_the_core_exports_its_contract() -> None:
         "hello_message",
     }
     assert {name for name in agent.core.__all__ if not hasattr(agent.core, name)} == set()
+
+
+def test_a_fault_handling_a_container_exit_still_ends_its_task(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = make_agent()
+    [launch] = of_type(
+        feed(state, master(run_task=run_task(task_info("t1"))), 0.0), LaunchContainer
+    )
+    assert isinstance(launch, LaunchContainer)
+    feed(state, events.ContainerLaunched(launch.container_id), 0.1)
+    ack_head(state, "t1")  # TASK_RUNNING
+
+    def faulty(*args: object, **kwargs: object) -> list[Effect]:
+        raise ValueError("injected")
+
+    monkeypatch.setattr(executor_events, "_command_task_ended", faulty)
+    effects = feed(state, events.ContainerExited(launch.container_id, ContainerExit(status=0)), 1.0)
+    [failed] = forwarded_statuses(effects)
+    assert failed.state == mesos_pb2.TASK_FAILED
+    assert failed.reason == Reason.REASON_EXECUTOR_TERMINATED
+    assert "ValueError: injected" in failed.message
+    feed(state, ack(failed), 1.1)
+    assert state.frameworks == {}  # Retired: nothing left counted.
+    assert state.faults == 1
+    state.faults = 0  # The injected one, seen.
+
+
+def test_a_fault_handling_a_group_task_exit_ends_that_task(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = make_agent()
+    group = run_group([task_info("g1"), task_info("g2")])
+    launches_ = of_type(feed(state, master(run_task_group=group), 0.0), LaunchContainer)
+    for launch in launches_:
+        assert isinstance(launch, LaunchContainer)
+        feed(state, events.ContainerLaunched(launch.container_id), 0.1)
+    first = launches_[0]
+    assert isinstance(first, LaunchContainer)
+
+    def faulty(*args: object, **kwargs: object) -> list[Effect]:
+        raise ValueError("injected")
+
+    monkeypatch.setattr(executor_events, "nested_exited", faulty)
+    effects = feed(state, events.ContainerExited(first.container_id, ContainerExit(status=0)), 1.0)
+    assert [(s.task_id.value, s.state) for s in forwarded_statuses(effects)] == []  # Queued
+    stream = state.updates.get(FW, "g1")
+    assert stream is not None
+    assert stream.latest_state == mesos_pb2.TASK_FAILED
+    assert first.container_id not in state.containers
+    state.faults = 0  # The injected one, seen.
