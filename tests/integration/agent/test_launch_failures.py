@@ -1,4 +1,4 @@
-"""Launches a real agent cannot carry out end with a terminal update and leave nothing counted.
+"""What a real agent cannot carry out, or no longer needs, ends explicitly and leaves nothing.
 
 (Issue 10: a task id longer than a file name made the agent fail creating the sandbox; the
 failure was only logged, the task stayed STAGING forever and its resources stayed allocated.)
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 
+from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import mesos_pb2
 from tests.integration.agent.conftest import StartAgent
 from tests.integration.agent.fake_master import FakeMaster
@@ -63,3 +64,23 @@ def test_a_task_id_too_long_for_a_directory_name_is_refused(
     master.send(run_task(command_task("short", "true")))  # The agent goes on serving.
     master.wait_and_ack("short", mesos_pb2.TASK_RUNNING)
     master.wait_and_ack("short", mesos_pb2.TASK_FINISHED)
+
+
+def test_a_torn_down_framework_leaves_nothing_on_the_agent(
+    master: FakeMaster, start_agent: StartAgent
+) -> None:
+    """Issue 10: terminated executors of torn-down frameworks stayed in the agent for ever."""
+    agent = start_agent()
+    master.session()
+    master.send(run_task(command_task("t1", "true"), checkpoint=True))
+    master.wait_and_ack("t1", mesos_pb2.TASK_RUNNING)
+    master.wait_update("t1", mesos_pb2.TASK_FINISHED)  # Never acknowledged: the framework goes.
+    meta = agent.work_dir / "meta" / "agents"
+    assert list(meta.glob(f"*/frameworks/{FW}/executors/t1"))  # Checkpointed.
+
+    shutdown = ai.MasterMessage()
+    shutdown.shutdown_framework.framework_id.value = FW
+    master.send(shutdown)
+    wait_until(lambda: agent_state(agent.http)["frameworks"] == [], "the framework to be forgotten")
+    assert list(meta.glob(f"*/frameworks/{FW}")) == []  # Its checkpoint is removed.
+    assert agent_state(agent.http)["pending_updates"] == 0
