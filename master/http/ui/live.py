@@ -1,0 +1,341 @@
+"""Live pages: the operator event stream, coalesced and pushed to browsers as Server-Sent Events.
+
+One :class:`LiveHub` per master holds **one** subscription to the operator API's event hub
+while at least one browser is connected (none otherwise: the master then builds no events for
+the UI at all). Events are folded into a pending batch as they arrive (a dict entry per changed
+task, the newest state winning), and once per ``interval`` the batch is flushed:
+
+* a *common* part, encoded once for every viewer: the overview's gauges (``GET_METRICS``) when
+  anything changed, new utilisation samples every ``sample_every`` seconds, how many tasks were
+  added, which agents and frameworks changed;
+* a *personal* part per viewer: the new states of the tasks its page shows (its *watch set*,
+  posted by the page's script), found by looking each watched key up in the batch, so the cost
+  per viewer grows with what its page shows, not with the cluster's rate of updates.
+
+So 10 open pages at 5,000 task updates per second cost one dict update per update, one metrics
+pass per second, and per viewer a few hundred lookups and one small JSON message per second.
+A viewer too slow to take its messages (more than ``QUEUE_LIMIT`` flushes behind) loses them
+and is told to ``resync`` (its page refreshes its tables). When the master stops leading, the
+subscription ends and every viewer's stream closes; the browser then reloads through the
+follower's redirect.
+
+Wire format (``text/event-stream``): ``event: hello`` with ``{"viewer": id}`` first, then
+``event: batch`` messages ``{"metrics": {...}?, "samples": [...]?, "new_tasks": n,
+"agents": [ids], "frameworks": [ids], "tasks": [[framework, task, state], ...],
+"refresh": bool, "resync": bool}`` (absent keys: nothing new), and ``: ping`` comments every
+15 s to keep proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from master.core import TERMINAL_STATES, Master
+from protos.v1 import mesos_pb2
+
+from .api import OperatorCalls
+
+__all__ = ["LIVE_METRICS", "LiveHub", "Viewer"]
+
+_log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 8
+"""Flushes a viewer may be behind before it loses them and is told to resync."""
+MAX_WATCH = 1000
+"""The most tasks one viewer may watch (a page shows at most 500)."""
+PING_SECONDS = 15.0
+LIVE_METRICS = ("master/tasks_", "master/slaves_", "master/frameworks_", "master/outstanding")
+"""Prefixes of the gauges and counters pushed to the overview."""
+_TERMINAL_NAMES = frozenset(mesos_pb2.TaskState.Name(s) for s in TERMINAL_STATES)
+
+TaskKey = tuple[str, str]
+"""(framework id, task id)."""
+
+
+@dataclass(eq=False)
+class Viewer:
+    """Viewer is one browser's live stream: its queue of encoded messages and its watch set."""
+
+    viewer_id: str
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    tasks: dict[TaskKey, str] = field(default_factory=dict)
+    """Watched task -> the state the page shows."""
+    agents: frozenset[str] = frozenset()
+    frameworks: frozenset[str] = frozenset()
+    lost: bool = False
+    """Messages were dropped: the next one says ``resync``."""
+    refresh: bool = False
+    """A watched task changed in a way a row update cannot show (it left the live tasks)."""
+
+    def send(self, message: bytes) -> None:
+        """Queue ``message``; drop it (and remember to resync) if the viewer is behind."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.lost = True
+
+
+@dataclass
+class _Batch:
+    tasks: dict[TaskKey, str] = field(default_factory=dict)
+    added: int = 0
+    agents: set[str] = field(default_factory=set)
+    frameworks: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.added or self.agents or self.frameworks)
+
+
+def _value(obj: Any, key: str) -> str:
+    inner = obj.get(key) if isinstance(obj, dict) else None
+    return str(inner.get("value", "")) if isinstance(inner, dict) else ""
+
+
+class LiveHub:
+    """LiveHub fans the operator event stream out to the UI's viewers (module docstring).
+
+    ``leading_master`` gives the state machine while this master leads (for the current state
+    of newly watched tasks); ``clock`` gives seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        operator: OperatorCalls,
+        leading_master: Callable[[], Master | None],
+        *,
+        interval: float = 1.0,
+        sample_every: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._operator = operator
+        self._leading_master = leading_master
+        self._interval = interval
+        self._sample_every = sample_every
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self.viewers: dict[str, Viewer] = {}
+        self._batch = _Batch()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscription: Any = None
+        self._last_sample = 0.0
+        self._sampled_at = float("-inf")
+        self._changed = True
+        self.flushes = 0
+        """Flushes sent so far (for tests and the benchmark)."""
+
+    # -- viewers ----------------------------------------------------------------------------
+
+    def connect(self) -> Viewer:
+        """A new viewer; the first one subscribes to the operator events (NotLeadingError on a
+        follower, raised before anything changes)."""
+        if not self._tasks:
+            self._subscription = self._operator.events.subscribe(
+                include_state=False, queue_limit=100_000
+            )
+            self._batch = _Batch()
+            self._changed = True
+            self._sampled_at = float("-inf")
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._pump(self._subscription), name="ui-live-pump"),
+                loop.create_task(self._tick(), name="ui-live-tick"),
+            ]
+        viewer = Viewer(str(next(self._ids)))
+        self.viewers[viewer.viewer_id] = viewer
+        viewer.send(_message("hello", {"viewer": viewer.viewer_id}))
+        return viewer
+
+    def disconnect(self, viewer: Viewer) -> None:
+        """Forget ``viewer``; the last one out ends the subscription."""
+        self.viewers.pop(viewer.viewer_id, None)
+        if not self.viewers:
+            self._stop()
+
+    def watch(
+        self,
+        viewer_id: str,
+        tasks: list[tuple[str, str, str]],
+        agents: list[str],
+        frameworks: list[str],
+    ) -> bool:
+        """Set what viewer ``viewer_id``'s page shows: (framework, task, shown state) triples,
+        agent ids and framework ids. Tasks whose state moved on since the page was rendered
+        are in its next message. False for an unknown viewer."""
+        viewer = self.viewers.get(viewer_id)
+        if viewer is None:
+            return False
+        viewer.tasks = {(f, t): s for f, t, s in tasks[:MAX_WATCH]}
+        viewer.agents = frozenset(agents[:MAX_WATCH])
+        viewer.frameworks = frozenset(frameworks[:MAX_WATCH])
+        master = self._leading_master()
+        if master is None:
+            return True
+        for (framework_id, task_id), shown in viewer.tasks.items():
+            fw = master.state.frameworks.get(framework_id)
+            task = fw.tasks.get(task_id) if fw is not None else None
+            if task is None:
+                # Completed (moved to the history) or unknown: only a refresh can tell.
+                if shown and shown not in _TERMINAL_NAMES:
+                    viewer.refresh = True
+                continue
+            state = mesos_pb2.TaskState.Name(task.state)  # type: ignore[arg-type]
+            if state != shown:
+                self._batch.tasks[(framework_id, task_id)] = state
+        return True
+
+    async def stream(self, viewer: Viewer) -> AsyncIterator[bytes]:
+        """The SSE bytes for ``viewer`` until its stream ends (disconnects it at the end)."""
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(viewer.queue.get(), PING_SECONDS)
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if message is None:
+                    return
+                yield message
+        finally:
+            self.disconnect(viewer)
+
+    # -- the subscription -------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    async def _pump(self, subscription: Any) -> None:
+        try:
+            async for event in subscription:
+                self.observe(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("the UI's operator event subscription failed")
+        # The stream ended: the master stopped leading (or stops). Close every viewer.
+        if self._subscription is subscription:
+            self._subscription = None
+            for viewer in self.viewers.values():
+                while viewer.queue.full():
+                    viewer.queue.get_nowait()
+                viewer.queue.put_nowait(None)
+            self.viewers.clear()
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Fold one operator event into the pending batch."""
+        kind = event.get("type")
+        batch = self._batch
+        if kind == "TASK_UPDATED":
+            body = event["task_updated"]
+            task_id = _value(body.get("status", {}), "task_id")
+            batch.tasks[(_value(body, "framework_id"), task_id)] = str(body.get("state", ""))
+        elif kind == "TASK_ADDED":
+            task = event["task_added"]["task"]
+            batch.tasks[(_value(task, "framework_id"), _value(task, "task_id"))] = str(
+                task.get("state", "")
+            )
+            batch.added += 1
+        elif kind == "AGENT_ADDED":
+            batch.agents.add(_value(event["agent_added"]["agent"].get("agent_info", {}), "id"))
+        elif kind == "AGENT_REMOVED":
+            batch.agents.add(_value(event["agent_removed"], "agent_id"))
+        elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
+            body = event[kind.lower()]["framework"]
+            batch.frameworks.add(_value(body.get("framework_info", {}), "id"))
+        elif kind == "FRAMEWORK_REMOVED":
+            batch.frameworks.add(_value(event["framework_removed"]["framework_info"], "id"))
+        else:
+            return
+        self._changed = True
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self.flush()
+            except Exception:
+                _log.exception("the UI's live flush failed")
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send every viewer what changed since the last flush (see the module docstring)."""
+        batch, self._batch = self._batch, _Batch()
+        common: dict[str, Any] = {}
+        if self._changed:
+            self._changed = False
+            response = self._operator.call({"type": "GET_METRICS"}) or {}
+            common["metrics"] = {
+                m["name"]: m["value"]
+                for m in response.get("get_metrics", {}).get("metrics", [])
+                if str(m.get("name", "")).startswith(LIVE_METRICS)
+            }
+        now = self._clock()
+        if now - self._sampled_at >= self._sample_every:
+            self._sampled_at = now
+            call: dict[str, Any] = {"type": "GET_UTILIZATION", "get_utilization": {}}
+            if self._last_sample:
+                call["get_utilization"]["since"] = self._last_sample
+            samples = (self._operator.call(call) or {}).get("get_utilization", {}).get("samples")
+            if samples:
+                common["samples"] = samples
+                # The newest sample is taken at the call; recorded ones come before it.
+                if len(samples) > 1:
+                    self._last_sample = float(samples[-2]["time"])
+        if batch.added:
+            common["new_tasks"] = batch.added
+        if batch.agents:
+            common["agents"] = sorted(batch.agents)
+        if batch.frameworks:
+            common["frameworks"] = sorted(batch.frameworks)
+        shared = json.dumps(common, separators=(",", ":"))[1:-1]
+        for viewer in list(self.viewers.values()):
+            mine: dict[str, Any] = {}
+            if viewer.tasks and batch.tasks:
+                mine["tasks"] = _watched(viewer.tasks, batch.tasks)
+                if not mine["tasks"]:
+                    del mine["tasks"]
+            if viewer.refresh:
+                mine["refresh"] = True
+                viewer.refresh = False
+            if viewer.lost:
+                mine["resync"] = True
+                viewer.lost = False
+            if not mine and not common:
+                continue
+            personal = json.dumps(mine, separators=(",", ":"))[1:-1]
+            body = "{" + ",".join(p for p in (shared, personal) if p) + "}"
+            viewer.send(b"event: batch\ndata: " + body.encode() + b"\n\n")
+        self.flushes += 1
+
+
+def _watched(watch: dict[TaskKey, str], changed: dict[TaskKey, str]) -> list[list[str]]:
+    """The changed tasks among the watched ones, updating the states the page now shows."""
+    out: list[list[str]] = []
+    small, large = (watch, changed) if len(watch) <= len(changed) else (changed, watch)
+    for key in small:
+        if key in large:
+            state = changed[key]
+            if watch[key] != state:
+                watch[key] = state
+                out.append([key[0], key[1], state])
+    return out
+
+
+def _message(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
