@@ -70,17 +70,25 @@ def test_duplicate_and_unexpected_terminal_updates_are_counted() -> None:
         framework._record(_status("dup-0", mesos_pb2.TASK_FINISHED, b"b"))
         framework._record(_status("dup-0", mesos_pb2.TASK_FINISHED, b"b"))  # resent
         framework._record(_status("dup-1", mesos_pb2.TASK_LOST, b"c"))
-        reconciled = _status("dup-2", mesos_pb2.TASK_FINISHED)
-        reconciled.reason = mesos_pb2.TaskStatus.REASON_RECONCILIATION
-        framework._record(reconciled)  # an answer, not a delivery
+        answer = _status("dup-2", mesos_pb2.TASK_FINISHED)
+        answer.reason = mesos_pb2.TaskStatus.REASON_RECONCILIATION
+        framework._record(answer)  # the master's answer to a RECONCILE: not a delivery
+        dropped = _status("dup-1", mesos_pb2.TASK_DROPPED, b"d")
+        dropped.reason = mesos_pb2.TaskStatus.REASON_RECONCILIATION
+        framework._record(dropped)  # an agent's update (it has a uuid): a delivery
         await framework.client.close()
         return framework.summary()
 
     summary = asyncio.run(body())
-    assert summary["duplicate_terminal_updates"] == 1
-    assert summary["tasks_with_duplicates"] == 1
+    assert summary["duplicate_terminal_updates"] == 2
+    assert summary["tasks_with_duplicates"] == 2
     assert summary["tasks_lost"] == 1
-    assert summary["lost_examples"] == {"dup-1": ["TASK_LOST (REASON_COMMAND_EXECUTOR_FAILED: )"]}
+    assert summary["lost_examples"] == {
+        "dup-1": [
+            "TASK_LOST (REASON_COMMAND_EXECUTOR_FAILED: )",
+            "TASK_DROPPED (REASON_RECONCILIATION: )",
+        ]
+    }
     assert summary["terminal_missing"] == 1
     assert summary["missing_examples"] == {"dup-2": "agent ?, never launched: no update"}
 

@@ -3,7 +3,8 @@
 :class:`RecordingFramework` checkpoints (``checkpoint=True``, ``failover_timeout`` 300 s by
 default, so its tasks outlive agent restarts and master failovers), packs as many of its tasks
 as fit into each offer, and once every task is launched suppresses offers. It acknowledges every
-update that carries a uuid, and records, per task, every update it received: the first terminal
+update that carries a uuid, and records, per task, every update it received (answers to its own
+reconciliation requests, which carry no uuid, are kept apart): the first terminal
 update settles the task, each further terminal update is a *duplicate* (at-least-once delivery
 makes those legal; the suite counts them), and a terminal state outside the task's expected
 states (``TASK_FINISHED`` for a task left alone) makes the task *lost*.
@@ -180,7 +181,10 @@ class RecordingFramework:
         if record is None:
             self.errors.append(f"update for an unknown task {status.task_id.value!r}")
             return
-        if status.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION:
+        if status.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION and not status.uuid:
+            # The master's answer to a RECONCILE (no uuid, nothing to acknowledge). An agent's
+            # answer to the master's reconciliation (a task it does not know) carries a uuid:
+            # that one is a delivery, and counts.
             self.reconciled[record.task_id] = status.state
             return
         record.states.append(status.state)
