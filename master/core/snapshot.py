@@ -11,9 +11,9 @@ Resources are Mesos's JSON summary: ``{"cpus": 4.0, "gpus": 0.0, "mem": 4096.0, 
 "ports": "[31000-32000]"}`` (scalars summed over reservations, revocable ones as
 ``<name>_revocable``, ranges and sets as strings).
 
-What Emporion does not keep is left out rather than faked: a task carries only its newest
-status (Mesos keeps every status), and torn-down frameworks and finished tasks are forgotten, so
-``completed_frameworks`` and ``completed_tasks`` are empty.
+Completed tasks and frameworks come from the master's history (:mod:`master.core.history`,
+bounded by ``--max-completed-frameworks`` and ``--max-completed-tasks-per-framework``); a task
+carries its statuses, oldest first (at most :data:`~master.core.history.MAX_STATUSES`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from google.protobuf import json_format
 
+from master.core.history import CompletedFramework
 from master.core.master import Master
 from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
 from master.core.state import MasterState
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_TASK_LIMIT",
     "JSON",
     "TASK_GAUGE_STATES",
+    "TERMINAL_COUNTER_STATES",
     "agent_json",
     "agents_snapshot",
     "framework_json",
@@ -61,8 +63,20 @@ TASK_GAUGE_STATES = (
     mesos_pb2.TASK_KILLING,
     mesos_pb2.TASK_UNREACHABLE,
 )
-"""The states counted by the ``master/tasks_<state>`` gauges (Mesos's gauges; its counters of
-terminal states need a history the master does not keep)."""
+"""The states counted by the ``master/tasks_<state>`` gauges (Mesos's gauges)."""
+
+TERMINAL_COUNTER_STATES = (
+    mesos_pb2.TASK_FINISHED,
+    mesos_pb2.TASK_FAILED,
+    mesos_pb2.TASK_KILLED,
+    mesos_pb2.TASK_LOST,
+    mesos_pb2.TASK_ERROR,
+    mesos_pb2.TASK_DROPPED,
+    mesos_pb2.TASK_GONE,
+    mesos_pb2.TASK_GONE_BY_OPERATOR,
+)
+"""The states counted by the ``master/tasks_<state>`` counters: tasks that reached each since
+this master took the lead (Mesos's counters)."""
 
 _SUMMARY_STATES = (
     mesos_pb2.TASK_STAGING,
@@ -169,7 +183,7 @@ def _used(holders: Iterable[Task | Executor]) -> Resources:
 
 
 def task_json(task: Task) -> JSON:
-    """A task as Mesos shows it; ``statuses`` holds the newest status the master has."""
+    """A task as Mesos shows it, with its statuses oldest first."""
     out: JSON = {
         "id": task.task_id,
         "name": task.info.name if task.info is not None else "",
@@ -181,12 +195,14 @@ def task_json(task: Task) -> JSON:
         "role": task.role,
         "statuses": [],
     }
-    status = task.latest_status
-    if status is not None:
-        entry: JSON = {"state": _state_name(status.state), "timestamp": status.timestamp}
-        if status.HasField("healthy"):
+    for status in task.statuses:
+        entry: JSON = {"state": _state_name(status.state), "timestamp": status.timestamp}  # type: ignore[arg-type]
+        if status.healthy is not None:
             entry["healthy"] = status.healthy
         out["statuses"].append(entry)
+    latest = task.latest_status
+    if not task.statuses and latest is not None:  # Learnt of from a reregistration.
+        out["statuses"].append({"state": _state_name(latest.state), "timestamp": latest.timestamp})
     if task.info is not None and task.info.HasField("labels"):
         out["labels"] = _labels(task.info.labels)
     return out
@@ -255,7 +271,7 @@ def framework_json(state: MasterState, fw: Framework) -> JSON:
         unreachable_tasks=[
             task_json(t) for t in fw.tasks.values() if t.state == mesos_pb2.TASK_UNREACHABLE
         ],
-        completed_tasks=[],
+        completed_tasks=[task_json(t) for t in state.history.completed_tasks_of(fw.framework_id)],
         offers=[offer_json(o) for o in offers],
         executors=[_executor_json(e) for e in fw.executors.values()],
     )
@@ -267,6 +283,33 @@ def framework_json(state: MasterState, fw: Framework) -> JSON:
         out["principal"] = info.principal
     if info.HasField("labels"):
         out["labels"] = _labels(info.labels)
+    return out
+
+
+def _completed_framework_json(record: CompletedFramework) -> JSON:
+    """A torn-down framework (Mesos's ``completed_frameworks`` entries) with its tasks."""
+    fw, info = record.framework, record.framework.info
+    out: JSON = {
+        "id": fw.framework_id,
+        "name": info.name,
+        "user": info.user,
+        "hostname": info.hostname,
+        "webui_url": info.webui_url,
+        "active": False,
+        "connected": False,
+        "registered_time": fw.registered_at,
+        "unregistered_time": record.removed_at,
+        "unregistered_reason": record.reason,
+        "tasks": [],
+        "unreachable_tasks": [],
+        "completed_tasks": [task_json(t) for t in record.tasks],
+        "offers": [],
+        "executors": [],
+    }
+    if info.roles:
+        out["roles"] = sorted(info.roles)
+    else:
+        out["role"] = info.role or "*"
     return out
 
 
@@ -322,7 +365,11 @@ def frameworks_snapshot(master: Master, framework_id: str | None = None) -> JSON
             for fw in state.frameworks.values()
             if framework_id is None or fw.framework_id == framework_id
         ],
-        "completed_frameworks": [],
+        "completed_frameworks": [
+            _completed_framework_json(record)
+            for record in state.history.completed_frameworks.values()
+            if framework_id is None or record.framework.framework_id == framework_id
+        ],
         "unregistered_frameworks": [],
     }
 
@@ -382,21 +429,28 @@ def _count_fields(counts: dict[int, int]) -> JSON:
 
 def state_summary(master: Master) -> JSON:
     """``/master/state-summary``: agents and frameworks without their tasks, each with its
-    task counts by state and the ids of the frameworks (agents) it is linked to by tasks."""
+    task counts by state (completed tasks the history keeps included) and the ids of the
+    frameworks (agents) it is linked to by tasks."""
     state = master.state
+    history = state.history
+    done_on: dict[str, list[Task]] = {}
+    for task in history.all_completed_tasks():
+        done_on.setdefault(task.agent_id, []).append(task)
     slaves = []
     for agent in state.agents.values():
         if agent.phase not in _REGISTERED:
             continue
         entry = agent_json(state, agent)
-        entry.update(_count_fields(_state_counts(agent.tasks.values())))
-        entry["framework_ids"] = sorted({t.framework_id for t in agent.tasks.values()})
+        tasks = [*agent.tasks.values(), *done_on.get(agent.agent_id, ())]
+        entry.update(_count_fields(_state_counts(tasks)))
+        entry["framework_ids"] = sorted({t.framework_id for t in tasks})
         slaves.append(entry)
     frameworks = []
     for fw in state.frameworks.values():
         entry = _framework_summary(state, fw)
-        entry.update(_count_fields(_state_counts(fw.tasks.values())))
-        entry["slave_ids"] = sorted({t.agent_id for t in fw.tasks.values()})
+        tasks = [*fw.tasks.values(), *history.completed_tasks_of(fw.framework_id)]
+        entry.update(_count_fields(_state_counts(tasks)))
+        entry["slave_ids"] = sorted({t.agent_id for t in tasks if t.agent_id})
         frameworks.append(entry)
     return {"hostname": master.master_info.hostname, "slaves": slaves, "frameworks": frameworks}
 
@@ -410,11 +464,10 @@ def tasks_snapshot(
     framework_id: str | None = None,
     task_id: str | None = None,
 ) -> JSON:
-    """``/master/tasks``: up to ``limit`` tasks from ``offset``, by the time of their status.
-
-    Mesos orders by a task's first status; Emporion keeps only the newest, so it orders by that
-    one's timestamp (``des``: newest first). Tasks without a status yet sort as the oldest, as
-    in Mesos; ties keep the order the master tracks them in. Raises ValueError for a negative
+    """``/master/tasks``: up to ``limit`` tasks (live and completed) from ``offset``, ordered
+    as Mesos orders them, by the time of their first status (``des``: newest first; STAGING at
+    launch). Tasks without a status sort as the oldest, as in Mesos; ties keep the order the
+    master tracks them in (live tasks, then completed). Raises ValueError for a negative
     ``limit`` or ``offset`` or an unknown ``order``.
     """
     if limit < 0:
@@ -430,8 +483,15 @@ def tasks_snapshot(
         for task in fw.tasks.values()
         if task_id is None or task.task_id == task_id
     ]
+    history = master.state.history
+    done = history.all_completed_tasks()
+    if framework_id is not None:
+        done = history.completed_tasks_of(framework_id)
+    tasks.extend(t for t in done if task_id is None or t.task_id == task_id)
 
     def stamp(task: Task) -> float:
+        if task.statuses:
+            return task.statuses[0].timestamp
         status = task.latest_status
         return status.timestamp if status is not None else float("-inf")
 
@@ -548,6 +608,10 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
     for task_state in TASK_GAUGE_STATES:
         name = _state_name(task_state).removeprefix("TASK_").lower()
         out[f"master/tasks_{name}"] = counts.get(task_state, 0)
+    ended = state.history.terminal
+    for task_state in TERMINAL_COUNTER_STATES:
+        name = _state_name(task_state).removeprefix("TASK_").lower()
+        out[f"master/tasks_{name}"] = ended.get(task_state, 0)
     total = _sum(a.total for a in registered).non_revocable()
     used = _used(h for a in registered for h in _holders(a)).non_revocable()
     for name in _METRIC_RESOURCES:

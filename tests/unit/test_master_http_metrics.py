@@ -20,6 +20,20 @@ GAUGES = {
         f"master/tasks_{state}"
         for state in ("staging", "starting", "running", "killing", "unreachable")
     ),
+    # Counters of terminal states (Mesos's), since this master took the lead.
+    *(
+        f"master/tasks_{state}"
+        for state in (
+            "finished",
+            "failed",
+            "killed",
+            "lost",
+            "error",
+            "dropped",
+            "gone",
+            "gone_by_operator",
+        )
+    ),
     *(
         f"master/{name}_{kind}"
         for name in ("cpus", "mem", "disk", "gpus")

@@ -25,6 +25,7 @@ from master.core import (
 from master.core.snapshot import resources_json
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
+from protos.v1.scheduler_pb2 import Call
 from tests.unit.master.harness import Capability, FakeAgent, Harness, accept_call, command_task
 
 RESOURCES = "cpus:4;mem:4096;disk:1000;ports:[31000-32000];cpus(eng):1"
@@ -139,7 +140,10 @@ def test_state_shows_agents_frameworks_tasks_and_offers(
         "state": "TASK_RUNNING",
         "resources": {"cpus": 1.0, "gpus": 0.0, "mem": 128.0, "disk": 0.0},
         "role": "eng",
-        "statuses": [{"state": "TASK_RUNNING", "timestamp": 10.0}],
+        "statuses": [
+            {"state": "TASK_STAGING", "timestamp": harness.now},
+            {"state": "TASK_RUNNING", "timestamp": 10.0},
+        ],
     }
     [offer] = framework["offers"]
     assert offer["framework_id"] == framework_id
@@ -197,24 +201,44 @@ def test_agents_known_from_the_registry_are_listed_apart_until_they_return(
     )
 
 
-def test_tasks_are_paged_by_status_time(cluster: tuple[Harness, FakeAgent, str, str]) -> None:
+def test_tasks_are_paged_by_launch_time(cluster: tuple[Harness, FakeAgent, str, str]) -> None:
     harness, agent, framework_id, stream_id = cluster
-    launch(harness, agent, framework_id, stream_id, "t2", "t3", "t4")
-    report(harness, agent, framework_id, "t2", mesos_pb2.TASK_RUNNING, at=30.0)
-    report(harness, agent, framework_id, "t3", mesos_pb2.TASK_STARTING, at=20.0)
-    # t4 has no status yet: it sorts as the oldest, as in Mesos.
+    for task_id in ("t2", "t3", "t4"):
+        harness.advance(10.0)
+        harness.pong_all(agent)
+        launch(harness, agent, framework_id, stream_id, task_id)
+    # Mesos orders by a task's first status: here STAGING, at launch.
+    report(harness, agent, framework_id, "t2", mesos_pb2.TASK_FINISHED, at=harness.now)
 
     def ids(**kwargs: Any) -> list[str]:
         return [t["id"] for t in roundtrip(tasks_snapshot(harness.master, **kwargs))["tasks"]]
 
-    assert ids() == ["t2", "t3", "t1", "t4"]
-    assert ids(order="asc") == ["t4", "t1", "t3", "t2"]
-    assert ids(limit=2) == ["t2", "t3"]
-    assert ids(limit=2, offset=1) == ["t3", "t1"]
+    assert ids() == ["t4", "t3", "t2", "t1"]
+    assert ids(order="asc") == ["t1", "t2", "t3", "t4"]
+    assert ids(limit=2) == ["t4", "t3"]
+    assert ids(limit=2, offset=1) == ["t3", "t2"]
     assert ids(offset=10) == []
     assert ids(limit=0) == []
     assert ids(task_id="t3") == ["t3"]
     assert ids(framework_id="other") == []
+    # Acknowledged, t2 is forgotten by the live state but listed from the history.
+    call = harness_ack(framework_id, agent.agent_id, "t2", int(harness.now * 1000))
+    harness.call(framework_id, stream_id, call)
+    assert "t2" not in harness.master.state.frameworks[framework_id].tasks
+    [t2] = roundtrip(tasks_snapshot(harness.master, task_id="t2"))["tasks"]
+    assert t2["state"] == "TASK_FINISHED"
+    assert [s["state"] for s in t2["statuses"]] == ["TASK_STAGING", "TASK_FINISHED"]
+    assert ids() == ["t4", "t3", "t2", "t1"]
+
+
+def harness_ack(framework_id: str, agent_id: str, task_id: str, stamp: int) -> Call:
+    """The ACKNOWLEDGE of the update ``report`` sent with timestamp ``stamp`` / 1000."""
+    call = Call(type=Call.ACKNOWLEDGE)
+    call.framework_id.value = framework_id
+    call.acknowledge.agent_id.value = agent_id
+    call.acknowledge.task_id.value = task_id
+    call.acknowledge.uuid = stamp.to_bytes(16, "big")
+    return call
 
 
 @pytest.mark.parametrize(
