@@ -83,6 +83,7 @@ def test_duplicate_and_unexpected_terminal_updates_are_counted() -> None:
     assert summary["duplicate_terminal_updates"] == 2
     assert summary["tasks_with_duplicates"] == 2
     assert summary["tasks_lost"] == 1
+    assert summary["lost_reasons"] == {"TASK_LOST (REASON_COMMAND_EXECUTOR_FAILED: )": 1}
     assert summary["lost_examples"] == {
         "dup-1": [
             "TASK_LOST (REASON_COMMAND_EXECUTOR_FAILED: )",

@@ -75,6 +75,14 @@ class TaskRecord:
         return any(state not in self.expected for state in self.terminal)
 
     @property
+    def first_unexpected(self) -> str:
+        """The first terminal update outside ``expected``, described ("" if none)."""
+        for state, described in zip(self.terminal, self.described, strict=True):
+            if state not in self.expected:
+                return described
+        return ""
+
+    @property
     def duplicates(self) -> int:
         """Terminal updates beyond the first."""
         return max(0, len(self.terminal) - 1)
@@ -302,6 +310,7 @@ class RecordingFramework:
             "tasks_with_duplicates": sum(1 for r in records if r.duplicates),
             "terminal_states": dict(sorted(states.items())),
             "relaunched_after_failed_call": self.relaunches,
+            "lost_reasons": dict(Counter(r.first_unexpected for r in lost).most_common()),
             "lost_examples": {r.task_id: r.described for r in lost[:5]},
             "missing_examples": {r.task_id: self._describe(r) for r in missing[:5]},
         }

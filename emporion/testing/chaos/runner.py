@@ -141,6 +141,7 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "tasks_with_duplicates": 0,
         "relaunched_after_failed_call": 0,
         "terminal_states": {},
+        "lost_reasons": {},
         "lost_examples": {},
         "missing_examples": {},
     }
@@ -156,6 +157,8 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             counts[key] += summary[key]
         for state, number in summary["terminal_states"].items():
             counts["terminal_states"][state] = counts["terminal_states"].get(state, 0) + number
+        for reason, number in summary["lost_reasons"].items():
+            counts["lost_reasons"][reason] = counts["lost_reasons"].get(reason, 0) + number
         counts["lost_examples"].update(summary["lost_examples"])
         counts["missing_examples"].update(summary["missing_examples"])
     return counts
