@@ -116,8 +116,10 @@ def leader_kills(run: Run, p: Params) -> None:
     job = run.framework("job", int(p["tasks"]), _command(p))
     run.wait(lambda: _started(job) >= p["running_before_kill"], "the job to be under way")
     run.figures["elected_s"] = []
+    run.figures["settled_at_kills"] = []
     for _ in range(int(p["kills"])):
         leader = cluster.wait_leader()
+        run.figures["settled_at_kills"].append(run.loop.query(job.settled))
         killed = time.monotonic()
         leader.crash()
         new = cluster.wait_leader(exclude=leader)
@@ -125,7 +127,8 @@ def leader_kills(run: Run, p: Params) -> None:
         leader.start()
         run.wait_back(job, new, killed)
         time.sleep(p["gap"])
-    run.figures["settled_before_last_kill"] = run.loop.query(job.settled)
+    if run.figures["settled_at_kills"][-1] == len(job.tasks):
+        raise ClusterError("the job ended before the last kill: make it longer (sleep, cpus)")
     run.settle(job)
 
 
@@ -306,7 +309,7 @@ SCENARIOS: dict[str, Scenario] = {
             leader_kills,
             {"masters": 3, "agents": 2},
             {"tasks": 24, "sleep": 4, "cpus": 0.3, "kills": 3, "gap": 1, "running_before_kill": 4},
-            {"tasks": 60, "sleep": 5, "cpus": 1, "kills": 3, "gap": 3, "running_before_kill": 10},
+            {"tasks": 60, "sleep": 5, "cpus": 0.5, "kills": 3, "gap": 3, "running_before_kill": 6},
         ),
         Scenario(
             "agent_crash",
