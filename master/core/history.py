@@ -78,7 +78,8 @@ class StatusEntry(NamedTuple):
 
     state: int
     source: int
-    reason: int
+    reason: int | None
+    """None when the status gave none (0 is REASON_COMMAND_EXECUTOR_FAILED)."""
     message: str
     timestamp: float
     healthy: bool | None = None
@@ -87,8 +88,9 @@ class StatusEntry(NamedTuple):
 def status_entry(status: mesos_pb2.TaskStatus) -> StatusEntry:
     """The entry of ``status`` (reads each field once)."""
     healthy = status.healthy if status.HasField("healthy") else None
+    reason = status.reason if status.HasField("reason") else None
     return StatusEntry(
-        status.state, status.source, status.reason, status.message, status.timestamp, healthy
+        status.state, status.source, reason, status.message, status.timestamp, healthy
     )
 
 
@@ -169,8 +171,8 @@ class History:
         self.watcher: Watcher | None = None
         self.terminal: dict[int, int] = {}
         """Terminal state -> tasks that reached it, since this master took the lead."""
-        self.reasons: dict[tuple[int, int, int], int] = {}
-        """(terminal state, source, reason) -> tasks that ended so."""
+        self.reasons: dict[tuple[int, int | None, int | None], int] = {}
+        """(terminal state, source, reason) -> tasks that ended so (None: not known)."""
         self.completed_tasks: dict[str, deque[Task]] = {}
         """Live framework id -> its completed tasks, oldest first."""
         self.completed_frameworks: OrderedDict[str, CompletedFramework] = OrderedDict()
@@ -187,7 +189,9 @@ class History:
 
     def task_launched(self, task: Task, now: float) -> None:
         """``task`` was just launched: its first status is STAGING, from the master."""
-        task.statuses.append(StatusEntry(mesos_pb2.TASK_STAGING, _Status.SOURCE_MASTER, 0, "", now))
+        task.statuses.append(
+            StatusEntry(mesos_pb2.TASK_STAGING, _Status.SOURCE_MASTER, None, "", now)
+        )
         watcher = self.watcher
         if watcher is not None:
             watcher.task_added(task)
@@ -255,7 +259,7 @@ class History:
 
     def _count_end(self, state: int, entry: StatusEntry | None) -> None:
         self.terminal[state] = self.terminal.get(state, 0) + 1
-        key = (state, entry.source, entry.reason) if entry is not None else (state, 0, 0)
+        key = (state, entry.source, entry.reason) if entry is not None else (state, None, None)
         self.reasons[key] = self.reasons.get(key, 0) + 1
 
     def _complete(self, task: Task) -> None:

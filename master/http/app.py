@@ -4,29 +4,49 @@ Every endpoint is a coroutine, so it runs on the master's own event loop between
 the state machine and reads a consistent state without locks (FastAPI would run a plain
 function in a worker thread). Responses are built with ``JSONResponse`` from the plain data of
 :mod:`master.core.snapshot`, skipping FastAPI's model encoding.
+
+The v1 operator API (``POST /api/v1``, :mod:`master.http.operator`) is one
+:class:`~master.http.operator.OperatorApi`, kept as ``app.state.operator`` for the web UI, which
+calls it in-process.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from master.http.errors import validation_error_response
 from master.http.leadership import NotLeadingError, not_leading_response, redirect_router
-from master.http.routes import health_router, metrics_router, roles_router, state_router
+from master.http.operator import Operate, OperatorApi, operator_router
+from master.http.routes import (
+    health_router,
+    metrics_router,
+    prometheus_router,
+    roles_router,
+    state_router,
+)
 from master.http.view import MasterView
 
 __all__ = ["create_app"]
 
 
-def create_app(view: MasterView, *, clock: Callable[[], float] = time.time) -> FastAPI:
+def create_app(
+    view: MasterView,
+    *,
+    clock: Callable[[], float] = time.time,
+    operate: Operate | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> FastAPI:
     """The HTTP API of the master ``view`` describes (``docs/http-api.md``).
 
-    ``clock`` gives seconds since the epoch (``master/uptime_secs``).
+    ``clock`` gives seconds since the epoch (``master/uptime_secs``). ``operate`` runs the
+    operator's steering calls on the master's state owner (None: they answer 503); ``flags``
+    are the master's flags (GET_FLAGS).
     """
+    operator = OperatorApi(view, clock=clock, operate=operate, flags=flags)
     app = FastAPI(
         title="Emporion master",
         version=view.version,
@@ -39,4 +59,7 @@ def create_app(view: MasterView, *, clock: Callable[[], float] = time.time) -> F
     app.include_router(state_router(view))
     app.include_router(roles_router(view))
     app.include_router(metrics_router(view, clock))
+    app.include_router(prometheus_router(view, clock))
+    app.include_router(operator_router(operator))
+    app.state.operator = operator
     return app

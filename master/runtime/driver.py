@@ -20,7 +20,8 @@ Allocation policy:
   with declining frameworks). Cycles soon after a change resume once the last agent expected is
   back, or has been marked unreachable.
 
-Timers (pings, heartbeats, failover and offer timeouts) are checked every 100 ms.
+Timers (pings, heartbeats, failover and offer timeouts) are checked every 100 ms; the cluster's
+utilisation is sampled every :data:`~master.core.utilization.SAMPLE_SECONDS` into the history.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable
 from master.core import CallError, Effect, Master
 from master.core.errors import invalid
 from master.core.faults import CoreFaultError
+from master.core.utilization import SAMPLE_SECONDS
 from master.runtime.outbox import AgentChannel, EventChannel, Outbox
 from protos.v1 import agent_internal_pb2, scheduler_pb2
 
@@ -74,6 +76,7 @@ class MasterRuntime:
         self._timers = [
             loop.call_later(TICK_SECONDS, self._tick),
             loop.call_later(self.allocation_interval, self._periodic),
+            loop.call_later(SAMPLE_SECONDS, self._sample),
         ]
 
     def stop(self) -> None:
@@ -119,6 +122,15 @@ class MasterRuntime:
         finally:
             self._reschedule(1, self.allocation_interval, self._periodic)
 
+    def _sample(self) -> None:
+        try:
+            history = self.core.state.history
+            history.utilization.sample(self.core.state, self.clock())
+        except Exception:
+            log.exception("sampling the utilisation failed")
+        finally:
+            self._reschedule(2, SAMPLE_SECONDS, self._sample)
+
     def _allocate_soon(self) -> None:
         self._soon = None
         self.allocate()
@@ -127,11 +139,13 @@ class MasterRuntime:
         """Run one allocation cycle now."""
         if self.stopping:
             return
+        started = time.perf_counter()
         try:
             effects = self.core.allocate(self.clock())
         except CoreFaultError as fault:  # Logged by the core; what changed still goes out.
             self.outbox.apply(fault.effects)
             return
+        self.core.state.history.allocation_cycles.observe(time.perf_counter() - started)
         self.allocations += 1
         self.outbox.apply(effects)
 
@@ -188,6 +202,16 @@ class MasterRuntime:
                 outcomes.append(None)
         self.apply(effects)
         return outcomes
+
+    def operate(self, action: Callable[[Master, float], list[Effect]]) -> None:
+        """An operator's steering input (``master.core.steering``), carried out like any other.
+        Raises CallError (nothing changed), or CoreFaultError (a bug, logged by the core)."""
+        try:
+            effects = action(self.core, self.clock())
+        except CoreFaultError as fault:
+            self.apply(fault.effects)
+            raise
+        self.apply(effects)
 
     def subscription_ended(self, stream_id: str) -> None:
         """A subscription stream ended, whoever ended it."""

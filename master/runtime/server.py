@@ -32,12 +32,14 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 from grpc import aio
 
 from master.config import MasterConfig
-from master.core import IdGenerator, Master, make_master_info
-from master.http import MasterHttpServer, create_app
+from master.core import Effect, IdGenerator, Master, make_master_info
+from master.http import MasterHttpServer, NotLeadingError, create_app
+from master.http.operator import config_flags
 from master.registry import (
     FileRegistry,
     MemoryRegistry,
@@ -194,7 +196,8 @@ class MasterServer:
             self.ids.master_id, config.hostname or config.host, port, self.version
         )
         if config.http_port is not None:
-            self.http = MasterHttpServer(host, config.http_port, create_app(_HttpView(self)))
+            app = create_app(_HttpView(self), operate=self._operate, flags=config_flags(config))
+            self.http = MasterHttpServer(host, config.http_port, app)
             self.http_address = f"{bind_host}:{self.http.port}"
             self.advertised_http_address = format_address(
                 config.hostname or config.host, self.http.port
@@ -257,6 +260,12 @@ class MasterServer:
         self.gate.runtime = runtime
         self.terms += 1
         self.elected_time = time.time()
+
+    def _operate(self, action: Callable[[Master, float], list[Effect]]) -> None:
+        """Run an operator's steering input on the runtime (NotLeadingError if not leading)."""
+        if self.runtime is None:
+            raise NotLeadingError
+        self.runtime.operate(action)
 
     def leader_http_address(self) -> str | None:
         """The leading master's HTTP address: this one's while leading, the leader's (as the
