@@ -56,8 +56,15 @@
       width: width, height: 150,
       legend: {live: false},
       cursor: {drag: {x: false, y: false}},
-      scales: {y: {range: [0, 100]}},
-      axes: [{size: 30}, {size: 40, values: function (u, ticks) { return ticks.map(function (t) { return t + "%"; }); }}],
+      scales: {
+        // Always the last hour, ending at the newest sample: a young cluster fills in from the right.
+        x: {time: true, range: function () {
+          var end = xs.length ? xs[xs.length - 1] : Date.now() / 1000;
+          return [end - windowSeconds, end];
+        }},
+        y: {range: [0, 100]},
+      },
+      axes: [{size: 30}, {size: 50, values: function (u, ticks) { return ticks.map(function (t) { return t + "%"; }); }}],
       series: [
         {},
         {label: "allocated + offered", stroke: "#9ec0f5", fill: "rgba(158,192,245,0.35)", width: 1},
