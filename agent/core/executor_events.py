@@ -392,6 +392,11 @@ def _executor_update(
             f"update.status: task {task_id!r} is already terminal"
             f" ({mesos_pb2.TaskState.Name(task.state)})"
         )
+    if not task.launched:
+        raise NotAllowedNow(
+            f"update.status: task {task_id!r} has not been given to executor"
+            f" {executor.executor_id!r} yet"
+        )
     update = mesos_pb2.TaskStatus()
     update.CopyFrom(status)
     update.source = _Status.SOURCE_EXECUTOR

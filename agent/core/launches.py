@@ -130,7 +130,9 @@ def _run(state: AgentState, launch: _Launch, now: float) -> list[Effect]:
         log.warning("Ignoring launch for framework %s: it is shutting down", framework_id)
         return []
     info = framework.info if framework is not None else launch.framework_info
-    in_use = [tid for tid in launch.task_ids if task_id_in_use(state, framework_id, tid)]
+    in_use = [
+        tid for tid in dict.fromkeys(launch.task_ids) if task_id_in_use(state, framework_id, tid)
+    ]
     if in_use:
         return _refuse_duplicates(state, framework, launch, in_use, now)
     try:
@@ -189,8 +191,9 @@ def _refuse_duplicates(
         return []
     framework_id = launch.framework_id
     effects: list[Effect] = []
-    for task in launch.tasks:
-        task_id = task.task_id.value
+    for task_id in dict.fromkeys(launch.task_ids):  # Each id once: a group may repeat one.
+        if not task_id:
+            continue  # Nothing to address an answer to.
         if task_id in in_use:
             message = (
                 f"task_id {task_id!r} is in use by a task on this agent that has not"

@@ -206,15 +206,19 @@ def framework_message(
 
 
 def shutdown_framework(state: AgentState, framework_id: str, now: float) -> list[Effect]:
-    """Kill all of a framework's executors; its updates are dropped (nobody would ack)."""
-    framework = state.frameworks.get(framework_id)
-    if framework is None:
-        return []
-    framework.shutting_down = True
+    """Kill all of a framework's executors; its updates are dropped (nobody would ack).
+
+    Also those of tasks the agent never held (answers to kills and reconciliations of unknown
+    tasks), which would otherwise be retried for ever.
+    """
     effects: list[Effect] = []
     for stream in state.updates:
         if stream.framework_id == framework_id:
             effects += state.updates.remove(framework_id, stream.task_id)
+    framework = state.frameworks.get(framework_id)
+    if framework is None:
+        return effects
+    framework.shutting_down = True
     for executor in list(framework.executors.values()):
         # Tasks that ended wait only for acknowledgements that will never come: forget
         # them now, and with them an executor that has ended too (else it stays for ever).

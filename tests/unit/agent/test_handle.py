@@ -19,6 +19,7 @@ from agent.core import (
     AgentState,
     ContainerExit,
     InvalidCall,
+    NotAllowedNow,
     RecoveredAgent,
     UnknownTarget,
     events,
@@ -54,6 +55,7 @@ from tests.unit.agent.helpers import (
     run_group,
     run_task,
     task_info,
+    to_master,
 )
 
 Reason = mesos_pb2.TaskStatus
@@ -432,3 +434,47 @@ def test_a_fault_handling_a_group_task_exit_ends_that_task(
     assert stream.latest_state == mesos_pb2.TASK_FAILED
     assert first.container_id not in state.containers
     state.faults = 0  # The injected one, seen.
+
+
+# -- found by the property test (test_agent_properties.py) --
+
+
+def test_an_update_for_a_task_not_yet_given_to_the_executor_is_refused(
+    make_agent: MakeAgent,
+) -> None:
+    state = make_agent()
+    custom = run_task(task_info("queued", command=None), False, executor_info())
+    [ex] = of_type(feed(state, master(run_task=custom), 0.0), LaunchContainer)
+    assert isinstance(ex, LaunchContainer)
+    feed(state, shutdown(), 0.5)  # The executor is being shut down: the task stays queued.
+    feed(state, events.ExecutorSubscribed(FW, "ex", executor_pb2.Call.Subscribe()), 1.0)
+    update = mesos_pb2.TaskStatus(state=mesos_pb2.TASK_FINISHED, uuid=bytes(range(16)))
+    update.task_id.value = "queued"
+    with pytest.raises(NotAllowedNow, match="has not been given to executor 'ex' yet"):
+        handle(state, events.ExecutorUpdate(FW, "ex", update), 1.1)
+    state.validate()
+
+
+def test_a_group_repeating_an_id_in_use_is_refused_once_per_id(make_agent: MakeAgent) -> None:
+    state = make_agent()
+    feed(state, master(run_task=run_task(task_info("t1"))), 0.0)
+    group = run_group([task_info("t0"), task_info("t0"), task_info("t1")])
+    effects = feed(state, master(run_task_group=group), 1.0)
+    assert [(s.task_id.value, s.state) for s in forwarded_statuses(effects)] == [
+        ("t0", mesos_pb2.TASK_ERROR)
+    ]
+    [refused] = [m.launch_refused for m in to_master(effects)]
+    assert refused.task_id.value == "t1"
+
+
+def test_a_teardown_drops_the_answers_about_tasks_the_agent_never_held(
+    make_agent: MakeAgent,
+) -> None:
+    state = make_agent()
+    kill = agent_internal_pb2.KillTask()
+    kill.framework_id.value = FW
+    kill.task_id.value = "unknown"
+    [lost] = forwarded_statuses(feed(state, master(kill_task=kill), 0.0))
+    assert lost.state == mesos_pb2.TASK_LOST
+    feed(state, shutdown(), 1.0)  # Nobody will acknowledge it: no more retries.
+    assert list(state.updates) == []
