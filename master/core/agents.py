@@ -14,6 +14,7 @@ from collections.abc import Callable
 from master.core.effects import DisconnectAgent, SendToAgent
 from master.core.events import failure_event, master_status, update_event
 from master.core.frameworks import adopt_framework
+from master.core.history import MAX_STATUSES, status_entry
 from master.core.model import Agent, AgentPhase, Executor, Framework, Task
 from master.core.offers import drop_offer, remove_offer
 from master.core.state import MasterState, log
@@ -311,6 +312,8 @@ def _rebuild(
             task.status_update_uuid = proto.status_update_uuid or None
         if proto.statuses:
             task.latest_status = proto.statuses[-1]
+            if not task.statuses:  # Learnt of from the agent (after a master failover).
+                task.statuses.extend(status_entry(s) for s in proto.statuses[-MAX_STATUSES:])
     expected: dict[str, list[Task]] = {}
     for key, task in list(agent.tasks.items()):
         if key in seen:
@@ -444,8 +447,17 @@ def pong(state: MasterState, agent: Agent, seq: int) -> None:
         agent.pings_missed = 0
 
 
-def _lose_tasks(state: MasterState, agent: Agent, now: float, message: str, *, gone: bool) -> None:
-    """Tell frameworks the agent's tasks are lost (or unreachable, if partition-aware)."""
+def _lose_tasks(
+    state: MasterState,
+    agent: Agent,
+    now: float,
+    message: str,
+    *,
+    gone: bool,
+    by_operator: bool = False,
+) -> None:
+    """Tell frameworks the agent's tasks are lost (or unreachable, if partition-aware; gone by
+    operator, if partition-aware and the operator marked the agent gone, as in Mesos)."""
     for task in list(agent.tasks.values()):
         fw = state.frameworks.get(task.framework_id)
         task.allocated = False
@@ -455,12 +467,16 @@ def _lose_tasks(state: MasterState, agent: Agent, now: float, message: str, *, g
         if fw.partition_aware and not gone:
             new_state = mesos_pb2.TASK_UNREACHABLE
             task.unreachable_at = now
+        elif fw.partition_aware and by_operator:
+            new_state = mesos_pb2.TASK_GONE_BY_OPERATOR
         else:
             new_state = mesos_pb2.TASK_LOST
         status = master_status(
             task.task_id,
             new_state,
-            mesos_pb2.TaskStatus.REASON_AGENT_REMOVED,
+            mesos_pb2.TaskStatus.REASON_AGENT_REMOVED_BY_OPERATOR
+            if by_operator
+            else mesos_pb2.TaskStatus.REASON_AGENT_REMOVED,
             message,
             now,
             agent_id=agent.agent_id,
@@ -472,7 +488,7 @@ def _lose_tasks(state: MasterState, agent: Agent, now: float, message: str, *, g
         task.latest_status = status
         state.history.task_updated(task, status, prior, now)
         state.send_event(fw, update_event(status))
-        if new_state == mesos_pb2.TASK_LOST:
+        if new_state != mesos_pb2.TASK_UNREACHABLE:
             state.forget_task(task)
     for (framework_id, executor_id), _ in list(agent.executors.items()):
         fw = state.frameworks.get(framework_id)

@@ -131,9 +131,10 @@ def update_quota(state: MasterState, changes: Sequence[QuotaChange], *, force: b
 
 
 def mark_agent_gone(state: MasterState, agent_id: str, now: float) -> None:
-    """MARK_AGENT_GONE: the agent will never come back. Its tasks are LOST to their frameworks,
-    it is forgotten, and it is shut down if it ever reregisters. Marking a gone agent again
-    changes nothing."""
+    """MARK_AGENT_GONE: the agent will never come back. Its tasks end (TASK_GONE_BY_OPERATOR for
+    partition-aware frameworks, TASK_LOST for the others; REASON_AGENT_REMOVED_BY_OPERATOR), it
+    is forgotten, and it is shut down if it ever reregisters. Marking a gone agent again changes
+    nothing."""
     if not agent_id:
         raise invalid("mark_agent_gone.agent_id is required")
     if agent_id in state.gone_agents:
@@ -149,7 +150,7 @@ def mark_agent_gone(state: MasterState, agent_id: str, now: float) -> None:
         state.recovering_agents -= 1
         state.timers.cancel(("reregister", agent_id))
     message = f"Agent {agent.info.hostname} was marked gone by the operator"
-    _lose_tasks(state, agent, now, message, gone=True)
+    _lose_tasks(state, agent, now, message, gone=True, by_operator=True)
     del state.agents[agent_id]
     state.gone_agents[agent_id] = now
     state.persist(MarkAgentGone(agent_id, now))

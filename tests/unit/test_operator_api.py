@@ -19,7 +19,7 @@ from master.core import Effect, Master
 from master.http import NO_LEADER, create_app
 from protos.v1 import agent_internal_pb2, mesos_pb2
 from protos.v1.scheduler_pb2 import Call
-from tests.unit.master.harness import FakeAgent, Harness, accept_call, command_task
+from tests.unit.master.harness import Capability, FakeAgent, Harness, accept_call, command_task
 from tests.unit.test_master_http_app import FakeView
 
 JSON = dict[str, Any]
@@ -28,10 +28,11 @@ JSON = dict[str, Any]
 class Cluster:
     """A harness with one agent and one framework, an app over it, and helpers."""
 
-    def __init__(self, role: str = "*") -> None:
+    def __init__(self, role: str = "*", capabilities: tuple[int, ...] = ()) -> None:
         self.harness = Harness()
         self.agent: FakeAgent = self.harness.register_agent(resources="cpus:4;mem:1024")
-        self.framework_id, self.stream_id = self.harness.subscribe(roles=(role,))
+        info = self.harness.framework_info(roles=(role,), capabilities=capabilities)
+        self.framework_id, self.stream_id = self.harness.subscribe(info)
         self.view = FakeView(self.harness.master, "10.0.0.1:8080", elected_time=101.0)
         self.app = create_app(self.view, clock=lambda: self.harness.now, operate=self.operate)
 
@@ -376,6 +377,24 @@ def test_mark_agent_gone_loses_its_tasks_and_refuses_its_return(cluster: Cluster
     assert post(cluster.app, body)[0].status_code == 200  # again: nothing changes
     unknown = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "x"}}}
     assert "agent 'x' is unknown" in refused(cluster.app, unknown, 404)
+
+
+def test_a_partition_aware_framework_hears_its_tasks_are_gone_by_operator() -> None:
+    cluster = Cluster(capabilities=(Capability.PARTITION_AWARE,))
+    cluster.launch("t1")
+    agent_id = cluster.agent.agent_id
+    body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent_id}}}
+    assert post(cluster.app, body)[0].status_code == 200
+    [update] = [u for u in cluster.harness.updates(cluster.framework_id) if u.task_id.value == "t1"]
+    assert update.state == mesos_pb2.TASK_GONE_BY_OPERATOR
+    assert update.reason == mesos_pb2.TaskStatus.REASON_AGENT_REMOVED_BY_OPERATOR
+    [task] = call(cluster.app, {"type": "GET_TASKS"})["get_tasks"]["completed_tasks"]
+    assert task["state"] == "TASK_GONE_BY_OPERATOR"
+    metrics = {
+        m["name"]: m["value"]
+        for m in call(cluster.app, {"type": "GET_METRICS"})["get_metrics"]["metrics"]
+    }
+    assert metrics["master/tasks_gone_by_operator"] == 1.0
 
 
 def test_steering_without_a_state_owner_is_unavailable() -> None:

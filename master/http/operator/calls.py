@@ -251,6 +251,8 @@ class OperatorApi:
                     f" got {shown(phase_name)}"
                 )
             query = AgentQuery(query.page, query.agent_id, query.query, frozenset({phase}))
+        elif query.agent_id is not None:  # One agent by id: whatever its phase.
+            query = AgentQuery(query.page, query.agent_id, query.query, frozenset(AgentPhase))
         return get_agents(master, query)
 
     def _get_frameworks(self, master: Master, payload: JSON, where: str) -> JSON:
