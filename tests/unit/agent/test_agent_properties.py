@@ -3,9 +3,10 @@
 Two frameworks launch command tasks, task groups and tasks of a custom executor (some of them
 invalid or too large), kill them, acknowledge updates (right and wrong ones), lose and regain
 the master, shut executors and frameworks down; containers start, fail, end and are killed in
-any order; timers fire. After every step the state is valid and no handler failed. Then both
-frameworks are torn down and everything still running ends: the agent must be left with
-nothing — no framework, no executor, no resource counted, no update stream.
+any order; timers fire; the agent crashes (or stops to restart) and is rebuilt from its
+checkpoint, kept in the in-memory twin of the store. After every step the state is valid and no
+handler failed. Then both frameworks are torn down and everything still running ends: the agent
+must be left with nothing — no framework, no executor, no resource counted, no update stream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.checkpoint import MemoryCheckpointStore, apply_checkpoint_effect
 from agent.core import (
     AgentState,
     ContainerExit,
@@ -30,12 +32,12 @@ from agent.core.effects import (
     DestroyContainer,
     Effect,
     LaunchContainer,
+    LookForContainer,
     SetTimer,
     SignalContainer,
 )
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
-from tests.unit.agent.conftest import counting_uuids
 from tests.unit.agent.helpers import (
     default_executor_info,
     executor_info,
@@ -88,20 +90,40 @@ class World:
     """The agent core and a pretend runtime: containers, timers, a master that may be gone."""
 
     def __init__(self) -> None:
-        counter = itertools.count(1)
-        self.state = AgentState(
-            Resources.parse("cpus:4;mem:4096"),
-            mesos_pb2.AgentInfo(hostname="h"),
-            CoreSettings(status_update_retry=RetrySchedule(10, 600)),
-            new_uuid=counting_uuids(),
-            new_container_id=lambda: f"c{next(counter)}",
-        )
+        self.containers = itertools.count(1)
+        self.uuids = itertools.count(10_000)  # Shared by every core: no uuid is ever reused.
+        self.store = MemoryCheckpointStore()
+        self.state = self.new_core()
         self.now = 0.0
         self.launching: set[str] = set()
         self.running: set[str] = set()
         self.timers: dict[tuple[str, ...], float] = {}
-        self.uuids = itertools.count(10_000)
+        self.alive: set[str] = set()  # While recovering: the containers still running.
         self.feed(master_registered("agent-1"))
+
+    def new_core(self) -> AgentState:
+        return AgentState(
+            Resources.parse("cpus:4;mem:4096"),
+            mesos_pb2.AgentInfo(hostname="h"),
+            CoreSettings(status_update_retry=RetrySchedule(10, 600)),
+            new_uuid=lambda: next(self.uuids).to_bytes(16, "big"),
+            new_container_id=lambda: f"c{next(self.containers)}",
+        )
+
+    def restart(self, graceful: bool) -> None:
+        """The agent stops (or dies) and a new core recovers from the checkpoint."""
+        if graceful:
+            self.feed(events.AgentStopping(kill_all=False))
+        checkpoint = self.store.read()
+        assert checkpoint.agent is not None
+        self.state = self.new_core()
+        self.timers.clear()
+        self.alive, self.running, self.launching = self.running, set(), set()
+        self.feed(events.RecoverFromCheckpoint(checkpoint.agent))
+        # (Containers nobody looked for are orphans: the runtime destroys them silently.)
+        self.alive = set()
+        self.feed(events.RecoveryDone())
+        self.feed(master_reregistered())
 
     def feed(self, event: events.Event) -> None:
         self.now += 0.5
@@ -115,6 +137,7 @@ class World:
 
     def apply(self, effects: list[Effect]) -> None:
         for effect in effects:
+            apply_checkpoint_effect(self.store, effect)
             match effect:
                 case LaunchContainer(container_id=cid):
                     self.launching.add(cid)
@@ -127,6 +150,13 @@ class World:
                     self.timers[key] = at
                 case CancelTimer(key):
                     self.timers.pop(key, None)
+                case LookForContainer(cid, recorded):
+                    if cid in self.alive and recorded is not None:
+                        self.running.add(cid)
+                        self.feed(events.ContainerRecovered(cid))
+                    else:
+                        gone = ContainerExit(message="not found after the restart")
+                        self.feed(events.ContainerExited(cid, gone))
 
     def choices(self) -> list[tuple[str, str]]:
         return (
@@ -189,6 +219,7 @@ ACTIONS = st.one_of(
     ),
     st.tuples(st.just("master"), st.sampled_from(["lost", "back"])),
     st.tuples(st.just("executor"), st.sampled_from(FRAMEWORKS), st.sampled_from(TASK_IDS)),
+    st.tuples(st.just("restart"), st.booleans()),
 )
 
 
@@ -220,6 +251,8 @@ def test_any_interleaving_keeps_the_agent_valid_and_ends_with_nothing(
                 update.task_id.value = task_id
                 update.uuid = next(world.uuids).to_bytes(16, "big")
                 world.feed(events.ExecutorUpdate(fw, "ex", update))
+            case ("restart", bool(graceful)):
+                world.restart(graceful)
             case ("runtime", int(pick)):
                 if choices := world.choices():
                     world.happen(*choices[pick % len(choices)])
