@@ -184,8 +184,24 @@ def task_v1(task: Task) -> JSON:
     if info is not None:
         for name in _TASK_INFO_EXTRAS:
             if info.HasField(name):  # type: ignore[arg-type]
-                out[name] = proto_json(getattr(info, name))
+                value = getattr(info, name)
+                out[name] = _command_json(value) if name == "command" else proto_json(value)
     return out
+
+
+_PLAIN_COMMAND = frozenset({"value", "shell", "user", "arguments"})
+
+
+def _command_json(command: mesos_pb2.CommandInfo) -> JSON:
+    """A CommandInfo as JSON; the usual one (value, shell, user, arguments) built by hand,
+    several times cheaper than ``json_format`` (a TASK_ADDED event is built per launch)."""
+    fields = command.ListFields()
+    if any(descriptor.name not in _PLAIN_COMMAND for descriptor, _ in fields):
+        return proto_json(command)
+    return {
+        descriptor.name: list(v) if descriptor.name == "arguments" else v
+        for descriptor, v in fields
+    }
 
 
 def updated_time(task: Task) -> float:
@@ -223,8 +239,12 @@ def _offered(state: MasterState, offer_ids: Iterable[str]) -> Resources:
     return total
 
 
-def framework_v1(state: MasterState, fw: Framework) -> JSON:
-    """A registered framework as ``GetFrameworks.Framework``, plus Emporion's ``summary``."""
+def framework_v1(state: MasterState, fw: Framework, *, offers: bool = True) -> JSON:
+    """A registered framework as ``GetFrameworks.Framework``, plus Emporion's ``summary``.
+
+    Without ``offers`` its ``offers`` list is left empty (``summary.offers`` still counts them):
+    a framework may hold an offer from every agent, too many for a page of frameworks.
+    """
     allocated = _holding([*fw.tasks.values(), *fw.executors.values()])
     offered = _offered(state, sorted(fw.offers))
     out: JSON = {
@@ -233,7 +253,9 @@ def framework_v1(state: MasterState, fw: Framework) -> JSON:
         "connected": fw.connected,
         "recovered": False,
         "registered_time": nanos(fw.registered_at),
-        "offers": [offer_v1(state, o) for o in map(state.offers.get, sorted(fw.offers)) if o],
+        "offers": [offer_v1(state, o) for o in map(state.offers.get, sorted(fw.offers)) if o]
+        if offers
+        else [],
         "inverse_offers": [],
         "allocated_resources": resource_list(allocated),
         "offered_resources": resource_list(offered),
@@ -246,6 +268,7 @@ def framework_v1(state: MasterState, fw: Framework) -> JSON:
             "offered": summary(offered),
             "tasks": _counts(fw.tasks.values()),
             "completed_tasks": len(state.history.completed_tasks_of(fw.framework_id)),
+            "offers": len(fw.offers),
             "webui_url": fw.info.webui_url,
         },
     }
@@ -278,6 +301,7 @@ def completed_framework_v1(record: CompletedFramework) -> JSON:
             "offered": dict(empty),
             "tasks": {},
             "completed_tasks": len(record.tasks),
+            "offers": 0,
             "webui_url": fw.info.webui_url,
             "removed_time": record.removed_at,
             "removal_reason": record.reason,

@@ -240,7 +240,8 @@ def get_frameworks(master: Master, query: FrameworkQuery = FrameworkQuery()) -> 
     out: JSON = {"frameworks": [], "completed_frameworks": [], "recovered_frameworks": []}
     for live_one, value in query.page.take(everything, keys):
         if live_one:
-            out["frameworks"].append(framework_v1(state, value))
+            # A page of frameworks leaves their offers out (GET_OFFERS pages them).
+            out["frameworks"].append(framework_v1(state, value, offers=query.page.limit is None))
         else:
             out["completed_frameworks"].append(completed_framework_v1(value))
     out["total"] = len(live)
@@ -268,6 +269,7 @@ def get_agents(master: Master, query: AgentQuery = AgentQuery()) -> JSON:
         "hostname": lambda a: a.info.hostname,
         "registered_time": lambda a: a.registered_at,
     }
+
     def fraction_of(name: str) -> Callable[[Any], Any]:
         return lambda a: agent_allocated_fraction(state, a, name)
 

@@ -13,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from google.protobuf import json_format
 from prometheus_client.parser import text_string_to_metric_families
 
-from master.core import Effect, Master
+from master.core import Effect, Master, Task
+from master.core.operator_json import task_v1
 from master.http import NO_LEADER, create_app
+from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
 from protos.v1.scheduler_pb2 import Call
 from tests.unit.master.harness import Capability, FakeAgent, Harness, accept_call, command_task
@@ -469,3 +472,19 @@ def test_prometheus_metrics(cluster: Cluster) -> None:
     assert samples[("emporion_master_allocation_cycle_seconds_bucket", (("le", "0.0025"),))] == 1.0
     role = min(cluster.harness.master.state.frameworks[cluster.framework_id].roles)
     assert samples[("emporion_master_role_weight", (("role", role),))] == 1.0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        mesos_pb2.CommandInfo(value="true"),
+        mesos_pb2.CommandInfo(value="run", shell=False, arguments=["run", "-x"], user="u"),
+        mesos_pb2.CommandInfo(value="y", uris=[mesos_pb2.CommandInfo.URI(value="http://x/y")]),
+    ],
+)
+def test_a_tasks_command_is_mesos_json(command: mesos_pb2.CommandInfo) -> None:
+    task = Task("t", "F", "A", None, "*", Resources.EMPTY, info=mesos_pb2.TaskInfo(name="t"))
+    assert task.info is not None
+    task.info.command.CopyFrom(command)
+    expected = json_format.MessageToDict(command, preserving_proto_field_name=True)
+    assert task_v1(task)["command"] == expected
