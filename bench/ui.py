@@ -12,13 +12,15 @@ chromium (started here, driven through Playwright over CDP) measures:
 * ``*_bytes``: what each page transferred (document + assets, from the Resource Timing API)
   and its document alone (``*_document_bytes``).
 
-Then churn: C more emulated agents in mode ``finish`` and a second framework keep tasks
-starting and finishing as fast as the master takes them. Over ``--seconds`` with no UI open,
-then with ``--viewers`` pages live (half overview, half tasks page), it reads the master's CPU
-time (``/proc``) and ``master/tasks_finished``, and reports ``updates_per_s`` (two status
-updates, RUNNING and FINISHED, per finished task), ``master_cpu_no_ui`` and
-``master_cpu_with_ui`` (cores busy), and ``cpu_s_per_viewer_per_1000_updates``: the master's
-extra CPU seconds per open UI per 1,000 task updates. One JSON object is printed.
+Then updates: this process sends TASK_RUNNING status updates for the running tasks at
+``--rate`` per second (real updates: recorded by the master, forwarded to the framework,
+acknowledged, and emitted as TASK_UPDATED to operator subscribers). Over ``--seconds`` with no
+UI open, with one, and with ``--viewers`` pages live (alternately overview and tasks page), it
+reads the master's CPU time (``/proc``) and reports ``master_cpu_<n>_viewers`` (cores busy),
+``ui_share_of_master_cpu`` (what the viewers added, as a share of the master's CPU with them),
+``first_viewer_cpu_s_per_1000_updates`` (the UI's one subscription to the operator events and
+the first page) and ``cpu_s_per_viewer_per_1000_updates`` (each further viewer), both per
+1,000 updates. One JSON object is printed.
 
 Every process started here (master, chromium) dies with this one however it ends
 (:mod:`bench._common`); Playwright's own driver exits when its pipe to this process closes.
@@ -48,6 +50,7 @@ from bench._common import emit, kill_children_on_signals, machine, rounded, star
 from bench.launch_throughput import BenchFramework, Totals, process_cpu_seconds
 from emporion.testing import AgentEmulator
 from protos.resources import Resources
+from protos.v1 import mesos_pb2
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = (
@@ -61,6 +64,7 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 TASK_RESOURCES = "cpus:0.01;mem:1"
+RUNNING = mesos_pb2.TASK_RUNNING
 _MASTER_LINE = re.compile(r"listening on (\S+) \(http (\S+)\)")
 _DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
 _PAGE_BYTES = """() => {
@@ -79,7 +83,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=10_000, help="running tasks")
     parser.add_argument("--viewers", type=int, default=10, help="live UI pages open in churn")
     parser.add_argument("--seconds", type=float, default=10.0, help="each churn window")
-    parser.add_argument("--churn-agents", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=5000.0, help="task status updates per second")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up setting up after")
     ns = parser.parse_args(argv)
     if ns.agents < 1 or ns.tasks < 1 or ns.viewers < 1 or ns.seconds <= 0:
@@ -160,27 +164,54 @@ async def metric(client: httpx.AsyncClient, name: str) -> float:
     return float(response.json().get(name, 0.0))
 
 
-async def window(client: httpx.AsyncClient, pid: int, seconds: float) -> tuple[float, float, float]:
-    """(master CPU seconds, tasks finished, wall seconds) over ``seconds``."""
-    cpu0, done0, wall0 = (
-        process_cpu_seconds(pid),
-        await metric(client, "master/tasks_finished"),
-        (time.monotonic()),
-    )
+async def window(
+    client: httpx.AsyncClient, pid: int, emulator: AgentEmulator, seconds: float
+) -> tuple[float, float, float]:
+    """(master CPU seconds, status updates the agents sent, wall seconds) over ``seconds``."""
+    await metric(client, "master/uptime_secs")  # the connection is open before timing
+    cpu0, sent0, wall0 = process_cpu_seconds(pid), emulator.counters.updates_sent, time.monotonic()
     await asyncio.sleep(seconds)
-    cpu1, done1 = process_cpu_seconds(pid), await metric(client, "master/tasks_finished")
-    return cpu1 - cpu0, done1 - done0, time.monotonic() - wall0
+    cpu1, sent1 = process_cpu_seconds(pid), emulator.counters.updates_sent
+    return cpu1 - cpu0, sent1 - sent0, time.monotonic() - wall0
+
+
+async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: float) -> None:
+    """Send TASK_RUNNING updates for the running tasks, round robin, at ``rate`` per second.
+
+    Each is a real status update: the master records it, forwards it to the framework, which
+    acknowledges it, and emits TASK_UPDATED to operator subscribers. A task gets one every
+    ``tasks / rate`` seconds, long after its previous one was acknowledged.
+    """
+    # The emulator finds a task's agent by scanning its agents; index them once instead.
+    holder = {
+        key: link
+        for link in emulator._agents  # a benchmark's shortcut into the emulator, read-only
+        for key in link.core.tasks
+    }
+    keys = [key for key in ((framework_id, f"0.{i}") for i in range(tasks)) if key in holder]
+    loop = asyncio.get_running_loop()
+    tick, owed, position = 0.05, 0.0, 0
+    while keys:
+        started = loop.time()
+        owed += rate * tick
+        while owed >= 1:
+            owed -= 1
+            key = keys[position]
+            position = (position + 1) % len(keys)
+            link = holder[key]
+            link.send(link.core.update(key[0], key[1], RUNNING, time.time()))
+        await asyncio.sleep(max(0.0, tick - (loop.time() - started)))
 
 
 async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
-    """Set the cluster up, load the pages, measure churn with and without viewers."""
+    """Set the cluster up, load the pages, measure the updates with and without viewers."""
     per_agent = math.ceil(ns.tasks / ns.agents)
     need = Resources.parse(TASK_RESOURCES)
     agent_resources = f"cpus:{need.get('cpus') * per_agent:.2f};mem:{need.get('mem') * per_agent:g}"
     figures: dict[str, Any] = {"benchmark": "ui", "agents": ns.agents, "tasks": ns.tasks}
     with master_process(work_dir) as (address, http, process):
         base = f"http://{http}"
-        long_lived = AgentEmulator(
+        emulator = AgentEmulator(
             address,
             agents=ns.agents,
             resources=agent_resources,
@@ -189,27 +220,19 @@ async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
             register_timeout=ns.timeout,
         )
         started = time.monotonic()
-        await long_lived.start()
+        await emulator.start()
         figures["registration_s"] = round(time.monotonic() - started, 2)
         channel = grpc.aio.insecure_channel(
             address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
         )
         totals = Totals(target=ns.tasks)
-        fill = BenchFramework(0, channel, ns.tasks, need, totals)
-        runs = [asyncio.create_task(fill.run())]
+        fill = BenchFramework(0, channel, ns.tasks, need, totals, max_tasks_per_offer=500)
+        runner = asyncio.create_task(fill.run())
         started = time.monotonic()
         await asyncio.wait_for(totals.running_done.wait(), ns.timeout)
         if totals.failure:
             raise RuntimeError(totals.failure)
         figures["launch_s"] = round(time.monotonic() - started, 2)
-        churn_agents = AgentEmulator(
-            address,
-            agents=ns.churn_agents,
-            resources="cpus:16;mem:16384",
-            mode="finish",
-            hostname_prefix="churn",
-            first_index=ns.agents,
-        )
         async with (
             httpx.AsyncClient(base_url=base, timeout=60) as client,
             chromium(os.path.join(work_dir, "chromium")) as context,
@@ -225,42 +248,62 @@ async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
                 figures[f"{name}_bytes"] = found["bytes"]["total"]
                 figures[f"{name}_document_bytes"] = found["bytes"]["document"]
 
-            await churn_agents.start()
-            churn = BenchFramework(1, channel, 10**9, need, Totals(target=10**9))
-            runs.append(asyncio.create_task(churn.run()))
-            await asyncio.sleep(min(5.0, ns.seconds))  # churn reaches its pace
-            cpu_no, done_no, wall_no = await window(client, process.pid, ns.seconds)
-            pages = []
-            for i in range(ns.viewers):
-                page = await context.new_page()
-                await page.goto(base + ("/" if i % 2 == 0 else "/ui/tasks"))
-                await page.wait_for_selector("#live.on", timeout=120_000)
-                pages.append(page)
-            cpu_ui, done_ui, wall_ui = await window(client, process.pid, ns.seconds)
+            driver = asyncio.create_task(
+                drive(emulator, fill.framework_id.value, ns.tasks, ns.rate)
+            )
+            await asyncio.sleep(min(5.0, ns.seconds))  # the master settles at the pace
+            windows = {0: await window(client, process.pid, emulator, ns.seconds)}
+            pages: list[Any] = []
+            for count in (1, ns.viewers):
+                while len(pages) < count:
+                    page = await context.new_page()
+                    await page.goto(base + ("/" if len(pages) % 2 == 0 else "/ui/tasks"))
+                    await page.wait_for_selector("#live.on", timeout=120_000)
+                    pages.append(page)
+                windows[count] = await window(client, process.pid, emulator, ns.seconds)
             for page in pages:
                 await page.close()
-        for task in runs:
-            task.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
+            driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await driver
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
         await channel.close(None)
-        await churn_agents.stop()
-        await long_lived.stop()
-    updates_no, updates_ui = 2 * done_no / wall_no, 2 * done_ui / wall_ui
-    busy_no, busy_ui = cpu_no / wall_no, cpu_ui / wall_ui
-    # CPU the viewers added, per viewer, per 1,000 updates (cores x seconds / updates).
-    extra = max(0.0, busy_ui - busy_no)
-    per_thousand = extra / ns.viewers / (updates_ui / 1000) if updates_ui else None
-    figures.update(
-        viewers=ns.viewers,
-        updates_per_s_no_ui=round(updates_no, 1),
-        updates_per_s_with_ui=round(updates_ui, 1),
-        master_cpu_no_ui=round(busy_no, 3),
-        master_cpu_with_ui=round(busy_ui, 3),
-        ui_share_of_master_cpu=rounded(extra / busy_ui if busy_ui else None, 3),
-        cpu_s_per_viewer_per_1000_updates=rounded(per_thousand, 5),
-        **machine(),
-    )
+        await emulator.stop()
+    figures.update(update_figures(windows, ns.viewers, ns.rate), **machine())
     return figures
+
+
+def update_figures(
+    windows: dict[int, tuple[float, float, float]], viewers: int, rate: float
+) -> dict[str, Any]:
+    """Figures of the update windows (viewers -> master CPU s, updates sent, wall s).
+
+    The master's CPU is also compared per update, in case the pace fell short of ``rate`` in
+    some window (the viewers' browser competes for this machine's cores with the emulator).
+    """
+    out: dict[str, Any] = {"viewers": viewers, "rate": rate}
+    per_update: dict[int, float | None] = {}
+    for count, (cpu, sent, wall) in sorted(windows.items()):
+        out[f"updates_per_s_{count}_viewers"] = round(sent / wall, 1)
+        out[f"master_cpu_{count}_viewers"] = round(cpu / wall, 3)
+        cost = cpu / sent if sent else None
+        per_update[count] = cost
+        out[f"master_cpu_us_per_update_{count}_viewers"] = rounded(
+            None if cost is None else cost * 1e6, 1
+        )
+    none, one, many = per_update.get(0), per_update.get(1), per_update.get(viewers)
+    if none is not None and one is not None:
+        # The first viewer opens the UI's one subscription to the operator events.
+        out["first_viewer_cpu_s_per_1000_updates"] = rounded((one - none) * 1000, 5)
+    if one is not None and many is not None and viewers > 1:
+        out["cpu_s_per_viewer_per_1000_updates"] = rounded((many - one) / (viewers - 1) * 1000, 5)
+    busy = {count: cpu / wall for count, (cpu, _sent, wall) in windows.items()}
+    if 0 in busy and viewers in busy and busy[viewers]:
+        out["ui_share_of_master_cpu"] = rounded(
+            max(0.0, busy[viewers] - busy[0]) / busy[viewers], 3
+        )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
