@@ -198,6 +198,9 @@ class AgentConfig:
     status_update_retry_max: float = 600.0
     default_ping_timeout: float = 75.0
     zk_session_timeout: float = 10.0
+    max_concurrent_launches: int = 0
+    """Container launches in progress at once (0: one per CPU, at least 2); the others queue,
+    frameworks taking turns (see agent.runtime.containers)."""
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -233,6 +236,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add("--status-update-retry-min", help="first retry of an unacknowledged update [10s]")
     add("--status-update-retry-max", help="longest retry interval [10mins]")
     add("--zk-session-timeout", help="ZooKeeper session timeout under --master zk:// [10secs]")
+    add(
+        "--max-concurrent-launches",
+        help="container launches in progress at once; the rest queue, frameworks taking turns"
+        " (0: one per CPU, at least 2) [0]",
+    )
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -285,6 +293,9 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         status_update_retry_min=duration("status-update-retry-min"),
         status_update_retry_max=duration("status-update-retry-max"),
         zk_session_timeout=duration("zk-session-timeout"),
+        max_concurrent_launches=get(
+            "max-concurrent-launches", _count, defaults.max_concurrent_launches
+        ),
     )
     if config.executor_reregistration_timeout > 15:
         raise ConfigError("--executor-reregistration-timeout: at most 15s (as Mesos)")
@@ -315,6 +326,12 @@ def config_from_args(
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) < 65536:
         raise ValueError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"{text!r} is not a whole number (0 or more)")
     return int(text)
 
 

@@ -54,7 +54,7 @@ from agent.core.events import (
 from agent.gc import SandboxGC, remove_sandbox
 from agent.isolation import Container, Isolation
 from agent.resources_detect import detect_resources, merge_resources
-from agent.runtime.containers import ContainerManager
+from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager
 from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
 from agent.runtime.http import AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
@@ -100,6 +100,7 @@ class AgentRuntime:
             self._container_launched,
             self._container_launch_failed,
             self._container_exited,
+            max_concurrent=config.max_concurrent_launches or None,
         )
         self.hub = ExecutorHub()
         self.gc = SandboxGC(config.gc_delay)
@@ -339,7 +340,10 @@ class AgentRuntime:
         self.feed(ContainerLaunched(container_id, container.state().to_dict()))
 
     def _container_launch_failed(self, container_id: str, message: str) -> None:
-        log.warning("Container %s failed to launch: %s", container_id, message)
+        if message == CANCELLED_LAUNCH:  # Killed while queued: thousands at a teardown.
+            log.debug("Container %s: %s", container_id, message)
+        else:
+            log.warning("Container %s failed to launch: %s", container_id, message)
         self.outbox.envs.pop(container_id, None)
         self.feed(ContainerLaunchFailed(container_id, message))
 

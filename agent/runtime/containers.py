@@ -1,5 +1,14 @@
 """ContainerManager: the runtime's side of the isolation layer — launch, watch, signal, destroy.
 
+Launches wait in a :class:`~agent.runtime.launch_queue.FairLaunchQueue` and at most
+``max_concurrent`` run at a time (default: one per CPU, at least two), each on a thread of the
+manager's own pool, so that thousands of launches asked for at once neither starve the event
+loop (which must keep answering the master's pings) nor make another framework's task wait
+behind all of them: frameworks take turns. A launch destroyed while it still waits (its task
+killed, its framework torn down, the agent shut down) leaves the queue at once and creates
+nothing: it is reported as a failed launch, which the core turns into TASK_KILLED for a task
+being killed.
+
 A launch fetches the URIs into the sandbox, then starts the container in a worker thread (the
 fork and cgroup writes take milliseconds). The end of a container's main process is learnt
 from its pidfd through the event loop (also for containers recovered after an agent restart,
@@ -15,6 +24,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +41,33 @@ from agent.isolation import (
     LaunchSpec,
 )
 from agent.isolation.container import EXIT_STATUS_FILE
+from agent.runtime.launch_queue import FairLaunchQueue
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
-__all__ = ["ContainerManager", "PreparedLaunch", "limits_for"]
+__all__ = [
+    "CANCELLED_LAUNCH",
+    "ContainerManager",
+    "PreparedLaunch",
+    "default_max_concurrent",
+    "limits_for",
+]
 
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.1  # Only where pidfds are unavailable.
+
+CANCELLED_LAUNCH = "the launch was cancelled before its container was created"
+"""How a launch destroyed while it waited in the queue is reported (as a failed launch)."""
+
+
+def default_max_concurrent() -> int:
+    """Launches in progress at once by default: one per CPU (at least 2, at most 16).
+
+    A launch is mostly CPU (a helper interpreter starts, cgroups are written): more at once
+    than there are CPUs only makes each slower and the agent's own loop late.
+    """
+    return max(2, min(16, os.cpu_count() or 2))
 
 
 def limits_for(resources: Resources) -> ContainerLimits:
@@ -88,13 +117,21 @@ class PreparedLaunch:
     resources: Resources
     user: str | None
     uris: Sequence[mesos_pb2.CommandInfo.URI]
+    framework_id: str | None = None
+    """Whose turn the launch waits for; None: the ``MESOS_FRAMEWORK_ID`` of its environment."""
+
+    def owner(self) -> str:
+        """The framework whose queue this launch waits in."""
+        if self.framework_id is not None:
+            return self.framework_id
+        return self.env.get("MESOS_FRAMEWORK_ID", "")
 
 
 class ContainerManager:
     """ContainerManager owns the live Container handles and reports what happens to them.
 
     ``on_launched(id, container)``, ``on_launch_failed(id, message)`` and
-    ``on_exited(id, exit)`` run on the event loop.
+    ``on_exited(id, exit)`` run on the event loop, never from inside a call to the manager.
     """
 
     def __init__(
@@ -104,13 +141,22 @@ class ContainerManager:
         on_launched: Callable[[str, Container], None],
         on_launch_failed: Callable[[str, str], None],
         on_exited: Callable[[str, ContainerExit], None],
+        *,
+        max_concurrent: int | None = None,
     ) -> None:
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
         self.isolation = isolation
         self._fetch_cache_dir = fetch_cache_dir
         self._on_launched = on_launched
         self._on_launch_failed = on_launch_failed
         self._on_exited = on_exited
+        self.max_concurrent = max_concurrent or default_max_concurrent()
         self.containers: dict[str, Container] = {}
+        self.queue: FairLaunchQueue[PreparedLaunch] = FairLaunchQueue()
+        self.launching: set[str] = set()  # Taken from the queue, not yet reported.
+        self.launches_cancelled = 0  # Destroyed while queued (nothing was created).
+        self._pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="launch")
         self._pidfds: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending: set[str] = set()
@@ -123,11 +169,44 @@ class ContainerManager:
     # -- launching --
 
     def launch(self, launch: PreparedLaunch) -> None:
-        """Start ``launch`` in the background; the callbacks report how it went."""
-        self._spawn(self._launch(launch), f"launch-{launch.container_id}")
+        """Queue ``launch``; it starts in its framework's turn, and the callbacks report how
+        it went."""
+        cid = launch.container_id
+        if cid in self.queue or cid in self.launching or cid in self.containers:
+            log.warning("Container %s is already being launched", cid)
+            return
+        self.queue.put(launch.owner(), cid, launch)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        """Start queued launches while there are free slots."""
+        while len(self.launching) < self.max_concurrent:
+            taken = self.queue.take()
+            if taken is None:
+                return
+            cid, launch = taken
+            self.launching.add(cid)
+            self._spawn(self._launch(launch), f"launch-{cid}")
+
+    def _cancel_queued(self, cid: str) -> bool:
+        """Take ``cid`` out of the queue (nothing created); reported soon as a failed launch."""
+        if self.queue.remove(cid) is None:
+            return False
+        self.launches_cancelled += 1
+        asyncio.get_running_loop().call_soon(self._on_launch_failed, cid, CANCELLED_LAUNCH)
+        return True
 
     async def _launch(self, launch: PreparedLaunch) -> None:
         cid = launch.container_id
+        try:
+            await self._start(launch)
+        finally:
+            self.launching.discard(cid)
+            self._start_next()
+
+    async def _start(self, launch: PreparedLaunch) -> None:
+        cid = launch.container_id
+        loop = asyncio.get_running_loop()
         try:
             if launch.uris:
                 try:
@@ -146,7 +225,7 @@ class ContainerManager:
                 user=launch.user,
                 shell=launch.shell,
             )
-            container = await asyncio.to_thread(self.isolation.launch, spec)
+            container = await loop.run_in_executor(self._pool, self.isolation.launch, spec)
         except (LaunchError, IsolationError, ValueError, OSError) as error:
             self._on_launch_failed(cid, str(error))
             return
@@ -236,7 +315,11 @@ class ContainerManager:
                 log.warning("Signalling container %s failed: %s", cid, error)
 
     def destroy(self, cid: str) -> None:
-        """Kill every process of a container; its exit is then reported as usual."""
+        """Kill every process of a container; its exit is then reported as usual. A launch
+        still queued is cancelled instead: reported as a failed launch (:data:`CANCELLED_LAUNCH`).
+        """
+        if self._cancel_queued(cid):
+            return
         container = self.containers.get(cid)
         if container is None:
             return
@@ -259,8 +342,17 @@ class ContainerManager:
         except (IsolationError, ValueError, OSError) as error:
             log.warning("Updating container %s failed: %s", cid, error)
 
+    def cancel_queued(self) -> int:
+        """Cancel every launch still queued (each reported as a failed launch); how many."""
+        cancelled = 0
+        for cid in self.queue:
+            cancelled += self._cancel_queued(cid)
+        return cancelled
+
     async def destroy_all(self) -> None:
-        """Destroy every container and wait until each exit has been reported."""
+        """Cancel queued launches, destroy every container, and wait until each exit has been
+        reported."""
+        self.cancel_queued()
         for cid in list(self.containers):
             self.destroy(cid)
         await self.wait_idle()
@@ -271,7 +363,10 @@ class ContainerManager:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop watching (containers keep running: they may be recovered later)."""
+        """Stop watching (containers keep running: they may be recovered later); launches
+        still queued are dropped unreported (the agent is going)."""
+        while self.queue.take() is not None:
+            pass
         for cid in list(self._pidfds):
             fd = self._pidfds.pop(cid)
             asyncio.get_running_loop().remove_reader(fd)
@@ -280,3 +375,4 @@ class ContainerManager:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)

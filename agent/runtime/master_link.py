@@ -48,6 +48,7 @@ import grpc
 from grpc import aio
 
 from agent.core import RegistrationBackoff
+from agent.runtime.inbox import MasterInbox
 from protos.limits import GRPC_MESSAGE_OPTIONS, MAX_MESSAGE_BYTES, batches, fits, framed_size
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
@@ -452,23 +453,58 @@ class MasterLink:
     async def _read(
         self, replies: AsyncIterator[agent_internal_pb2.MasterMessage], ping_timeout: float
     ) -> None:
+        """Read the session: Pings are answered here, as they arrive; every other message goes
+        to a :class:`~agent.runtime.inbox.MasterInbox` that :meth:`_handle` empties, one message
+        at a time, yielding to the event loop after each. Handling thousands of RunTasks of one
+        ACCEPT takes a while: meanwhile the master must still get its pongs (or it takes the
+        agent for lost), and other frameworks' messages take their turns."""
         loop = asyncio.get_running_loop()
+        inbox = MasterInbox()
+        ready = asyncio.Event()
+        ended = asyncio.Event()  # The session is over: handle what is left, then return.
+        handler = asyncio.ensure_future(self._handle(inbox, ready, ended))
         try:
-            # One deadline for the whole session, pushed back by every Ping (and only by Pings).
-            async with asyncio.timeout(ping_timeout) as deadline:
-                async for message in replies:
-                    kind = message.WhichOneof("payload")
-                    if kind == "ping":
-                        deadline.reschedule(loop.time() + ping_timeout)
-                        pong = agent_internal_pb2.AgentMessage()
-                        pong.pong.seq = message.ping.seq
-                        self.send(pong)
-                        continue
-                    if kind == "shutdown_agent":
-                        self._stopping = True  # The master removed this agent: do not come back.
-                    self._on_message(message)
-                    if kind == "shutdown_agent":
-                        return
-            log.warning("The master ended the session")
-        except TimeoutError:
-            log.warning("No ping from the master for %.1f s: reconnecting", ping_timeout)
+            try:
+                # One deadline for the whole session, pushed back by every Ping (and only them).
+                async with asyncio.timeout(ping_timeout) as deadline:
+                    async for message in replies:
+                        kind = message.WhichOneof("payload")
+                        if kind == "ping":
+                            deadline.reschedule(loop.time() + ping_timeout)
+                            pong = agent_internal_pb2.AgentMessage()
+                            pong.pong.seq = message.ping.seq
+                            self.send(pong)
+                            continue
+                        inbox.put(message)
+                        ready.set()
+                        if handler.done():
+                            break  # It failed: awaited below, which raises.
+                        if kind == "shutdown_agent":
+                            self._stopping = True  # Removed by the master: do not come back.
+                            break
+                    else:
+                        log.warning("The master ended the session")
+            except TimeoutError:
+                log.warning("No ping from the master for %.1f s: reconnecting", ping_timeout)
+            # What the master sent before the session ended is still handled.
+            ended.set()
+            ready.set()
+            await handler
+        finally:
+            if not handler.done():
+                handler.cancel()
+                await asyncio.gather(handler, return_exceptions=True)
+
+    async def _handle(self, inbox: MasterInbox, ready: asyncio.Event, ended: asyncio.Event) -> None:
+        """Hand ``inbox``'s messages to ``on_message`` one at a time; return once it is empty
+        and ``ended`` is set."""
+        while True:
+            message = inbox.take()
+            if message is None:
+                if ended.is_set():
+                    return
+                ready.clear()
+                await ready.wait()
+                continue
+            self._on_message(message)
+            await asyncio.sleep(0)  # Pings, container events and HTTP calls in between.

@@ -227,6 +227,7 @@ class Outbox:
             effect.resources,
             user,
             list(effect.command.uris),
+            framework_id=effect.framework_id,
         )
 
     # -- timers --

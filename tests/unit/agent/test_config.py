@@ -136,6 +136,9 @@ def test_flags_win_over_the_environment(tmp_path: Path) -> None:
     assert config.executor_registration_timeout == 30
     assert config.attributes == (Attribute("rack", "r1"),)
     assert config.resources is None
+    assert config.max_concurrent_launches == 0  # One per CPU (see ContainerManager).
+    flags = ["--max-concurrent-launches", "3"]
+    assert config_from_args(flags, env).max_concurrent_launches == 3
 
 
 @pytest.mark.parametrize(
@@ -153,6 +156,10 @@ def test_flags_win_over_the_environment(tmp_path: Path) -> None:
         ),
         (["--master", "m:1", "--work-dir", "w", "--gc-delay", "soon"], "--gc-delay: invalid"),
         (["--master", "m:1", "--work-dir", "w", "--bogus"], "unknown arguments: --bogus"),
+        (
+            ["--master", "m:1", "--work-dir", "w", "--max-concurrent-launches", "-1"],
+            "--max-concurrent-launches: '-1' is not a whole number",
+        ),
     ],
 )
 def test_bad_configuration_names_the_flag(argv: list[str], error: str) -> None:
