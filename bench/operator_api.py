@@ -7,9 +7,10 @@
 Builds a cluster through the real state machine (agents register, frameworks subscribe, tasks
 are launched through offers), then measures:
 
-* ``update_us``: CPU microseconds per status update through the core (history included) with
-  0, 1 and 10 operator event subscribers, and ``event_us_per_subscriber``: what each subscriber
-  adds (its share of building the event once, plus queueing it);
+* ``update_us``: CPU microseconds per status update through the core (history included; each
+  one changes its task's state) with 0, 1 and 10 operator event subscribers;
+  ``event_build_us``: what the first subscriber adds (the event is built once), and
+  ``event_us_per_extra_subscriber``: what each further one adds (queueing it);
 * ``pages``: time and JSON bytes of one page of GET_TASKS (100 tasks, with and without a
   filter), GET_AGENTS (100 agents sorted by cpu use), GET_FRAMEWORKS, and of the unpaged
   GET_STATE (what Mesos's UI fetches; the paged calls are what Emporion's UI fetches);
@@ -135,15 +136,17 @@ class Cluster:
         self.master.agent_messages(self.connections[agent_id], [message], self.now)
 
 
-def update_cost(cluster: Cluster, api: OperatorApi, subscribers: int, updates: int) -> float:
-    """CPU microseconds per status update with ``subscribers`` operator subscriptions."""
+def update_cost(
+    cluster: Cluster, api: OperatorApi, subscribers: int, updates: int, state: int
+) -> float:
+    """CPU microseconds per status update to ``state`` with ``subscribers`` subscriptions."""
 
     async def run() -> float:
         subs = [api.events.subscribe(include_state=False) for _ in range(subscribers)]
-        states = (mesos_pb2.TASK_RUNNING, mesos_pb2.TASK_STARTING)
+        cluster.now += 1.0
         start = cpu_seconds()
         for i in range(updates):
-            cluster.update(i, states[(i // len(cluster.tasks)) % 2])
+            cluster.update(i, state)
             if i % 1000 == 999:
                 for sub in subs:  # A subscriber keeping up: its queue is drained.
                     sub._queue.clear()
@@ -156,9 +159,12 @@ def update_cost(cluster: Cluster, api: OperatorApi, subscribers: int, updates: i
 
 
 def timed_call(api: OperatorApi, body: dict[str, Any]) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = api.call(body)
-    elapsed = time.perf_counter() - start
+    """The least time of three calls, and the answer's size."""
+    elapsed = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        result = api.call(body)
+        elapsed = min(elapsed, time.perf_counter() - start)
     size = len(json.dumps(result, separators=(",", ":")))
     return {"ms": rounded(elapsed * 1000, 2), "bytes": size}
 
@@ -178,9 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster.launch(args.tasks)
     view = View(cluster.master)
     api: OperatorApi = create_app(view).state.operator
-    costs = {n: update_cost(cluster, api, n, args.updates) for n in (0, 1, 10)}
+    costs: dict[int, float] = {}
+    states = [mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING]
+    for _ in range(3):  # The least of three runs: other processes share the machine.
+        for n in (0, 1, 10):
+            states.reverse()  # Every update of every run changes its task's state.
+            cost = update_cost(cluster, api, n, min(args.updates, args.tasks), states[0])
+            costs[n] = min(costs.get(n, cost), cost)
     pages = {
         "GET_TASKS page": timed_call(api, {"type": "GET_TASKS", "get_tasks": {"limit": 100}}),
+        "GET_TASKS table page": timed_call(
+            api, {"type": "GET_TASKS", "get_tasks": {"limit": 100, "max_statuses": 1}}
+        ),
         "GET_TASKS filtered page": timed_call(
             api, {"type": "GET_TASKS", "get_tasks": {"limit": 100, "query": "task-0001"}}
         ),
@@ -213,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "frameworks": args.frameworks,
             "updates": args.updates,
             "update_us": {str(n): rounded(c, 2) for n, c in costs.items()},
-            "event_us_per_subscriber": rounded((costs[10] - costs[0]) / 10, 2),
+            "event_build_us": rounded(costs[1] - costs[0], 2),
+            "event_us_per_extra_subscriber": rounded((costs[10] - costs[1]) / 9, 2),
             "pages": pages,
             "utilization_sample_ms": rounded(sample_ms, 2),
             "prometheus_scrape_ms": rounded(scrape_ms, 2),

@@ -161,8 +161,9 @@ def task_status_v1(status: mesos_pb2.TaskStatus) -> JSON:
     return out
 
 
-def task_v1(task: Task) -> JSON:
-    """A task as a ``mesos.v1.Task``: its statuses oldest first, TaskInfo's payloads copied."""
+def task_v1(task: Task, max_statuses: int | None = None) -> JSON:
+    """A task as a ``mesos.v1.Task``: its statuses oldest first (only the newest
+    ``max_statuses`` if given), TaskInfo's payloads copied."""
     out: JSON = {
         "name": task.info.name if task.info is not None else "",
         "task_id": {"value": task.task_id},
@@ -170,7 +171,14 @@ def task_v1(task: Task) -> JSON:
         "agent_id": {"value": task.agent_id},
         "state": _state_name(task.state),  # type: ignore[arg-type]
         "resources": resource_list(task.resources),
-        "statuses": [status_v1(task, entry) for entry in task.statuses],
+        "statuses": [
+            status_v1(task, entry)
+            for entry in (
+                task.statuses
+                if max_statuses is None
+                else task.statuses[len(task.statuses) - max_statuses :]
+            )
+        ],
     }
     if task.executor_id is not None:
         out["executor_id"] = {"value": task.executor_id}
@@ -239,14 +247,28 @@ def _offered(state: MasterState, offer_ids: Iterable[str]) -> Resources:
     return total
 
 
+def _framework_allocated(state: MasterState, fw: Framework, offered: Resources) -> Resources:
+    """What ``fw``'s tasks and executors hold: from the allocator, O(agents it holds on), not
+    O(its tasks); from the tasks if the allocator does not know it."""
+    try:
+        held = state.allocator.allocation_of(fw.framework_id)
+    except KeyError:
+        return _holding([*fw.tasks.values(), *fw.executors.values()])
+    total = Resources.EMPTY
+    for by_agent in held.values():
+        for resources in by_agent.values():
+            total = total + resources
+    return total - offered
+
+
 def framework_v1(state: MasterState, fw: Framework, *, offers: bool = True) -> JSON:
     """A registered framework as ``GetFrameworks.Framework``, plus Emporion's ``summary``.
 
     Without ``offers`` its ``offers`` list is left empty (``summary.offers`` still counts them):
     a framework may hold an offer from every agent, too many for a page of frameworks.
     """
-    allocated = _holding([*fw.tasks.values(), *fw.executors.values()])
     offered = _offered(state, sorted(fw.offers))
+    allocated = _framework_allocated(state, fw, offered)
     out: JSON = {
         "framework_info": proto_json(fw.info),
         "active": fw.connected,

@@ -93,6 +93,8 @@ class TaskQuery:
     framework_id: str | None = None
     agent_id: str | None = None
     include: frozenset[str] = frozenset(TASK_LISTS)
+    max_statuses: int | None = None
+    """Each task's newest statuses only (a table needs one; a task's page all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,7 @@ def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
     for name in TASK_LISTS:
         out[name] = []
     for where, task in query.page.take(found, _TASK_KEYS):
-        out[where].append(task_v1(task))
+        out[where].append(task_v1(task, query.max_statuses))
     out["total"] = len(found)
     return out
 

@@ -254,6 +254,10 @@ def test_get_tasks_filters_and_pages_on_the_server(cluster: Cluster) -> None:
     assert page(task_id={"value": "task-03"})["completed_tasks"][0]["state"] == "TASK_FINISHED"
     assert page(agent_id="nope")["total"] == 0
     assert page(include=["tasks"])["total"] == 8
+    [done] = page(task_id="task-00", max_statuses=1)["completed_tasks"]
+    assert [s["state"] for s in done["statuses"]] == ["TASK_FINISHED"]
+    [done] = page(task_id="task-00")["completed_tasks"]
+    assert [s["state"] for s in done["statuses"]] == ["TASK_STAGING", "TASK_FINISHED"]
     unpaged = call(cluster.app, {"type": "GET_TASKS"})["get_tasks"]
     assert unpaged["total"] == 12
 

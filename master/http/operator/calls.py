@@ -20,6 +20,7 @@ from typing import Any
 from master.core import CallError, Effect, ErrorCode, Master, metrics_snapshot
 from master.core.errors import shown
 from master.core.faults import CoreFaultError
+from master.core.history import MAX_STATUSES
 from master.core.model import AgentPhase
 from master.core.operator_json import proto_json
 from master.core.operator_views import (
@@ -49,6 +50,7 @@ from master.http.operator.parse import (
     boolean,
     check_keys,
     id_value,
+    integer,
     number,
     obj,
     page,
@@ -210,7 +212,11 @@ class OperatorApi:
     def _get_tasks(self, master: Master, payload: JSON, where: str) -> JSON:
         check_keys(
             payload,
-            (*PAGE_KEYS, "task_id", "query", "state", "framework_id", "agent_id", "include"),
+            (
+                *PAGE_KEYS,
+                *("task_id", "query", "state", "framework_id", "agent_id", "include"),
+                "max_statuses",
+            ),
             where,
         )
         state_name = text(payload, "state", where)
@@ -232,6 +238,7 @@ class OperatorApi:
             framework_id=id_value(payload, "framework_id", where),
             agent_id=id_value(payload, "agent_id", where),
             include=frozenset(include),
+            max_statuses=integer(payload, "max_statuses", where, 0, MAX_STATUSES),
         )
         return get_tasks(master, query)
 

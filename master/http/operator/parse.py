@@ -22,6 +22,7 @@ __all__ = [
     "boolean",
     "check_keys",
     "id_value",
+    "integer",
     "number",
     "obj",
     "page",
@@ -111,7 +112,8 @@ def boolean(value: Mapping[str, object], key: str, where: str, default: bool) ->
     return item
 
 
-def _integer(value: Mapping[str, object], key: str, where: str, low: int, high: int) -> int | None:
+def integer(value: Mapping[str, object], key: str, where: str, low: int, high: int) -> int | None:
+    """An optional integer between ``low`` and ``high``."""
     item = value.get(key)
     if item is None:
         return None
@@ -129,8 +131,8 @@ def page(value: Mapping[str, object] | None, where: str, order_by: Collection[st
     :data:`MAX_LIMIT` items (:data:`DEFAULT_LIMIT` when ``limit`` is left out)."""
     if value is None:
         return Page()
-    limit = _integer(value, "limit", where, 0, MAX_LIMIT)
-    offset = _integer(value, "offset", where, 0, 2**62) or 0
+    limit = integer(value, "limit", where, 0, MAX_LIMIT)
+    offset = integer(value, "offset", where, 0, 2**62) or 0
     key = text(value, "order_by", where) or ""
     if key and key not in order_by:
         raise bad(
