@@ -44,14 +44,6 @@ WAIT_MS = 30_000
 """How long a page waits for something to appear (a bound, not an expectation)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this directory is a browser test."""
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.browser)
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """A chromium browser context with a fresh profile (Playwright's BrowserContext)."""

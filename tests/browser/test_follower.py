@@ -16,7 +16,7 @@ from tests.integration.ha.conftest import (
     zk_url,
 )
 
-pytestmark = pytest.mark.zk
+pytestmark = [pytest.mark.browser, pytest.mark.zk]
 
 __all__ = ["zk_masters", "zk_server", "zk_url"]  # fixtures, imported to be found by pytest
 

@@ -6,8 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from emporion.local_cluster import LocalCluster
 from tests.browser.framework import UiFramework
+
+pytestmark = pytest.mark.browser
 
 Shoot = Callable[[Any, str], Path]
 

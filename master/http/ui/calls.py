@@ -4,7 +4,8 @@
 call (the operator API's ``OperatorCallError``: 400 bad field, 404 unknown id, 409 refused
 steering) becomes :class:`UiCallError` with the same status and message. The UI's routes use
 :func:`ui_route_class`, which turns a UiCallError (and a bad query parameter) into an HTML
-error page, or a one-line fragment for htmx, with that status. ``NotLeadingError`` passes
+error page, or a one-line fragment for htmx, with that status (``{"detail": ...}`` for the
+endpoints the page scripts call: watch, sandbox read, tail and download). ``NotLeadingError`` passes
 through untouched: the app answers it with 307 to the leader, like every leader-only endpoint.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from master.http.errors import describe_validation_error
@@ -69,7 +71,16 @@ def ui_route_class(renderer: Renderer) -> type[APIRoute]:
     return UiRoute
 
 
+def _answers_json(path: str) -> bool:
+    """Whether the UI endpoint at ``path`` answers JSON (the page scripts' endpoints)."""
+    if path.startswith("/ui/watch/"):
+        return True
+    return path.startswith("/ui/sandbox/") and not path.endswith("/files")
+
+
 def _error(renderer: Renderer, request: Request, status: int, message: str) -> Response:
+    if _answers_json(request.url.path):
+        return JSONResponse({"detail": message}, status_code=status)
     if request.headers.get("HX-Request") == "true":
         return renderer.page("parts/error.html", status_code=status, message=message)
     return renderer.page("error.html", status_code=status, message=message, status=status)
