@@ -13,7 +13,8 @@ once (O(n) cheap tests); only the page is turned into JSON.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -183,8 +184,60 @@ def _candidates(master: Master, query: TaskQuery) -> Iterable[tuple[str, Task]]:
             yield "completed_tasks", task
 
 
+def _in_order(master: Master, query: TaskQuery) -> tuple[int, Iterator[tuple[str, Task]]]:
+    """How many tasks ``query`` (without filters) selects, and them in the master's order
+    (reversed for ``desc``), lazily: a first page costs O(page), not O(tasks)."""
+    state, history = master.state, master.state.history
+    fw_id = query.framework_id
+    if fw_id is None:
+        frameworks = list(state.frameworks.values())
+        rings: list[Sequence[Task]] = [*history.completed_tasks.values()]
+        rings += [record.tasks for record in history.completed_frameworks.values()]
+    else:
+        fw = state.frameworks.get(fw_id)
+        frameworks = [fw] if fw is not None else []
+        rings = [history.completed_tasks_of(fw_id)]
+    done = "completed_tasks" in query.include
+    total = sum(len(fw.tasks) for fw in frameworks) + (sum(map(len, rings)) if done else 0)
+    descending = query.page.descending
+
+    def live() -> Iterator[tuple[str, Task]]:
+        for fw in reversed(frameworks) if descending else frameworks:
+            tasks = fw.tasks.values()
+            for task in reversed(tasks) if descending else tasks:
+                unreachable = task.state == mesos_pb2.TASK_UNREACHABLE
+                yield ("unreachable_tasks" if unreachable else "tasks"), task
+
+    def completed() -> Iterator[tuple[str, Task]]:
+        if done:
+            for ring in reversed(rings) if descending else rings:
+                for task in reversed(ring) if descending else ring:
+                    yield "completed_tasks", task
+
+    parts = (completed(), live()) if descending else (live(), completed())
+    return total, itertools.chain(*parts)
+
+
 def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
     """GET_TASKS: live, unreachable and completed tasks matching ``query`` (one page)."""
+    out: JSON = {"pending_tasks": [], "orphan_tasks": []}
+    for name in TASK_LISTS:
+        out[name] = []
+    page = query.page
+    if (
+        query.task_id is None
+        and query.query is None
+        and query.state is None
+        and query.agent_id is None
+        and page.order_by in ("", "launch")
+        and {"tasks", "unreachable_tasks"} <= query.include
+    ):
+        total, ordered = _in_order(master, query)
+        end = None if page.limit is None else page.offset + page.limit
+        for where, task in itertools.islice(ordered, page.offset, end):
+            out[where].append(task_v1(task, query.max_statuses))
+        out["total"] = total
+        return out
     matches = _contains(query.query)
     wanted_state, agent_id, task_id = query.state, query.agent_id, query.task_id
     found = [
@@ -195,10 +248,7 @@ def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
         and (task_id is None or task.task_id == task_id)
         and (query.query is None or matches(task.task_id) or matches(_task_name(task)))
     ]
-    out: JSON = {"pending_tasks": [], "orphan_tasks": []}
-    for name in TASK_LISTS:
-        out[name] = []
-    for where, task in query.page.take(found, _TASK_KEYS):
+    for where, task in page.take(found, _TASK_KEYS):
         out[where].append(task_v1(task, query.max_statuses))
     out["total"] = len(found)
     return out

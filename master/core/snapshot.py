@@ -513,25 +513,29 @@ def roles_snapshot(master: Master) -> JSON:
     """``/master/roles``: every role a framework holds, has a weight, or has reservations, with
     its weight, quota and what it is allocated (tasks and executors), offered and reserved.
 
-    Figures are of the role itself, not of its sub-roles (Mesos adds theirs in).
+    Figures are of the role itself, not of its sub-roles (Mesos adds theirs in). Amounts are
+    added up as scalar totals (each Resources caches its own), not as Resources: Prometheus
+    scrapes this, and at 100,000 tasks that is several times cheaper.
     """
     state = master.state
     allocator = state.allocator
     weights = allocator.weights()
-    allocated: dict[str, Resources] = {}
+    allocated: dict[str, dict[str, int]] = {}
     for fw in state.frameworks.values():
         for holder in _holders(fw):
             if holder.allocated:
-                allocated[holder.role] = allocated.get(holder.role, Resources.EMPTY) + (
-                    holder.resources
-                )
-    offered: dict[str, Resources] = {}
+                _add_into(allocated.setdefault(holder.role, {}), holder.resources)
+    offered: dict[str, dict[str, int]] = {}
     for offer in state.offers.values():
-        offered[offer.role] = offered.get(offer.role, Resources.EMPTY) + offer.resources
+        _add_into(offered.setdefault(offer.role, {}), offer.resources)
+    reserved: dict[str, dict[str, int]] = {}
+    for agent in state.agents.values():
+        for role in agent.total.reservation_roles():
+            _add_into(reserved.setdefault(role, {}), agent.total.reserved(role))
     roles = []
     for role in _known_roles(state):
-        used = allocated.get(role, Resources.EMPTY)
-        offers = offered.get(role, Resources.EMPTY)
+        used = allocated.get(role, {})
+        offers = offered.get(role, {})
         quota = allocator.quota_of(role) if "/" not in role else None
         roles.append(
             {
@@ -547,18 +551,28 @@ def roles_snapshot(master: Master) -> JSON:
                     else {},
                     "consumed": allocator.quota_consumed(role) if quota else {},
                 },
-                "resources": _quantities(used + offers),
-                "allocated": _quantities(used),
-                "offered": _quantities(offers),
-                "reserved": _quantities(
-                    _sum(a.total.reserved(role) for a in state.agents.values())
+                "resources": _amounts(
+                    {n: used.get(n, 0) + offers.get(n, 0) for n in used | offers}
                 ),
+                "allocated": _amounts(used),
+                "offered": _amounts(offers),
+                "reserved": _amounts(reserved.get(role, {})),
                 "frameworks": sorted(
                     fw.framework_id for fw in state.frameworks.values() if role in fw.roles
                 ),
             }
         )
     return {"roles": roles}
+
+
+def _add_into(totals: dict[str, int], resources: Resources) -> None:
+    for name, amount in resources.scalar_thousandths().items():
+        totals[name] = totals.get(name, 0) + amount
+
+
+def _amounts(thousandths: dict[str, int]) -> dict[str, float]:
+    """Scalar totals in thousandths as amounts, sorted, zeros left out (as ``_quantities``)."""
+    return {n: v / 1000 for n, v in sorted(thousandths.items()) if v}
 
 
 def weights_snapshot(master: Master) -> list[JSON]:
