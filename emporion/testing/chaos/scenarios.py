@@ -84,14 +84,31 @@ class Run:
             time.sleep(0.1)
         return time.monotonic()
 
-    def wait_back(self, framework: RecordingFramework, leader: MasterProcess, since: float) -> None:
-        """Record when ``framework`` and every agent were back with ``leader``."""
-        back = self.wait(
-            lambda: framework.subscribed_to(leader.master_id), "the framework to resubscribe"
-        )
-        self.figures.setdefault("framework_back_s", []).append(round(back - since, 3))
-        agents = self.cluster.wait_agents_active(leader)
-        self.figures.setdefault("agents_back_s", []).append(round(agents - since, 3))
+    def wait_back(
+        self,
+        framework: RecordingFramework,
+        leader: MasterProcess,
+        since: float,
+        timeout: float = 120.0,
+    ) -> None:
+        """Record when ``framework`` was subscribed to ``leader`` and when ``leader`` listed
+        every agent active (each polled on its own, so neither waits for the other)."""
+        framework_back: float | None = None
+        agents_back: float | None = None
+        deadline = time.monotonic() + timeout
+        while framework_back is None or agents_back is None:
+            if framework_back is None and self.loop.query(
+                lambda: framework.subscribed_to(leader.master_id)
+            ):
+                framework_back = time.monotonic()
+            if agents_back is None and self.cluster.agents_active(leader):
+                agents_back = time.monotonic()
+            if time.monotonic() > deadline:
+                what = "the framework" if framework_back is None else "the agents"
+                raise ClusterError(f"timed out after {timeout:g}s waiting for {what} to be back")
+            time.sleep(0.05)
+        self.figures.setdefault("framework_back_s", []).append(round(framework_back - since, 3))
+        self.figures.setdefault("agents_back_s", []).append(round(agents_back - since, 3))
 
 
 def _started(framework: RecordingFramework) -> int:
