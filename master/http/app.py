@@ -28,6 +28,7 @@ from master.http.routes import (
     roles_router,
     state_router,
 )
+from master.http.ui import ui_router
 from master.http.view import MasterView
 
 __all__ = ["create_app"]
@@ -51,6 +52,10 @@ def create_app(
         title="Emporion master",
         version=view.version,
         description="The operator HTTP API of an Emporion master (docs/http-api.md).",
+        # FastAPI's /docs and /redoc load their scripts from a CDN: the web UI serves /docs
+        # from vendored swagger-ui instead, and /redoc is off (docs/ui.md).
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(NotLeadingError, not_leading_response(view))
@@ -61,5 +66,6 @@ def create_app(
     app.include_router(metrics_router(view, clock))
     app.include_router(prometheus_router(view, clock))
     app.include_router(operator_router(operator))
+    app.include_router(ui_router(view, operator, clock=clock))
     app.state.operator = operator
     return app
