@@ -10,6 +10,7 @@ it is removed with the container.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -107,8 +108,25 @@ class ContainerIsolation:
             raise LaunchError(f"{failed}: sandbox {spec.sandbox} is not a directory")
 
     def _remove_root_if_empty(self) -> None:
+        """Remove what this isolation made for containers once none is left: the cgroup root
+        and the run directory (``/run/emporion-<hash>``), so that an agent leaves nothing
+        behind when its last container goes."""
         if self._driver is not None:
             self._driver.remove_root_if_empty()
+        with contextlib.suppress(OSError):  # Not empty (or gone): a container still has it.
+            self.run_dir.rmdir()
+
+    def _make_run(self, run: Path) -> None:
+        """Create a container's run directory (and the isolation's, which a container that
+        ended meanwhile may remove while empty: then try again)."""
+        for _ in range(3):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                run.mkdir(mode=0o700)
+                return
+            except FileNotFoundError:
+                continue
+        run.mkdir(mode=0o700)
 
     def launch(self, spec: LaunchSpec) -> Container:
         failed = f"cannot launch container {spec.container_id}"
@@ -116,8 +134,7 @@ class ContainerIsolation:
         self._check_launchable(spec)
         run = self.run_dir / spec.container_id
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            run.mkdir(mode=0o700)
+            self._make_run(run)
         except FileExistsError:
             raise LaunchError(f"{failed}: it already exists ({run})") from None
         except OSError as e:
@@ -131,8 +148,8 @@ class ContainerIsolation:
         except (IsolationError, OSError) as e:
             if cgroups is not None:
                 cgroups.remove(time.monotonic())
-                self._remove_root_if_empty()
             shutil.rmtree(run, ignore_errors=True)
+            self._remove_root_if_empty()
             detail = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) else str(e)
             raise LaunchError(f"{failed}: {detail}") from e
         container = Container(
@@ -197,6 +214,8 @@ class ContainerIsolation:
         orphans = sorted(ids - set(known))
         for container_id in orphans:
             self._destroy_orphan(container_id)
+        if not known:
+            self._remove_root_if_empty()
         return orphans
 
     def _destroy_orphan(self, container_id: str) -> None:
