@@ -76,10 +76,26 @@ def _id(value: str) -> JSON:
     return {"value": value}
 
 
+_ITEMS_CACHE: dict[Resources, list[tuple[Any, Any]]] = {}
+_ITEMS_CACHE_SIZE = 4096
+"""Resources in canonical order, by value: tasks mostly share a few shapes, and the ordering
+(a sort per call) is most of what turning a task into JSON costs. Cleared when full."""
+
+
+def _items(resources: Resources) -> list[tuple[Any, Any]]:
+    items = _ITEMS_CACHE.get(resources)
+    if items is None:
+        if len(_ITEMS_CACHE) >= _ITEMS_CACHE_SIZE:
+            _ITEMS_CACHE.clear()
+        items = _ITEMS_CACHE[resources] = list(resources.items())
+    return items
+
+
 def resource_list(resources: Resources, allocation_role: str | None = None) -> list[JSON]:
-    """``resources`` as a list of ``mesos.v1.Resource`` (one per name and reservation)."""
+    """``resources`` as a list of ``mesos.v1.Resource`` (one per name and reservation), fresh
+    dicts each call."""
     out: list[JSON] = []
-    for key, value in resources.items():
+    for key, value in _items(resources):
         entry: JSON = {"name": key.name}
         if isinstance(value, float):
             entry["type"] = "SCALAR"
