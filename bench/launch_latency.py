@@ -54,7 +54,7 @@ TASK_RESOURCES = "cpus:0.1;mem:32"
 WAIT = 120.0
 
 
-def _start(
+def start_process(
     args: list[str], log: Path, pattern: str, stop: signal.Signals = signal.SIGKILL
 ) -> tuple[subprocess.Popen[str], re.Match[str]]:
     """Start a child that dies with the benchmark (``stop``: how it is asked to, at most 30 s
@@ -173,7 +173,7 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
     work = Path(tempfile.mkdtemp(prefix="launch-latency-"))
     master = agent = None
     try:
-        master, found = _start(
+        master, found = start_process(
             [
                 sys.executable,
                 "-m",
@@ -191,7 +191,7 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
             r"listening on (\S+)",
         )
         address = found.group(1)
-        agent, _ = _start(
+        agent, _ = start_process(
             [
                 sys.executable,
                 "-m",
