@@ -1,6 +1,6 @@
 """Fixtures of the browser tests: Debian's chromium driven by Playwright, a real cluster.
 
-* ``browser`` (session): chromium at ``/usr/bin/chromium`` through Playwright's sync API, with a
+* ``browser`` (module): chromium at ``/usr/bin/chromium`` through Playwright's sync API, with a
   fresh user-data-dir and the flags that keep it off the network; skipped cleanly when chromium
   or Playwright is missing.
 * ``cluster`` (module): a real master and a real agent (``LocalCluster`` subprocesses, the same
@@ -44,9 +44,13 @@ WAIT_MS = 30_000
 """How long a page waits for something to appear (a bound, not an expectation)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A chromium browser context with a fresh profile (Playwright's BrowserContext)."""
+    """A chromium browser context with a fresh profile (Playwright's BrowserContext).
+
+    Module-scoped: Playwright's sync API runs an event loop on the main thread while it is
+    open, and ``asyncio.run`` in any later test would refuse to start under it.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"chromium is not installed at {CHROMIUM} (.ci/system-deps.sh installs it)")
     try:

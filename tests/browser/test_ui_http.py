@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -71,7 +72,9 @@ def run(check: Any) -> None:
                 await scheduler.close()
                 await agent.close()
 
-    asyncio.run(main())
+    # On a thread of its own: a browser test module's Playwright may hold the main thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
 
 
 def test_every_page_renders_and_bad_requests_are_refused_precisely() -> None:
