@@ -59,6 +59,7 @@ from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_execu
 from agent.runtime.http import AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
 from agent.runtime.outbox import Outbox
+from agent.runtime.prometheus import agent_metrics_router
 from agent.runtime.state_view import state_json
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 
@@ -196,6 +197,7 @@ class AgentRuntime:
             self.config.port,
             lambda: sandbox_roots(self._agent_sandboxes()),
             lambda: state_json(self.state, self.executor_port, self.link.connected),
+            agent_metrics_router(lambda: self.containers.containers, self.state.containers.get),
         )
         self.http.start()
         self.state.agent_info.port = self.http.port

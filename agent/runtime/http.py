@@ -1,4 +1,5 @@
-"""The agent's HTTP API (``--port``): the sandbox files API, plus ``/health`` and ``/state``.
+"""The agent's HTTP API (``--port``): the sandbox files API, ``/health``, ``/state`` and
+``/metrics`` (Prometheus, :mod:`agent.runtime.prometheus`).
 
 Served in the agent's own event loop by uvicorn on a socket the agent binds itself (so port 0
 works and the chosen port is known before serving). Sandboxes are exposed one run each, named
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from agent.files import create_files_router
 
@@ -67,9 +68,12 @@ class AgentHttpServer:
         port: int,
         roots: Callable[[], Mapping[str, Path]],
         state: Callable[[], dict[str, Any]],
+        metrics: APIRouter | None = None,
     ) -> None:
         app = FastAPI(title="Emporion agent")
         app.include_router(create_files_router(roots))
+        if metrics is not None:
+            app.include_router(metrics)
 
         @app.get("/health")
         async def health() -> dict[str, str]:

@@ -4,7 +4,7 @@
 framework built on framework_sdk runs two tasks that exit with status 3 (the issue's opening
 scenario). An operator subscribed over HTTP sees it happen live (RecordIO), and afterwards the
 failure is still at the master: completed tasks with their statuses, the TASK_FAILED counter,
-state-summary's counts, Prometheus's ``/metrics``.
+state-summary's counts, Prometheus's ``/metrics`` (the master's and the agent's).
 """
 
 from __future__ import annotations
@@ -154,6 +154,11 @@ def test_a_failure_is_seen_live_and_leaves_a_trace(tmp_path: Path) -> None:
         assert [t["state"] for t in listed] == ["TASK_FAILED", "TASK_FAILED"]
         prometheus = httpx.get(f"{base}/metrics").text
         assert "emporion_master_tasks_failed 2.0" in prometheus
+        # The agent's own metrics, at the address the operator API gives for it.
+        info = agents()[0]["agent_info"]
+        scraped = httpx.get(f"http://{info['hostname']}:{info['port']}/metrics")
+        assert scraped.status_code == 200
+        assert "emporion_agent_containers " in scraped.text
 
         # The framework stopped its driver: torn down, kept as completed with its tasks.
         wait_until(lambda: "FRAMEWORK_REMOVED" in [e["type"] for e in events], "its removal")
