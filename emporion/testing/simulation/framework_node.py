@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from emporion.testing.simulation.launch_plan import LaunchIntent, plan_launch
 from framework_sdk import calls
 from framework_sdk.errors import NotSubscribedError
 from framework_sdk.session import GiveUp, Phase, SchedulerSession, needs_acknowledgement
-from protos.resources import Reservation, Resources
+from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from emporion.testing.simulation.network import Link
     from emporion.testing.simulation.world import World
 
-__all__ = ["TERMINAL", "FrameworkNode", "FrameworkSpec", "LaunchIntent", "LedgerTask"]
+__all__ = ["TERMINAL", "FrameworkNode", "FrameworkSpec", "LedgerTask"]
 
 _E = scheduler_pb2.Event
 _Op = mesos_pb2.Offer.Operation
@@ -84,24 +85,6 @@ class FrameworkSpec:
         if self.partition_aware:
             info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
         return info
-
-
-@dataclass(frozen=True)
-class LaunchIntent:
-    """LaunchIntent: tasks to launch together on one offer.
-
-    ``run_for`` is how long each task runs (None: until killed); ``exit_code`` how it ends;
-    ``group`` launches them as one task group on the default executor; ``reserve`` reserves
-    their resources dynamically first (RESERVE then LAUNCH in one ACCEPT).
-    """
-
-    count: int
-    cpus: float
-    mem: float
-    run_for: float | None
-    exit_code: int
-    group: bool
-    reserve: bool
 
 
 @dataclass
@@ -404,13 +387,23 @@ class FrameworkNode:
                     offered = offered - reserved + reserved.pop_reservation()
                     self.unreserve_wanted = False
             while self.wants and not self.winding_down:
-                ops = self._plan_launch(offer, offered, self.wants[0])
-                if ops is None:
+                plan = plan_launch(
+                    self.wants[0],
+                    offer,
+                    offered,
+                    framework=self.name,
+                    role=role,
+                    first_task=self._tasks_made + 1,
+                )
+                if plan is None:
                     break
-                used, launch_ops = ops
-                offered = offered - used
-                operations.extend(launch_ops)
+                offered = offered - plan.uses
+                operations.extend(plan.operations)
                 self.wants.popleft()
+                self._tasks_made += len(plan.task_ids)
+                for task_id in plan.task_ids:
+                    self.ledger.tasks[task_id] = LedgerTask(task_id, offer.agent_id.value)
+                self.world.counts["tasks_launched"] += len(plan.task_ids)
             del self.offers[offer_id]
             if operations:
                 self._send(calls.accept([offer_id], operations))
@@ -422,65 +415,6 @@ class FrameworkNode:
         idle = not self.wants and not self.unreserve_wanted
         if idle and session is not None and not session.suppressed_roles and self.suppress_idle:
             self.suppress()  # Nothing to run: no more offers until new work revives them.
-
-    def _plan_launch(
-        self, offer: mesos_pb2.Offer, offered: Resources, want: LaunchIntent
-    ) -> tuple[Resources, list[mesos_pb2.Offer.Operation]] | None:
-        role = self.spec.role
-        per_task = Resources.scalars(cpus=want.cpus, mem=want.mem)
-        executor_res = Resources.scalars(cpus=0.1, mem=32) if want.group else Resources.EMPTY
-        need = Resources.EMPTY
-        for _ in range(want.count):
-            need = need + per_task
-        need = need + executor_res
-        reservation = Reservation(role, "dynamic")
-        reserved_need = need.push_reservation(reservation)
-        operations: list[mesos_pb2.Offer.Operation] = []
-        if offered.contains(reserved_need):
-            source, each, exec_each = (
-                reserved_need,
-                per_task.push_reservation(reservation),
-                (executor_res.push_reservation(reservation) if executor_res else executor_res),
-            )
-        elif offered.contains(need):
-            source, each, exec_each = need, per_task, executor_res
-            if want.reserve:
-                op = _Op(type=_Op.RESERVE)
-                op.reserve.resources.extend(reserved_need.to_protos(allocation_role=role))
-                operations.append(op)
-                each = per_task.push_reservation(reservation)
-                exec_each = (
-                    executor_res.push_reservation(reservation) if executor_res else executor_res
-                )
-        else:
-            return None
-        agent_id = offer.agent_id.value
-        infos = []
-        for _ in range(want.count):
-            self._tasks_made += 1
-            task_id = f"{self.name}-t{self._tasks_made}"
-            info = mesos_pb2.TaskInfo(name=task_id)
-            info.task_id.value = task_id
-            info.agent_id.value = agent_id
-            info.resources.extend(each.to_protos(allocation_role=role))
-            run_for = "forever" if want.run_for is None else f"{want.run_for:.3f}"
-            info.command.value = f"sim run_for={run_for} exit={want.exit_code}"
-            info.command.shell = True
-            infos.append(info)
-            self.ledger.tasks[task_id] = LedgerTask(task_id, agent_id)
-        if want.group:
-            op = _Op(type=_Op.LAUNCH_GROUP)
-            executor = op.launch_group.executor
-            executor.type = mesos_pb2.ExecutorInfo.DEFAULT
-            executor.executor_id.value = f"{self.name}-e{self._tasks_made}"
-            executor.resources.extend(exec_each.to_protos(allocation_role=role))
-            op.launch_group.task_group.tasks.extend(infos)
-        else:
-            op = _Op(type=_Op.LAUNCH)
-            op.launch.task_infos.extend(infos)
-        operations.append(op)
-        self.world.counts["tasks_launched"] += len(infos)
-        return source, operations
 
     # -- workload -------------------------------------------------------------------------------
 

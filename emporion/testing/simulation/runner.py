@@ -17,7 +17,8 @@ from functools import partial
 
 from emporion.testing.simulation.agent_node import AgentNode
 from emporion.testing.simulation.checker import CoreLogWatch, unsettled
-from emporion.testing.simulation.framework_node import FrameworkNode, LaunchIntent
+from emporion.testing.simulation.framework_node import FrameworkNode
+from emporion.testing.simulation.launch_plan import LaunchIntent
 from emporion.testing.simulation.master_node import MasterNode
 from emporion.testing.simulation.workload import Action, Scenario, make_scenario
 from emporion.testing.simulation.world import Violation, World
