@@ -5,7 +5,10 @@ runtime to carry out; it never does I/O. Modules hold one concern each: ``framew
 ``agents``, ``offers``, ``launch`` (ACCEPT/DECLINE), ``tasks`` (status updates, acknowledgements,
 kills), ``reconciliation``, ``validation`` (pure checks of what frameworks send), ``invariants``
 (``validate``), ``model`` (the domain dataclasses), ``state`` (the container), ``timers``,
-``snapshot`` (read-only JSON views of the state, for the HTTP API).
+``snapshot`` and ``roles_snapshot`` (read-only JSON views of the state, for the HTTP API),
+``history`` (completed tasks and frameworks, counters, the operator event tap) and
+``utilization``, ``operator_json`` and ``operator_views`` (the v1 operator API's objects and
+calls), ``steering`` (the operator's write calls).
 """
 
 from master.core.effects import (
@@ -30,15 +33,14 @@ from master.core.model import (
     Offer,
     Task,
 )
+from master.core.roles_snapshot import roles_snapshot, weights_snapshot
 from master.core.snapshot import (
     agents_snapshot,
     frameworks_snapshot,
     metrics_snapshot,
-    roles_snapshot,
     state_snapshot,
     state_summary,
     tasks_snapshot,
-    weights_snapshot,
 )
 
 __all__ = [

@@ -34,7 +34,7 @@ from master.core.operator_json import (
     task_v1,
     updated_time,
 )
-from master.core.snapshot import roles_snapshot
+from master.core.roles_snapshot import roles_snapshot
 from master.core.utilization import measure
 from protos.v1 import mesos_pb2
 
