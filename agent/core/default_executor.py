@@ -29,7 +29,7 @@ from agent.core.effects import (
     SignalContainer,
     StartHealthCheck,
 )
-from agent.core.lifecycle import retire_executor_if_done, send_update, task_state_changed
+from agent.core.lifecycle import release, retire_executor_if_done, send_update, task_state_changed
 from agent.core.messages import exited_executor_message
 from agent.core.model import (
     ContainerExit,
@@ -254,7 +254,7 @@ def _nested_ended(
     if state.frameworks[executor.framework_id].shutting_down:
         # Nobody will acknowledge: forget the task instead of reporting it.
         effects = task_state_changed(state, executor, task, mesos_pb2.TASK_KILLED)
-        del executor.tasks[task.task_id]
+        state.frameworks[executor.framework_id].remove_task(executor, task.task_id)
         return effects
     term = task.pending_termination
     source: mesos_pb2.TaskStatus.Source.ValueType = _Status.SOURCE_EXECUTOR
@@ -307,6 +307,7 @@ def end_default_if_done(state: AgentState, executor: ExecutorRecord, now: float)
         if not task.terminal or (task.container is not None and task.container.live):
             return []
     executor.phase = ExecutorPhase.TERMINATED
+    release(state, executor.resources)
     executor.exit = ContainerExit(status=0)
     effects: list[Effect] = []
     if not state.frameworks[executor.framework_id].shutting_down:

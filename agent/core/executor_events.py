@@ -31,6 +31,7 @@ from agent.core.effects import (
 from agent.core.launches import deliver
 from agent.core.lifecycle import (
     fail_live_tasks,
+    release,
     retire_executor_if_done,
     send_update,
     task_state_changed,
@@ -184,6 +185,7 @@ def container_exited(
     if executor is None or executor.phase is ExecutorPhase.TERMINATED:
         return []
     executor.phase = ExecutorPhase.TERMINATED
+    release(state, executor.resources)
     executor.exit = exit
     executor.connected = False
     effects: list[Effect] = [
@@ -197,7 +199,7 @@ def container_exited(
         # Nobody will acknowledge: forget the tasks instead of reporting them.
         for task in list(executor.tasks.values()):
             effects += task_state_changed(state, executor, task, mesos_pb2.TASK_KILLED)
-        executor.tasks.clear()
+            framework.remove_task(executor, task.task_id)
     elif executor.kind is ExecutorKind.COMMAND:
         effects += _command_task_ended(state, executor, exit, now)
     else:

@@ -26,7 +26,7 @@ from typing import Protocol
 from agent.core.default_executor import end_default_if_done
 from agent.core.effects import Effect
 from agent.core.events import ContainerExited, ContainerLaunchFailed, Event, MasterMessageReceived
-from agent.core.lifecycle import retire_executor_if_done, send_update
+from agent.core.lifecycle import release, retire_executor_if_done, send_update
 from agent.core.model import ContainerExit, ExecutorKind, ExecutorPhase
 from agent.core.state import AgentState, nested_task
 from protos.v1 import mesos_pb2
@@ -104,7 +104,9 @@ class LaunchGuard:
         if framework is not None:
             for executor in list(framework.executors.values()):
                 for task_id in self.task_ids:
-                    task = executor.tasks.pop(task_id, None)
+                    task = framework.remove_task(executor, task_id)
+                    if task is not None and not task.terminal:
+                        release(state, task.resources)
                     if task is not None and task.container is not None:
                         state.containers.pop(task.container.container_id, None)
                 executor.queue = [
@@ -112,6 +114,8 @@ class LaunchGuard:
                 ]
                 if executor.executor_id not in self.had_executors:
                     del framework.executors[executor.executor_id]
+                    if executor.phase is not ExecutorPhase.TERMINATED:
+                        release(state, executor.resources)
                     if executor.kind is not ExecutorKind.DEFAULT:
                         state.containers.pop(executor.container_id, None)
             if not self.had_framework and not framework.executors:
@@ -169,6 +173,7 @@ class ContainerGuard:
             state.containers.pop(self.container_id, None)
         elif executor.phase is not ExecutorPhase.TERMINATED:
             executor.phase = ExecutorPhase.TERMINATED
+            release(state, executor.resources)
             executor.exit = executor.exit or gone
             executor.connected = False
             executor.queue.clear()
@@ -179,7 +184,8 @@ class ContainerGuard:
             if task is None or task.terminal:
                 continue
             if framework.shutting_down:  # Nobody would acknowledge: forget it.
-                del executor.tasks[task_id]
+                framework.remove_task(executor, task_id)
+                release(state, task.resources)
                 continue
             effects += send_update(
                 state,

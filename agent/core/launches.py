@@ -24,7 +24,7 @@ from agent.core.effects import (
     SendToMaster,
     UpdateContainer,
 )
-from agent.core.lifecycle import send_update
+from agent.core.lifecycle import hold, send_update
 from agent.core.messages import (
     launch_event,
     launch_group_event,
@@ -364,6 +364,7 @@ def _admit(
     new_executor = executor.executor_id not in framework.executors
     if new_executor:
         framework.executors[executor.executor_id] = executor
+        hold(state, executor.resources)
         if executor.kind is not ExecutorKind.DEFAULT:  # Only its tasks have containers.
             state.containers[executor.container_id] = executor.key
         if executor.checkpoint:
@@ -385,7 +386,8 @@ def _admit(
         )
         if default:
             record.container = NestedContainer(state.new_container_id())
-        executor.tasks[record.task_id] = record
+        framework.add_task(executor, record)
+        hold(state, record.resources)
         if executor.checkpoint:
             effects.append(
                 CheckpointTask(

@@ -29,10 +29,13 @@ from agent.core.model import (
 )
 from agent.core.state import AgentState
 from agent.core.status_updates import StreamOwner, is_terminal
+from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
 __all__ = [
     "fail_live_tasks",
+    "hold",
+    "release",
     "retire_executor_if_done",
     "retire_framework_if_done",
     "send_update",
@@ -41,6 +44,20 @@ __all__ = [
 ]
 
 _SOURCE_AGENT = mesos_pb2.TaskStatus.SOURCE_AGENT
+
+
+def hold(state: AgentState, resources: Resources) -> None:
+    """Count ``resources`` as held (a task admitted, an executor started)."""
+    in_use = state.scalars_in_use
+    for name, n in resources.non_revocable().scalar_thousandths().items():
+        in_use[name] = in_use.get(name, 0) + n
+
+
+def release(state: AgentState, resources: Resources) -> None:
+    """Stop counting ``resources`` (a task ended or was forgotten, an executor ended)."""
+    in_use = state.scalars_in_use
+    for name, n in resources.non_revocable().scalar_thousandths().items():
+        in_use[name] = in_use.get(name, 0) - n
 
 
 def send_update(
@@ -95,6 +112,7 @@ def task_state_changed(
     task.launched = True
     if not is_terminal(task_state) or was_terminal:
         return []
+    release(state, task.resources)
     effects: list[Effect] = [
         CancelTimer(("kill", task.framework_id, task.task_id)),
         CancelTimer(("max-completion", task.framework_id, task.task_id)),
@@ -141,7 +159,7 @@ def stream_closed(
     executor = state.executor(framework_id, executor_id) if executor_id else None
     if executor is None:
         return []
-    executor.tasks.pop(task_id, None)
+    state.frameworks[framework_id].remove_task(executor, task_id)
     return retire_executor_if_done(state, executor)
 
 

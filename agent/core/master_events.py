@@ -223,7 +223,7 @@ def shutdown_framework(state: AgentState, framework_id: str, now: float) -> list
         # Tasks that ended wait only for acknowledgements that will never come: forget
         # them now, and with them an executor that has ended too (else it stays for ever).
         for task in [t for t in executor.tasks.values() if t.terminal]:
-            del executor.tasks[task.task_id]
+            framework.remove_task(executor, task.task_id)
         effects += _shutdown_executor(state, executor, now)
         if executor.executor_id in framework.executors:
             effects += retire_executor_if_done(state, executor)

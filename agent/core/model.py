@@ -281,6 +281,9 @@ class FrameworkRecord:
     info: mesos_pb2.FrameworkInfo
     executors: dict[str, ExecutorRecord] = field(default_factory=dict)
     shutting_down: bool = False
+    task_index: dict[str, str] = field(default_factory=dict)
+    """Task id -> the executor holding it, kept by :meth:`add_task` and :meth:`remove_task`
+    so that finding a task does not grow with the framework's executors."""
 
     @property
     def checkpoint(self) -> bool:
@@ -293,11 +296,27 @@ class FrameworkRecord:
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """The task with this id in any of the framework's executors."""
-        for executor in self.executors.values():
-            task = executor.tasks.get(task_id)
-            if task is not None:
-                return task
-        return None
+        executor = self.executors.get(self.task_index.get(task_id, ""))
+        return executor.tasks.get(task_id) if executor is not None else None
+
+    def add_task(self, executor: ExecutorRecord, task: TaskRecord) -> None:
+        """File ``task`` under ``executor`` (one of this framework's)."""
+        executor.tasks[task.task_id] = task
+        self.task_index[task.task_id] = executor.executor_id
+
+    def remove_task(self, executor: ExecutorRecord, task_id: str) -> TaskRecord | None:
+        """Forget the task ``task_id`` of ``executor``; return it (None if it had none)."""
+        task = executor.tasks.pop(task_id, None)
+        if task is not None and self.task_index.get(task_id) == executor.executor_id:
+            del self.task_index[task_id]
+        return task
+
+    def validate(self) -> None:
+        """Check the task index; raise AssertionError naming what is wrong."""
+        filed = {t: e.executor_id for e in self.executors.values() for t in e.tasks}
+        count = sum(len(e.tasks) for e in self.executors.values())
+        assert count == len(filed), f"framework {self.framework_id!r}: a task id held twice"
+        assert filed == self.task_index, f"framework {self.framework_id!r}: task index out of date"
 
 
 def grace_period(

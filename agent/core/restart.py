@@ -13,6 +13,7 @@ import logging
 
 from agent.core.default_executor import recover_groups
 from agent.core.effects import Effect
+from agent.core.lifecycle import hold
 from agent.core.model import (
     ExecutorKind,
     ExecutorPhase,
@@ -121,10 +122,13 @@ def _recover_executor(
             state=stream.latest_state or mesos_pb2.TASK_STAGING,
             launched=True,
         )
-        executor.tasks[task_id] = record
+        framework.add_task(executor, record)
+        if not record.terminal:
+            hold(state, record.resources)
         if default:
             wanted += _recover_nested(state, executor, record, task)
     framework.executors[executor.executor_id] = executor
+    hold(state, executor.resources)
     if default:
         # A task whose group record was lost is still named by its group's other tasks.
         for record in executor.tasks.values():

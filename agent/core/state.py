@@ -78,12 +78,17 @@ class AgentState:
     connected: bool = field(init=False, default=False)
     recovering: bool = field(init=False, default=False)
     """Between RecoverFromCheckpoint and RecoveryDone."""
+    scalars_in_use: dict[str, int] = field(init=False, default_factory=dict)
+    """Non-revocable scalars held (``allocated()``'s), in int thousandths by name: kept up to
+    date by :func:`~agent.core.lifecycle.hold` and ``release`` so that a launch is checked in
+    time independent of how many tasks run (``validate`` recomputes it)."""
     faults: int = field(init=False, default=0)
     """How many events a handler failed on (each logged and contained by ``handle``)."""
     last_fault: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.updates = StatusUpdateManager(self.settings.status_update_retry)
+        self._total_scalars = dict(self.total.non_revocable().scalar_thousandths())
 
     # -- lookups --
 
@@ -130,9 +135,18 @@ class AgentState:
         return total
 
     def fits(self, needed: Resources) -> bool:
-        """Whether ``needed`` fits in what is not allocated (reservations ignored)."""
-        want = (self.allocated() + needed).flatten().non_revocable()
-        return self.total.flatten().contains(want)
+        """Whether ``needed`` fits in what is not allocated (reservations ignored).
+
+        Scalars are checked against ``scalars_in_use``; only a launch that also needs ranges
+        or sets (ports) sums up everything held.
+        """
+        wanted = needed.non_revocable()
+        scalars = wanted.scalar_thousandths()
+        if len(scalars) < len(wanted.names()):
+            want = (self.allocated() + needed).flatten().non_revocable()
+            return self.total.flatten().contains(want)
+        in_use, total = self.scalars_in_use, self._total_scalars
+        return all(in_use.get(name, 0) + n <= total.get(name, 0) for name, n in scalars.items())
 
     # -- invariants --
 
@@ -142,6 +156,7 @@ class AgentState:
         seen_containers: dict[str, tuple[str, str]] = {}
         for framework_id, framework in self.frameworks.items():
             assert framework.framework_id == framework_id, f"framework filed under {framework_id}"
+            framework.validate()
             for executor_id, executor in framework.executors.items():
                 assert executor.executor_id == executor_id, f"executor filed under {executor_id}"
                 assert executor.framework_id == framework_id, f"{executor_id}: wrong framework"
@@ -168,6 +183,10 @@ class AgentState:
                             f" {stream.latest_state}"
                         )
         assert seen_containers == self.containers, "container index out of date"
+        held = {n: v for n, v in self.scalars_in_use.items() if v}
+        assert held == dict(self.allocated().non_revocable().scalar_thousandths()), (
+            f"scalars in use {held} are not what is allocated ({self.allocated()})"
+        )
         if self.connected:
             assert self.agent_id is not None, "connected without an agent id"
         assert self.updates.paused == (not self.connected), "update manager pause out of sync"
