@@ -190,3 +190,23 @@ def test_a_replay_prints_the_trace_and_the_command() -> None:
     assert figures["actions"] == 3
     assert "master m1 leads" in trace
     assert "settled" in trace
+
+
+def test_runs_are_the_same_in_any_process_and_in_parallel() -> None:
+    _, alone, _ = simulate("--seeds", "6", "--start", "20", "--shrink-budget", "0")
+    _, parallel, _ = simulate(
+        "--seeds", "6", "--start", "20", "--jobs", "2", "--shrink-budget", "0"
+    )
+    for key in ("steps", "simulated_s", "tasks_launched", "updates_seen", "faults"):
+        assert alone[key] == parallel[key], key
+    assert alone["hash_seed"] == 0
+
+
+def test_another_hash_seed_is_named_in_the_replay_command() -> None:
+    status, figures, _ = simulate("--seed", "4", "--replay", "--keep", "none", "--hash-seed", "7")
+    assert status == 0
+    assert figures["actions"] == 0
+    assert (
+        figures["replay"]
+        == "python -m bench.simulation --seed 4 --replay --keep none --hash-seed 7"
+    )

@@ -138,9 +138,13 @@ def unsettled(
         for offer_id in agent.offers:
             offered = offered + state.offers[offer_id].resources
         if held != offered + used:
+            by_holder = {
+                f"{framework_id}/{role}": str(resources)
+                for (framework_id, role), resources in allocator.agent_allocation(agent_id).items()
+            }
             problems.append(
-                f"allocator holds {held} on {node.name}, but its offers are {offered} and the"
-                f" agent uses {used}"
+                f"allocator holds {held} on {node.name} ({by_holder}), but its offers are"
+                f" {offered or 'nothing'} and the agent uses {used or 'nothing'}"
             )
         total = allocator.agent_total(agent_id)
         if total != agent.total or total.flatten() != node.total:
