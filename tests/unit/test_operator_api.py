@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from prometheus_client.parser import text_string_to_metric_families
 
 from master.core import Effect, Master, Task
-from master.core.operator_json import task_v1
+from master.core.operator_json import task_status_v1, task_v1
 from master.http import NO_LEADER, create_app
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
@@ -499,3 +499,22 @@ def test_a_tasks_command_is_mesos_json(command: mesos_pb2.CommandInfo) -> None:
     task.info.command.CopyFrom(command)
     expected = json_format.MessageToDict(command, preserving_proto_field_name=True)
     assert task_v1(task)["command"] == expected
+
+
+def test_a_status_in_an_event_is_mesos_json() -> None:
+    status = mesos_pb2.TaskStatus(
+        state=mesos_pb2.TASK_FAILED,
+        source=mesos_pb2.TaskStatus.SOURCE_EXECUTOR,
+        reason=mesos_pb2.TaskStatus.REASON_COMMAND_EXECUTOR_FAILED,
+        message="Command exited with status 3",
+        timestamp=1700000000.5,
+        uuid=b"\x01" * 16,
+        healthy=False,
+    )
+    status.task_id.value = "t1"
+    status.agent_id.value = "A"
+    status.executor_id.value = "E"
+    expected = json_format.MessageToDict(status, preserving_proto_field_name=True)
+    assert task_status_v1(status) == expected
+    status.data = b"not shown"
+    assert task_status_v1(status) == expected
