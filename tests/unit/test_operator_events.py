@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from master.config import MasterConfig
+from master.config import ConfigError, MasterConfig, config_from_args
 from master.http.leadership import NotLeadingError
 from master.http.operator import OperatorEvents
 from master.http.operator.router import recordio
@@ -198,3 +198,15 @@ def test_history_rings_are_bounded() -> None:
     assert [t.task_id for t in history.completed_tasks_of(framework_ids[0])] == []
     failed = history.completed_tasks_of(framework_ids[2])[-1]
     assert [s.state for s in failed.statuses] == [mesos_pb2.TASK_STAGING, mesos_pb2.TASK_FAILED]
+
+
+def test_the_history_flags() -> None:
+    memory = ["--registry", "memory"]
+    assert config_from_args(memory, {}).max_completed_tasks_per_framework == 1000
+    config = config_from_args(
+        [*memory, "--max-completed-tasks-per-framework", "5"],
+        {"EMPORION_MAX_COMPLETED_FRAMEWORKS": "7"},
+    )
+    assert (config.max_completed_tasks_per_framework, config.max_completed_frameworks) == (5, 7)
+    with pytest.raises(ConfigError, match="--max-completed-tasks-per-framework: must be >= 0"):
+        config_from_args([*memory, "--max-completed-tasks-per-framework", "-1"], {})
