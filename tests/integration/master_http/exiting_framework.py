@@ -22,10 +22,10 @@ TASK_RESOURCES = Resources.parse("cpus:0.1;mem:32")
 
 
 class ExitingScheduler(Scheduler):
-    """Launches ``total`` tasks running ``exit <status>``; stops when all ended."""
+    """Launches ``total`` tasks running ``command``; stops when all ended."""
 
-    def __init__(self, total: int, status: int) -> None:
-        self.total, self.status = total, status
+    def __init__(self, total: int, command: str) -> None:
+        self.total, self.command = total, command
         self.launched = 0
         self.ended: dict[str, str] = {}
 
@@ -36,9 +36,7 @@ class ExitingScheduler(Scheduler):
             tasks = []
             while self.launched < self.total and available.contains(TASK_RESOURCES):
                 name = f"exit-{self.launched}"
-                tasks.append(
-                    messages.task_info(name, offer, TASK_RESOURCES, command=f"exit {self.status}")
-                )
+                tasks.append(messages.task_info(name, offer, TASK_RESOURCES, command=self.command))
                 self.launched += 1
                 available -= TASK_RESOURCES
             if tasks:
@@ -62,8 +60,9 @@ def main() -> int:
     parser.add_argument("--master", required=True)
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--status", type=int, default=3)
+    parser.add_argument("--command", default=None, help="instead of exit STATUS")
     args = parser.parse_args()
-    scheduler = ExitingScheduler(args.tasks, args.status)
+    scheduler = ExitingScheduler(args.tasks, args.command or f"exit {args.status}")
     driver = SchedulerDriver(scheduler, messages.framework_info("exiting"), args.master)
     run_with_timeout(driver, 60.0)
     print(json.dumps(scheduler.ended, sort_keys=True))

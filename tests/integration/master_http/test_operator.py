@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from emporion.local_cluster import LocalCluster
+from tests.integration.agent.conftest import needs_root
 
 ROOT = Path(__file__).resolve().parents[3]
 JSON = dict[str, Any]
@@ -168,3 +171,56 @@ def test_a_failure_is_seen_live_and_leaves_a_trace(tmp_path: Path) -> None:
         assert len(gone["completed_tasks"]) == 2
     reader.join(timeout=30)
     assert not errors
+
+
+@pytest.mark.root
+@needs_root
+def test_the_agent_reports_its_containers_usage_from_their_cgroups(tmp_path: Path) -> None:
+    with LocalCluster(agents=1, isolation="cgroups", work_dir=tmp_path) as cluster:
+        base = f"http://{cluster.master_http_address}"
+        wait_until(
+            lambda: bool(operator_call(base, {"type": "GET_AGENTS"})["get_agents"]["agents"]),
+            "the agent's registration",
+        )
+        framework = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.master_http.exiting_framework",
+                "--master",
+                str(cluster.master_address),
+                "--tasks",
+                "1",
+                "--command",
+                f"{sys.executable} -c 'import time; b = bytearray(8 * 2**20); time.sleep(60)'",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            [agent] = operator_call(base, {"type": "GET_AGENTS"})["get_agents"]["agents"]
+            info = agent["agent_info"]
+            url = f"http://{info['hostname']}:{info['port']}/metrics"
+
+            def usage() -> dict[str, float]:
+                found = {}
+                for family in text_string_to_metric_families(httpx.get(url).text):
+                    for sample in family.samples:
+                        if sample.labels.get("executor_id") or sample.name.endswith("containers"):
+                            found[sample.name] = sample.value
+                return found
+
+            wait_until(
+                lambda: usage().get("emporion_agent_container_memory_usage_bytes", 0) > 8 * 2**20,
+                "the task's memory in its cgroup",
+            )
+            figures = usage()
+            assert figures["emporion_agent_containers"] == 1.0
+            assert figures["emporion_agent_container_cpu_usage_seconds_total"] > 0.0
+            assert figures["emporion_agent_container_memory_limit_bytes"] == 32 * 2**20
+            [task] = operator_call(base, {"type": "GET_TASKS"})["get_tasks"]["tasks"]
+            assert task["state"] == "TASK_RUNNING"
+        finally:
+            framework.kill()
+            framework.wait(timeout=30)
