@@ -263,6 +263,17 @@ class History:
         self.reasons[key] = self.reasons.get(key, 0) + 1
 
     def _complete(self, task: Task) -> None:
+        # What is kept for long is kept small: a task's ``data`` (opaque bytes, up to the message
+        # limit) is dropped, as Mesos drops it, and so is its last TaskStatus once its statuses
+        # say it all (the message would keep the agent's whole batch alive).
+        info = task.info
+        if info is not None and info.HasField("data"):
+            kept = mesos_pb2.TaskInfo()
+            kept.CopyFrom(info)
+            kept.ClearField("data")
+            task.info = kept
+        if task.statuses:
+            task.latest_status = None
         ring = self.completed_tasks.get(task.framework_id)
         if ring is None:
             gone = self.completed_frameworks.get(task.framework_id)

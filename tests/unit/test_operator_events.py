@@ -210,3 +210,21 @@ def test_the_history_flags() -> None:
     assert (config.max_completed_tasks_per_framework, config.max_completed_frameworks) == (5, 7)
     with pytest.raises(ConfigError, match="--max-completed-tasks-per-framework: must be >= 0"):
         config_from_args([*memory, "--max-completed-tasks-per-framework", "-1"], {})
+
+
+def test_completed_tasks_are_kept_small() -> None:
+    harness = Harness()
+    agent = harness.register_agent()
+    framework_id, stream_id = harness.subscribe()
+    harness.allocate()
+    offer = harness.offers(framework_id)[-1]
+    task = command_task("t1", agent.agent_id, "cpus:0.1;mem:16")
+    task.data = b"x" * 100_000
+    harness.call(framework_id, stream_id, accept_call([offer.id.value], [task]))
+    harness.status_update(agent, framework_id, "t1", mesos_pb2.TASK_FINISHED, None)
+    [done] = harness.master.state.history.completed_tasks_of(framework_id)
+    assert done.info is not None
+    assert not done.info.HasField("data")
+    assert done.info.command.value == "true"
+    assert done.latest_status is None
+    assert [s.state for s in done.statuses] == [mesos_pb2.TASK_STAGING, mesos_pb2.TASK_FINISHED]
