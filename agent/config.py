@@ -199,7 +199,7 @@ class AgentConfig:
     default_ping_timeout: float = 75.0
     zk_session_timeout: float = 10.0
     max_concurrent_launches: int = 0
-    """Container launches in progress at once (0: one per CPU, at least 2); the others queue,
+    """Container launches in progress at once (0: two per CPU, 8 to 32); the others queue,
     frameworks taking turns (see agent.runtime.containers)."""
 
     def agent_hostname(self) -> str:
@@ -239,7 +239,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-concurrent-launches",
         help="container launches in progress at once; the rest queue, frameworks taking turns"
-        " (0: one per CPU, at least 2) [0]",
+        " (0: two per CPU, 8 to 32) [0]",
     )
 
 

@@ -136,7 +136,7 @@ def test_flags_win_over_the_environment(tmp_path: Path) -> None:
     assert config.executor_registration_timeout == 30
     assert config.attributes == (Attribute("rack", "r1"),)
     assert config.resources is None
-    assert config.max_concurrent_launches == 0  # One per CPU (see ContainerManager).
+    assert config.max_concurrent_launches == 0  # Two per CPU (see ContainerManager).
     flags = ["--max-concurrent-launches", "3"]
     assert config_from_args(flags, env).max_concurrent_launches == 3
 
