@@ -18,7 +18,6 @@ the framework. Every update is acknowledged. It prints one JSON object:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import shutil
 import signal
@@ -33,8 +32,6 @@ from typing import Any
 
 import grpc
 
-from agent.isolation.selection import default_run_dir
-from agent.runtime.main import isolation_root_name
 from bench._common import (
     emit,
     kill_children_on_signals,
@@ -247,8 +244,6 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
             if process is not None and process.stdout is not None:
                 process.stdout.close()
         shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):  # The isolation's run directory, left empty.
-            default_run_dir(isolation_root_name(work / "agent")).rmdir()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
