@@ -203,12 +203,28 @@ async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: fl
         await asyncio.sleep(max(0.0, tick - (loop.time() - started)))
 
 
-async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
-    """Set the cluster up, load the pages, measure the updates with and without viewers."""
+async def settle(totals: Totals, timeout: float, stall: float = 30.0) -> None:
+    """Wait until every task runs, or none started for ``stall`` seconds (a refused launch is
+    not retried: the figures then say how many run and why the rest did not)."""
+    deadline = time.monotonic() + timeout
+    seen, since = -1, time.monotonic()
+    while not totals.running_done.is_set():
+        now = time.monotonic()
+        if totals.running != seen:
+            seen, since = totals.running, now
+        elif now - since > stall and totals.running:
+            return
+        if now > deadline:
+            raise RuntimeError(f"timed out: {totals.running} of {totals.target} tasks running")
+        await asyncio.sleep(0.2)
+
+
+async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) -> None:
+    """Set the cluster up, load the pages, measure the updates with and without viewers;
+    the figures go into ``figures`` as they are measured."""
     per_agent = math.ceil(ns.tasks / ns.agents)
     need = Resources.parse(TASK_RESOURCES)
     agent_resources = f"cpus:{need.get('cpus') * per_agent:.2f};mem:{need.get('mem') * per_agent:g}"
-    figures: dict[str, Any] = {"benchmark": "ui", "agents": ns.agents, "tasks": ns.tasks}
     with master_process(work_dir) as (address, http, process):
         base = f"http://{http}"
         emulator = AgentEmulator(
@@ -229,10 +245,11 @@ async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
         fill = BenchFramework(0, channel, ns.tasks, need, totals, max_tasks_per_offer=500)
         runner = asyncio.create_task(fill.run())
         started = time.monotonic()
-        await asyncio.wait_for(totals.running_done.wait(), ns.timeout)
-        if totals.failure:
-            raise RuntimeError(totals.failure)
+        await settle(totals, ns.timeout)
         figures["launch_s"] = round(time.monotonic() - started, 2)
+        figures["tasks_running"] = totals.running
+        if totals.failure:
+            figures["launch_failure"] = totals.failure
         async with (
             httpx.AsyncClient(base_url=base, timeout=60) as client,
             chromium(os.path.join(work_dir, "chromium")) as context,
@@ -257,7 +274,8 @@ async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
             for count in (1, ns.viewers):
                 while len(pages) < count:
                     page = await context.new_page()
-                    await page.goto(base + ("/" if len(pages) % 2 == 0 else "/ui/tasks"))
+                    path = "/" if len(pages) % 2 == 0 else "/ui/tasks"
+                    await page.goto(base + path, wait_until="commit", timeout=120_000)
                     await page.wait_for_selector("#live.on", timeout=120_000)
                     pages.append(page)
                 windows[count] = await window(client, process.pid, emulator, ns.seconds)
@@ -270,8 +288,7 @@ async def run(ns: argparse.Namespace, work_dir: str) -> dict[str, Any]:
         await asyncio.gather(runner, return_exceptions=True)
         await channel.close(None)
         await emulator.stop()
-    figures.update(update_figures(windows, ns.viewers, ns.rate), **machine())
-    return figures
+    figures.update(update_figures(windows, ns.viewers, ns.rate))
 
 
 def update_figures(
@@ -314,12 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit({"benchmark": "ui", "error": f"chromium is not installed at {CHROMIUM}"})
         return 1
     work_dir = tempfile.mkdtemp(prefix="emporion-bench-ui-")
+    figures: dict[str, Any] = {"benchmark": "ui", "agents": ns.agents, "tasks": ns.tasks}
     try:
-        figures = asyncio.run(asyncio.wait_for(run(ns, work_dir), ns.timeout * 3))
-    except (RuntimeError, TimeoutError) as error:
-        figures = {"benchmark": "ui", "error": str(error) or type(error).__name__}
+        asyncio.run(asyncio.wait_for(run(ns, work_dir, figures), ns.timeout * 3))
+    except Exception as error:  # the figures measured so far are printed with the error
+        figures["error"] = f"{type(error).__name__}: {error}"[:2000]
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    figures.update(machine())
     emit(figures)
     return 0 if "error" not in figures else 1
 

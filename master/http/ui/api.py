@@ -166,7 +166,10 @@ def agent_row(agent: Mapping[str, Any]) -> AgentRow:
         offered=_amounts(summary.get("offered")),
         tasks=int(summary.get("tasks", 0)),
         attributes=dict(summary.get("attributes", {})),
-        capabilities=[str(c) for c in agent.get("capabilities", [])],
+        capabilities=sorted(
+            str(c.get("type", "")) if isinstance(c, Mapping) else str(c)
+            for c in agent.get("capabilities", [])
+        ),
     )
 
 

@@ -2,8 +2,13 @@
 
 One :class:`LiveHub` per master holds **one** subscription to the operator API's event hub
 while at least one browser is connected (none otherwise: the master then builds no events for
-the UI at all). Events are folded into a pending batch as they arrive (a dict entry per changed
-task, the newest state winning), and once per ``interval`` the batch is flushed:
+the UI at all). Where the hub offers ``listen`` (raw in-process listeners, called with the
+changed objects themselves), the LiveHub listens instead of subscribing, so the master builds
+no JSON for it; its methods ``task_added`` ... ``agent_removed`` are those of
+:class:`master.core.history.Watcher`.
+
+Events are folded into a pending batch as they arrive (a dict entry per changed task, the newest
+state winning), and once per ``interval`` the batch is flushed:
 
 * a *common* part, encoded once for every viewer: the overview's gauges when anything
   changed, new utilisation samples every ``sample_every`` seconds, how many tasks were added,
@@ -45,7 +50,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from master.core import TERMINAL_STATES, Master
+from master.core import TERMINAL_STATES, Agent, Framework, Master, Task
 from protos.v1 import mesos_pb2
 
 from .api import OperatorCalls
@@ -66,6 +71,7 @@ _GAUGE_STATES = (
     "TASK_KILLING",
     "TASK_UNREACHABLE",
 )
+_state_name = mesos_pb2.TaskState.Name
 _TERMINAL_NAMES = frozenset(mesos_pb2.TaskState.Name(s) for s in TERMINAL_STATES)
 
 TaskKey = tuple[str, str]
@@ -145,6 +151,8 @@ class LiveHub:
         self._batch = _Batch()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Any = None
+        self._master: Master | None = None
+        """The state machine the subscription is of (its term)."""
         self._last_sample = 0.0
         self._sampled_at = float("-inf")
         self._changed = True
@@ -157,19 +165,27 @@ class LiveHub:
         """A new viewer; the first one subscribes to the operator events (NotLeadingError on a
         follower, raised before anything changes)."""
         if not self._tasks:
-            self._subscription = self._operator.events.subscribe(
-                include_state=False, queue_limit=100_000
-            )
+            listen = getattr(self._operator.events, "listen", None)
+            loop = asyncio.get_running_loop()
+            if listen is not None:
+                # Raw in-process listening: the hub hears of each change without the operator
+                # API building its JSON (what costs the master most per update).
+                self._subscription = listen(self)
+                self._tasks = [loop.create_task(self._tick(), name="ui-live-tick")]
+            else:
+                self._subscription = self._operator.events.subscribe(
+                    include_state=False, queue_limit=100_000
+                )
+                self._tasks = [
+                    loop.create_task(self._pump(self._subscription), name="ui-live-pump"),
+                    loop.create_task(self._tick(), name="ui-live-tick"),
+                ]
+            self._master = self._leading_master()
             self._batch = _Batch()
             self._changed = True
             self._sampled_at = float("-inf")
             self._counted_at = float("-inf")
             self._herds = {}
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(self._pump(self._subscription), name="ui-live-pump"),
-                loop.create_task(self._tick(), name="ui-live-tick"),
-            ]
         viewer = Viewer(str(next(self._ids)))
         self.viewers[viewer.viewer_id] = viewer
         viewer.send(_message("hello", {"viewer": viewer.viewer_id}))
@@ -230,13 +246,15 @@ class LiveHub:
 
     # -- the subscription -------------------------------------------------------------------
 
-    def _stop(self) -> None:
+    def _stop(self, keep: asyncio.Task[Any] | None = None) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
+            if task is not keep:
+                task.cancel()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
+        self._master = None
 
     async def _pump(self, subscription: Any) -> None:
         try:
@@ -246,18 +264,18 @@ class LiveHub:
             raise
         except Exception:
             _log.exception("the UI's operator event subscription failed")
-        # The stream ended: the master stopped leading (or stops). Close every viewer.
+        # The stream ended: the master stopped leading (or stops).
         if self._subscription is subscription:
-            self._subscription = None
-            for viewer in self.viewers.values():
-                while viewer.queue.full():
-                    viewer.queue.get_nowait()
-                viewer.queue.put_nowait(None)
-            self.viewers.clear()
-            tasks, self._tasks = self._tasks, []
-            for task in tasks:
-                if task is not asyncio.current_task():
-                    task.cancel()
+            self._end()
+
+    def _end(self) -> None:
+        """The subscription's term is over: close every viewer's stream and stop."""
+        for viewer in self.viewers.values():
+            while viewer.queue.full():
+                viewer.queue.get_nowait()
+            viewer.queue.put_nowait(None)
+        self.viewers.clear()
+        self._stop(keep=asyncio.current_task())
 
     def observe(self, event: dict[str, Any]) -> None:
         """Fold one operator event into the pending batch."""
@@ -287,6 +305,50 @@ class LiveHub:
             batch.frameworks.add(_value(event["framework_removed"]["framework_info"], "id"))
         else:
             return
+        self._changed = True
+
+    # -- raw listening (master.core.history.Watcher): the same folding, from the objects ------
+
+    def task_added(self, task: Task) -> None:
+        """TASK_ADDED, heard in-process."""
+        key = (task.framework_id, task.task_id)
+        state = _state_name(task.state)  # type: ignore[arg-type]
+        self._batch.tasks[key] = state
+        self._batch.added += 1
+        self._count(key, state)
+        self._changed = True
+
+    def task_updated(self, task: Task, status: mesos_pb2.TaskStatus) -> None:
+        """TASK_UPDATED, heard in-process."""
+        key = (task.framework_id, task.task_id)
+        state = _state_name(task.state)  # type: ignore[arg-type]
+        self._batch.tasks[key] = state
+        self._count(key, state)
+        self._changed = True
+
+    def framework_added(self, fw: Framework) -> None:
+        """FRAMEWORK_ADDED, heard in-process."""
+        self._batch.frameworks.add(fw.framework_id)
+        self._changed = True
+
+    def framework_updated(self, fw: Framework) -> None:
+        """FRAMEWORK_UPDATED, heard in-process."""
+        self._batch.frameworks.add(fw.framework_id)
+        self._changed = True
+
+    def framework_removed(self, info: mesos_pb2.FrameworkInfo) -> None:
+        """FRAMEWORK_REMOVED, heard in-process."""
+        self._batch.frameworks.add(info.id.value)
+        self._changed = True
+
+    def agent_added(self, agent: Agent) -> None:
+        """AGENT_ADDED, heard in-process."""
+        self._batch.agents.add(agent.agent_id)
+        self._changed = True
+
+    def agent_removed(self, agent_id: str) -> None:
+        """AGENT_REMOVED, heard in-process."""
+        self._batch.agents.add(agent_id)
         self._changed = True
 
     def _count(self, key: TaskKey, state: str) -> None:
@@ -341,6 +403,9 @@ class LiveHub:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            if self._leading_master() is not self._master:
+                self._end()  # a new term (or none): pages reload from the leader
+                return
             try:
                 self.flush()
             except Exception:

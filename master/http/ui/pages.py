@@ -377,7 +377,13 @@ def _tasks(
     operator: OperatorCalls, filters: dict[str, str], offset: int, limit: int, sort: str
 ) -> Page[Any]:
     """One page of tasks (live, unreachable and completed as one sequence)."""
-    paging: dict[str, Any] = {"limit": limit, "offset": offset, "order_by": sort}
+    # A table shows a task's newest status only: ask for no more.
+    paging: dict[str, Any] = {
+        "limit": limit,
+        "offset": offset,
+        "order_by": sort,
+        "max_statuses": 1,
+    }
     paging.update({k: v for k, v in filters.items() if v})
     if sort == "updated":
         paging["order"] = "desc"
