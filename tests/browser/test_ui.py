@@ -110,6 +110,17 @@ def test_every_list_page_renders(
     page.wait_for_selector("#flash .done")
     page.reload()
     assert page.locator("#roles tr[data-role=eng] td.num").first.inner_text() == "2.5"
+    # And its quota: a guarantee and a limit, shown against what the role holds.
+    row = page.locator("#roles tr[data-role=eng]")
+    row.locator("summary").click()
+    row.locator("input[name=guarantee_cpus]").fill("1")
+    row.locator("input[name=limit_cpus]").fill("2")
+    row.locator("input[name=limit_mem]").fill("2048")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("form.quota button").click()
+    page.wait_for_selector("#flash .done")
+    page.reload()
+    assert "0.1 / 1 / 2" in page.locator("#roles tr[data-role=eng]").inner_text()
 
     for path, name, selector in (
         ("/ui/agents", "agents", "#agents tbody tr[data-agent-id]"),
