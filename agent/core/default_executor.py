@@ -24,12 +24,17 @@ from agent.core.effects import (
     DestroyContainer,
     Effect,
     LaunchContainer,
-    SendToMaster,
     SetTimer,
     SignalContainer,
     StartHealthCheck,
 )
-from agent.core.lifecycle import release, retire_executor_if_done, send_update, task_state_changed
+from agent.core.lifecycle import (
+    release,
+    retire_executor_if_done,
+    send_to_master_surely,
+    send_update,
+    task_state_changed,
+)
 from agent.core.messages import exited_executor_message
 from agent.core.model import (
     ContainerExit,
@@ -311,7 +316,7 @@ def end_default_if_done(state: AgentState, executor: ExecutorRecord, now: float)
     executor.exit = ContainerExit(status=0)
     effects: list[Effect] = []
     if not state.frameworks[executor.framework_id].shutting_down:
-        effects.append(SendToMaster(exited_executor_message(*executor.key, 0)))
+        effects += send_to_master_surely(state, exited_executor_message(*executor.key, 0))
     return effects + retire_executor_if_done(state, executor)
 
 

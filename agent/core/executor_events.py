@@ -33,6 +33,7 @@ from agent.core.lifecycle import (
     fail_live_tasks,
     release,
     retire_executor_if_done,
+    send_to_master_surely,
     send_update,
     task_state_changed,
 )
@@ -206,7 +207,8 @@ def container_exited(
         effects += _executor_ended(state, executor, exit, now)
         # Sent even when the launch failed: the master counts the executor as started.
         message = exited_executor_message(*executor.key, wait_status(exit))
-        effects += [SendToMaster(message), CloseExecutorStream(*executor.key)]
+        effects += send_to_master_surely(state, message)
+        effects.append(CloseExecutorStream(*executor.key))
     return effects + retire_executor_if_done(state, executor)
 
 

@@ -26,6 +26,7 @@ from typing import Protocol
 from agent.core.default_executor import end_default_if_done
 from agent.core.effects import Effect
 from agent.core.events import ContainerExited, ContainerLaunchFailed, Event, MasterMessageReceived
+from agent.core.launches import unlaunched_executor
 from agent.core.lifecycle import release, retire_executor_if_done, send_update
 from agent.core.model import ContainerExit, ExecutorKind, ExecutorPhase
 from agent.core.state import AgentState, nested_task
@@ -59,8 +60,11 @@ class LaunchGuard:
 
     framework_id: str
     task_ids: tuple[str, ...]
+    """The launch's task ids that were not in use before it (only those are undone)."""
+    executor_id: str
+    executor_info: mesos_pb2.ExecutorInfo | None
     had_framework: bool
-    had_executors: frozenset[str]
+    had_executor: bool
 
     @staticmethod
     def of(state: AgentState, event: Event) -> LaunchGuard | None:
@@ -69,14 +73,25 @@ class LaunchGuard:
             return None
         message = event.message
         kind = message.WhichOneof("payload")
+        info: mesos_pb2.ExecutorInfo | None
         if kind == "run_task":
             run = message.run_task
             framework_id = run.framework_id.value or run.framework_info.id.value
             tasks = [run.task]
+            info = (
+                run.executor
+                if run.HasField("executor")
+                else run.task.executor
+                if run.task.HasField("executor")
+                else None
+            )
+            executor_id = info.executor_id.value if info is not None else run.task.task_id.value
         elif kind == "run_task_group":
             group = message.run_task_group
             framework_id = group.framework_info.id.value or group.executor.framework_id.value
             tasks = list(group.task_group.tasks)
+            info = group.executor
+            executor_id = info.executor_id.value
         else:
             return None
         framework = state.frameworks.get(framework_id)
@@ -91,8 +106,10 @@ class LaunchGuard:
         return LaunchGuard(
             framework_id,
             tuple(t for t in ids if t not in in_use),
+            executor_id,
+            info,
             framework is not None,
-            frozenset(framework.executors) if framework is not None else frozenset(),
+            framework is not None and executor_id in framework.executors,
         )
 
     def settle(self, state: AgentState, cause: str, now: float) -> list[Effect]:
@@ -102,22 +119,24 @@ class LaunchGuard:
         effects: list[Effect] = []
         framework = state.frameworks.get(self.framework_id)
         if framework is not None:
-            for executor in list(framework.executors.values()):
-                for task_id in self.task_ids:
-                    task = framework.remove_task(executor, task_id)
-                    if task is not None and not task.terminal:
-                        release(state, task.resources)
-                    if task is not None and task.container is not None:
-                        state.containers.pop(task.container.container_id, None)
-                executor.queue = [
-                    b for b in executor.queue if not any(t in self.task_ids for t in b)
-                ]
-                if executor.executor_id not in self.had_executors:
-                    del framework.executors[executor.executor_id]
-                    if executor.phase is not ExecutorPhase.TERMINATED:
-                        release(state, executor.resources)
-                    if executor.kind is not ExecutorKind.DEFAULT:
-                        state.containers.pop(executor.container_id, None)
+            for task_id in self.task_ids:
+                holder = framework.executors.get(framework.task_index.get(task_id, ""))
+                task = framework.remove_task(holder, task_id) if holder is not None else None
+                if task is None:
+                    continue
+                if not task.terminal:
+                    release(state, task.resources)
+                if task.container is not None:
+                    state.containers.pop(task.container.container_id, None)
+            for each in list(framework.executors.values()):
+                each.queue = [b for b in each.queue if not any(t in self.task_ids for t in b)]
+            new = framework.executors.get(self.executor_id)
+            if new is not None and not self.had_executor and not new.tasks:
+                del framework.executors[new.executor_id]
+                if new.phase is not ExecutorPhase.TERMINATED:
+                    release(state, new.resources)
+                if new.kind is not ExecutorKind.DEFAULT:
+                    state.containers.pop(new.container_id, None)
             if not self.had_framework and not framework.executors:
                 del state.frameworks[self.framework_id]
         for task_id in self.task_ids:
@@ -134,6 +153,8 @@ class LaunchGuard:
                 reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED,
                 message=message,
             )
+        if self.executor_info is not None:
+            effects += unlaunched_executor(state, self.framework_id, self.executor_info)
         return effects
 
 

@@ -24,8 +24,9 @@ from agent.core.effects import (
     SendToMaster,
     UpdateContainer,
 )
-from agent.core.lifecycle import hold, send_update
+from agent.core.lifecycle import hold, send_to_master_surely, send_update
 from agent.core.messages import (
+    exited_executor_message,
     launch_event,
     launch_group_event,
     launch_refused_message,
@@ -53,6 +54,7 @@ from protos.v1 import agent_internal_pb2, mesos_pb2
 
 __all__ = [
     "deliver",
+    "unlaunched_executor",
     "drop_state",
     "run_task",
     "run_task_group",
@@ -158,8 +160,20 @@ def _run(state: AgentState, launch: _Launch, now: float) -> list[Effect]:
                 reason=rejected.reason,
                 message=rejected.message,
             )
-        return effects
+        return effects + unlaunched_executor(state, framework_id, launch.executor_info)
     return _admit(state, framework, launch, executor, now)
+
+
+def unlaunched_executor(
+    state: AgentState, framework_id: str, executor_info: mesos_pb2.ExecutorInfo | None
+) -> list[Effect]:
+    """A launch naming an executor that is not here was refused: the master, which counts the
+    executor from the moment it sent the launch, is told it ended (it never started)."""
+    executor_id = executor_info.executor_id.value if executor_info is not None else ""
+    framework = state.frameworks.get(framework_id)
+    if not executor_id or (framework is not None and executor_id in framework.executors):
+        return []
+    return send_to_master_surely(state, exited_executor_message(framework_id, executor_id, None))
 
 
 def task_id_in_use(state: AgentState, framework_id: str, task_id: str) -> bool:
@@ -216,7 +230,7 @@ def _refuse_duplicates(
                 reason=_Reason.REASON_TASK_GROUP_INVALID,
                 message=f"task group refused: task ids {in_use} are in use on this agent",
             )
-    return effects
+    return effects + unlaunched_executor(state, framework_id, launch.executor_info)
 
 
 def _check_launch(state: AgentState, launch: _Launch) -> Resources:

@@ -16,6 +16,7 @@ from agent.core.effects import (
     RemoveExecutorCheckpoint,
     RemoveFrameworkCheckpoint,
     ScheduleSandboxGC,
+    SendToMaster,
     StopHealthCheck,
     UpdateContainer,
 )
@@ -31,9 +32,12 @@ from agent.core.state import AgentState
 from agent.core.status_updates import StreamOwner, is_terminal
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
+from protos.v1.agent_internal_pb2 import AgentMessage
 
 __all__ = [
     "fail_live_tasks",
+    "flush_held_messages",
+    "send_to_master_surely",
     "hold",
     "release",
     "retire_executor_if_done",
@@ -58,6 +62,25 @@ def release(state: AgentState, resources: Resources) -> None:
     in_use = state.scalars_in_use
     for name, n in resources.non_revocable().scalar_thousandths().items():
         in_use[name] = in_use.get(name, 0) - n
+
+
+def send_to_master_surely(state: AgentState, message: AgentMessage) -> list[Effect]:
+    """Send ``message`` now, or, with no session open, once the next one is.
+
+    For what the master cannot learn otherwise: an executor that ended between the agent's
+    (re)registration message and the master's reply is in the report the master rebuilds the
+    agent from, and would be counted running for ever if its exit were dropped.
+    """
+    if state.connected:
+        return [SendToMaster(message)]
+    state.held_for_master.append(message)
+    return []
+
+
+def flush_held_messages(state: AgentState) -> list[Effect]:
+    """The session is open: send what was held for it."""
+    held, state.held_for_master = state.held_for_master, []
+    return [SendToMaster(m) for m in held]
 
 
 def send_update(

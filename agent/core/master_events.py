@@ -20,6 +20,7 @@ from agent.core.effects import (
 )
 from agent.core.launches import drop_state, task_id_in_use
 from agent.core.lifecycle import (
+    flush_held_messages,
     retire_executor_if_done,
     retire_framework_if_done,
     send_update,
@@ -66,6 +67,7 @@ def registered(state: AgentState, agent_id: str, now: float) -> list[Effect]:
     """The master accepted the agent under ``agent_id``: start forwarding updates."""
     state.agent_info.id.value = agent_id
     state.connected = True
+    state.held_for_master.clear()  # A new agent to the master: it knows none of its executors.
     return state.updates.resume(now)
 
 
@@ -74,7 +76,7 @@ def reregistered(
 ) -> list[Effect]:
     """The master took the agent back: resend unacknowledged updates, answer reconciliation."""
     state.connected = True
-    effects = state.updates.resume(now)
+    effects = flush_held_messages(state) + state.updates.resume(now)
     for entry in reconciliations:
         effects += reconcile(state, entry.framework_id.value, entry.statuses, now)
     return effects

@@ -92,14 +92,16 @@ def launch_refused_message(
 
 
 def exited_executor_message(
-    framework_id: str, executor_id: str, status: int
+    framework_id: str, executor_id: str, status: int | None
 ) -> agent_internal_pb2.AgentMessage:
-    """The AgentMessage telling the master an executor ended with wait status ``status``."""
+    """The AgentMessage telling the master an executor ended with wait status ``status``
+    (None: it never started)."""
     message = agent_internal_pb2.AgentMessage()
     exited = message.exited_executor
     exited.framework_id.value = framework_id
     exited.executor_id.value = executor_id
-    exited.status = status
+    if status is not None:
+        exited.status = status
     return message
 
 

@@ -25,7 +25,7 @@ from agent.core.model import (
 )
 from agent.core.status_updates import StatusUpdateManager
 from protos.resources import Resources
-from protos.v1 import mesos_pb2
+from protos.v1 import agent_internal_pb2, mesos_pb2
 
 __all__ = ["AgentState", "CoreSettings", "nested_task"]
 
@@ -82,6 +82,9 @@ class AgentState:
     """Non-revocable scalars held (``allocated()``'s), in int thousandths by name: kept up to
     date by :func:`~agent.core.lifecycle.hold` and ``release`` so that a launch is checked in
     time independent of how many tasks run (``validate`` recomputes it)."""
+    held_for_master: list[agent_internal_pb2.AgentMessage] = field(init=False, default_factory=list)
+    """Messages the master must get that came up while no session was open (an executor's
+    exit): sent as soon as the next one is, after the (re)registration reply."""
     faults: int = field(init=False, default=0)
     """How many events a handler failed on (each logged and contained by ``handle``)."""
     last_fault: str | None = field(init=False, default=None)

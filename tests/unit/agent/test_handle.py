@@ -463,8 +463,11 @@ def test_a_group_repeating_an_id_in_use_is_refused_once_per_id(make_agent: MakeA
     assert [(s.task_id.value, s.state) for s in forwarded_statuses(effects)] == [
         ("t0", mesos_pb2.TASK_ERROR)
     ]
-    [refused] = [m.launch_refused for m in to_master(effects)]
-    assert refused.task_id.value == "t1"
+    refused, exited = to_master(effects)
+    assert refused.launch_refused.task_id.value == "t1"
+    # The master counted the group's executor from the moment it sent the launch.
+    assert exited.exited_executor.executor_id.value == "dex"
+    assert not exited.exited_executor.HasField("status")  # It never started.
 
 
 def test_a_teardown_drops_the_answers_about_tasks_the_agent_never_held(
@@ -478,3 +481,49 @@ def test_a_teardown_drops_the_answers_about_tasks_the_agent_never_held(
     assert lost.state == mesos_pb2.TASK_LOST
     feed(state, shutdown(), 1.0)  # Nobody will acknowledge it: no more retries.
     assert list(state.updates) == []
+
+
+def test_an_executor_exit_while_no_session_is_open_reaches_the_master_after_it(
+    make_agent: MakeAgent,
+) -> None:
+    """Found by the simulator: an executor ended between the agent's ReregisterAgent (which
+    still listed it) and the master's reply; its ExitedExecutor was dropped, and the master
+    counted the executor's resources for ever."""
+    state = make_agent()
+    custom = run_task(task_info("a", command=None), False, executor_info())
+    [ex] = of_type(feed(state, master(run_task=custom), 0.0), LaunchContainer)
+    assert isinstance(ex, LaunchContainer)
+    feed(state, events.ContainerLaunched(ex.container_id), 0.1)
+    feed(state, events.Disconnected(), 1.0)
+    hello = hello_message(state, "boot", "0.1").reregister_agent
+    assert [e.executor_id.value for e in hello.executor_infos] == ["ex"]
+    effects = feed(state, events.ContainerExited(ex.container_id, ContainerExit(status=0)), 2.0)
+    assert to_master(effects) == []  # No session: held.
+    reply = agent_internal_pb2.AgentReregistered()
+    reply.agent_id.value = "agent-1"
+    [exited, *_] = to_master(feed(state, master(agent_reregistered=reply), 3.0))
+    assert exited.exited_executor.executor_id.value == "ex"
+    assert state.held_for_master == []
+
+
+def test_a_refused_launch_of_a_new_executor_tells_the_master_it_never_started(
+    make_agent: MakeAgent,
+) -> None:
+    """Found by the simulator: the master counts a launch's new executor from the moment it
+    sends the launch; refused here, it never started, and the master counted it for ever."""
+    state = make_agent(resources="cpus:1;mem:256")
+    too_big = run_task(task_info("a", "cpus:2;mem:64", command=None), False, executor_info())
+    effects = feed(state, master(run_task=too_big), 0.0)
+    [error] = forwarded_statuses(effects)
+    assert error.state == mesos_pb2.TASK_ERROR
+    [exited] = to_master(effects)
+    assert exited.exited_executor.executor_id.value == "ex"
+    assert not exited.exited_executor.HasField("status")
+
+    # An executor that is here is not reported ended because one more task did not fit.
+    fits = run_task(task_info("b", "cpus:0.5;mem:64", command=None), False, executor_info())
+    feed(state, master(run_task=fits), 1.0)
+    too_big = run_task(task_info("c", "cpus:2;mem:64", command=None), False, executor_info())
+    effects = feed(state, master(run_task=too_big), 2.0)
+    assert [s.state for s in forwarded_statuses(effects)] == [mesos_pb2.TASK_ERROR]
+    assert to_master(effects) == []
