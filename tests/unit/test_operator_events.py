@@ -228,3 +228,64 @@ def test_completed_tasks_are_kept_small() -> None:
     assert done.info.command.value == "true"
     assert done.latest_status is None
     assert [s.state for s in done.statuses] == [mesos_pb2.TASK_STAGING, mesos_pb2.TASK_FINISHED]
+
+
+class Recorder:
+    """An in-process listener recording what it hears (a Watcher)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.heard: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def task_added(self, task: Any) -> None:
+        self.heard.append(("task_added", task.task_id))
+
+    def task_updated(self, task: Any, status: mesos_pb2.TaskStatus) -> None:
+        if self.fail:
+            raise RuntimeError("a listener's bug")
+        self.heard.append(("task_updated", mesos_pb2.TaskState.Name(task.state)))
+
+    def framework_added(self, fw: Any) -> None:
+        self.heard.append(("framework_added", fw.framework_id))
+
+    def framework_updated(self, fw: Any) -> None:
+        self.heard.append(("framework_updated", fw.framework_id))
+
+    def framework_removed(self, info: mesos_pb2.FrameworkInfo) -> None:
+        self.heard.append(("framework_removed", info.id.value))
+
+    def agent_added(self, agent: Any) -> None:
+        self.heard.append(("agent_added", agent.agent_id))
+
+    def agent_removed(self, agent_id: str) -> None:
+        self.heard.append(("agent_removed", agent_id))
+
+
+def test_in_process_listeners_hear_the_objects_and_no_json_is_built() -> None:
+    harness = Harness()
+    agent = harness.register_agent()
+    framework_id, stream_id = harness.subscribe()
+    hub = OperatorEvents(FakeView(harness.master))
+    recorder, broken = Recorder(), Recorder(fail=True)
+    listening = hub.listen(recorder)
+    other = hub.listen(broken)
+    assert watcher_of(harness) is hub
+    launch(harness, framework_id, stream_id, agent.agent_id, "t1")
+    harness.status_update(agent, framework_id, "t1", mesos_pb2.TASK_RUNNING, b"\x01" * 16)
+    assert recorder.heard == [("task_added", "t1"), ("task_updated", "TASK_RUNNING")]
+    assert broken.heard == [("task_added", "t1")]  # its failure was logged, nothing else
+    assert harness.master.state.frameworks[framework_id].tasks["t1"].state == (
+        mesos_pb2.TASK_RUNNING
+    )
+    assert hub.published == 0
+    other.close()
+    listening.close()
+    assert hub.listeners == 0
+    assert watcher_of(harness) is None
+    harness.status_update(agent, framework_id, "t1", mesos_pb2.TASK_FINISHED, b"\x02" * 16)
+    assert len(recorder.heard) == 2
+
+
+def watcher_of(harness: Harness) -> object:
+    """The history's watcher (read through a function: each read is a fresh question)."""
+    return harness.master.state.history.watcher

@@ -8,13 +8,14 @@ Emporion's additions documented in ``docs/http-api.md``.
 """
 
 from master.http.operator.calls import EVERY_MASTER_CALLS, Operate, OperatorApi, config_flags
-from master.http.operator.events import EventSubscription, OperatorEvents
+from master.http.operator.events import EventSubscription, Listening, OperatorEvents
 from master.http.operator.parse import OperatorCallError
 from master.http.operator.router import operator_router, recordio
 
 __all__ = [
     "EVERY_MASTER_CALLS",
     "EventSubscription",
+    "Listening",
     "Operate",
     "OperatorApi",
     "OperatorCallError",

@@ -5,6 +5,9 @@ the leading master's history: the core tells it of each change as it happens, th
 event's JSON **once** and appends it to every subscriber's queue. With no subscriber the watcher
 is unset and the core builds nothing (one attribute test per change).
 
+In-process listeners (:meth:`OperatorEvents.listen`: the web UI) are told of the same changes
+with the changed objects themselves; the hub builds no JSON for them.
+
 Each subscriber's queue is bounded (``queue_limit`` events): one that falls further behind is
 dropped (its iteration ends, :attr:`EventSubscription.dropped` says why), never buffered without
 bound. A subscription also ends when its master stops leading (a new term builds a new state
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from master.core import Agent, Framework, Master, Task
+from master.core.history import Watcher
 from master.core.operator_json import (
     agent_v1,
     framework_v1,
@@ -34,7 +38,13 @@ from master.http.leadership import NotLeadingError
 from master.http.view import MasterView
 from protos.v1 import mesos_pb2
 
-__all__ = ["DEFAULT_QUEUE_LIMIT", "HEARTBEAT_SECONDS", "EventSubscription", "OperatorEvents"]
+__all__ = [
+    "DEFAULT_QUEUE_LIMIT",
+    "HEARTBEAT_SECONDS",
+    "EventSubscription",
+    "Listening",
+    "OperatorEvents",
+]
 
 log = logging.getLogger("master.http.operator")
 
@@ -129,13 +139,22 @@ class EventSubscription:
 
 
 def _guarded(build: Callable[..., JSON | None]) -> Callable[..., None]:
-    """A watcher method that publishes what ``build`` returns and never raises into the core."""
+    """A watcher method: tells the in-process listeners, then (only if someone subscribes)
+    publishes the event ``build`` returns; never raises into the core."""
+    name = build.__name__
 
     def method(self: OperatorEvents, *args: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                getattr(listener.watcher, name)(*args)
+            except Exception:  # A listener's bug must not fail the master's input.
+                log.exception("operator event listener %r failed on %s", listener.watcher, name)
+        if not self._subscribers:
+            return
         try:
             event = build(self, *args)
         except Exception:  # A bug here must not fail the master's input: log it, skip the event.
-            log.exception("building the operator event %s failed", build.__name__)
+            log.exception("building the operator event %s failed", name)
             return
         if event is not None:
             self.publish(event)
@@ -143,6 +162,22 @@ def _guarded(build: Callable[..., JSON | None]) -> Callable[..., None]:
     method.__name__ = build.__name__
     method.__doc__ = build.__doc__
     return method
+
+
+class Listening:
+    """Listening is one in-process listener of :meth:`OperatorEvents.listen`; ``close()`` it."""
+
+    def __init__(self, hub: OperatorEvents, master: Master, watcher: Watcher) -> None:
+        self.master = master
+        self.watcher = watcher
+        self._hub = hub
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop hearing of changes."""
+        if not self.closed:
+            self.closed = True
+            self._hub.forget(self)
 
 
 class OperatorEvents:
@@ -159,6 +194,7 @@ class OperatorEvents:
         self.heartbeat_interval = heartbeat_interval
         self._clock = clock
         self._subscribers: set[EventSubscription] = set()
+        self._listeners: set[Listening] = set()
         self._master: Master | None = None
         self.published = 0
         """Events built since the hub started (for tests and benchmarks)."""
@@ -176,13 +212,7 @@ class OperatorEvents:
         for a ``queue_limit`` below 1."""
         if queue_limit < 1:
             raise ValueError(f"queue_limit must be at least 1, got {queue_limit}")
-        master = self.view.leading_master()
-        if master is None:
-            raise NotLeadingError
-        if self._master is not master:
-            self._detach("the master stopped leading")
-            self._master = master
-        master.state.history.watcher = self
+        master = self._attach()
         subscription = EventSubscription(self, master, queue_limit)
         subscribed: JSON = {"heartbeat_interval_seconds": self.heartbeat_interval}
         if include_state:
@@ -191,10 +221,40 @@ class OperatorEvents:
         self._subscribers.add(subscription)
         return subscription
 
-    def forget(self, subscription: EventSubscription) -> None:
-        """A subscription closed; the last one out unsets the watcher."""
-        self._subscribers.discard(subscription)
-        if not self._subscribers and self._master is not None:
+    def listen(self, watcher: Watcher) -> Listening:
+        """Tell ``watcher`` (in-process: the web UI) of each change as it happens, with the
+        changed objects themselves (the :class:`~master.core.history.Watcher` methods), so no
+        JSON is built for it. Its methods run inside the master's input: they must be quick,
+        only read what they are given, and never call back into the core (an exception is
+        logged and ignored). Raises NotLeadingError on a master that does not lead; it hears
+        nothing more once this master stops leading (``master`` tells which term it is of)."""
+        master = self._attach()
+        listening = Listening(self, master, watcher)
+        self._listeners.add(listening)
+        return listening
+
+    def _attach(self) -> Master:
+        master = self.view.leading_master()
+        if master is None:
+            raise NotLeadingError
+        if self._master is not master:
+            self._detach("the master stopped leading")
+            self._master = master
+        master.state.history.watcher = self
+        return master
+
+    @property
+    def listeners(self) -> int:
+        """How many in-process listeners are attached."""
+        return len(self._listeners)
+
+    def forget(self, subscription: EventSubscription | Listening) -> None:
+        """A subscription or listener closed; the last one out unsets the watcher."""
+        if isinstance(subscription, Listening):
+            self._listeners.discard(subscription)
+        else:
+            self._subscribers.discard(subscription)
+        if not self._subscribers and not self._listeners and self._master is not None:
             if self._master.state.history.watcher is self:
                 self._master.state.history.watcher = None
             self._master = None
@@ -206,6 +266,8 @@ class OperatorEvents:
     def _detach(self, reason: str) -> None:
         for subscription in list(self._subscribers):
             subscription.end(reason)
+        for listening in list(self._listeners):
+            listening.close()
         if self._master is not None and self._master.state.history.watcher is self:
             self._master.state.history.watcher = None
         self._master = None
