@@ -3,7 +3,8 @@
 Every report has the same keys first: ``scenario``, ``size``, ``ok``, ``tasks``, ``tasks_lost``,
 ``terminal_missing``, ``duplicate_terminal_updates``, ``leaked_processes``, ``leaked_cgroups``,
 ``leaked_run_dirs``, then the scenario's own time figures, then ``error`` and, when not ``ok``,
-what the master answered about each task still missing (``missing_reconciled``), the log lines
+what the master answered about the tasks still missing (``missing_reconciled``: answers counted,
+the first ten by task), the log lines
 naming the first lost or missing tasks (``task_log_lines``), the first distinct error lines of
 every process's log (``log_errors``) and where the logs were copied (``logs_kept``).
 
@@ -14,6 +15,7 @@ ran to its end. Duplicates are reported, not judged: at-least-once delivery allo
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,7 +117,11 @@ def run_scenario(
         "error": error,
     }
     if not ok:
-        report["missing_reconciled"] = missing_reconciled
+        answers = Counter(missing_reconciled.values())
+        report["missing_reconciled"] = {
+            "answers": dict(answers.most_common()),
+            "examples": dict(list(missing_reconciled.items())[:10]),
+        }
         report["leaks"] = {
             "processes": leaks.processes[:10],
             "cgroups": leaks.cgroups[:10],
