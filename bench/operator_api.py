@@ -11,6 +11,7 @@ are launched through offers), then measures:
   one changes its task's state) with 0, 1 and 10 operator event subscribers;
   ``event_build_us``: what the first subscriber adds (the event is built once), and
   ``event_us_per_extra_subscriber``: what each further one adds (queueing it);
+  ``listener_us``: what one in-process listener adds (``update_us["-1"]``; no JSON built);
 * ``pages``: time and JSON bytes of one page of GET_TASKS (100 tasks, with and without a
   filter), GET_AGENTS (100 agents sorted by cpu use), GET_FRAMEWORKS, and of the unpaged
   GET_STATE (what Mesos's UI fetches; the paged calls are what Emporion's UI fetches);
@@ -136,13 +137,22 @@ class Cluster:
         self.master.agent_messages(self.connections[agent_id], [message], self.now)
 
 
+class Quiet:
+    """An in-process listener that does nothing (what listening itself costs)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+
 def update_cost(
     cluster: Cluster, api: OperatorApi, subscribers: int, updates: int, state: int
 ) -> float:
-    """CPU microseconds per status update to ``state`` with ``subscribers`` subscriptions."""
+    """CPU microseconds per status update to ``state`` with ``subscribers`` subscriptions
+    (-1: one in-process listener instead)."""
 
     async def run() -> float:
-        subs = [api.events.subscribe(include_state=False) for _ in range(subscribers)]
+        listening = api.events.listen(Quiet()) if subscribers < 0 else None
+        subs = [api.events.subscribe(include_state=False) for _ in range(max(0, subscribers))]
         cluster.now += 1.0
         start = cpu_seconds()
         for i in range(updates):
@@ -153,6 +163,8 @@ def update_cost(
         spent = cpu_seconds() - start
         for sub in subs:
             sub.close()
+        if listening is not None:
+            listening.close()
         return spent / updates * 1e6
 
     return asyncio.run(run())
@@ -187,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     costs: dict[int, float] = {}
     states = [mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING]
     for _ in range(3):  # The least of three runs: other processes share the machine.
-        for n in (0, 1, 10):
+        for n in (0, -1, 1, 10):
             states.reverse()  # Every update of every run changes its task's state.
             cost = update_cost(cluster, api, n, min(args.updates, args.tasks), states[0])
             costs[n] = min(costs.get(n, cost), cost)
@@ -228,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "frameworks": args.frameworks,
             "updates": args.updates,
             "update_us": {str(n): rounded(c, 2) for n, c in costs.items()},
+            "listener_us": rounded(costs[-1] - costs[0], 2),
             "event_build_us": rounded(costs[1] - costs[0], 2),
             "event_us_per_extra_subscriber": rounded((costs[10] - costs[1]) / 9, 2),
             "pages": pages,
