@@ -11,7 +11,9 @@ checkpoint effects. Around it this node plays the agent's runtime:
   one event makes the core send travels as one batch;
 * **containers** as processes of the host: a launch starts after a short delay (now and then
   it fails), a task runs for what its command says (``sim run_for=S exit=C``; ``forever``
-  until killed) and exits with its code; SIGTERM ends it after a moment, a destroy at once.
+  until killed) and exits with its code; SIGTERM ends it after a moment, a destroy at once. A
+  destroy before it started either cancels the launch (reported as a failed launch, as the
+  runtime's launch queue does) or, the container being created, ends it once launched.
   The command executor and the default executor are in-agent, as in the real agent.
 
 A crash drops the core, its timers and its link; the host's containers live on. The restart
@@ -68,6 +70,8 @@ BOOT_ID = "boot-1"
 _COMMAND = re.compile(r"sim run_for=(?P<run_for>forever|[0-9.]+) exit=(?P<exit>-?[0-9]+)")
 _SIGTERM = 15
 _SIGKILL = 9
+CANCELLED_LAUNCH = "the launch was cancelled before its container was created"
+"""What the real runtime reports for a container destroyed while its launch was queued."""
 
 
 @dataclass
@@ -78,6 +82,8 @@ class SimContainer:
     run_for: float | None
     exit_code: int
     started: bool = False
+    destroy_at_start: bool = False
+    """Destroyed while it was being created: it ends as soon as it is launched."""
     exit: ContainerExit | None = None
     timer: Timer | None = None
 
@@ -298,17 +304,18 @@ class AgentNode:
             container.exit = ContainerExit(message="simulated launch failure")
             self.containers.pop(cid)
             container.timer = self.world.loop.after(
-                rng.uniform(0.001, 0.2), lambda: self._report_launch_failed(cid)
+                rng.uniform(0.001, 0.2),
+                partial(self._report_launch_failed, cid, "simulated launch failure"),
             )
             return
         container.timer = self.world.loop.after(
             rng.uniform(0.001, 0.2), lambda: self._started(container)
         )
 
-    def _report_launch_failed(self, cid: str) -> None:
+    def _report_launch_failed(self, cid: str, message: str) -> None:
         if self.state is not None and cid in self._known:
             self._known.discard(cid)
-            self._handle(events.ContainerLaunchFailed(cid, "simulated launch failure"))
+            self._handle(events.ContainerLaunchFailed(cid, message))
 
     def _started(self, container: SimContainer) -> None:
         if (
@@ -317,7 +324,10 @@ class AgentNode:
         ):
             return
         container.started = True
-        if container.run_for is not None:
+        if container.destroy_at_start:
+            exit = ContainerExit(signal=_SIGKILL)
+            container.timer = self.world.loop.after(0.0, partial(self._exited, container, exit))
+        elif container.run_for is not None:
             container.timer = self.world.loop.after(
                 container.run_for,
                 lambda: self._exited(container, ContainerExit(status=container.exit_code)),
@@ -329,6 +339,19 @@ class AgentNode:
         container = self.containers.get(cid)
         if container is None or container.exit is not None:
             return
+        if not container.started:
+            if signal == _SIGKILL and self._rng.random() < 0.5:
+                # Still queued: the launch is cancelled, as the runtime's launch queue does.
+                if container.timer is not None:
+                    container.timer.cancel()
+                container.exit = ContainerExit(signal=signal)
+                self.containers.pop(cid)
+                container.timer = self.world.loop.after(
+                    0.0, partial(self._report_launch_failed, cid, CANCELLED_LAUNCH)
+                )
+            elif signal == _SIGKILL:  # Being created: destroyed once launched.
+                container.destroy_at_start = True
+            return  # No process yet to signal.
         if signal == _SIGTERM and self._rng.random() < 0.1:
             return  # It ignores SIGTERM: the core's kill timer destroys it later.
         delay = self._rng.uniform(0.001, 0.3 if signal == _SIGTERM else 0.05)
@@ -348,10 +371,7 @@ class AgentNode:
         self.containers.pop(cid, None)
         if cid in self._known:
             self._known.discard(cid)
-            if not container.started:
-                self._handle(events.ContainerLaunched(cid, {"sim": True}))
-            if self.state is not None:  # Unless that made the agent leave.
-                self._handle(events.ContainerExited(cid, exit))
+            self._handle(events.ContainerExited(cid, exit))
 
     def live_containers(self) -> list[str]:
         """The host's containers still running."""
