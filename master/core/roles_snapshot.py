@@ -14,7 +14,7 @@ __all__ = ["roles_snapshot", "weights_snapshot"]
 
 
 def _known_roles(state: MasterState) -> list[str]:
-    roles: set[str] = set(state.allocator.weights())
+    roles: set[str] = set(state.allocator.weights()) | set(state.allocator.quotas())
     for fw in state.frameworks.values():
         roles.update(fw.roles)
     for agent in state.agents.values():
@@ -23,8 +23,9 @@ def _known_roles(state: MasterState) -> list[str]:
 
 
 def roles_snapshot(master: Master) -> JSON:
-    """``/master/roles``: every role a framework holds, has a weight, or has reservations, with
-    its weight, quota and what it is allocated (tasks and executors), offered and reserved.
+    """``/master/roles``: every role a framework holds, that has a weight or a quota, or has
+    reservations, with its weight, quota and what it is allocated (tasks and executors),
+    offered and reserved.
 
     Figures are of the role itself, not of its sub-roles (Mesos adds theirs in). Amounts are
     added up as scalar totals (each Resources caches its own), not as Resources: Prometheus

@@ -356,6 +356,15 @@ def test_weights_and_quota_are_set_read_back_and_persisted(cluster: Cluster) -> 
         {"role": "eng", "guarantees": {"cpus": {"value": 1.0}}, "limits": {"cpus": {"value": 2.0}}}
     ]
     assert cluster.harness.registry.load().quotas["eng"].limits["cpus"].value == 2.0
+    only_quota = {
+        "type": "UPDATE_QUOTA",
+        "update_quota": {"quota_configs": [{"role": "ops", "limits": {"mem": {"value": 512}}}]},
+    }
+    assert post(cluster.app, only_quota)[0].status_code == 200
+    roles = {r["name"]: r for r in call(cluster.app, {"type": "GET_ROLES"})["get_roles"]["roles"]}
+    assert roles["eng"]["quota"]["guarantee"] == {"cpus": 1.0}
+    assert roles["eng"]["weight"] == 2.5
+    assert roles["ops"]["quota"]["limit"] == {"mem": 512.0}  # listed for its quota alone
 
 
 def test_a_limit_below_what_a_role_consumes_needs_force() -> None:
