@@ -155,7 +155,7 @@ class ContainerManager:
         self._on_exited = on_exited
         self.max_concurrent = max_concurrent or default_max_concurrent()
         self.containers: dict[str, Container] = {}
-        self.queue: FairLaunchQueue[PreparedLaunch] = FairLaunchQueue()
+        self.queue: FairLaunchQueue[Callable[[], PreparedLaunch]] = FairLaunchQueue()
         self.launching: set[str] = set()  # Taken from the queue, not yet reported.
         self.launches_cancelled = 0  # Destroyed while queued (nothing was created).
         self._pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="launch")
@@ -173,11 +173,19 @@ class ContainerManager:
     def launch(self, launch: PreparedLaunch) -> None:
         """Queue ``launch``; it starts in its framework's turn, and the callbacks report how
         it went."""
-        cid = launch.container_id
+        self.enqueue(launch.container_id, launch.owner(), lambda: launch)
+
+    def enqueue(
+        self, container_id: str, framework_id: str, prepare: Callable[[], PreparedLaunch]
+    ) -> None:
+        """Queue a launch that ``prepare()`` makes ready (sandbox, environment) when its turn
+        comes: a launch cancelled while queued creates nothing at all. An exception from
+        ``prepare`` is reported as a failed launch naming it."""
+        cid = container_id
         if cid in self.queue or cid in self.launching or cid in self.containers:
             log.warning("Container %s is already being launched", cid)
             return
-        self.queue.put(launch.owner(), cid, launch)
+        self.queue.put(framework_id, cid, prepare)
         self._start_next()
 
     def _start_next(self) -> None:
@@ -186,9 +194,9 @@ class ContainerManager:
             taken = self.queue.take()
             if taken is None:
                 return
-            cid, launch = taken
+            cid, prepare = taken
             self.launching.add(cid)
-            self._spawn(self._launch(launch), f"launch-{cid}")
+            self._spawn(self._launch(cid, prepare), f"launch-{cid}")
 
     def _cancel_queued(self, cid: str) -> bool:
         """Take ``cid`` out of the queue (nothing created); reported soon as a failed launch."""
@@ -198,9 +206,17 @@ class ContainerManager:
         asyncio.get_running_loop().call_soon(self._on_launch_failed, cid, CANCELLED_LAUNCH)
         return True
 
-    async def _launch(self, launch: PreparedLaunch) -> None:
-        cid = launch.container_id
+    async def _launch(self, cid: str, prepare: Callable[[], PreparedLaunch]) -> None:
         try:
+            try:
+                launch = prepare()
+            except Exception as error:  # Whatever it is, this launch fails, not the agent.
+                cause = (
+                    str(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
+                )
+                cause = cause if len(cause) <= 1000 else f"{cause[:1000]}..."
+                self._on_launch_failed(cid, f"the container could not be prepared: {cause}")
+                return
             await self._start(launch)
         finally:
             self.launching.discard(cid)

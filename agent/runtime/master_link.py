@@ -468,6 +468,8 @@ class MasterLink:
                 # One deadline for the whole session, pushed back by every Ping (and only them).
                 async with asyncio.timeout(ping_timeout) as deadline:
                     async for message in replies:
+                        if handler.done():
+                            break  # It failed: awaited below, which raises.
                         kind = message.WhichOneof("payload")
                         if kind == "ping":
                             deadline.reschedule(loop.time() + ping_timeout)
@@ -477,8 +479,6 @@ class MasterLink:
                             continue
                         inbox.put(message)
                         ready.set()
-                        if handler.done():
-                            break  # It failed: awaited below, which raises.
                         if kind == "shutdown_agent":
                             self._stopping = True  # Removed by the master: do not come back.
                             break

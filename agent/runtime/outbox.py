@@ -44,7 +44,6 @@ from agent.core.effects import (
     UpdateContainer,
 )
 from agent.core.events import (
-    ContainerLaunchFailed,
     Event,
     HealthChanged,
     HealthFailed,
@@ -164,21 +163,12 @@ class Outbox:
     # -- containers --
 
     def _launch(self, effect: LaunchContainer) -> None:
-        """Prepare and start a container; a failure to prepare it fails the launch."""
-        try:
-            launch = self._prepare(effect)
-        except Exception as error:
-            cause = str(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
-            cause = cause if len(cause) <= 1000 else f"{cause[:1000]}..."
-            log.warning("Container %s could not be prepared: %s", effect.container_id, cause)
-            self.envs.pop(effect.container_id, None)
-            self._feed(
-                ContainerLaunchFailed(
-                    effect.container_id, f"the container could not be prepared: {cause}"
-                )
-            )
-            return
-        self.containers.launch(launch)
+        """Queue a container's launch; it is prepared when its turn comes, so one cancelled
+        while queued creates nothing, not even its sandbox. A failure to prepare it fails the
+        launch (the container manager reports it, naming the cause)."""
+        self.containers.enqueue(
+            effect.container_id, effect.framework_id, lambda: self._prepare(effect)
+        )
 
     def _prepare(self, effect: LaunchContainer) -> PreparedLaunch:
         """The sandbox, argv and environment of a container (what can fail before its launch)."""
