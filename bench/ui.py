@@ -10,7 +10,8 @@ chromium (started here, driven through Playwright over CDP) measures:
   from navigation start until the page is usable: the overview's agents table and its four
   uPlot charts drawn; the tasks page's first page of rows;
 * ``*_bytes``: what each page transferred (document + assets, from the Resource Timing API)
-  and its document alone (``*_document_bytes``).
+  and its document alone (``*_document_bytes``);
+* ``*_server_s``: what the master spent building the page (its ``Server-Timing`` header).
 
 Then updates: this process sends TASK_RUNNING status updates for the running tasks at
 ``--rate`` per second (real updates: recorded by the master, forwarded to the framework,
@@ -72,7 +73,9 @@ _PAGE_BYTES = """() => {
   const assets = performance.getEntriesByType('resource')
     .filter(r => !r.name.includes('/ui/events'))
     .reduce((sum, r) => sum + r.transferSize, 0);
-  return {document: nav.transferSize, total: nav.transferSize + assets};
+  const app = (nav.serverTiming || []).find(t => t.name === 'app');
+  return {document: nav.transferSize, total: nav.transferSize + assets,
+          server_ms: app ? app.duration : null};
 }"""
 
 
@@ -264,6 +267,11 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
                 figures[f"{name}_usable_warm_s"] = round(found["warm"], 3)
                 figures[f"{name}_bytes"] = found["bytes"]["total"]
                 figures[f"{name}_document_bytes"] = found["bytes"]["document"]
+                figures[f"{name}_server_s"] = rounded(
+                    None
+                    if found["bytes"]["server_ms"] is None
+                    else found["bytes"]["server_ms"] / 1000
+                )
 
             driver = asyncio.create_task(
                 drive(emulator, fill.framework_id.value, ns.tasks, ns.rate)
@@ -273,14 +281,16 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
             pages: list[Any] = []
             for count in (1, ns.viewers):
                 while len(pages) < count:
-                    page = await context.new_page()
+                    # Each viewer in a browser context of its own, as if on its own machine: one
+                    # profile opens at most 6 connections to the master, and each page holds one.
+                    page = await (await context.browser.new_context()).new_page()
                     path = "/" if len(pages) % 2 == 0 else "/ui/tasks"
                     await page.goto(base + path, wait_until="commit", timeout=120_000)
                     await page.wait_for_selector("#live.on", timeout=120_000)
                     pages.append(page)
                 windows[count] = await window(client, process.pid, emulator, ns.seconds)
             for page in pages:
-                await page.close()
+                await page.context.close()
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await driver

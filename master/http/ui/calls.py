@@ -11,12 +11,13 @@ through untouched: the app answers it with 307 to the leader, like every leader-
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
 from master.http.errors import describe_validation_error
@@ -59,12 +60,18 @@ def ui_route_class(renderer: Renderer) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def handle(request: Request) -> Response:
+                started = time.perf_counter()
                 try:
-                    return await handler(request)
+                    response = await handler(request)
                 except UiCallError as error:
                     return _error(renderer, request, error.status, error.message)
                 except RequestValidationError as error:
                     return _error(renderer, request, 400, describe_validation_error(error))
+                if not isinstance(response, StreamingResponse):
+                    # What the master spent on it, for the browser's devtools and bench.ui.
+                    spent = (time.perf_counter() - started) * 1000
+                    response.headers["Server-Timing"] = f"app;dur={spent:.1f}"
+                return response
 
             return handle
 

@@ -165,6 +165,22 @@
     };
   }
 
+  // A browser opens at most 6 connections to one HTTP/1.1 server, and each live page holds one:
+  // a page in a background tab lets its stream go after a while, and catches up when shown.
+  var hiddenTimer = null;
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") {
+      hiddenTimer = setTimeout(function () {
+        if (source) { source.close(); source = null; }
+        viewer = null;
+        setLive("off", "paused while the tab is hidden");
+      }, 10000);
+    } else {
+      clearTimeout(hiddenTimer);
+      if (!source) { failures = 1; connect(); }  // failures > 0: refresh on hello
+    }
+  });
+
   window.emporion = {refresh: refresh, viewer: function () { return viewer; }};
   connect();
 })();
