@@ -2,7 +2,10 @@
 
 :class:`RecordingFramework` checkpoints (``checkpoint=True``, ``failover_timeout`` 300 s by
 default, so its tasks outlive agent restarts and master failovers), packs as many of its tasks
-as fit into each offer, and once every task is launched suppresses offers. It acknowledges every
+as fit into each offer, and once every task is launched either keeps declining offers (for 1 s
+each: the master offers everything again and again, as to a framework that never suppresses,
+and a new leader offers it every reregistering agent at once) or, with ``suppress``, suppresses
+offers. It acknowledges every
 update that carries a uuid, and records, per task, every update it received (answers to its own
 reconciliation requests, which carry no uuid, are kept apart): the first terminal
 update settles the task, each further terminal update is a *duplicate* (at-least-once delivery
@@ -105,6 +108,7 @@ class RecordingFramework:
         *,
         resources: str = "cpus:0.1;mem:32",
         failover_timeout: float = 300.0,
+        suppress: bool = False,
     ) -> None:
         if tasks < 0:
             raise ValueError(f"tasks must be >= 0, not {tasks}")
@@ -131,6 +135,7 @@ class RecordingFramework:
         self.started_at = time.monotonic()
         """Status updates received (reconciliation answers excluded)."""
         self.errors: list[str] = []
+        self.suppress = suppress
         self._suppressed = False
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -236,7 +241,7 @@ class RecordingFramework:
                 record.agent_id = offer.agent_id.value
         if unused:
             await self.client.decline(unused, messages.filters(refuse_seconds=1.0))
-        if not self.queue and not self._suppressed:
+        if self.suppress and not self.queue and not self._suppressed:
             self._suppressed = True
             await self.client.suppress()
 

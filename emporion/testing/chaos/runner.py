@@ -26,6 +26,10 @@ from emporion.testing.chaos.scenarios import SCENARIOS, Run
 __all__ = ["SIZES", "UnknownScenarioError", "run_scenario", "scenario_params"]
 
 SIZES = ("ci", "full")
+COMMON_PARAMS = ("settle_timeout", "quiet_timeout", "suppress")
+"""Parameters every scenario takes: seconds to wait for the last terminal update (120), seconds
+without any update before giving up (30), and whether the framework suppresses offers once its
+tasks are launched (1) or keeps declining them (0, the default)."""
 
 
 class UnknownScenarioError(ValueError):
@@ -43,10 +47,10 @@ def scenario_params(
     scenario = SCENARIOS[name]
     params = dict(scenario.ci if size == "ci" else scenario.full)
     for key, value in (overrides or {}).items():
-        if key not in params and key not in ("settle_timeout", "quiet_timeout"):
+        if key not in params and key not in COMMON_PARAMS:
             raise UnknownScenarioError(
                 f"scenario {name!r} has no parameter {key!r}; it has: {', '.join(params)},"
-                " settle_timeout, quiet_timeout"
+                f" {', '.join(COMMON_PARAMS)}"
             )
         params[key] = value
     return params

@@ -49,8 +49,10 @@ class Run:
 
     def framework(self, name: str, tasks: int, command: str) -> RecordingFramework:
         """Subscribe a recording framework running ``tasks`` tasks of ``command``."""
-        url = self.cluster.master_url
-        framework = self.loop.query(lambda: RecordingFramework(url, name, tasks, command))
+        url, suppress = self.cluster.master_url, bool(self.params.get("suppress", 0))
+        framework = self.loop.query(
+            lambda: RecordingFramework(url, name, tasks, command, suppress=suppress)
+        )
         self.frameworks.append(framework)
         self.loop.run(framework.start(), 60.0)
         return framework
