@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ class ContainerManager:
         self.launching: set[str] = set()  # Taken from the queue, not yet reported.
         self.launches_cancelled = 0  # Destroyed while queued (nothing was created).
         self._pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="launch")
+        self._cancelled: deque[str] = deque()  # Cancelled launches not yet reported.
         self._pidfds: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending: set[str] = set()
@@ -203,8 +205,18 @@ class ContainerManager:
         if self.queue.remove(cid) is None:
             return False
         self.launches_cancelled += 1
-        asyncio.get_running_loop().call_soon(self._on_launch_failed, cid, CANCELLED_LAUNCH)
+        self._cancelled.append(cid)
+        if len(self._cancelled) == 1:
+            self._spawn(self._report_cancelled(), "report-cancelled-launches")
         return True
+
+    async def _report_cancelled(self) -> None:
+        """Report cancelled launches one at a time, yielding to the loop after each: a
+        teardown cancels thousands at once, and reporting them in one go would hold the loop
+        (and the master's pings) for seconds."""
+        while self._cancelled:
+            await asyncio.sleep(0)
+            self._on_launch_failed(self._cancelled.popleft(), CANCELLED_LAUNCH)
 
     async def _launch(self, cid: str, prepare: Callable[[], PreparedLaunch]) -> None:
         try:
