@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,9 @@ def master_process(work_dir: str) -> Iterator[tuple[str, str, subprocess.Popen[s
     """``python -m master`` with HTTP on a free port: (gRPC address, HTTP address, process)."""
     args = [sys.executable, "-m", "master", "--port", "0", "--http-port", "0"]
     args += ["--work-dir", work_dir, "--allocation-interval", "0.5"]
+    # Thousands of emulated agents answer pings from one busy process: give them time, so
+    # that they stay registered while the benchmark loads the master and the browser.
+    args += ["--agent-ping-timeout", "60", "--max-agent-ping-timeouts", "10"]
     log = Path(work_dir, "master.log").open("wb")  # noqa: SIM115 - closed below
     process = start_child(args, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
@@ -333,6 +336,22 @@ def update_figures(
     return out
 
 
+def run_bounded(coroutine: Coroutine[Any, Any, None], grace: float = 5.0) -> None:
+    """``asyncio.run`` whose clean-up gives cancelled tasks ``grace`` seconds, not for ever:
+    interrupted (SIGTERM unwinds it), ten thousand emulated agents must not hold it up."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coroutine)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=grace))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print one JSON object."""
     kill_children_on_signals()
@@ -343,13 +362,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir = tempfile.mkdtemp(prefix="emporion-bench-ui-")
     figures: dict[str, Any] = {"benchmark": "ui", "agents": ns.agents, "tasks": ns.tasks}
     try:
-        asyncio.run(asyncio.wait_for(run(ns, work_dir, figures), ns.timeout * 3))
+        run_bounded(asyncio.wait_for(run(ns, work_dir, figures), ns.timeout * 3))
     except Exception as error:  # the figures measured so far are printed with the error
         figures["error"] = f"{type(error).__name__}: {error}"[:2000]
+    except SystemExit as stop:  # SIGTERM or SIGHUP (bench._common): print, then go on exiting
+        figures["error"] = f"interrupted (exit status {stop.code})"
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    figures.update(machine())
-    emit(figures)
+        figures.update(machine())
+        emit(figures)
     return 0 if "error" not in figures else 1
 
 
