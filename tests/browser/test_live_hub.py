@@ -40,6 +40,11 @@ def started() -> tuple[Harness, Any, str, FakeView, LiveHub]:
     return harness, agent, framework_id, view, hub
 
 
+def published(hub: LiveHub) -> int:
+    """Operator events the master built as JSON so far."""
+    return int(hub._operator.events.published)  # type: ignore[attr-defined]
+
+
 def messages(viewer: Viewer) -> list[tuple[str, Any]]:
     """The (event, data) messages queued for ``viewer`` (``None``: its stream's end)."""
     out: list[tuple[str, Any]] = []
@@ -87,6 +92,7 @@ def test_watched_tasks_and_gauges_follow_the_events() -> None:
 
         hub.flush()
         assert messages(viewer) == []  # nothing changed: nothing sent
+        assert published(hub) == 0  # the hub listens in-process: no event JSON was built
         hub.disconnect(viewer)
         assert history.watcher is None  # the last viewer out unsubscribes
 
