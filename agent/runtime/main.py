@@ -50,11 +50,12 @@ async def run_agent(config: AgentConfig, isolation: Isolation) -> int:
     """Run an agent until it is stopped; return the exit status."""
     runtime = AgentRuntime(config, isolation)
     await runtime.start()
-    print(banner(runtime), flush=True)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runtime.request_stop, False)
     loop.add_signal_handler(signal.SIGINT, runtime.request_stop, False)
     loop.add_signal_handler(signal.SIGUSR1, runtime.request_stop, True)
+    # Only now: whoever waits for the banner may signal the agent at once.
+    print(banner(runtime), flush=True)
     await runtime.stopped.wait()
     log.info("Agent stopped")
     return 0
