@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -175,12 +176,17 @@ def agent_crash(run: Run, p: Params) -> None:
 
 
 def leader_kill_running(run: Run, p: Params) -> None:
-    """Every task running (``sleep 10``), one ``kill -9`` of the leader; the tasks must finish
-    and their TASK_FINISHED reach the framework through the new leader."""
+    """Every task running (``sleep 10``), one ``kill -9`` of the leader ``kill_after`` s plus a
+    random share of ``jitter`` s later, so that the tasks end while no master leads, while the
+    agent reregisters, or just after (its first batch to the new leader then carries their
+    updates); they must finish and their TASK_FINISHED reach the framework."""
     cluster = run.cluster
     job = run.framework("long", int(p["tasks"]), _command(p))
-    run.wait(_all_running(job), "every task to run")
+    running = run.wait(_all_running(job), "every task to run")
+    delay = p["kill_after"] + random.uniform(0.0, p["jitter"])
+    run.figures["killed_after_running_s"] = round(delay, 3)
     leader = cluster.wait_leader()
+    time.sleep(max(0.0, running + delay - time.monotonic()))
     killed = time.monotonic()
     leader.crash()
     new = cluster.wait_leader(exclude=leader)
@@ -341,8 +347,8 @@ SCENARIOS: dict[str, Scenario] = {
             "leader_kill_running",
             leader_kill_running,
             {"masters": 3, "agents": 1},
-            {"tasks": 3, "sleep": 6, "cpus": 1},
-            {"tasks": 3, "sleep": 10, "cpus": 1},
+            {"tasks": 3, "sleep": 6, "cpus": 1, "kill_after": 4, "jitter": 2},
+            {"tasks": 3, "sleep": 10, "cpus": 1, "kill_after": 7, "jitter": 3},
         ),
         Scenario(
             "executor_kill",
