@@ -189,6 +189,22 @@ def test_the_memory_store_reads_back_what_the_file_store_does(tmp_path: Path) ->
     assert from_files.agent is not None
     assert [len(f.executors) for f in from_files.agent.frameworks] == [3]
     assert from_memory == from_files
+    assert from_memory.agent is not None
+    # Removals and a new run of an executor read back the same way too.
+    framework = from_memory.agent.frameworks[0]
+    executors = [e.executor_id for e in framework.executors]
+    info = framework.executors[-1].info
+    for store in (files, memory):
+        store.remove_executor(framework.framework_id, executors[0])
+        store.write_executor(framework.framework_id, executors[-1], "run-2", info)
+    assert memory.read() == files.read()
+    for store in (files, memory):
+        store.remove_framework(framework.framework_id)
+    assert memory.read() == files.read()
+    for store in (files, memory):
+        store.clear_agents()
+    assert memory.read() == files.read()
+    assert memory.read().agent is None
 
 
 def test_the_memory_store_refuses_names_a_file_system_could_not_hold() -> None:
