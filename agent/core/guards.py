@@ -7,7 +7,7 @@ settles it afterwards, with effects that make it explicit:
 * a launch (RunTask, RunTaskGroup) is undone: the records it added (tasks, a new executor, a
   new framework, their update streams) are forgotten, and each of its tasks ends TASK_FAILED
   with REASON_CONTAINER_LAUNCH_FAILED naming the fault: none stays STAGING, nothing stays
-  counted;
+  counted (a new executor it named is reported ended to the master);
 * the end of a container (ContainerExited, ContainerLaunchFailed) still ends what ran in it:
   its live tasks end TASK_FAILED with REASON_EXECUTOR_TERMINATED naming the fault, the
   container is recorded as gone, and the executor is retired once those updates are

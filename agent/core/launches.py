@@ -5,7 +5,9 @@ executor (a running one, or a new record: the agent's own for a command task or 
 with a DEFAULT executor, a custom one started from its ExecutorInfo), recorded and
 checkpointed, then started or queued for the executor. A launch the agent cannot run gets a
 precise update instead and changes nothing; one reusing the id of a task the agent still runs
-gets a LaunchRefused message instead (the id's update stream belongs to that task).
+gets a LaunchRefused message instead (the id's update stream belongs to that task). Either
+way, if it named an executor that is not running here, the master (which counts that executor
+from the moment it sent the launch) gets an ExitedExecutor for it.
 """
 
 from __future__ import annotations
