@@ -54,6 +54,7 @@ from master.core import TERMINAL_STATES, Agent, Framework, Master, Task
 from protos.v1 import mesos_pb2
 
 from .api import OperatorCalls
+from .gauges import gauges, herd_counts, live_task_counts
 
 __all__ = ["LiveHub", "Viewer"]
 
@@ -64,13 +65,6 @@ QUEUE_LIMIT = 8
 MAX_WATCH = 1000
 """The most tasks one viewer may watch (a page shows at most 500)."""
 PING_SECONDS = 15.0
-_GAUGE_STATES = (
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_UNREACHABLE",
-)
 _state_name = mesos_pb2.TaskState.Name
 _TERMINAL_NAMES = frozenset(mesos_pb2.TaskState.Name(s) for s in TERMINAL_STATES)
 
@@ -367,38 +361,20 @@ class LiveHub:
 
     def _recount(self, master: Master) -> None:
         """Count the live tasks' states from the state machine (the events keep them after)."""
-        live: dict[TaskKey, str] = {}
-        counts: dict[str, int] = {}
+        self._counts = live_task_counts(master)
         name = mesos_pb2.TaskState.Name
-        for fw in master.state.frameworks.values():
-            for task in fw.tasks.values():
-                if task.state in TERMINAL_STATES:
-                    continue
-                state = name(task.state)  # type: ignore[arg-type]
-                live[(task.framework_id, task.task_id)] = state
-                counts[state] = counts.get(state, 0) + 1
-        self._live, self._counts = live, counts
+        self._live = {
+            (task.framework_id, task.task_id): name(task.state)  # type: ignore[arg-type]
+            for fw in master.state.frameworks.values()
+            for task in fw.tasks.values()
+            if task.state not in TERMINAL_STATES
+        }
 
     def _gauges(self, master: Master, batch: _Batch) -> dict[str, float]:
         """The overview's figures, as ``/metrics/snapshot`` names them."""
-        state = master.state
         if batch.agents or batch.frameworks or not self._herds:
-            agents = [a.phase.value for a in state.agents.values()]
-            connected = sum(fw.connected for fw in state.frameworks.values())
-            self._herds = {
-                "master/slaves_connected": agents.count("connected"),
-                "master/slaves_disconnected": agents.count("disconnected"),
-                "master/slaves_unreachable": agents.count("unreachable"),
-                "master/frameworks_active": connected,
-                "master/frameworks_inactive": len(state.frameworks) - connected,
-            }
-        out: dict[str, float] = dict(self._herds)
-        out["master/outstanding_offers"] = len(state.offers)
-        for name in _GAUGE_STATES:
-            out[_metric(name)] = self._counts.get(name, 0)
-        for task_state, count in state.history.terminal.items():
-            out[_metric(mesos_pb2.TaskState.Name(task_state))] = count  # type: ignore[arg-type]
-        return out
+            self._herds = herd_counts(master)
+        return gauges(master, self._counts, self._herds)
 
     async def _tick(self) -> None:
         while True:
@@ -475,11 +451,6 @@ def _watched(watch: dict[TaskKey, str], changed: dict[TaskKey, str]) -> list[lis
                 watch[key] = state
                 out.append([key[0], key[1], state])
     return out
-
-
-def _metric(state: str) -> str:
-    """``master/tasks_running`` for ``TASK_RUNNING``."""
-    return "master/tasks_" + state.removeprefix("TASK_").lower()
 
 
 def _message(event: str, data: dict[str, Any]) -> bytes:

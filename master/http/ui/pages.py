@@ -3,7 +3,8 @@
 Each list page is served whole on a plain request and as its table alone when htmx asks
 (``HX-Request``), so filtering, sorting and paging swap one table without reloading the page.
 Everything comes from operator calls (:mod:`master.http.ui.api`) with server-side paging: no
-page carries more than one page of rows, whatever the cluster's size.
+page carries more than one page of rows, whatever the cluster's size; the overview's gauges
+come from :mod:`master.http.ui.gauges`, as the live stream's do.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the ``Depends`` of a local.
@@ -29,6 +30,7 @@ from .api import (
     task_row,
 )
 from .calls import UiCallError, call, ui_route_class
+from .gauges import gauges, herd_counts, live_task_counts
 from .render import Renderer
 
 __all__ = ["PAGE_SIZES", "pages_router"]
@@ -87,14 +89,13 @@ def pages_router(
         }
 
     @router.get("/", response_class=HTMLResponse)
-    async def overview(_: lead) -> HTMLResponse:
+    async def overview(master: lead) -> HTMLResponse:
         utilization = call(operator, {"type": "GET_UTILIZATION", "get_utilization": {}})[
             "get_utilization"
         ]
-        metrics = {
-            m["name"]: m["value"]
-            for m in call(operator, {"type": "GET_METRICS"})["get_metrics"]["metrics"]
-        }
+        # The gauges the live stream keeps up to date, counted here (GET_METRICS would also sum
+        # every agent's and task's resources: a tenth of a second per 20,000 tasks).
+        metrics = gauges(master, live_task_counts(master), herd_counts(master))
         agents = call(
             operator,
             {"type": "GET_AGENTS", "get_agents": {"limit": 10, "order_by": "hostname"}},
