@@ -347,8 +347,8 @@ SCENARIOS: dict[str, Scenario] = {
             "leader_kill_running",
             leader_kill_running,
             {"masters": 3, "agents": 1},
-            {"tasks": 3, "sleep": 6, "cpus": 1, "kill_after": 4, "jitter": 2},
-            {"tasks": 3, "sleep": 10, "cpus": 1, "kill_after": 7, "jitter": 3},
+            {"tasks": 3, "sleep": 6, "cpus": 1, "kill_after": 4.5, "jitter": 2},
+            {"tasks": 3, "sleep": 10, "cpus": 1, "kill_after": 8.5, "jitter": 2},
         ),
         Scenario(
             "executor_kill",
