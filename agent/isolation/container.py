@@ -85,6 +85,7 @@ class Container:
         namespaces: bool = False,
         init_pid: int | None = None,
         run_dir: Path | None = None,
+        supervised: bool = False,
         on_destroyed: Callable[[], None] | None = None,
     ) -> None:
         self.container_id = container_id
@@ -95,6 +96,7 @@ class Container:
         self.namespaces = namespaces
         self.init_pid = init_pid
         self.run_dir = run_dir
+        self.supervised = supervised
         self._confinement = confinement
         self._on_destroyed = on_destroyed
         self._lock = threading.RLock()
@@ -124,6 +126,7 @@ class Container:
             namespaces=state.namespaces,
             init_pid=state.init_pid,
             run_dir=Path(state.run_dir) if state.run_dir is not None else None,
+            supervised=state.supervised,
             on_destroyed=on_destroyed,
         )
 
@@ -139,6 +142,7 @@ class Container:
             namespaces=self.namespaces,
             init_pid=self.init_pid,
             run_dir=str(self.run_dir) if self.run_dir is not None else None,
+            supervised=self.supervised,
         )
 
     def pidfd(self) -> int | None:
@@ -240,11 +244,12 @@ class Container:
     def signal_all(self, sig: int) -> None:
         """Send ``sig`` to every process of the container.
 
-        With namespaces, the helper and the namespace init forward termination signals to the
-        task themselves, so those two are skipped for such signals (the task gets it once).
+        The supervising launch helper (and, with namespaces, the namespace init) forward
+        termination signals to the task themselves, so they are skipped for such signals (the
+        task gets it once).
         """
         pids = self._confinement.pids()
-        if self.namespaces and sig in _FORWARDED:
+        if (self.namespaces or self.supervised) and sig in _FORWARDED:
             pids -= {self.pid, self.init_pid or 0}
         kill_pids(pids, sig)
 

@@ -11,11 +11,23 @@ container up around itself and then execs the task::
                              └─▶ init (PID 1 of the new namespace): mount /proc, fork
                                    └─▶ task (PID 2): chdir, rlimits, user, exec
 
-With namespaces the helper and init stay: the helper forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
-SIGUSR1/SIGUSR2 to init, init forwards them to the task (a bare PID 1 would ignore them), init
-reaps re-parented zombies, and both end with the task's exact wait status (the helper re-raises
-a fatal signal on itself), which it also writes to the spec's ``status_file`` so that an agent
-that restarted and is no longer the parent can still learn it.
+The helper always stays as the container's supervisor (the container's pid is the helper's):
+it forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to its child (the task, or with
+namespaces init, which forwards them to the task: a bare PID 1 would ignore them; init also
+reaps re-parented zombies), and ends with the task's exact wait status (re-raising a fatal
+signal on itself). It first writes that status to the spec's ``status_file`` (atomically: a
+temporary file renamed over it), because the agent may have been killed and restarted
+meanwhile: a restarted agent is no longer the helper's parent and learns the task's real exit
+status only from that file. Without the supervisor, a task that ended while the agent was down
+would end with an unknown status.
+
+Crash consistency of a launch: before doing anything else the helper writes its pid and start
+time (and later its namespace init's pid) to the spec's ``pid_file``, again atomically. The
+agent records the container's intent (its id, cgroups and run directory) before spawning the
+helper, so an agent killed in the middle of a launch finds, after its restart, either a helper
+it can identify (pid plus start time from ``/proc``) and adopt, or proof that the task never
+ran. If the run directory is gone when the helper writes its pid file (a restarted agent
+decided the launch never started and removed it), the helper gives up before running anything.
 
 The status fd (close-on-exec) carries JSON lines to the agent: ``{"init_pid": N}`` and, on a
 failure before the task runs, ``{"stage": ..., "error": ...}``. End of file without an error
@@ -207,6 +219,41 @@ def exec_task(spec: Mapping[str, Any], entry: pwd.struct_passwd | None) -> NoRet
         raise LaunchStepError("exec", f"cannot execute command {argv[0]!r}: {e.strerror}") from e
 
 
+def write_atomically(path: str, text: str) -> None:
+    """Replace ``path`` with ``text``: a temporary file in the same directory renamed over it,
+    so a reader (a restarted agent) sees the old content or the new, never a part."""
+    temp = f"{path}.tmp"
+    with open(temp, "w") as f:
+        f.write(text)
+    os.replace(temp, path)
+
+
+def own_start_time() -> int:
+    """This process's start time (clock ticks since boot, field 22 of ``/proc/self/stat``):
+    with the pid, what identifies this process to a restarted agent."""
+    with open("/proc/self/stat") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def record_pids(spec: Mapping[str, Any], init_pid: int | None) -> None:
+    """Write this helper's identity (and its namespace init's pid) to the spec's ``pid_file``.
+
+    Raises LaunchStepError when the container's run directory is gone: a restarted agent
+    concluded that this launch never started, so nothing may run.
+    """
+    pid_file = spec.get("pid_file")
+    if not pid_file:
+        return
+    record = {"pid": os.getpid(), "start_time": own_start_time(), "init_pid": init_pid}
+    try:
+        write_atomically(pid_file, json.dumps(record) + "\n")
+    except OSError as e:
+        raise LaunchStepError(
+            "recovery", f"cannot record the container's pid in {pid_file}: {e.strerror}"
+        ) from e
+
+
 def describe_wait_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
@@ -334,18 +381,38 @@ def run_in_namespaces(
         os.close(report_r)
         _run_child(lambda: run_as_namespace_init(spec, entry, status, report_w), status)
     os.close(report_w)
+    try:
+        record_pids(spec, init_pid)
+    except LaunchStepError:
+        os.kill(init_pid, signal.SIGKILL)  # Leaving nothing running; reaped below.
+        raise
     status.send({"init_pid": init_pid})
     status.close()
     _pid, init_status = os.waitpid(init_pid, 0)
     with os.fdopen(report_r, "rb") as report:
         description = report.read().decode() or describe_wait_status(init_status)
+    return end_like(spec, description)
+
+
+def run_supervised(
+    spec: Mapping[str, Any], entry: pwd.struct_passwd | None, status: StatusChannel
+) -> int:
+    """Without namespaces: start the task as a child, forward signals to it, mirror its end."""
+    forwarder = Forwarder()
+    task = forwarder.fork()
+    if task == 0:
+        _run_child(lambda: exec_task(spec, entry), status)  # unblocks before exec
+    status.close()
+    _pid, task_status = os.waitpid(task, 0)
+    return end_like(spec, describe_wait_status(task_status))
+
+
+def end_like(spec: Mapping[str, Any], description: str) -> int:
+    """Record the task's end in the spec's ``status_file``, then end the same way."""
     status_file = spec.get("status_file")
     if status_file:
-        try:
-            with open(status_file, "w") as f:
-                f.write(description + "\n")
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            write_atomically(status_file, description + "\n")
     kind, number = description.split()
     if kind == "signal":
         # End by the same signal so the agent's waitpid sees what the task saw.
@@ -371,12 +438,13 @@ def close_inherited_fds(keep: int | None) -> None:
 
 def launch(spec: Mapping[str, Any], status: StatusChannel) -> int:
     join_cgroups(list(spec.get("cgroup_procs", [])))
+    record_pids(spec, None)
     become_session_leader()
     entry = lookup_user(spec.get("user"))
     redirect_output(spec, entry)
     if spec.get("namespaces"):
         return run_in_namespaces(spec, entry, status)
-    exec_task(spec, entry)
+    return run_supervised(spec, entry, status)
 
 
 def probe_namespaces() -> int:

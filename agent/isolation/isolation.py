@@ -2,15 +2,24 @@
 
 ``ContainerIsolation`` with a ``CgroupsV2``/``CgroupsV1`` driver is "cgroups-v2"/"cgroups-v1";
 without a driver it is "posix" (sessions only). Per container it keeps a run directory
-``<run_dir>/<container_id>/`` (mode 0700) holding ``launch.json`` (the helper's spec, deleted
-once the task runs: it holds the environment), ``state.json`` (to find orphans after a
-restart) and ``exit_status`` (written by the helper when it stays as the namespace's parent);
-it is removed with the container.
+``<run_dir>/<container_id>/`` (mode 0700) holding ``intent.json`` (the container's id, cgroups
+and run directory, written before the helper is spawned), ``pids.json`` (the helper's pid and
+start time, written by the helper before it runs anything), ``launch.json`` (the helper's spec,
+deleted once the task runs: it holds the environment), ``state.json`` (the complete state, once
+the launch is done) and ``exit_status`` (the task's wait status, written by the helper, which
+stays as the task's supervisor); it is removed with the container.
+
+Those files make a launch crash-consistent: an agent killed while a launch was in progress
+(before it checkpointed the container) calls :meth:`ContainerIsolation.find` after its restart,
+which adopts the container if its helper was spawned (identified by pid and start time, or
+found in ``/proc`` still starting) or removes what was made for it if its task never ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import pwd
 import shutil
@@ -29,13 +38,16 @@ from agent.isolation.container import (
 )
 from agent.isolation.detect import IsolationReport
 from agent.isolation.errors import IsolationError, LaunchError
-from agent.isolation.launcher import start_helper, write_spec
+from agent.isolation.launcher import LAUNCH_TIMEOUT_S, start_helper, write_spec
 from agent.isolation.posix import SessionConfinement
 from agent.isolation.spec import LaunchSpec, validate_container_id
 from agent.isolation.state import ContainerState
 
 STATE_FILE = "state.json"
 SPEC_FILE = "launch.json"
+INTENT_FILE = "intent.json"
+PIDS_FILE = "pids.json"
+_FIND_POLL_S = 0.02
 
 
 class Isolation(Protocol):
@@ -57,6 +69,14 @@ class Isolation(Protocol):
 
     def recover(self, state: ContainerState) -> Container | None:
         """Reattach after an agent restart; None (having cleaned up) if the process is gone."""
+        ...
+
+    def find(self, container_id: str) -> Container | None:
+        """After a restart, the container of a launch the agent never recorded as done.
+
+        Its handle (running, or ended: ``poll()`` says how) if its launch helper was spawned;
+        None, having removed whatever was made for it, if its command never ran.
+        """
         ...
 
     def cleanup_orphans(self, known: set[str]) -> list[str]:
@@ -143,6 +163,18 @@ class ContainerIsolation:
         try:
             if self._driver is not None:
                 cgroups = self._driver.create(spec.container_id, spec.limits)
+            intent = ContainerState(
+                container_id=spec.container_id,
+                isolation=self.name,
+                pid=0,  # Not spawned yet: the helper records its pid in PIDS_FILE.
+                start_time=0,
+                sandbox=str(spec.sandbox),
+                cgroups=tuple(str(path) for path in cgroups.paths) if cgroups else (),
+                namespaces=namespaces,
+                run_dir=str(run),
+                supervised=True,
+            )
+            _write_atomically(run / INTENT_FILE, intent.to_json())
             write_spec(run / SPEC_FILE, self._helper_spec(spec, cgroups, namespaces, run))
             started = start_helper(run / SPEC_FILE, spec.stderr_path)
         except (IsolationError, OSError) as e:
@@ -162,6 +194,7 @@ class ContainerIsolation:
             namespaces=namespaces,
             init_pid=started.init_pid,
             run_dir=run,
+            supervised=True,
             on_destroyed=self._remove_root_if_empty,
         )
         if started.error is not None:
@@ -169,7 +202,7 @@ class ContainerIsolation:
             raise LaunchError(f"{failed}: {started.error}")
         # The helper has read its spec; it holds the task's environment, so do not keep it.
         (run / SPEC_FILE).unlink(missing_ok=True)
-        (run / STATE_FILE).write_text(container.state().to_json())
+        _write_atomically(run / STATE_FILE, container.state().to_json())
         return container
 
     @staticmethod
@@ -187,6 +220,7 @@ class ContainerIsolation:
             "user": spec.user,
             "namespaces": namespaces,
             "status_file": str(run / EXIT_STATUS_FILE),
+            "pid_file": str(run / PIDS_FILE),
         }
 
     def _container_for(self, state: ContainerState) -> Container:
@@ -207,6 +241,37 @@ class ContainerIsolation:
         container.destroy()
         return None
 
+    def find(self, container_id: str) -> Container | None:
+        validate_container_id(container_id)
+        run = self.run_dir / container_id
+        state = _read_state(run / STATE_FILE)  # The launch was done; the agent died after.
+        if state is None:
+            intent = _read_state(run / INTENT_FILE)
+            pids = self._helper_pids(run) if intent is not None else None
+            if intent is not None and pids is not None:
+                state = _with_pids(intent, pids)
+        if state is None or state.isolation != self.name:
+            # Its helper was never spawned, or died before it ran anything.
+            self._destroy_orphan(container_id)
+            return None
+        (run / SPEC_FILE).unlink(missing_ok=True)  # It holds the task's environment.
+        _write_atomically(run / STATE_FILE, state.to_json())
+        return self._container_for(state)
+
+    @staticmethod
+    def _helper_pids(run: Path) -> _Pids | None:
+        """The helper's recorded identity; waits for it while a helper of this launch is
+        still starting (found in ``/proc`` by its spec's path); None if there is none."""
+        spec = str(run / SPEC_FILE).encode()
+        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+        while True:
+            pids = _read_pids(run / PIDS_FILE)
+            if pids is not None:
+                return pids
+            if not procfs.pids_with_argument(spec) or time.monotonic() >= deadline:
+                return _read_pids(run / PIDS_FILE)  # It may have written it, then ended.
+            time.sleep(_FIND_POLL_S)
+
     def cleanup_orphans(self, known: set[str]) -> list[str]:
         ids = cgroupfs.child_ids(self.run_dir)
         if self._driver is not None:
@@ -220,10 +285,11 @@ class ContainerIsolation:
 
     def _destroy_orphan(self, container_id: str) -> None:
         run = self.run_dir / container_id
-        try:
-            state = ContainerState.from_json((run / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            state = None
+        state = _read_state(run / STATE_FILE)
+        if state is None:
+            intent, pids = _read_state(run / INTENT_FILE), _read_pids(run / PIDS_FILE)
+            if intent is not None and pids is not None:
+                state = _with_pids(intent, pids)
         if state is not None and state.isolation == self.name:
             self._container_for(state).destroy()
             return
@@ -235,3 +301,42 @@ class ContainerIsolation:
             cgroups.remove(deadline)
             self._remove_root_if_empty()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A temporary file renamed over ``path``: a restarted agent reads all of it or none."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def _read_state(path: Path) -> ContainerState | None:
+    try:
+        return ContainerState.from_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+_Pids = tuple[int, int, int | None]
+"""The launch helper's ``pid``, ``start_time`` and ``init_pid``."""
+
+
+def _with_pids(intent: ContainerState, pids: _Pids) -> ContainerState:
+    pid, start_time, init_pid = pids
+    return dataclasses.replace(intent, pid=pid, start_time=start_time, init_pid=init_pid)
+
+
+def _read_pids(path: Path) -> _Pids | None:
+    """``pid``, ``start_time`` and ``init_pid`` as the launch helper recorded them."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    pid, start_time, init_pid = record.get("pid"), record.get("start_time"), record.get("init_pid")
+    if not isinstance(pid, int) or not isinstance(start_time, int) or pid <= 0:
+        return None
+    if init_pid is not None and not isinstance(init_pid, int):
+        return None
+    return pid, start_time, init_pid

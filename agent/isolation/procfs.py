@@ -86,3 +86,24 @@ def session_members(session: int, started_after: int = 0) -> list[ProcStat]:
         ):
             members.append(stat)
     return members
+
+
+def pids_with_argument(argument: bytes) -> set[int]:
+    """Live processes with ``argument`` as one of their command-line arguments.
+
+    How a restarted agent finds a launch helper that has not yet recorded its pid: the
+    helper's argv names its spec file, unique to its container.
+    """
+    found: set[int] = set()
+    for entry in os.listdir(PROC):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = (PROC / entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument in argv:
+            stat = read_stat(int(entry))
+            if stat is not None and not stat.exited:
+                found.add(int(entry))
+    return found

@@ -19,7 +19,9 @@ class ContainerState:
     process start time from ``/proc/<pid>/stat`` (clock ticks since boot): a pid whose start
     time differs is another process that reused the number. ``session_id`` is the container's
     session (the launched process called setsid). ``init_pid`` is the PID-namespace init as
-    seen from the agent, when namespaces are used.
+    seen from the agent, when namespaces are used. ``supervised``: ``pid`` is the launch helper,
+    which stays as the task's parent, forwards termination signals to it and records its exit
+    status (False only in states written before the helper always stayed).
     """
 
     container_id: str
@@ -31,6 +33,7 @@ class ContainerState:
     namespaces: bool = False
     init_pid: int | None = None
     run_dir: str | None = None
+    supervised: bool = False
     version: int = STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +61,7 @@ class ContainerState:
             "namespaces": (bool,),
             "init_pid": (int, type(None)),
             "run_dir": (str, type(None)),
+            "supervised": (bool,),
         }
         required = {"container_id", "isolation", "pid", "start_time", "sandbox"}
         unknown = sorted(set(data) - set(expected) - {"version"})

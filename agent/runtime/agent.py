@@ -54,7 +54,7 @@ from agent.core.events import (
 from agent.gc import SandboxGC, remove_sandbox
 from agent.isolation import Container, Isolation
 from agent.resources_detect import detect_resources, merge_resources
-from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager
+from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager, NeverStarted
 from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
 from agent.runtime.http import AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
@@ -204,6 +204,9 @@ class AgentRuntime:
         for container_id, exit in recovered:
             if exit is None:
                 self.feed(ContainerRecovered(container_id))
+            elif isinstance(exit, NeverStarted):
+                log.warning("Container %s failed to launch: %s", container_id, exit.message)
+                self.feed(ContainerLaunchFailed(container_id, exit.message))
             else:
                 self.feed(ContainerExited(container_id, exit))
         self.feed(RecoveryDone())
@@ -211,21 +214,22 @@ class AgentRuntime:
         self.outbox.spawn(self._watch_disk(), "disk-watch")
         self.link.start()
 
-    def _recover(self) -> list[tuple[str, ContainerExit | None]]:
+    def _recover(self) -> list[tuple[str, ContainerExit | NeverStarted | None]]:
         checkpoint = self.store.read()
         plan = plan_recovery(
             checkpoint.boot_id, self.boot_id, checkpoint.agent is not None, self.config.recover
         )
         self.recovery_plan = plan
         log.info("Recovery: %s", plan.value)
-        recovered: list[tuple[str, ContainerExit | None]] = []
+        recovered: list[tuple[str, ContainerExit | NeverStarted | None]] = []
         if plan is RecoveryPlan.RECOVER:
             assert checkpoint.agent is not None
             # Each LookForContainer effect reattaches to one container (see Outbox).
             self.feed(RecoverFromCheckpoint(checkpoint.agent))
             recovered, self.outbox.recovered = self.outbox.recovered, []
-            # Only containers found running are kept: one the agent died before recording (or
-            # could not reattach to) is an orphan, and is destroyed with the others.
+            # Only containers found running are kept (those the agent died before recording
+            # were adopted if their launch helper had been spawned); any other is an orphan,
+            # and is destroyed with the others.
             known = {container_id for container_id, exit in recovered if exit is None}
         else:
             if plan is not RecoveryPlan.FRESH:

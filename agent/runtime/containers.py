@@ -49,6 +49,7 @@ from protos.v1 import mesos_pb2
 __all__ = [
     "CANCELLED_LAUNCH",
     "ContainerManager",
+    "NeverStarted",
     "PreparedLaunch",
     "default_max_concurrent",
     "limits_for",
@@ -60,6 +61,17 @@ _POLL_INTERVAL = 0.1  # Only where pidfds are unavailable.
 
 CANCELLED_LAUNCH = "the launch was cancelled before its container was created"
 """How a launch destroyed while it waited in the queue is reported (as a failed launch)."""
+
+NEVER_STARTED = "the agent restarted while the container was being launched, before its command ran"
+
+
+@dataclass(frozen=True)
+class NeverStarted:
+    """After a restart: the agent had not recorded the container, and its command never ran
+    (the agent died before spawning its launch helper, or the helper failed before running
+    anything). Reported as a failed launch, ``message`` saying so."""
+
+    message: str = NEVER_STARTED
 
 
 def default_max_concurrent() -> int:
@@ -271,10 +283,16 @@ class ContainerManager:
 
     def recover(
         self, container_id: str, state: Mapping[str, object] | None
-    ) -> ContainerExit | None:
-        """Reattach to a checkpointed container; None if it runs, else how it ended."""
+    ) -> ContainerExit | NeverStarted | None:
+        """Reattach to a checkpointed container; None if it runs, else how it ended.
+
+        ``state`` None: the agent died before recording the container (its launch was in
+        progress or queued). The isolation layer's own records of the launch then say whether
+        its helper was spawned: if so the container is adopted (or, if it ended meanwhile, its
+        recorded exit status is returned); if not, :class:`NeverStarted`.
+        """
         if state is None:
-            return ContainerExit(message="the agent died before recording the container")
+            return self._adopt(container_id)
         recorded = _recorded_exit(state)
         try:
             container = self.isolation.recover(ContainerState.from_dict(dict(state)))
@@ -285,6 +303,27 @@ class ContainerManager:
                 message="the container had ended when the agent restarted; its exit status is"
                 " unknown"
             )
+        self.containers[container_id] = container
+        self._watch(container_id, container)
+        return None
+
+    def _adopt(self, container_id: str) -> ContainerExit | NeverStarted | None:
+        try:
+            container = self.isolation.find(container_id)
+        except (ValueError, IsolationError, OSError) as error:
+            return ContainerExit(message=f"the container could not be recovered: {error}")
+        if container is None:
+            return NeverStarted()
+        info = container.poll()
+        if info is not None:  # It ended while the agent was down.
+            try:
+                container.destroy()
+            except IsolationError as error:
+                log.error("Container %s: %s", container_id, error)
+            return _to_exit(container.poll() or info)
+        log.info(
+            "Adopted container %s, whose launch was in progress when the agent died", container_id
+        )
         self.containers[container_id] = container
         self._watch(container_id, container)
         return None

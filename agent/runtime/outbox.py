@@ -52,7 +52,7 @@ from agent.core.events import (
 from agent.core.messages import status_update_message
 from agent.gc import SandboxGC
 from agent.health import HealthChecker
-from agent.runtime.containers import ContainerManager, PreparedLaunch
+from agent.runtime.containers import ContainerManager, NeverStarted, PreparedLaunch
 from agent.runtime.environment import ExecutorEndpoint, command_argv, process_environment
 from agent.runtime.executor_api import ExecutorHub
 from agent.runtime.master_link import MasterLink
@@ -101,7 +101,7 @@ class Outbox:
         self.timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self.health: dict[tuple[str, str], HealthChecker] = {}
         self.envs: dict[str, dict[str, str]] = {}
-        self.recovered: list[tuple[str, ContainerExit | None]] = []
+        self.recovered: list[tuple[str, ContainerExit | NeverStarted | None]] = []
         """Answers to ``LookForContainer``, for the runtime to feed once its servers run."""
         self.background: set[asyncio.Task[Any]] = set()
 
