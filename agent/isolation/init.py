@@ -236,8 +236,12 @@ def own_start_time() -> int:
     return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
-def record_pids(spec: Mapping[str, Any], init_pid: int | None) -> None:
+def record_pids(spec: Mapping[str, Any], start_time: int, init_pid: int | None) -> None:
     """Write this helper's identity (and its namespace init's pid) to the spec's ``pid_file``.
+
+    ``start_time`` is read once, before any namespace is made: once init has mounted the
+    container's own ``/proc`` (in the mount namespace the helper shares), the helper is not
+    in it.
 
     Raises LaunchStepError when the container's run directory is gone: a restarted agent
     concluded that this launch never started, so nothing may run.
@@ -245,7 +249,7 @@ def record_pids(spec: Mapping[str, Any], init_pid: int | None) -> None:
     pid_file = spec.get("pid_file")
     if not pid_file:
         return
-    record = {"pid": os.getpid(), "start_time": own_start_time(), "init_pid": init_pid}
+    record = {"pid": os.getpid(), "start_time": start_time, "init_pid": init_pid}
     try:
         write_atomically(pid_file, json.dumps(record) + "\n")
     except OSError as e:
@@ -365,7 +369,10 @@ def _run_child(body: Callable[[], NoReturn], status: StatusChannel) -> NoReturn:
 
 
 def run_in_namespaces(
-    spec: Mapping[str, Any], entry: pwd.struct_passwd | None, status: StatusChannel
+    spec: Mapping[str, Any],
+    entry: pwd.struct_passwd | None,
+    status: StatusChannel,
+    start_time: int,
 ) -> int:
     """Unshare PID and mount namespaces, start init in them, and mirror its end."""
     try:
@@ -382,7 +389,7 @@ def run_in_namespaces(
         _run_child(lambda: run_as_namespace_init(spec, entry, status, report_w), status)
     os.close(report_w)
     try:
-        record_pids(spec, init_pid)
+        record_pids(spec, start_time, init_pid)
     except LaunchStepError:
         os.kill(init_pid, signal.SIGKILL)  # Leaving nothing running; reaped below.
         raise
@@ -438,12 +445,13 @@ def close_inherited_fds(keep: int | None) -> None:
 
 def launch(spec: Mapping[str, Any], status: StatusChannel) -> int:
     join_cgroups(list(spec.get("cgroup_procs", [])))
-    record_pids(spec, None)
+    start_time = own_start_time()
+    record_pids(spec, start_time, None)
     become_session_leader()
     entry = lookup_user(spec.get("user"))
     redirect_output(spec, entry)
     if spec.get("namespaces"):
-        return run_in_namespaces(spec, entry, status)
+        return run_in_namespaces(spec, entry, status, start_time)
     return run_supervised(spec, entry, status)
 
 
