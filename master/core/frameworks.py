@@ -327,7 +327,7 @@ def remove_framework(state: MasterState, fw: Framework, now: float, reason: str)
     state.remember_completed(framework_id)
     state.timers.cancel(("heartbeat", framework_id))
     state.timers.cancel(("failover", framework_id))
-    state.persist(RemoveFramework(framework_id))
+    state.persist(RemoveFramework(framework_id, now, state.config.max_completed_frameworks))
     state.allocation_wanted = True
     log.info("framework %s removed: %s", framework_id, reason)
 

@@ -295,6 +295,8 @@ class Master:
             agent.unreachable_at = entry.unreachable_at
             state.agents[agent_id] = agent
         state.gone_agents.update(registry.gone)
+        for framework_id in registry.completed_frameworks:  # Oldest first, as remembered.
+            state.remember_completed(framework_id)
         weights = dict(registry.weights)
         changed = {r: w for r, w in config.weights.items() if weights.get(r) != w}
         weights.update(changed)

@@ -2,9 +2,10 @@
 
 ``{"format": "emporion-registry/1", "version": N, "agents": {...}, "unreachable_agents": {...},
 "gone_agents": {...}, "frameworks": {...}, "weights": {...}, "quotas": {...},
-"reservations": {...}}`` with messages in Mesos's JSON form, exactly as
-:mod:`master.registry.file` writes it to ``registry.json`` and :mod:`master.registry.zookeeper`
-to its znode, so a ZooKeeper registry can be dumped to a file and read by the same tools.
+"reservations": {...}, "completed_frameworks": {id: when}}`` with messages in Mesos's JSON form,
+exactly as :mod:`master.registry.file` writes it to ``registry.json`` and
+:mod:`master.registry.zookeeper` to its znode, so a ZooKeeper registry can be dumped to a file
+and read by the same tools.
 
 :class:`StateCodec` remembers the encoding of each message it has seen (messages in a state are
 never mutated, see :mod:`master.registry.state`), so writing a registry of 10,000 agents after
@@ -106,6 +107,7 @@ class StateCodec:
             "weights": dict(state.weights),
             "quotas": {k: enc(v) for k, v in state.quotas.items()},
             "reservations": {k: [enc(r) for r in v] for k, v in state.reservations.items()},
+            "completed_frameworks": dict(state.completed_frameworks),
         }
 
     def _prune(self, before: set[int], state: RegistryState) -> None:
@@ -136,6 +138,10 @@ class StateCodec:
             state.frameworks[framework_id] = FrameworkRecord(
                 finfo, None if at is None else float(at)
             )
+        state.completed_frameworks = {
+            framework_id: float(at)
+            for framework_id, at in doc.get("completed_frameworks", {}).items()
+        }
         state.weights = {role: float(w) for role, w in doc.get("weights", {}).items()}
         for role, config in doc.get("quotas", {}).items():
             state.quotas[role] = _decode(quota_pb2.QuotaConfig, config, f"quota {role}", seen)

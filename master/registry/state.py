@@ -70,7 +70,10 @@ class RegistryState:
 
     ``agents`` are the admitted agents (reachable, or not yet reregistered after a master
     restart); ``unreachable`` and ``gone`` the others. ``reservations`` holds each agent's
-    dynamic reservations as ``Resource`` messages.
+    dynamic reservations as ``Resource`` messages. ``completed_frameworks`` are the ids of the
+    frameworks torn down most recently, with when (bounded by the master's
+    ``--max-completed-frameworks``): a new leader must tell an agent that comes back with one
+    of them to shut it down, not adopt it as a framework it has never heard of.
     """
 
     version: int = 0
@@ -81,6 +84,8 @@ class RegistryState:
     weights: dict[str, float] = field(default_factory=dict)
     quotas: dict[str, quota_pb2.QuotaConfig] = field(default_factory=dict)
     reservations: dict[str, tuple[mesos_pb2.Resource, ...]] = field(default_factory=dict)
+    completed_frameworks: dict[str, float] = field(default_factory=dict)
+    """Torn-down framework id -> when, oldest first."""
 
     def copy(self) -> RegistryState:
         """A copy whose dicts can be changed without touching this one (messages are shared)."""
@@ -93,6 +98,7 @@ class RegistryState:
             weights=dict(self.weights),
             quotas=dict(self.quotas),
             reservations=dict(self.reservations),
+            completed_frameworks=dict(self.completed_frameworks),
         )
 
 
@@ -147,9 +153,12 @@ class PutFramework:
 
 @dataclass(frozen=True, slots=True)
 class RemoveFramework:
-    """Forget a torn-down framework."""
+    """Forget a torn-down framework; remember its id (with ``removed_at``) among the ``keep``
+    most recently torn down."""
 
     framework_id: str
+    removed_at: float = 0.0
+    keep: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +235,13 @@ def apply_operations(state: RegistryState, operations: Iterable[Operation]) -> R
                 new.frameworks[record.framework_id] = FrameworkRecord(
                     _copy(record.info), record.disconnected_at
                 )
-            case RemoveFramework(framework_id):
+            case RemoveFramework(framework_id, removed_at, keep):
                 new.frameworks.pop(framework_id, None)
+                completed = new.completed_frameworks
+                completed.pop(framework_id, None)
+                completed[framework_id] = removed_at
+                while len(completed) > max(keep, 0):
+                    del completed[next(iter(completed))]
             case UpdateWeights(weights):
                 new.weights.update(weights)
             case UpdateQuota(role, config):

@@ -21,6 +21,7 @@ from master.core.model import AgentPhase
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 from tests.unit.master.harness import (
+    Call,
     FakeAgent,
     Harness,
     accept_call,
@@ -129,3 +130,25 @@ def test_a_task_reported_by_another_agent_is_released_on_the_first(
     fw = harness.master.framework(framework_id)
     assert fw is not None
     assert fw.tasks["t1"].agent_id == second.agent_id
+
+
+def test_a_framework_torn_down_while_its_agent_was_away_stays_down_after_a_failover(
+    harness: Harness, agent: FakeAgent
+) -> None:
+    """Found by the simulator (seed 41066): the agent misses the ShutdownFramework, the master
+    fails over, and the agent comes back with the framework's task. The new leader knows from
+    the registry that the framework was torn down: it tells the agent to shut it down instead
+    of adopting it (which kept the task running until a failover timeout)."""
+    framework_id, stream_id = _running_task(harness, agent, "t1")
+    harness.disconnect_agent(agent)
+    harness.call(framework_id, stream_id, Call(type=Call.TEARDOWN))
+    new = harness.restart()
+    assert new.master.framework(framework_id) is None
+    report = _reported(framework_id, agent.agent_id, "t1", mesos_pb2.TASK_RUNNING)
+    info = harness.framework_info(failover_timeout=300, checkpoint=True)
+    info.id.value = framework_id
+    new.reregister_agent(agent.agent_id, tasks=[report], frameworks=[info])
+    shutdowns = new.to_agent(agent.agent_id, "shutdown_framework")
+    assert [m.shutdown_framework.framework_id.value for m in shutdowns] == [framework_id]
+    assert new.master.framework(framework_id) is None
+    new.master.validate()
