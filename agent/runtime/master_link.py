@@ -22,7 +22,13 @@ so a thousand agents do not arrive in one burst). The backoff sleep after a fail
 raced against the detector too: once it names a leader other than the master of that attempt,
 the (possibly grown) sleep ends and the agent reregisters after a fresh short jittered delay,
 the backoff reset; while no master leads, it waits for one. A refusal with ``UNAVAILABLE``
-naming the leader (trailing metadata ``emporion-leader``) likewise resets the backoff.
+naming the leader (trailing metadata ``emporion-leader``) likewise resets the backoff, and so
+does a refusal by the very master the detector names saying it does not lead and knows no
+leader (``not the leading master``): ZooKeeper is unreachable or an election is under way, and
+the same master is often elected again (after a ZooKeeper outage its candidacy survives), which
+no detector reports as a change since nothing changed in ZooKeeper; only asking again tells.
+Without this, an agent kept backing off on that master for ~50 s after a 30 s ZooKeeper outage
+(chaos ``zk_outage``), though it led again within a second of ZooKeeper's return.
 
 The backoff sleep is also raced against the channel to the master of the failed attempt: once
 that channel is READY again after it was not (a standalone master restarted on its address, a
@@ -70,6 +76,9 @@ _Outbox = asyncio.Queue[agent_internal_pb2.AgentMessage | None]
 """Messages for the master; None (put when the session ends) ends the request stream."""
 
 LEADER_KEY = "emporion-leader"  # Trailing metadata of a refusal by a master that does not lead.
+
+NOT_LEADING = "not the leading master"
+"""How a master that does not lead starts its UNAVAILABLE refusal's details."""
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     *GRPC_MESSAGE_OPTIONS,
@@ -219,8 +228,10 @@ class MasterLink:
                 log.warning(
                     "Master connection failed: %s %s", error.code().name, error.details() or ""
                 )
-                if self._named_leader(error) is not None:
-                    self._backoff.reset()  # Not the leader, but one is known: try again soon.
+                if self._named_leader(error) is not None or self._leaderless_refusal(error):
+                    # Not the leader, but one is known, or an election is under way at the
+                    # master the detector names: try again soon.
+                    self._backoff.reset()
             except Exception:
                 log.exception("Master session ended with an error")
             finally:
@@ -314,6 +325,14 @@ class MasterLink:
             if key == LEADER_KEY and value:
                 return value if isinstance(value, str) else bytes(value).decode()
         return None
+
+    def _leaderless_refusal(self, error: aio.AioRpcError) -> bool:
+        """Whether the master the following detector named refused as not leading, naming
+        no leader: its view and ZooKeeper's disagree for the moment (see the module doc)."""
+        if not isinstance(self._detector, LeaderFollower):
+            return False
+        details = error.details() or ""
+        return error.code() == grpc.StatusCode.UNAVAILABLE and details.startswith(NOT_LEADING)
 
     async def _attempt(self) -> bool:
         """One session with the master the detector names; True if it ended because the leader
