@@ -253,11 +253,14 @@ class Container:
             pids -= {self.pid, self.init_pid or 0}
         kill_pids(pids, sig)
 
-    def destroy(self, timeout_s: float = DESTROY_TIMEOUT_S) -> None:
+    def destroy(self, timeout_s: float = DESTROY_TIMEOUT_S, *, keep_run_dir: bool = False) -> None:
         """SIGKILL every process, reap the launched one, remove every cgroup; idempotent.
 
         Raises IsolationError if something survives ``timeout_s`` (e.g. a process stuck in
-        the kernel); calling it again later continues.
+        the kernel); calling it again later continues. ``keep_run_dir``: leave the run
+        directory (with the exit status the helper recorded) until :meth:`remove_run_dir`,
+        which the agent calls once the exit is recorded in its checkpoint: an agent killed in
+        between still learns the exit status after its restart.
         """
         with self._lock:
             if self._destroyed:
@@ -271,9 +274,15 @@ class Container:
                 time.sleep(POLL_S)
             self.poll()
             self._confinement.remove(deadline)
-            if self.run_dir is not None:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
             self._destroyed = True
+        if not keep_run_dir:
+            self.remove_run_dir()
+
+    def remove_run_dir(self) -> None:
+        """Remove the run directory of a destroyed container (and, through ``on_destroyed``,
+        the isolation's own once empty). Idempotent."""
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._on_destroyed is not None:
             self._on_destroyed()
 

@@ -364,13 +364,16 @@ class ContainerManager:
         container = self.containers[cid]
         info = container.poll()
         try:
-            await asyncio.to_thread(container.destroy)
+            await asyncio.to_thread(container.destroy, keep_run_dir=True)
         except IsolationError as error:
             log.error("Container %s: %s", cid, error)
         info = container.poll() or info
         del self.containers[cid]
         self._ending.discard(cid)
         self._on_exited(cid, _to_exit(info))
+        # Only now, the exit being recorded (the core checkpoints the task's update as it
+        # handles the exit): an agent killed before this learns it again from the run dir.
+        container.remove_run_dir()
 
     # -- control --
 
@@ -396,7 +399,7 @@ class ContainerManager:
 
     async def _destroy(self, cid: str, container: Container) -> None:
         try:
-            await asyncio.to_thread(container.destroy)
+            await asyncio.to_thread(container.destroy, keep_run_dir=True)
         except IsolationError as error:
             log.error("Destroying container %s: %s", cid, error)
         self._ended(cid)  # The pidfd may not have fired yet; ending twice is harmless.
