@@ -320,7 +320,13 @@ class ContainerManager:
                 container.destroy()
             except IsolationError as error:
                 log.error("Container %s: %s", container_id, error)
-            return _to_exit(container.poll() or info)
+            exit = _to_exit(container.poll() or info)
+            log.info(
+                "Container %s, being launched when the agent died, ended meanwhile: %s",
+                container_id,
+                exit.describe(),
+            )
+            return exit
         log.info(
             "Adopted container %s, whose launch was in progress when the agent died", container_id
         )
