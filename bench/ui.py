@@ -18,11 +18,16 @@ Then updates: this process sends TASK_RUNNING status updates for the running tas
 ``--rate`` per second (real updates: recorded by the master, forwarded to the framework,
 acknowledged, and emitted as TASK_UPDATED to operator subscribers). Over ``--seconds`` with no
 UI open, with one, and with ``--viewers`` pages live (alternately overview and tasks page), it
-reads the master's CPU time (``/proc``) and reports ``master_cpu_<n>_viewers`` (cores busy),
-``ui_share_of_master_cpu`` (what the viewers added, as a share of the master's CPU with them),
-``first_viewer_cpu_s_per_1000_updates`` (the UI's one subscription to the operator events and
-the first page) and ``cpu_s_per_viewer_per_1000_updates`` (each further viewer), both per
-1,000 updates. One JSON object is printed.
+samples the master with py-spy (``--gil``: its Python work) and reads its CPU time (``/proc``):
+
+* ``ui_share_of_master_samples_<n>_viewers``: the share of the master's samples inside the UI
+  (``master/http/ui/`` and the HTTP serving under it): the UI's cost, whatever the pace;
+* ``master_cpu_<n>_viewers`` (cores busy) and ``ui_share_of_master_cpu`` (what the viewers
+  added, as a share of the master's CPU with them), ``first_viewer_cpu_s_per_1000_updates`` and
+  ``cpu_s_per_viewer_per_1000_updates``: by difference between windows, so only as good as the
+  pace was equal in them (on a busy machine it is not: the browser competes with the emulator).
+
+One JSON object is printed.
 
 Every process started here (master, chromium) dies with this one however it ends
 (:mod:`bench._common`); Playwright's own driver exits when its pipe to this process closes.
@@ -37,6 +42,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -184,15 +190,58 @@ async def metric(client: httpx.AsyncClient, name: str) -> float:
     return float(response.json().get(name, 0.0))
 
 
+UI_FRAMES = ("master/http/ui/", "uvicorn/", "starlette/", "fastapi/", "h11/", "jinja2/")
+"""Frames of the web UI's work in the master: its own package and the HTTP serving under it
+(the pages, the live streams' writes; the benchmark's own two metric reads per window are in
+there too, a rounding error)."""
+
+
+def ui_share(raw: str) -> tuple[int, int]:
+    """(samples in the UI's frames, all samples) of py-spy's raw (collapsed) output."""
+    ui = total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        if any(frame in stack for frame in UI_FRAMES):
+            ui += int(count)
+    return ui, total
+
+
+@contextlib.contextmanager
+def sampled(pid: int, output: Path) -> Iterator[None]:
+    """py-spy samples ``pid``'s thread holding the GIL (its Python work) into ``output``."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    args = [binary, "record", "--pid", str(pid), "--rate", "200", "--gil", "--format", "raw"]
+    process = start_child(
+        [*args, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 async def window(
-    client: httpx.AsyncClient, pid: int, emulator: AgentEmulator, seconds: float
-) -> tuple[float, float, float]:
-    """(master CPU seconds, status updates the agents sent, wall seconds) over ``seconds``."""
+    client: httpx.AsyncClient, pid: int, emulator: AgentEmulator, seconds: float, spy: Path
+) -> tuple[float, float, float, float | None]:
+    """(master CPU seconds, status updates the agents sent, wall seconds, the share of the
+    master's Python samples in the UI's frames) over ``seconds``."""
     await metric(client, "master/uptime_secs")  # the connection is open before timing
-    cpu0, sent0, wall0 = process_cpu_seconds(pid), emulator.counters.updates_sent, time.monotonic()
-    await asyncio.sleep(seconds)
-    cpu1, sent1 = process_cpu_seconds(pid), emulator.counters.updates_sent
-    return cpu1 - cpu0, sent1 - sent0, time.monotonic() - wall0
+    with sampled(pid, spy):
+        cpu0, sent0 = process_cpu_seconds(pid), emulator.counters.updates_sent
+        wall0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, sent1 = process_cpu_seconds(pid), emulator.counters.updates_sent
+        wall = time.monotonic() - wall0
+    ui, total = ui_share(spy.read_text()) if spy.exists() else (0, 0)
+    return cpu1 - cpu0, sent1 - sent0, wall, (ui / total if total else None)
 
 
 async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: float) -> None:
@@ -298,7 +347,8 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
                 drive(emulator, fill.framework_id.value, ns.tasks, ns.rate)
             )
             await asyncio.sleep(min(5.0, ns.seconds))  # the master settles at the pace
-            windows = {0: await window(client, process.pid, emulator, ns.seconds)}
+            spy = Path(work_dir)
+            windows = {0: await window(client, process.pid, emulator, ns.seconds, spy / "0.txt")}
             pages: list[Any] = []
             for count in (1, ns.viewers):
                 while len(pages) < count:
@@ -309,7 +359,9 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
                     await page.goto(base + path, wait_until="commit", timeout=120_000)
                     await page.wait_for_selector("#live.on", timeout=120_000)
                     pages.append(page)
-                windows[count] = await window(client, process.pid, emulator, ns.seconds)
+                windows[count] = await window(
+                    client, process.pid, emulator, ns.seconds, spy / f"{count}.txt"
+                )
             for page in pages:
                 await page.context.close()
             driver.cancel()
@@ -323,16 +375,18 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
 
 
 def update_figures(
-    windows: dict[int, tuple[float, float, float]], viewers: int, rate: float
+    windows: dict[int, tuple[float, float, float, float | None]], viewers: int, rate: float
 ) -> dict[str, Any]:
-    """Figures of the update windows (viewers -> master CPU s, updates sent, wall s).
+    """Figures of the update windows (viewers -> master CPU s, updates sent, wall s, UI share
+    of the master's Python samples).
 
     The master's CPU is also compared per update, in case the pace fell short of ``rate`` in
     some window (the viewers' browser competes for this machine's cores with the emulator).
     """
     out: dict[str, Any] = {"viewers": viewers, "rate": rate}
     per_update: dict[int, float | None] = {}
-    for count, (cpu, sent, wall) in sorted(windows.items()):
+    for count, (cpu, sent, wall, share) in sorted(windows.items()):
+        out[f"ui_share_of_master_samples_{count}_viewers"] = rounded(share, 3)
         out[f"updates_per_s_{count}_viewers"] = round(sent / wall, 1)
         out[f"master_cpu_{count}_viewers"] = round(cpu / wall, 3)
         cost = cpu / sent if sent else None
@@ -346,7 +400,7 @@ def update_figures(
         out["first_viewer_cpu_s_per_1000_updates"] = rounded((one - none) * 1000, 5)
     if one is not None and many is not None and viewers > 1:
         out["cpu_s_per_viewer_per_1000_updates"] = rounded((many - one) / (viewers - 1) * 1000, 5)
-    busy = {count: cpu / wall for count, (cpu, _sent, wall) in windows.items()}
+    busy = {count: cpu / wall for count, (cpu, _sent, wall, _share) in windows.items()}
     if 0 in busy and viewers in busy and busy[viewers]:
         out["ui_share_of_master_cpu"] = rounded(
             max(0.0, busy[viewers] - busy[0]) / busy[viewers], 3

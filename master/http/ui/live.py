@@ -65,7 +65,8 @@ QUEUE_LIMIT = 8
 MAX_WATCH = 1000
 """The most tasks one viewer may watch (a page shows at most 500)."""
 PING_SECONDS = 15.0
-_state_name = mesos_pb2.TaskState.Name
+_STATE_NAMES: dict[int, str] = {value: name for name, value in mesos_pb2.TaskState.items()}
+"""TaskState value -> name: a dict lookup, not protobuf's ``Name()`` (paid per task update)."""
 _TERMINAL_NAMES = frozenset(mesos_pb2.TaskState.Name(s) for s in TERMINAL_STATES)
 
 TaskKey = tuple[str, str]
@@ -306,7 +307,7 @@ class LiveHub:
     def task_added(self, task: Task) -> None:
         """TASK_ADDED, heard in-process."""
         key = (task.framework_id, task.task_id)
-        state = _state_name(task.state)  # type: ignore[arg-type]
+        state = _STATE_NAMES[task.state]
         self._batch.tasks[key] = state
         self._batch.added += 1
         self._count(key, state)
@@ -315,7 +316,7 @@ class LiveHub:
     def task_updated(self, task: Task, status: mesos_pb2.TaskStatus) -> None:
         """TASK_UPDATED, heard in-process."""
         key = (task.framework_id, task.task_id)
-        state = _state_name(task.state)  # type: ignore[arg-type]
+        state = _STATE_NAMES[task.state]
         self._batch.tasks[key] = state
         self._count(key, state)
         self._changed = True

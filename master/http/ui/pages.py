@@ -61,8 +61,14 @@ Offset = Annotated[int, Query(ge=0)]
 
 
 def _partial(request: Request) -> bool:
-    """Whether htmx asks for the table alone (not when it boosts a whole page)."""
-    return request.headers.get("HX-Request") == "true" and "HX-Boosted" not in request.headers
+    """Whether htmx asks for the table alone (not when it boosts a whole page, nor when it
+    restores one from the browser's history, going back to a filtered view)."""
+    headers = request.headers
+    return (
+        headers.get("HX-Request") == "true"
+        and "HX-Boosted" not in headers
+        and "HX-History-Restore-Request" not in headers
+    )
 
 
 def pages_router(
