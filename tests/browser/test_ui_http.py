@@ -99,6 +99,10 @@ def test_every_page_renders_and_bad_requests_are_refused_precisely() -> None:
         # htmx asks for the table alone.
         table = await client.get("/ui/tasks?q=t1", headers=HTMX)
         assert table.text.lstrip().startswith("<table")
+        # ... but the whole page when it restores a view from the browser's history.
+        restore = {**HTMX, "HX-History-Restore-Request": "true"}
+        whole = await client.get("/ui/tasks?q=t1", headers=restore)
+        assert whole.text.lstrip().startswith("<!doctype html>")
 
         refused = {
             "/ui/tasks?state=RUNNING": (400, "query parameter &#39;state&#39;"),
