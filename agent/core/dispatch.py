@@ -27,6 +27,7 @@ from agent.core.events import (
     ContainerExited,
     ContainerLaunched,
     ContainerLaunchFailed,
+    ContainerNeverStarted,
     ContainerRecovered,
     Disconnected,
     Event,
@@ -103,6 +104,8 @@ def _dispatch(state: AgentState, event: Event, now: float) -> list[Effect]:
             return executor_events.container_exited(state, container_id, exit, now)
         case ContainerRecovered(container_id):
             return executor_events.container_recovered(state, container_id, now)
+        case ContainerNeverStarted(container_id, message):
+            return executor_events.container_never_started(state, container_id, message, now)
         case ExecutorSubscribed(framework_id, executor_id, subscribe):
             updates = [u.status for u in subscribe.unacknowledged_updates]
             tasks = list(subscribe.unacknowledged_tasks)

@@ -26,6 +26,7 @@ __all__ = [
     "ContainerExited",
     "ContainerLaunchFailed",
     "ContainerLaunched",
+    "ContainerNeverStarted",
     "ContainerRecovered",
     "Disconnected",
     "Event",
@@ -78,6 +79,18 @@ class ContainerLaunched:
 class ContainerLaunchFailed:
     """A container could not be started (sandbox, fetch, environment or launch error):
     ``message`` names the cause; its task(s) end TASK_FAILED/REASON_CONTAINER_LAUNCH_FAILED."""
+
+    container_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ContainerNeverStarted:
+    """After a restart: the container named by a ``LookForContainer`` effect was never
+    started — the agent died while its launch was queued or before its helper ran anything, so
+    its command never ran (``message`` says so). A command task's container is launched again
+    (it is STAGING, and nothing of it ever ran); any other launch fails like
+    :class:`ContainerLaunchFailed`."""
 
     container_id: str
     message: str
@@ -206,6 +219,7 @@ Event = (
     | ContainerLaunchFailed
     | ContainerExited
     | ContainerRecovered
+    | ContainerNeverStarted
     | ExecutorSubscribed
     | ExecutorUpdate
     | ExecutorMessage

@@ -28,7 +28,7 @@ from agent.core.effects import (
     StartHealthCheck,
     UpdateContainer,
 )
-from agent.core.launches import deliver
+from agent.core.launches import deliver, launch_executor
 from agent.core.lifecycle import (
     fail_live_tasks,
     release,
@@ -174,6 +174,25 @@ def container_recovered(state: AgentState, container_id: str, now: float) -> lis
     executor.recovered = True
     deadline = now + state.settings.executor_reregistration_timeout
     return [SetTimer(("executor-reregistration", *executor.key), deadline)]
+
+
+def container_never_started(
+    state: AgentState, container_id: str, message: str, now: float
+) -> list[Effect]:
+    """After a restart: a checkpointed container whose command never ran (the agent died
+    while launching it). A command task is launched again: it is still STAGING and nothing of
+    it ran, so it runs once. Anything else fails to launch, ``message`` saying why."""
+    executor = state.executor_of_container(container_id)
+    if (
+        executor is not None
+        and executor.kind is ExecutorKind.COMMAND
+        and executor.phase is ExecutorPhase.LAUNCHING
+    ):
+        task = executor.tasks.get(executor.executor_id)
+        if task is not None and not task.terminal and not task.kill_requested:
+            log.info("Launching task %s again: %s", task.task_id, message)
+            return launch_executor(state, state.frameworks[executor.framework_id], executor, now)
+    return container_launch_failed(state, container_id, message, now)
 
 
 def container_exited(

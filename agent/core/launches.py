@@ -56,6 +56,7 @@ from protos.v1 import agent_internal_pb2, mesos_pb2
 
 __all__ = [
     "deliver",
+    "launch_executor",
     "unlaunched_executor",
     "drop_state",
     "run_task",
@@ -426,6 +427,14 @@ def _admit(
         else:
             executor.queue.append(ids)
     return effects
+
+
+def launch_executor(
+    state: AgentState, framework: FrameworkRecord, executor: ExecutorRecord, now: float
+) -> list[Effect]:
+    """Launch the container of ``executor`` (a new one, or one whose container never started
+    before an agent restart)."""
+    return _launch(state, framework, executor, now)
 
 
 def _launch(

@@ -40,6 +40,7 @@ from agent.core.events import (
     ContainerExited,
     ContainerLaunched,
     ContainerLaunchFailed,
+    ContainerNeverStarted,
     ContainerRecovered,
     Disconnected,
     Event,
@@ -205,8 +206,8 @@ class AgentRuntime:
             if exit is None:
                 self.feed(ContainerRecovered(container_id))
             elif isinstance(exit, NeverStarted):
-                log.warning("Container %s failed to launch: %s", container_id, exit.message)
-                self.feed(ContainerLaunchFailed(container_id, exit.message))
+                log.info("Container %s: %s", container_id, exit.message)
+                self.feed(ContainerNeverStarted(container_id, exit.message))
             else:
                 self.feed(ContainerExited(container_id, exit))
         self.feed(RecoveryDone())

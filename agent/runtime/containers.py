@@ -69,7 +69,8 @@ NEVER_STARTED = "the agent restarted while the container was being launched, bef
 class NeverStarted:
     """After a restart: the agent had not recorded the container, and its command never ran
     (the agent died before spawning its launch helper, or the helper failed before running
-    anything). Reported as a failed launch, ``message`` saying so."""
+    anything). The runtime tells the core (``ContainerNeverStarted``), which launches a
+    command task again and fails any other launch, ``message`` saying why."""
 
     message: str = NEVER_STARTED
 

@@ -358,6 +358,7 @@ def test_every_event_kind_is_routed(make_agent: MakeAgent) -> None:
         events.ContainerLaunchFailed("nobody's", "no such thing"),
         events.ContainerExited("nobody's", ContainerExit(status=0)),
         events.ContainerRecovered("nobody's"),
+        events.ContainerNeverStarted("nobody's", "never ran"),
         events.ExecutorDisconnected(FW, "ex"),
         events.HealthChanged(FW, "t", healthy=False),
         events.HealthFailed(FW, "t"),
