@@ -36,7 +36,9 @@ def started() -> tuple[Harness, Any, str, FakeView, LiveHub]:
     )
     harness.status_update(agent, framework_id, "t1", RUNNING, b"\x01" * 16)
     view = FakeView(harness.master)
-    hub = LiveHub(OperatorApi(view), view.leading_master, interval=3600.0)
+    hub = LiveHub(
+        OperatorApi(view), view.leading_master, interval=3600.0, clock=lambda: harness.now
+    )
     return harness, agent, framework_id, view, hub
 
 
@@ -89,6 +91,16 @@ def test_watched_tasks_and_gauges_follow_the_events() -> None:
         assert batch["tasks"] == [[framework_id, "t1", "TASK_FINISHED"]]
         assert batch["metrics"]["master/tasks_running"] == 0
         assert batch["metrics"]["master/tasks_finished"] == 1
+
+        # A utilisation sample the master records reaches the charts.
+        harness.now += 10
+        state = harness.master.state
+        state.history.utilization.sample(state, harness.now)
+        hub.flush()
+        [(kind, batch)] = messages(viewer)
+        [sample] = batch["samples"]
+        assert sample["time"] == harness.now
+        assert sample["total"]["cpus"] == 4.0
 
         hub.flush()
         assert messages(viewer) == []  # nothing changed: nothing sent

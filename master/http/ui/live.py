@@ -179,6 +179,9 @@ class LiveHub:
             self._batch = _Batch()
             self._changed = True
             self._sampled_at = float("-inf")
+            # Pages embed the samples recorded before they were made: send only newer ones
+            # (the charts drop repeats).
+            self._last_sample = self._clock() - 2 * self._sample_every
             self._counted_at = float("-inf")
             self._herds = {}
         viewer = Viewer(str(next(self._ids)))
@@ -403,17 +406,15 @@ class LiveHub:
         if self._changed and master is not None:
             self._changed = False
             common["metrics"] = self._gauges(master, batch)
-        if now - self._sampled_at >= self._sample_every:
+        if master is not None and now - self._sampled_at >= self._sample_every:
+            # The samples the master recorded since the last ones sent, read from its ring:
+            # GET_UTILIZATION would also measure the cluster afresh (a pass over every agent
+            # and task) for a figure the charts do not need every few seconds.
             self._sampled_at = now
-            call: dict[str, Any] = {"type": "GET_UTILIZATION", "get_utilization": {}}
-            if self._last_sample:
-                call["get_utilization"]["since"] = self._last_sample
-            samples = (self._operator.call(call) or {}).get("get_utilization", {}).get("samples")
-            if samples:
-                common["samples"] = samples
-                # The newest sample is taken at the call; recorded ones come before it.
-                if len(samples) > 1:
-                    self._last_sample = float(samples[-2]["time"])
+            recorded = master.state.history.utilization.since(self._last_sample or None)
+            if recorded:
+                common["samples"] = [sample.to_dict() for sample in recorded]
+                self._last_sample = float(recorded[-1].time)
         if batch.added:
             common["new_tasks"] = batch.added
         if batch.agents:

@@ -1,7 +1,7 @@
 // The overview's utilisation charts (uPlot): allocated and allocated + offered, as a percentage
-// of the total, per resource, over the last hour. The page embeds the master's recorded samples;
-// the live stream appends new ones ("emporion:samples"). The newest sample of each batch is the
-// master's figure at that moment, so it replaces the previous batch's newest one.
+// of the total, per resource, over the last hour. The page embeds the master's recorded samples
+// and, last, its figures at the moment the page was made; the live stream appends the samples
+// the master records next ("emporion:samples"), which replace that momentary one.
 (function () {
   "use strict";
   var holder = document.getElementById("charts");
@@ -41,13 +41,13 @@
     }
   }
 
-  function add(samples) {
+  function add(samples, momentary) {
     if (!samples.length) { return; }
     if (liveTail) { pop(); }
     samples.forEach(function (sample) {
       if (!xs.length || sample.time > xs[xs.length - 1]) { push(sample); }
     });
-    liveTail = true;
+    liveTail = momentary;
     trim();
   }
 
@@ -73,7 +73,7 @@
     };
   }
 
-  add(JSON.parse(embedded.textContent || "[]"));
+  add(JSON.parse(embedded.textContent || "[]"), true);
   names.forEach(function (name) {
     var box = document.createElement("div");
     box.className = "chart";
@@ -87,7 +87,7 @@
   });
 
   document.addEventListener("emporion:samples", function (event) {
-    add(event.detail);
+    add(event.detail, false);
     names.forEach(function (name) {
       charts[name].setData([xs, data[name].offered, data[name].allocated]);
     });
