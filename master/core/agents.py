@@ -81,6 +81,18 @@ def refuse(state: MasterState, connection_id: str, message: str, *, shutdown: bo
     log.warning("refused agent connection %s: %s", connection_id, message)
 
 
+def run_task_message(fw: Framework, agent: Agent, task: mesos_pb2.TaskInfo) -> _MasterMessage:
+    """The RunTask that launches ``task`` of ``fw`` on ``agent`` (the caller adds an executor)."""
+    message = _MasterMessage()
+    run = message.run_task
+    run.framework_info.CopyFrom(fw.info)
+    run.framework_id.value = fw.framework_id
+    run.task.CopyFrom(task)
+    agent.launch_seq += 1
+    run.launch_seq = agent.launch_seq
+    return message
+
+
 def _registered_message(state: MasterState, agent_id: str, reregistered: bool) -> _MasterMessage:
     message = _MasterMessage()
     body = message.agent_reregistered if reregistered else message.agent_registered
@@ -204,12 +216,19 @@ def reregister(
     if not unchanged:
         state.persist(AdmitAgent(agent_id, info))
     reply = _registered_message(state, agent_id, reregistered=True)
-    shutdown = _rebuild(state, agent, message, reported, reply, now=now)
+    relaunches: list[Task] = []
+    shutdown = _rebuild(state, agent, message, reported, reply, relaunches=relaunches, now=now)
     state.send_to_agent(agent, reply)
     for framework_id in sorted(shutdown):
         out = _MasterMessage()
         out.shutdown_framework.framework_id.value = framework_id
         state.send_to_agent(agent, out)
+    for task in relaunches:
+        assert task.info is not None  # _resendable
+        state.send_to_agent(
+            agent, run_task_message(state.frameworks[task.framework_id], agent, task.info)
+        )
+        log.info("agent %s: task %s had not reached it; launching it again", agent_id, task.task_id)
     if master_view is not None and Resources.from_protos(checkpointed) != master_view:
         out = _MasterMessage()
         out.checkpoint_resources.resources.extend(master_view.to_protos())
@@ -259,16 +278,19 @@ def _rebuild(
     reported: list[tuple[mesos_pb2.Task, Resources]],
     reply: _MasterMessage,
     *,
+    relaunches: list[Task],
     now: float,
 ) -> set[str]:
     """Rebuild an agent's tasks and executors from its report; add it to the allocator.
 
-    Returns the ids of torn-down frameworks the agent still runs (to shut down).
+    Returns the ids of torn-down frameworks the agent still runs (to shut down); the launches
+    lost on their way to it (:func:`_resendable`) are added to ``relaunches``.
     """
     grace = state.config.agent_reregister_timeout
     infos = {f.id.value: f for f in message.frameworks}
     shutdown: set[str] = set()
     seen: set[tuple[str, str]] = set()
+    relaunch = relaunches
 
     def framework_of(framework_id: str) -> Framework | None:
         fw = state.frameworks.get(framework_id)
@@ -320,6 +342,8 @@ def _rebuild(
             continue
         if task.terminal:
             state.forget_task(task)
+        elif _resendable(state, task):
+            relaunch.append(task)
         else:
             expected.setdefault(task.framework_id, []).append(task)
     for framework_id, tasks in sorted(expected.items()):
@@ -332,6 +356,26 @@ def _rebuild(
     _rebuild_executors(state, agent, message, framework_of)
     _add_to_allocator(state, agent, now)
     return shutdown
+
+
+def _resendable(state: MasterState, task: Task) -> bool:
+    """Whether a task the agent did not report is a launch lost on its way, to send again.
+
+    The agent checkpoints a task before anything of it runs, and reports every task it has
+    checkpointed; a command task still STAGING here that it does not report never reached it
+    (the RunTask was in flight on the connection that broke, or the agent died before recording
+    it), so nothing of it ran and launching it again runs it once. Mesos answers TASK_LOST
+    instead, and the framework must launch it again itself. Tasks with an executor of the
+    framework's are not resent (their executor may be gone too), nor tasks being killed.
+    """
+    fw = state.frameworks.get(task.framework_id)
+    return (
+        fw is not None
+        and task.state == mesos_pb2.TASK_STAGING
+        and task.executor_id is None
+        and task.info is not None
+        and not task.kill_pending
+    )
 
 
 def _rebuild_executors(

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from master.core.agents import dynamic_part
+from master.core.agents import dynamic_part, run_task_message
 from master.core.errors import invalid, shown
 from master.core.events import master_status, update_event
 from master.core.model import Agent, Executor, Framework, Task
@@ -535,16 +535,11 @@ def _apply_launch(
             _new_executor(fw, agent, role, step.executor, step.executor_resources)
     added = _add_task(fw, agent, role, task, step.resources, executor_id=executor_id)
     state.history.task_launched(added, now)
-    message = agent_internal_pb2.MasterMessage()
-    run = message.run_task
-    run.framework_info.CopyFrom(fw.info)
-    run.framework_id.value = fw.framework_id
-    run.task.CopyFrom(task)
+    message = run_task_message(fw, agent, task)
     if step.executor is not None:
+        run = message.run_task
         run.executor.CopyFrom(step.executor)
         run.launch_executor = step.executor_resources is not None
-    agent.launch_seq += 1
-    run.launch_seq = agent.launch_seq
     state.send_to_agent(agent, message)
 
 

@@ -169,8 +169,9 @@ def test_reregistration_reports_unknown_tasks_and_missing_ones(
     harness: Harness, agent: FakeAgent
 ) -> None:
     framework_id, _ = launch(harness, agent, "t1", "t2")
+    harness.status_update(agent, framework_id, "t2", mesos_pb2.TASK_RUNNING, uuid_bytes(7))
     harness.clear()
-    # The agent runs t1 and a task the master never heard of; t2 is missing.
+    # The agent runs t1 and a task the master never heard of; t2 (which ran) is missing.
     tasks = [
         running_task(framework_id, agent.agent_id, "t1"),
         running_task(framework_id, agent.agent_id, "t9", "cpus:0.5;mem:10"),
@@ -256,3 +257,28 @@ def test_registration_keeps_checkpointed_reservations(harness: Harness) -> None:
     assert Resources.from_protos(harness.registry.load().reservations[agent.agent_id]) == (
         Resources.parse("cpus(eng[dynamic]):1")
     )
+
+
+def test_a_launch_that_never_reached_the_agent_is_sent_again(
+    harness: Harness, agent: FakeAgent
+) -> None:
+    """A command task still STAGING that the reregistering agent does not report never reached
+    it (the agent records a task before anything of it runs): the master sends its RunTask
+    again rather than have the agent answer TASK_LOST for a task that never ran."""
+    framework_id, _ = launch(harness, agent, "t1", "t2")
+    harness.status_update(agent, framework_id, "t1", mesos_pb2.TASK_RUNNING, uuid_bytes(1))
+    harness.disconnect_agent(agent)
+    harness.clear()
+    tasks = [running_task(framework_id, agent.agent_id, "t1")]
+    agent, _ = harness.reregister_agent(agent.agent_id, tasks=tasks)
+    (reply,) = harness.to_agent(agent.agent_id, "agent_reregistered")
+    assert not reply.agent_reregistered.reconciliations
+    runs = harness.to_agent(agent.agent_id, "run_task")
+    assert [m.run_task.task.task_id.value for m in runs] == ["t2"]
+    assert runs[0].run_task.framework_id.value == framework_id
+    kinds = [m.WhichOneof("payload") for m in harness.to_agent(agent.agent_id)]
+    assert kinds.index("agent_reregistered") < kinds.index("run_task")
+    fw = harness.master.framework(framework_id)
+    assert fw is not None
+    assert fw.tasks["t2"].state == mesos_pb2.TASK_STAGING
+    assert not harness.updates(framework_id)  # Nothing lost, nothing to tell.
