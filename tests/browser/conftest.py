@@ -105,15 +105,26 @@ def framework(cluster: LocalCluster) -> Iterator[UiFramework]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab; JavaScript errors on it fail the test."""
+    """A fresh tab; JavaScript errors on it, or a request anywhere but this machine (a CDN),
+    fail the test."""
     tab = browser.new_page()
     errors: list[str] = []
+    elsewhere: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith(("http://127.0.0.1:", "data:", "about:", "blob:"))
+            else elsewhere.append(request.url)
+        ),
+    )
     try:
         yield tab
     finally:
         tab.close()
     assert not errors, f"JavaScript errors: {errors}"
+    assert not elsewhere, f"requests beyond the master: {elsewhere}"
 
 
 @pytest.fixture

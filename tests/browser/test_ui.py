@@ -131,6 +131,10 @@ def test_every_list_page_renders(
         page.goto(url(cluster, path))
         page.wait_for_selector(selector)
         shoot(page, name)
+    # FastAPI's API page, with swagger-ui from the package.
+    page.goto(url(cluster, "/docs"))
+    page.wait_for_selector(".swagger-ui .info >> text=Emporion master")
+
     # Filtering the agents swaps the table in place (htmx), on the server.
     page.goto(url(cluster, "/ui/agents"))
     page.fill("input[name=q]", "no-such-agent")
