@@ -306,16 +306,21 @@ class RecordingFramework:
         records = list(self.tasks.values())
         lost = [r for r in records if r.lost]
         missing = [r for r in records if r.owed and not r.settled]
+        duplicated = [r for r in records if r.duplicates]
         states = Counter(messages.state_name(r.terminal[0]) for r in records if r.terminal)
         return {
             "tasks": sum(1 for r in records if r.owed),
             "tasks_lost": len(lost),
             "terminal_missing": len(missing),
             "duplicate_terminal_updates": sum(r.duplicates for r in records),
-            "tasks_with_duplicates": sum(1 for r in records if r.duplicates),
+            "tasks_with_duplicates": len(duplicated),
             "terminal_states": dict(sorted(states.items())),
             "relaunched_after_failed_call": self.relaunches,
             "lost_reasons": dict(Counter(r.first_unexpected for r in lost).most_common()),
             "lost_examples": {r.task_id: r.described for r in lost[:5]},
             "missing_examples": {r.task_id: self._describe(r) for r in missing[:5]},
+            "duplicate_examples": {
+                r.task_id: f"agent {r.agent_id or '?'}: {'; '.join(r.described)}"
+                for r in duplicated[:5]
+            },
         }

@@ -154,6 +154,7 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "lost_reasons": {},
         "lost_examples": {},
         "missing_examples": {},
+        "duplicate_examples": {},
     }
     for summary in summaries:
         for key in (
@@ -171,4 +172,5 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             counts["lost_reasons"][reason] = counts["lost_reasons"].get(reason, 0) + number
         counts["lost_examples"].update(summary["lost_examples"])
         counts["missing_examples"].update(summary["missing_examples"])
+        counts["duplicate_examples"].update(summary["duplicate_examples"])
     return counts
