@@ -61,6 +61,10 @@ DEMO_TASKS ?= 20
 demo: venv
 	$(BIN)/emporion local --agents $(DEMO_AGENTS) \
 	  --run "$(BIN)/python -m examples.hello_framework --master {master} --tasks $(DEMO_TASKS)"
+	@echo
+	@echo "Next: run '$(BIN)/emporion local --agents 2' and open the web UI address it prints"
+	@echo "(agents, frameworks, tasks and their sandboxes, live); point a framework at the master"
+	@echo "address it prints, e.g. '$(BIN)/python -m examples.hello_framework --master HOST:PORT'."
 
 bench: venv
 	$(BIN)/python -m bench.allocator

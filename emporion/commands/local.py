@@ -50,7 +50,7 @@ def cmd_local(ns: argparse.Namespace) -> int:
         http = cluster.master_http_address
         print(
             f"Emporion local cluster: master at {master}"
-            + (f" (http://{http}/)" if http else "")
+            + (f" (web UI and HTTP API at http://{http}/)" if http else "")
             + f", {ns.agents} agent(s), work dir {cluster.root}",
             flush=True,
         )

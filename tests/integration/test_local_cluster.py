@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from emporion.local_cluster import ClusterError, LocalCluster, split_host_resources
@@ -60,6 +61,11 @@ def test_ctrl_c_stops_everything_and_removes_the_temporary_dir() -> None:
     assert found is not None
     work_dir = Path(found.group(1))
     assert work_dir.is_dir()
+    ui = re.search(r"web UI and HTTP API at (http://\S+/)\)", banner)
+    assert ui is not None, banner
+    page = httpx.get(ui.group(1), follow_redirects=True, timeout=30)
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
     child.send_signal(signal.SIGINT)
     assert child.wait(timeout=60) == 0
     child.stdout.close()
