@@ -246,7 +246,7 @@ def decline(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: fl
         offer = state.offers.get(offer_id)
         if offer is not None and offer.framework_id == fw.framework_id:
             state.history.offer_answered(offer, now)
-            remove_offer(state, offer, now, refuse_seconds=refuse, rescind=False)
+            remove_offer(state, offer, now, refuse_seconds=refuse, rescind=False, offer_soon=False)
 
 
 # -- planning -----------------------------------------------------------------------------------

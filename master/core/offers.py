@@ -135,16 +135,22 @@ def remove_offer(
     *,
     refuse_seconds: float | None = 0,
     rescind: bool,
+    offer_soon: bool = True,
 ) -> None:
     """Forget the offer and give its resources back (``refuse_seconds`` 0: no filter).
 
     ``rescind`` sends RESCIND to the framework (when the framework did not give it up itself).
+    ``offer_soon`` asks for the quick allocation cycle; a DECLINE does not: what a framework
+    declines goes back at the periodic cycle (``--allocation-interval``), as Mesos's batched
+    allocation does, so a framework declining with ``refuse_seconds: 0`` is not re-offered the
+    same resources every few milliseconds.
     """
     drop_offer(state, offer, rescind=rescind)
     state.allocator.recover_resources(
         offer.framework_id, offer.agent_id, offer.resources, refuse_seconds, now, role=offer.role
     )
-    state.allocation_wanted = True
+    if offer_soon:
+        state.allocation_wanted = True
 
 
 def rescind_offers(state: MasterState, offer_ids: set[str], now: float, *, notify: bool) -> None:

@@ -324,3 +324,20 @@ def test_every_offered_resource_returns_exactly_once(seed: int, actions: list[st
     for action in actions:
         driver.step(action)
     driver.everything_back()
+
+
+def test_declined_resources_wait_for_the_periodic_cycle(harness: Harness, agent: FakeAgent) -> None:
+    """A DECLINE does not ask for the quick cycle: with ``refuse_seconds: 0`` the same resources
+    would otherwise come back every few milliseconds (found by the simulator); they are offered
+    again at the next periodic cycle, as Mesos's batched allocation does."""
+    framework_id, stream_id = harness.subscribe()
+    harness.allocate()
+    (offer,) = harness.offers(framework_id)
+    assert not harness.master.allocation_wanted
+    decline = Call(type=Call.DECLINE)
+    decline.decline.offer_ids.add(value=offer.id.value)
+    decline.decline.filters.refuse_seconds = 0
+    harness.call(framework_id, stream_id, decline)
+    assert not harness.master.allocation_wanted
+    harness.allocate()  # The periodic cycle.
+    assert len(harness.offers(framework_id)) == 2
