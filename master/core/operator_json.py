@@ -34,6 +34,7 @@ __all__ = [
     "agent_allocated_fraction",
     "agent_busy",
     "agent_v1",
+    "attributes_json",
     "completed_framework_v1",
     "executor_v1",
     "framework_v1",
@@ -362,7 +363,11 @@ def completed_framework_v1(record: CompletedFramework) -> JSON:
 # -- agents, offers, executors ------------------------------------------------------------------
 
 
-def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> JSON:
+def attributes_json(attributes: Iterable[mesos_pb2.Attribute]) -> JSON:
+    """Mesos's attribute summary: name -> number (scalar) or string (text, ranges, set).
+
+    Shared by the v1 operator API and the v0 snapshots, which print attributes the same way.
+    """
     out: JSON = {}
     for attribute in attributes:
         if attribute.HasField("scalar"):
@@ -405,7 +410,7 @@ def agent_v1(state: MasterState, agent: Agent) -> JSON:
             "total": summary(agent.total),
             "allocated": summary(allocated),
             "offered": summary(offered),
-            "attributes": _attributes(info.attributes),
+            "attributes": attributes_json(info.attributes),
         },
     }
     if agent.unreachable_at is not None:

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from master.core.history import CompletedFramework
 from master.core.master import Master
 from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
+from master.core.operator_json import attributes_json
 from master.core.state import MasterState
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -149,22 +150,6 @@ def _proto_json(message: Any) -> JSON:
 
 def _labels(labels: mesos_pb2.Labels) -> list[JSON]:
     return [_proto_json(label) for label in labels.labels]
-
-
-def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> JSON:
-    """Mesos's attribute summary: name -> number (scalar) or string (text, ranges, set)."""
-    out: JSON = {}
-    for attribute in attributes:
-        if attribute.HasField("scalar"):
-            out[attribute.name] = attribute.scalar.value
-        elif attribute.HasField("ranges"):
-            parts = ", ".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
-            out[attribute.name] = f"[{parts}]"
-        elif attribute.HasField("set"):
-            out[attribute.name] = "{" + ", ".join(attribute.set.item) + "}"
-        else:
-            out[attribute.name] = attribute.text.value
-    return out
 
 
 def _holders(owner: Framework | Agent) -> list[Task | Executor]:
@@ -317,7 +302,7 @@ def _agent_info_json(agent: Agent) -> JSON:
         "id": agent.agent_id,
         "hostname": info.hostname,
         "port": info.port,
-        "attributes": _attributes(info.attributes),
+        "attributes": attributes_json(info.attributes),
     }
     if info.HasField("domain"):
         out["domain"] = _proto_json(info.domain)
