@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from master.core import Master
 from master.http.leadership import leading
 from master.http.view import MasterView
+from protos.v1 import mesos_pb2
 
 from .api import (
     RESOURCE_NAMES,
@@ -39,22 +40,8 @@ PAGE_SIZES = (25, 50, 100, 250)
 """The page sizes offered; any limit from 1 to 500 is accepted."""
 MAX_LIMIT = 500
 TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
-TASK_STATES = (
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_LOST",
-    "TASK_DROPPED",
-    "TASK_UNREACHABLE",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-)
+TASK_STATES: tuple[str, ...] = tuple(mesos_pb2.TaskState.keys())
+"""Task state names in the proto's order, read from the enum so the filter cannot drift from it."""
 AGENT_SORTS = ("hostname", "id", "registered_time", "cpus", "mem", "disk", "gpus")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Query(ge=0)]
