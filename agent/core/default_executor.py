@@ -29,6 +29,7 @@ from agent.core.effects import (
     StartHealthCheck,
 )
 from agent.core.lifecycle import (
+    max_completion_timer,
     release,
     retire_executor_if_done,
     send_to_master_surely,
@@ -158,9 +159,7 @@ def _nested_running(
             source=_Status.SOURCE_EXECUTOR,
             container_id=nested.container_id,
         )
-        if task.info.HasField("max_completion_time"):
-            deadline = now + max(0.0, task.info.max_completion_time.nanoseconds / 1e9)
-            effects.append(SetTimer(("max-completion", task.framework_id, task.task_id), deadline))
+        effects += max_completion_timer(task, now)
     if task.info.HasField("health_check") and nested.live:
         effects.append(
             StartHealthCheck(

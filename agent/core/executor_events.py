@@ -31,6 +31,7 @@ from agent.core.effects import (
 from agent.core.launches import deliver, launch_executor
 from agent.core.lifecycle import (
     fail_live_tasks,
+    max_completion_timer,
     release,
     retire_executor_if_done,
     send_to_master_surely,
@@ -121,9 +122,7 @@ def _command_task_running(state: AgentState, executor: ExecutorRecord, now: floa
             source=_Status.SOURCE_EXECUTOR,
             container_id=executor.container_id,
         )
-        if task.info.HasField("max_completion_time"):
-            deadline = now + max(0.0, task.info.max_completion_time.nanoseconds / 1e9)
-            effects.append(SetTimer(("max-completion", *executor.key), deadline))
+        effects += max_completion_timer(task, now)
     if task.info.HasField("health_check"):
         effects.append(
             StartHealthCheck(

@@ -17,6 +17,7 @@ from agent.core.effects import (
     RemoveFrameworkCheckpoint,
     ScheduleSandboxGC,
     SendToMaster,
+    SetTimer,
     StopHealthCheck,
     UpdateContainer,
 )
@@ -36,6 +37,7 @@ from protos.v1.agent_internal_pb2 import AgentMessage
 
 __all__ = [
     "fail_live_tasks",
+    "max_completion_timer",
     "flush_held_messages",
     "send_to_master_surely",
     "hold",
@@ -146,6 +148,17 @@ def task_state_changed(
         # The task's share of the container is released as soon as it is terminal.
         effects.append(UpdateContainer(executor.container_id, executor.container_resources()))
     return effects
+
+
+def max_completion_timer(task: TaskRecord, now: float) -> list[Effect]:
+    """Arm the timer that kills ``task`` at its ``max_completion_time``, if it has one.
+
+    Keyed by the task, so :func:`task_state_changed` cancels it whatever the executor kind.
+    """
+    if not task.info.HasField("max_completion_time"):
+        return []
+    deadline = now + max(0.0, task.info.max_completion_time.nanoseconds / 1e9)
+    return [SetTimer(("max-completion", task.framework_id, task.task_id), deadline)]
 
 
 def fail_live_tasks(
