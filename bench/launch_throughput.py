@@ -372,21 +372,20 @@ def py_spy(pid: int | None, output: str | None) -> Iterator[None]:
     if pid is None or not output:
         yield
         return
+    with py_spy_record(pid, output, "--rate", "100", "--native"):
+        yield
+
+
+@contextlib.contextmanager
+def py_spy_record(pid: int, output: str | Path, *flags: str) -> Iterator[None]:
+    """Run ``py-spy record`` on ``pid`` with ``flags`` while inside; raw (collapsed) stacks.
+
+    py-spy writes its output only when told to stop (SIGINT), so it is stopped that way and
+    waited for; one that does not finish in a minute is killed.
+    """
     binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     process = start_child(
-        [
-            binary,
-            "record",
-            "--pid",
-            str(pid),
-            "--rate",
-            "100",
-            "--native",
-            "--format",
-            "raw",
-            "--output",
-            output,
-        ],
+        [binary, "record", "--pid", str(pid), *flags, "--format", "raw", "--output", str(output)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

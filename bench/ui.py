@@ -42,7 +42,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ import grpc.aio
 import httpx
 
 from bench._common import emit, kill_children_on_signals, machine, rounded, start_child
-from bench.launch_throughput import BenchFramework, Totals, process_cpu_seconds
+from bench.launch_throughput import BenchFramework, Totals, process_cpu_seconds, py_spy_record
 from emporion.testing import AgentEmulator
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -212,20 +211,8 @@ def ui_share(raw: str) -> tuple[int, int]:
 @contextlib.contextmanager
 def sampled(pid: int, output: Path) -> Iterator[None]:
     """py-spy samples ``pid``'s thread holding the GIL (its Python work) into ``output``."""
-    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    args = [binary, "record", "--pid", str(pid), "--rate", "200", "--gil", "--format", "raw"]
-    process = start_child(
-        [*args, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with py_spy_record(pid, output, "--rate", "200", "--gil"):
         yield
-    finally:
-        process.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def window(
