@@ -70,6 +70,8 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+"""Flags for a headless chromium that reaches nothing but the pages it is sent to (the bench
+and tests/browser both use them)."""
 TASK_RESOURCES = "cpus:0.01;mem:1"
 RUNNING = mesos_pb2.TASK_RUNNING
 _MASTER_LINE = re.compile(r"listening on (\S+) \(http (\S+)\)")

@@ -24,21 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.ui import CHROMIUM, CHROMIUM_ARGS
 from emporion.local_cluster import LocalCluster
 from tests.browser.framework import UiFramework
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-"""Flags for a headless chromium that reaches nothing but the pages it is sent to."""
 
 WAIT_MS = 30_000
 """How long a page waits for something to appear (a bound, not an expectation)."""
