@@ -17,20 +17,11 @@ import pytest
 from agent.isolation import select_isolation
 from agent.isolation.selection import default_run_dir
 from agent.runtime.main import isolation_root_name
+from emporion.testing.chaos.leaks import cgroup_mounts
 from tests.integration.agent.fake_master import FakeMaster
 from tests.integration.agent.support import AgentProcess, processes_with, wait_until
 
 StartAgent = Callable[..., AgentProcess]
-
-
-def cgroup_mounts() -> list[Path]:
-    """Mount points of cgroup (v1 and v2) hierarchies."""
-    mounts = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and fields[2] in ("cgroup", "cgroup2"):
-            mounts.append(Path(fields[1]))
-    return mounts
 
 
 def leftover_cgroups(root_name: str) -> list[Path]:
