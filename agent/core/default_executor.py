@@ -174,16 +174,29 @@ def _nested_running(
     return effects
 
 
+def _container_gone(
+    state: AgentState, executor: ExecutorRecord, container_id: str, exit: ContainerExit
+) -> TaskRecord | None:
+    """Forget a task's container and record how it ended; the task, or None if already done.
+
+    None means the container is unknown or was already handled: a second report changes nothing.
+    """
+    task = nested_task(executor, container_id)
+    state.containers.pop(container_id, None)
+    if task is None or task.container is None or task.container.gone:
+        return None
+    task.container.gone = True
+    task.container.exit = exit
+    return task
+
+
 def nested_launch_failed(
     state: AgentState, executor: ExecutorRecord, container_id: str, message: str, now: float
 ) -> list[Effect]:
     """A task's container could not be launched: its whole group fails."""
-    task = nested_task(executor, container_id)
-    state.containers.pop(container_id, None)
-    if task is None or task.container is None or task.container.gone:
+    task = _container_gone(state, executor, container_id, ContainerExit(message=message))
+    if task is None:
         return end_default_if_done(state, executor, now)
-    task.container.gone = True
-    task.container.exit = ContainerExit(message=message)
     effects = _fail_group_launch(state, executor, task, message, now)
     return effects + end_default_if_done(state, executor, now)
 
@@ -218,13 +231,11 @@ def nested_exited(
     state: AgentState, executor: ExecutorRecord, container_id: str, exit: ContainerExit, now: float
 ) -> list[Effect]:
     """A task's container ended (and was destroyed): report the task, apply group rules."""
-    task = nested_task(executor, container_id)
-    state.containers.pop(container_id, None)
-    if task is None or task.container is None or task.container.gone:
+    task = _container_gone(state, executor, container_id, exit)
+    if task is None:
         return end_default_if_done(state, executor, now)
     nested = task.container
-    nested.gone = True
-    nested.exit = exit
+    assert nested is not None
     if not nested.launched:
         # It ended before its start was known (e.g. lost while the agent was down): it never
         # ran as part of its group, which therefore fails to launch.
