@@ -1,7 +1,7 @@
 """Skips for the chaos suite: it needs root (real cgroups) and, for most scenarios, ZooKeeper.
 
 The soak tests (``slow``: many minutes) run only when asked for by marker (``pytest -m slow
-tests/chaos``) or with ``EMPORION_SOAK=1``; a plain ``pytest`` skips them, saying so, so the
+tests/chaos``) or with ``EMPORION_SOAK=1`` (tests/conftest.py skips them otherwise), so the
 default suite stays a few minutes long.
 
 Every chaos test starts its own cluster (:class:`emporion.testing.chaos.cluster.ChaosCluster`),
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,18 +23,6 @@ from emporion.testing.zookeeper import ZooKeeperUnavailableError, find_zookeeper
 
 ZK_SCENARIOS = frozenset(name for name, s in SCENARIOS.items() if s.cluster.get("zookeeper", True))
 """The scenarios whose masters run on ZooKeeper."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip this directory's slow tests unless the marker expression or EMPORION_SOAK asks."""
-    expression = config.getoption("markexpr") or ""
-    if os.environ.get("EMPORION_SOAK") or ("slow" in expression and "not slow" not in expression):
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="soak test: run with -m slow or EMPORION_SOAK=1")
-    for item in items:
-        if item.get_closest_marker("slow") is not None and here in item.path.parents:
-            item.add_marker(skip)
 
 
 def require_root() -> None:
