@@ -276,6 +276,8 @@ def _convert(name: str, text: str) -> object:
                 raise ValueError(f"expected a port number or 'off', got {text!r}")
             return int(text)
         if name in _INTS:
+            if not text.strip().lstrip("+-").isdigit():
+                raise ValueError(f"expected a whole number, got {text!r}")
             return int(text)
         if name in _PATHS:
             if not text.strip():

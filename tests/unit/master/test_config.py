@@ -94,3 +94,9 @@ def test_config_is_frozen() -> None:
     config = MasterConfig(registry="memory")
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_a_number_flag_given_a_word_says_what_it_expected() -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_from_args(["--registry", "memory", "--max-tasks-per-accept", "lots"], {})
+    assert str(raised.value) == "--max-tasks-per-accept: expected a whole number, got 'lots'"
