@@ -47,6 +47,7 @@ from master.registry import (
     RegistryError,
     RegistryState,
 )
+from master.runtime.discovery import add_discovery
 from master.runtime.driver import MasterRuntime
 from master.runtime.election import ZooKeeperElection
 from master.runtime.outbox import Outbox
@@ -209,6 +210,14 @@ class MasterServer:
             agent_internal_pb2_grpc.add_AgentGatewayServicer_to_server,
             AgentGatewayService(self.gate),
             server,
+        )
+        add_discovery(
+            server,
+            master_info_json(
+                self._info,
+                grpc_address=format_address(config.hostname or config.host, port),
+                http_address=self.advertised_http_address,
+            ),
         )
         if recovered is not None:
             self._lead(recovered)
