@@ -30,6 +30,7 @@ import contextlib
 import cProfile
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -188,9 +189,16 @@ class MasterServer:
         server = aio.server(options=GRPC_OPTIONS)
         host = config.host
         bind_host = f"[{host}]" if ":" in host else host
-        port = server.add_insecure_port(f"{bind_host}:{config.port}")
+        _check_port_free(host, config.port)
+        try:
+            port = server.add_insecure_port(f"{bind_host}:{config.port}")
+        except RuntimeError:  # grpcio >= 1.60 raises where older ones returned 0
+            port = 0
         if port == 0:
-            raise OSError(f"cannot bind {host}:{config.port}")
+            raise OSError(
+                f"cannot serve gRPC on {host}:{config.port} (--port): the port is in use,"
+                " or the address is not one of this host's"
+            )
         self.port = port
         self.address = f"{bind_host}:{port}"
         self._info = make_master_info(
@@ -424,14 +432,32 @@ class MasterServer:
         self._stopped.set()
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError naming ``host:port`` when it cannot be bound: gRPC would say so only in a
+    multi-line log of its own (and a RuntimeError without the reason)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(
+                f"cannot serve gRPC on {host}:{port} (--port): {error.strerror or error}"
+            ) from None
+
+
 async def serve(config: MasterConfig) -> int:
     """Run a master until SIGINT/SIGTERM; print its address first. Exit status."""
     server = MasterServer(config)
     try:
         address = await server.start()
     except (RegistryError, OSError) as error:
+        # Something a person must fix (a port in use, a work dir it may not write): one line,
+        # exit status 2, as for a bad flag.
         print(f"emporion master: {error}", file=sys.stderr)
-        return 1
+        return 2
     loop = asyncio.get_running_loop()
     # Handlers first: whoever reads the line below may stop the master at once, and cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
