@@ -209,12 +209,24 @@ class AgentConfig:
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the agent's flags to ``parser`` (used by ``python -m agent`` and ``emporion agent``)."""
-    add = parser.add_argument
-    add(
-        "--master",
-        help="the master's HOST:PORT, or zk://H1:P1,H2:P2/PATH to follow the leader (required)",
+    # Required, but each may come from its EMPORION_* variable instead, so argparse cannot
+    # enforce them: the usage line and a group of their own say so instead.
+    parser.usage = "%(prog)s --master HOST:PORT --work-dir DIR [options]"
+    required = parser.add_argument_group(
+        "required (each may instead be given as its EMPORION_* variable)"
     )
-    add("--work-dir", help="directory for sandboxes and the checkpoint (required)")
+    required.add_argument(
+        "--master",
+        metavar="HOST:PORT",
+        help="the master's HOST:PORT, or zk://H1:P1,H2:P2/PATH to follow the leader"
+        " (EMPORION_MASTER)",
+    )
+    required.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="directory for sandboxes and the checkpoint (EMPORION_WORK_DIR)",
+    )
+    add = parser.add_argument
     add("--port", help="port of the agent's HTTP API (sandbox files); 0 picks one [5051]")
     add("--ip", help="address the HTTP API listens on [0.0.0.0]")
     add("--hostname", help="hostname advertised to the master [this host's name]")

@@ -88,9 +88,12 @@ class AgentHttpServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((ip, port))
-        except OSError:
+        except OSError as error:
             self._socket.close()
-            raise
+            raise OSError(
+                f"cannot serve the agent's HTTP API on {ip}:{port} (--port):"
+                f" {error.strerror or error}",
+            ) from None
         self._socket.listen(128)
         self._socket.setblocking(False)
         self.port: int = self._socket.getsockname()[1]

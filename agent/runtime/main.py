@@ -49,7 +49,15 @@ def banner(runtime: AgentRuntime) -> str:
 async def run_agent(config: AgentConfig, isolation: Isolation) -> int:
     """Run an agent until it is stopped; return the exit status."""
     runtime = AgentRuntime(config, isolation)
-    await runtime.start()
+    try:
+        await runtime.start()
+    except OSError:
+        # A port in use: close what started before it, or gRPC's executor server and the
+        # launch helpers outlive the loop and fail noisily at interpreter exit.
+        if runtime.executor_server is not None:
+            await runtime.executor_server.stop(0)
+        await runtime.containers.close()
+        raise
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runtime.request_stop, False)
     loop.add_signal_handler(signal.SIGINT, runtime.request_stop, False)
@@ -95,5 +103,6 @@ def run(config: AgentConfig) -> int:
     try:
         return asyncio.run(run_agent(config, isolation))
     except OSError as error:
-        print(f"agent: {error}", file=sys.stderr)
-        return 1
+        # A port in use or a directory it may not write: one line a person can act on.
+        print(f"emporion agent: {error}", file=sys.stderr)
+        return 2
