@@ -109,6 +109,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="each churn window")
     parser.add_argument("--rate", type=float, default=5000.0, help="task status updates per second")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up setting up after")
+    parser.add_argument(
+        "--profiles",
+        metavar="DIR",
+        help="keep py-spy's collapsed stacks of the master in each window (DIR/<viewers>.txt)",
+    )
     ns = parser.parse_args(argv)
     if ns.agents < 1 or ns.tasks < 1 or ns.viewers < 1 or ns.seconds <= 0:
         parser.error("--agents, --tasks and --viewers must be >= 1, --seconds > 0")
@@ -336,7 +341,8 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
                 drive(emulator, fill.framework_id.value, ns.tasks, ns.rate)
             )
             await asyncio.sleep(min(5.0, ns.seconds))  # the master settles at the pace
-            spy = Path(work_dir)
+            spy = Path(ns.profiles or work_dir)
+            spy.mkdir(parents=True, exist_ok=True)
             windows = {0: await window(client, process.pid, emulator, ns.seconds, spy / "0.txt")}
             pages: list[Any] = []
             for count in (1, ns.viewers):

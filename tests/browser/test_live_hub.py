@@ -82,6 +82,12 @@ def test_watched_tasks_and_gauges_follow_the_events() -> None:
         assert batch["metrics"]["master/slaves_connected"] == 1
         assert batch["metrics"]["master/frameworks_active"] == 1
 
+        # A second TASK_RUNNING (a health or data update) changes nothing a page shows.
+        harness.status_update(agent, framework_id, "t1", RUNNING, b"\x03" * 16)
+        assert not hub._batch
+        hub.flush()
+        assert messages(viewer) == []
+
         await asyncio.sleep(0)  # the pump takes the events queued so far
         harness.status_update(agent, framework_id, "t1", FINISHED, b"\x02" * 16)
         for _ in range(5):
@@ -117,8 +123,8 @@ def test_a_slow_viewer_is_told_to_resync_and_others_are_not() -> None:
     async def run() -> None:
         slow, quick = hub.connect(), hub.connect()
         messages(quick)
-        for i in range(QUEUE_LIMIT + 2):
-            harness.status_update(agent, framework_id, "t1", RUNNING, bytes([i + 3]) * 16)
+        for _ in range(QUEUE_LIMIT + 2):
+            harness.register_agent()  # something every page hears of
             for _ in range(5):
                 await asyncio.sleep(0)
             hub.flush()

@@ -114,11 +114,15 @@ def test_every_page_renders_and_bad_requests_are_refused_precisely() -> None:
             f"/ui/sandbox/{fid}/t1/files?path=../../etc": (400, "inside the sandbox"),
             "/ui/static/%2E%2E/app.py": (404, "no static file"),
             "/ui/static/nope.js": (404, "no static file"),
+            "/ui/taskz": (404, "no page /ui/taskz"),
+            "/ui/tasks/a/b/c/d": (404, "no page /ui/tasks/a/b/c/d"),
         }
         for path, (status, words) in refused.items():
             response = await client.get(path)
             assert response.status_code == status, (path, response.status_code, response.text)
             assert words in response.text, (path, response.text)
+            assert response.headers["content-type"].startswith("text/html"), path
+        assert (await client.get("/ui/taskz")).text.lstrip().startswith("<!doctype html>")
 
     run(check)
 

@@ -25,7 +25,7 @@ from .api import OperatorCalls
 from .live import LiveHub
 from .pages import pages_router
 from .render import Renderer
-from .routes import live_router, static_router
+from .routes import fallback_router, live_router, static_router
 from .sandbox import sandbox_router
 
 __all__ = ["LiveHub", "OperatorCalls", "ui_router"]
@@ -47,4 +47,5 @@ def ui_router(
     router.include_router(actions_router(view, operator, renderer))
     router.include_router(live_router(view, hub, renderer))
     router.include_router(static_router(renderer))
+    router.include_router(fallback_router(renderer))
     return router

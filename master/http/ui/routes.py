@@ -23,7 +23,7 @@ from .calls import UiCallError, ui_route_class
 from .live import LiveHub
 from .render import STATIC_DIR, Renderer
 
-__all__ = ["live_router", "static_router"]
+__all__ = ["fallback_router", "live_router", "static_router"]
 
 MAX_WATCH_BYTES = 512 * 1024
 """The largest watch list a page may post (1,000 keys of 255-byte ids fit)."""
@@ -55,6 +55,18 @@ def static_router(renderer: Renderer) -> APIRouter:
             swagger_css_url="/ui/static/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/ui/static/swagger-ui/favicon-32x32.png",
         )
+
+    return router
+
+
+def fallback_router(renderer: Renderer) -> APIRouter:
+    """``GET /ui/<anything else>``: the UI's own 404 page (with its navigation), not the API's
+    JSON, for a mistyped or outdated link. Included after every other UI route."""
+    router = APIRouter(include_in_schema=False, route_class=ui_route_class(renderer))
+
+    @router.get("/ui/{path:path}")
+    async def unknown(path: str) -> HTMLResponse:
+        raise UiCallError(404, f"no page /ui/{path}")
 
     return router
 
