@@ -35,7 +35,20 @@ FIRST_PORT = 31000
 
 
 class ClusterError(RuntimeError):
-    """The local cluster could not start; the message says which process and why."""
+    """The local cluster could not start; the message says which process and why.
+
+    ``process`` names it (``master``, ``agent-0``), ``status`` is its exit status (None: it did
+    not exit but never got ready) and ``reason`` the last line of its log: a process that refused
+    its flags or its port exits with status 2 and says why in that one line.
+    """
+
+    def __init__(
+        self, message: str, process: str = "", status: int | None = None, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.process = process
+        self.status = status
+        self.reason = reason
 
 
 def split_host_resources(agents: int, index: int) -> str:
@@ -129,14 +142,15 @@ class LocalCluster:
             raise
         return self.master_address
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop every process (agents for good, then the master); remove a temporary work dir."""
+    def stop(self, timeout: float = 20.0, *, keep_work_dir: bool = False) -> None:
+        """Stop every process (agents for good, then the master); remove a temporary work dir
+        unless ``keep_work_dir`` (its logs tell why something failed)."""
         agents = [p for p in self._processes if p.name != "master"]
         masters = [p for p in self._processes if p.name == "master"]
         self._signal_and_wait(agents, signal.SIGUSR1, timeout)
         self._signal_and_wait(masters, signal.SIGTERM, timeout)
         self._processes.clear()
-        if self._created_dir and self.work_dir is not None:
+        if self._created_dir and self.work_dir is not None and not keep_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self._created_dir = False
 
@@ -193,14 +207,20 @@ class LocalCluster:
                 return found
             status = process.popen.poll()
             if status is not None:
+                tail = self.log_tail(process.name)
                 raise ClusterError(
-                    f"{process.name} exited with status {status} before it was ready:\n"
-                    + self.log_tail(process.name)
+                    f"{process.name} exited with status {status} before it was ready:\n{tail}",
+                    process.name,
+                    status,
+                    tail.rsplit("\n", 1)[-1],
                 )
             if time.monotonic() > deadline:
+                tail = self.log_tail(process.name)
                 raise ClusterError(
-                    f"{process.name} was not ready within {timeout:g}s:\n"
-                    + self.log_tail(process.name)
+                    f"{process.name} was not ready within {timeout:g}s:\n{tail}",
+                    process.name,
+                    None,
+                    tail.rsplit("\n", 1)[-1],
                 )
             time.sleep(0.05)
 

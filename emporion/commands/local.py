@@ -1,10 +1,14 @@
 """``emporion local``: a master and N agents on this machine, with one command.
 
-Without ``--run`` it prints where the master listens and serves until Ctrl-C (or SIGTERM), then
-stops every process and removes its temporary work dir. With ``--run CMD`` it runs ``CMD``
-against the cluster (``{master}`` in it becomes the master's ``host:port``, also given as
-``EMPORION_MASTER``), stops the cluster and exits with the command's status: this is what
-``make demo`` does.
+Without ``--run`` it prints where the master, its web UI and the logs are, and serves until
+Ctrl-C (or SIGTERM); then it stops every process and removes its temporary work dir. With
+``--run CMD`` it runs CMD against the cluster and exits with CMD's status; this is what
+``make demo`` does. When CMD fails the work dir is kept, and the message says where, since its
+logs are what explains the failure.
+
+CMD runs with this Python's ``bin`` directory first on ``PATH`` and a bare ``python`` meaning
+this interpreter: a command run from a virtualenv's ``emporion`` finds the virtualenv's
+packages without activating it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,48 @@ from typing import Any
 
 from emporion.local_cluster import ClusterError, LocalCluster
 
-__all__ = ["cmd_local", "register"]
+__all__ = ["cmd_local", "register", "run_environment"]
+
+DESCRIPTION = """\
+Run a master and N agents on this machine.
+
+Without --run it prints where the master, its web UI and the logs are, and serves until Ctrl-C;
+then it stops everything and removes its temporary work dir.
+
+With --run CMD it runs CMD against the cluster, stops the cluster and exits with CMD's status.
+In CMD, {master} is replaced by the master's HOST:PORT (also given as EMPORION_MASTER), and a
+bare 'python' is the Python running emporion (its bin directory comes first on PATH). When CMD
+fails, the work dir and its logs are kept and their place is printed.
+
+example:
+  emporion local --agents 2 --run "python -m examples.hello_framework --master {master}"
+"""
+
+PYTHON_NAMES = frozenset({"python", "python3"})
+
+
+def run_environment(master: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``--run``'s command: ``EMPORION_MASTER``, this Python's bin first."""
+    env = dict(os.environ if environ is None else environ)
+    env["EMPORION_MASTER"] = master
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(
+        [bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)]
+    )
+    return env
+
+
+def _fail(message: str) -> int:
+    print(f"emporion local: {message}", file=sys.stderr)
+    return 2
 
 
 def cmd_local(ns: argparse.Namespace) -> int:
     """Start the cluster; serve until a signal, or run ``--run`` against it."""
+    if ns.agents < 1:
+        return _fail(f"--agents must be at least 1, not {ns.agents}")
+    if ns.run is not None and not ns.run.strip():
+        return _fail("--run needs a command")
     try:
         cluster = LocalCluster(
             agents=ns.agents,
@@ -35,45 +76,76 @@ def cmd_local(ns: argparse.Namespace) -> int:
             agent_resources=ns.agent_resources,
         )
     except ValueError as error:
-        print(f"emporion local: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error))
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
+    keep = False
     try:
         try:
             master = cluster.start()
         except ClusterError as error:
+            if error.status == 2:  # It refused a flag or its port: its one line says which.
+                return _fail(f"the {error.process} could not start: {error.reason}")
             print(f"emporion local: {error}", file=sys.stderr)
             return 1
-        http = cluster.master_http_address
-        print(
-            f"Emporion local cluster: master at {master}"
-            + (f" (web UI and HTTP API at http://{http}/)" if http else "")
-            + f", {ns.agents} agent(s), work dir {cluster.root}",
-            flush=True,
-        )
-        if ns.run:
-            return _run_against(ns.run, master, stop)
-        print("Press Ctrl-C to stop.", flush=True)
-        stop.wait()
-        return 0
+        _print_banner(cluster, master, ns.agents)
+        if ns.run is None:
+            print("Press Ctrl-C to stop.", flush=True)
+            stop.wait()
+            return 0
+        status = _run_against(ns.run, master, stop)
+        if status not in (0, 130):
+            keep = True
+            print(
+                f"emporion local: the command exited with status {status}; the cluster's work"
+                f" dir is kept: {cluster.root} (logs in {cluster.root / 'logs'})",
+                file=sys.stderr,
+                flush=True,
+            )
+        return status
     finally:
-        cluster.stop()
+        cluster.stop(keep_work_dir=keep)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("Emporion local cluster stopped.", flush=True)
 
 
+def _print_banner(cluster: LocalCluster, master: str, agents: int) -> None:
+    http = cluster.master_http_address
+    root = cluster.root
+    lines = [
+        f"Emporion local cluster: master at {master}"
+        + (f" (web UI and HTTP API at http://{http}/)" if http else "")
+        + f", {agents} agent(s), work dir {root}",
+        f"  logs: {root / 'logs'} (master.log, agent-0.log, ...)",
+        f"  frameworks: --master {master}, or export EMPORION_MASTER={master}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
 def _run_against(command: str, master: str, stop: threading.Event) -> int:
     argv = shlex.split(command.replace("{master}", master))
-    env = {**os.environ, "EMPORION_MASTER": master}
-    child = subprocess.Popen(argv, env=env)
+    if argv and argv[0] in PYTHON_NAMES:
+        argv[0] = sys.executable
+    try:
+        child = subprocess.Popen(argv, env=run_environment(master))
+    except OSError as error:
+        print(f"emporion local: cannot run {argv[0]!r}: {error.strerror or error}", file=sys.stderr)
+        return 127
     while child.poll() is None:
         if stop.wait(0.1):
-            child.terminate()
-            child.wait()
+            # Ctrl-C reached the command too (same process group): give it time to end
+            # quietly; SIGTERM (sent to us alone) reaches it as SIGTERM, then SIGKILL.
+            for ending in (None, child.terminate, child.kill):
+                if ending is not None:
+                    ending()
+                try:
+                    child.wait(5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
             return 130
     return child.returncode
 
@@ -83,16 +155,22 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "local",
         help="run a master and N agents on this machine",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--agents", type=int, default=1, help="number of agents [1]")
+    parser.add_argument("--agents", type=int, default=1, help="number of agents, 1 or more [1]")
     parser.add_argument("--port", type=int, default=0, help="the master's port; 0 picks one [0]")
-    parser.add_argument("--work-dir", help="keep state here instead of a temporary directory")
+    parser.add_argument(
+        "--work-dir", metavar="DIR", help="keep state here instead of a temporary directory"
+    )
     parser.add_argument(
         "--isolation", default="auto", choices=("auto", "cgroups", "posix"), help="[auto]"
     )
-    parser.add_argument("--agent-resources", help="each agent's resources [a share of this host's]")
+    parser.add_argument(
+        "--agent-resources",
+        metavar="RESOURCES",
+        help="each agent's resources [a share of this host's]",
+    )
     parser.add_argument(
         "--run", metavar="CMD", help="run CMD against the cluster, then stop; {master} = address"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,7 +80,7 @@ def test_ctrl_c_stops_everything_and_removes_the_temporary_dir() -> None:
 
 def test_run_exit_status_is_the_commands(tmp_path: Path) -> None:
     result = subprocess.run(
-        emporion("local", "--agents", "0", "--work-dir", str(tmp_path), "--run", "false"),
+        emporion("local", "--isolation", "posix", "--work-dir", str(tmp_path), "--run", "false"),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -86,6 +88,53 @@ def test_run_exit_status_is_the_commands(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 1
+
+
+def test_a_failed_run_keeps_the_temporary_work_dir_and_says_where() -> None:
+    code = "import google.protobuf, os, sys; print(sys.executable, os.environ['EMPORION_MASTER'])"
+    script = f"python -c {shlex.quote(code)}; exit 3"
+    result = subprocess.run(
+        emporion("local", "--isolation", "posix", "--run", f"sh -c {shlex.quote(script)}"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        # No virtualenv on PATH: a bare `python` in --run must still be this one.
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    banner = result.stdout.splitlines()
+    master = re.search(r"master at (\S+)", banner[0])
+    assert master is not None
+    assert f"{sys.executable} {master.group(1)}" in result.stdout
+    assert re.search(r"  logs: \S+/logs ", result.stdout)
+    kept = re.search(
+        r"the command exited with status 3; the cluster's work dir is kept: (\S+)", result.stderr
+    )
+    assert kept is not None, result.stderr
+    work_dir = Path(kept.group(1))
+    try:
+        assert (work_dir / "logs" / "master.log").is_file()
+        assert (work_dir / "logs" / "agent-0.log").is_file()
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_a_successful_run_removes_the_temporary_work_dir() -> None:
+    result = subprocess.run(
+        emporion("local", "--isolation", "posix", "--run", "true"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"work dir (\S+)", result.stdout)
+    assert found is not None
+    assert not Path(found.group(1)).exists()
+    assert "kept" not in result.stderr
 
 
 def test_bad_arguments_are_refused_with_a_clear_error() -> None:
