@@ -28,6 +28,7 @@ from master.http.routes import (
     roles_router,
     state_router,
 )
+from master.http.scheduler_api import SchedulerRuntime, scheduler_router
 from master.http.ui import ui_router
 from master.http.view import MasterView
 
@@ -40,12 +41,14 @@ def create_app(
     clock: Callable[[], float] = time.time,
     operate: Operate | None = None,
     flags: Mapping[str, str] | None = None,
+    scheduler: Callable[[], SchedulerRuntime | None] = lambda: None,
 ) -> FastAPI:
     """The HTTP API of the master ``view`` describes (``docs/http-api.md``).
 
     ``clock`` gives seconds since the epoch (``master/uptime_secs``). ``operate`` runs the
     operator's steering calls on the master's state owner (None: they answer 503); ``flags``
-    are the master's flags (GET_FLAGS).
+    are the master's flags (GET_FLAGS); ``scheduler`` gives the runtime that serves Mesos's
+    scheduler API (``/api/v1/scheduler``) while this master leads, None while it does not.
     """
     operator = OperatorApi(view, clock=clock, operate=operate, flags=flags)
     app = FastAPI(
@@ -66,6 +69,7 @@ def create_app(
     app.include_router(metrics_router(view, clock))
     app.include_router(prometheus_router(view, clock))
     app.include_router(operator_router(operator))
+    app.include_router(scheduler_router(view, scheduler))
     app.include_router(ui_router(view, operator, clock=clock))
     app.state.operator = operator
     return app

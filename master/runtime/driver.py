@@ -161,6 +161,12 @@ class MasterRuntime:
         self.outbox.subscriptions[stream_id] = channel
         self.apply(effects)
 
+    def open_subscription(self, stream_id: str, call: scheduler_pb2.Call) -> EventChannel:
+        """:meth:`subscribe` on a new channel, returned (the scheduler HTTP API's way in)."""
+        channel = EventChannel()
+        self.subscribe(stream_id, call, channel)
+        return channel
+
     def call(self, stream_id: str | None, call: scheduler_pb2.Call) -> None:
         """Any other scheduler call. Raises CallError, or CoreFaultError (a bug, logged by the
         core: its effects are carried out before it is raised on)."""

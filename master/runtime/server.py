@@ -205,7 +205,12 @@ class MasterServer:
             self.ids.master_id, config.hostname or config.host, port, self.version
         )
         if config.http_port is not None:
-            app = create_app(_HttpView(self), operate=self._operate, flags=config_flags(config))
+            app = create_app(
+                _HttpView(self),
+                operate=self._operate,
+                flags=config_flags(config),
+                scheduler=lambda: self.runtime,
+            )
             self.http = MasterHttpServer(host, config.http_port, app)
             self.http_address = f"{bind_host}:{self.http.port}"
             self.advertised_http_address = format_address(

@@ -38,8 +38,9 @@ EVERY_MASTER = [
     "/metrics",
     "/master/redirect",
 ]
-PER_CALL = ["/api/v1"]
-"""Routes whose calls are classified one by one (tests/unit/test_operator_api.py)."""
+PER_CALL = ["/api/v1", "/api/v1/scheduler"]
+"""Routes whose calls are classified one by one (tests/unit/test_operator_api.py; the scheduler
+API, which redirects every call: tests/integration/scheduler_http)."""
 
 
 @dataclass

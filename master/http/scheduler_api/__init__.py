@@ -1,0 +1,30 @@
+"""Mesos's v1 scheduler HTTP API (``POST /api/v1/scheduler``), so pymesos schedulers run as-is.
+
+:mod:`.router` checks each request as Mesos does and hands its Call to the same state machine
+the gRPC ``Scheduler`` service feeds; :mod:`.codec` reads Calls (JSON or protobuf) and writes
+the SUBSCRIBE stream's events as RecordIO records; :mod:`.mesos_json` writes messages in
+Mesos's JSON (64-bit integers as numbers). ``docs/mesos-compatibility.md`` says what is served
+and where it differs from Mesos.
+"""
+
+from master.http.scheduler_api.codec import APPLICATION_JSON, APPLICATION_PROTOBUF, record
+from master.http.scheduler_api.mesos_json import message_json
+from master.http.scheduler_api.router import (
+    SCHEDULER_PATHS,
+    STREAM_ID_HEADER,
+    EventSource,
+    SchedulerRuntime,
+    scheduler_router,
+)
+
+__all__ = [
+    "APPLICATION_JSON",
+    "APPLICATION_PROTOBUF",
+    "SCHEDULER_PATHS",
+    "STREAM_ID_HEADER",
+    "EventSource",
+    "SchedulerRuntime",
+    "message_json",
+    "record",
+    "scheduler_router",
+]

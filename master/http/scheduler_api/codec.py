@@ -1,0 +1,128 @@
+"""Bodies of the scheduler HTTP API: media types, Calls in, RecordIO-framed Events out.
+
+A call's body is a ``mesos.v1.scheduler.Call`` in JSON (``application/json``) or protobuf
+(``application/x-protobuf``), as its ``Content-Type`` says. The SUBSCRIBE stream is written in
+the encoding its ``Accept`` header allows, JSON first when both are (Mesos's order), each event
+framed as one RecordIO record: the length of the encoded event in decimal ASCII, a newline, the
+event's bytes (Mesos's ``src/common/recordio.hpp``; no separator after a record).
+
+Media types are compared without their parameters and case (``application/json;
+charset=utf-8`` is JSON), where Mesos compares the whole header: a client that Mesos accepts is
+accepted here too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf.message import DecodeError
+
+from master.http.scheduler_api.mesos_json import CallJsonError, call_from_json, message_json
+from protos.v1 import scheduler_pb2
+
+__all__ = [
+    "APPLICATION_JSON",
+    "APPLICATION_PROTOBUF",
+    "ApiError",
+    "accepted_media_type",
+    "decode_call",
+    "encode_events",
+    "record",
+]
+
+APPLICATION_JSON = "application/json"
+APPLICATION_PROTOBUF = "application/x-protobuf"
+
+
+class ApiError(Exception):
+    """ApiError refuses a request: ``status`` is the HTTP status, ``message`` the body (plain
+    text, as Mesos answers), ``headers`` any the answer needs (``Allow``, ``Location``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def decode_call(content_type: str | None, body: bytes) -> scheduler_pb2.Call:
+    """The Call in ``body``. Raises ApiError: 400 (no Content-Type, or a body that is not a
+    Call), 415 (neither JSON nor protobuf)."""
+    if content_type is None:
+        raise ApiError(400, "Expecting 'Content-Type' to be present")
+    media = _media_type(content_type)
+    if media == APPLICATION_PROTOBUF:
+        call = scheduler_pb2.Call()
+        try:
+            call.ParseFromString(body)
+        except (DecodeError, ValueError) as error:
+            raise ApiError(400, f"Failed to parse body into Call protobuf: {error}") from None
+        return call
+    if media == APPLICATION_JSON:
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise ApiError(400, f"Failed to parse body into JSON: {error}") from None
+        try:
+            return call_from_json(document)
+        except (CallJsonError, RecursionError) as error:
+            raise ApiError(400, f"Failed to convert JSON into Call protobuf: {error}") from None
+    raise ApiError(415, f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}")
+
+
+def _accepts(accept: str, media: str) -> bool:
+    """Whether the ``Accept`` header ``accept`` allows ``media`` (with a quality above 0)."""
+    kind = media.split("/", 1)[0]
+    best: tuple[int, float] | None = None  # (specificity, quality) of the most specific match
+    for item in accept.split(","):
+        parts = item.split(";")
+        pattern = parts[0].strip().lower()
+        quality = 1.0
+        for parameter in parts[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if pattern == media:
+            specificity = 2
+        elif pattern == f"{kind}/*":
+            specificity = 1
+        elif pattern == "*/*":
+            specificity = 0
+        else:
+            continue
+        if best is None or specificity > best[0]:
+            best = (specificity, quality)
+    return best is not None and best[1] > 0
+
+
+def accepted_media_type(accept: str | None) -> str:
+    """The encoding of a SUBSCRIBE stream for the ``Accept`` header ``accept`` (none: JSON).
+    Raises ApiError 406 when it allows neither JSON nor protobuf."""
+    if accept is None or not accept.strip():
+        return APPLICATION_JSON
+    for media in (APPLICATION_JSON, APPLICATION_PROTOBUF):
+        if _accepts(accept, media):
+            return media
+    raise ApiError(
+        406, f"Expecting 'Accept' to allow '{APPLICATION_PROTOBUF}' or '{APPLICATION_JSON}'"
+    )
+
+
+def record(data: bytes) -> bytes:
+    """One RecordIO record holding ``data``."""
+    return b"%d\n%s" % (len(data), data)
+
+
+def encode_events(events: list[scheduler_pb2.Event], media: str) -> bytes:
+    """``events`` encoded in ``media``, one RecordIO record each, back to back."""
+    if media == APPLICATION_PROTOBUF:
+        return b"".join(record(event.SerializeToString()) for event in events)
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    return b"".join(record(dumps(message_json(event)).encode()) for event in events)
