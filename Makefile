@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help demo venv test lint format typecheck imports codegen codegen-check pytest bench clean system-deps
+.PHONY: help demo venv test lint format typecheck imports codegen codegen-check pytest bench clean system-deps pymesos
 
 help:
 	@echo "make demo     - create .venv, install, run an example job on a local cluster"
@@ -29,6 +29,10 @@ venv: $(STAMP)
 # System packages the tests need (root on Debian; skipped with a note elsewhere).
 system-deps:
 	@bash .ci/system-deps.sh
+
+# pymesos 0.3.15 for the scheduler HTTP API's tests (its http-parser needs a pure build on 3.11).
+pymesos: venv
+	bash .ci/install-pymesos.sh $(BIN)/python
 
 lint: venv
 	$(BIN)/ruff check .
@@ -54,7 +58,7 @@ codegen-check: venv
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: venv system-deps lint typecheck codegen-check pytest
+test: venv system-deps pymesos lint typecheck codegen-check pytest
 
 DEMO_AGENTS ?= 2
 DEMO_TASKS ?= 20
