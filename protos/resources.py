@@ -61,11 +61,13 @@ from protos._resource_values import (
 from protos.v1 import mesos_pb2
 
 __all__ = [
+    "KNOWN_NAMES",
     "RangesValue",
     "Reservation",
     "ResourceKey",
     "Resources",
     "is_ancestor_or_self",
+    "likely_typos",
     "validate_role",
 ]
 
@@ -490,3 +492,42 @@ def _make(items: dict[ResourceKey, _Value]) -> Resources:
 
 
 Resources.EMPTY = _make({})
+
+
+KNOWN_NAMES = ("cpus", "mem", "disk", "ports", "gpus")
+"""The resource names the agent detects and frameworks commonly ask for."""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one insertion, deletion, substitution or swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )  # fmt: skip
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def likely_typos(resources: Resources) -> list[str]:
+    """Warnings for names one edit away from a known one (``cpu`` for ``cpus``).
+
+    Custom resource names are allowed, so a typo would otherwise be offered quietly as a new
+    resource nobody asks for; whoever parses an operator's text says these once.
+    """
+    found = []
+    for name in sorted(resources.names()):
+        if name in KNOWN_NAMES:
+            continue
+        lower = name.lower()
+        near = [lower] if lower in KNOWN_NAMES else []
+        near = near or [known for known in KNOWN_NAMES if _one_edit_apart(lower, known)]
+        if near:
+            found.append(
+                f"resource {name!r} is not a known one: did you mean {' or '.join(near)}?"
+                " (custom names are allowed, so it is offered as given)"
+            )
+    return found

@@ -21,6 +21,7 @@ from pathlib import Path
 from agent.config import AgentConfig, ConfigError, add_agent_arguments, config_from_namespace
 from agent.isolation import Isolation, IsolationUnavailableError, select_isolation
 from agent.runtime.agent import AgentRuntime
+from protos.resources import Resources, likely_typos
 
 __all__ = ["isolation_root_name", "main", "run_agent"]
 
@@ -100,6 +101,8 @@ def run(config: AgentConfig) -> int:
         print(f"agent: --isolation {config.isolation}: {error}", file=sys.stderr)
         return 2
     log.info("%s", isolation.report.summary())
+    for warning in likely_typos(config.resources or Resources.EMPTY):
+        log.warning("--resources: %s", warning)
     try:
         return asyncio.run(run_agent(config, isolation))
     except OSError as error:

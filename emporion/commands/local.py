@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from emporion.local_cluster import ClusterError, LocalCluster
+from protos.resources import Resources, likely_typos
 
 __all__ = ["cmd_local", "register", "run_environment"]
 
@@ -77,6 +78,12 @@ def cmd_local(ns: argparse.Namespace) -> int:
         )
     except ValueError as error:
         return _fail(str(error))
+    if ns.agent_resources:
+        try:
+            for warning in likely_typos(Resources.parse(ns.agent_resources)):
+                print(f"emporion local: warning: --agent-resources: {warning}", file=sys.stderr)
+        except ValueError as error:
+            return _fail(f"--agent-resources: {error}")
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)

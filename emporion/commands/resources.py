@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from protos.resources import Resources
+from protos.resources import Resources, likely_typos
 
 __all__ = ["cmd_resources", "register"]
 
@@ -21,6 +21,8 @@ def cmd_resources(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"emporion resources: {exc}", file=sys.stderr)
         return 2
+    for warning in likely_typos(parsed):
+        print(f"emporion resources: warning: {warning}", file=sys.stderr)
     if ns.json:
         items = [
             json_format.MessageToDict(r, preserving_proto_field_name=True)
