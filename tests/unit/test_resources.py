@@ -504,6 +504,8 @@ def test_parse_json_array() -> None:
 
 def test_public_names() -> None:
     assert set(resources_module.__all__) == {
+        "KNOWN_NAMES",
+        "likely_typos",
         "RangesValue",
         "Reservation",
         "ResourceKey",
