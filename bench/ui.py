@@ -14,11 +14,14 @@ chromium (started here, driven through Playwright over CDP) measures:
   and its document alone (``*_document_bytes``);
 * ``*_server_s``: what the master spent building the page (its ``Server-Timing`` header).
 
-Then updates: this process sends TASK_RUNNING status updates for the running tasks at
-``--rate`` per second (real updates: recorded by the master, forwarded to the framework,
-acknowledged, and emitted as TASK_UPDATED to operator subscribers). Over ``--seconds`` with no
-UI open, with one, and with ``--viewers`` pages live (alternately overview and tasks page), it
-samples the master with py-spy (``--gil``: its Python work) and reads its CPU time (``/proc``):
+Then updates: this process sends status updates for the running tasks at ``--rate`` per
+second (real updates: recorded by the master, forwarded to the framework, acknowledged, and
+emitted as TASK_UPDATED to operator subscribers); with ``--updates transitions`` (the default,
+the UI's worst case) each moves its task between TASK_STARTING and TASK_RUNNING, so every one
+changes what a page shows; with ``--updates health`` each repeats TASK_RUNNING. Over
+``--seconds`` with no UI open, with one, and with ``--viewers`` pages live (alternately overview
+and tasks page), it samples the master with py-spy (``--gil``: its Python work) and reads its
+CPU time (``/proc``):
 
 * ``ui_share_of_master_samples_<n>_viewers``: the share of the master's samples inside the UI
   (``master/http/ui/`` and the HTTP serving under it): the UI's cost, whatever the pace;
@@ -73,7 +76,7 @@ CHROMIUM_ARGS = (
 """Flags for a headless chromium that reaches nothing but the pages it is sent to (the bench
 and tests/browser both use them)."""
 TASK_RESOURCES = "cpus:0.01;mem:1"
-RUNNING = mesos_pb2.TASK_RUNNING
+RUNNING, STARTING = mesos_pb2.TASK_RUNNING, mesos_pb2.TASK_STARTING
 _MASTER_LINE = re.compile(r"listening on (\S+) \(http (\S+)\)")
 _DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
 _PAGE_BYTES = """() => {
@@ -108,6 +111,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--viewers", type=int, default=10, help="live UI pages open in churn")
     parser.add_argument("--seconds", type=float, default=10.0, help="each churn window")
     parser.add_argument("--rate", type=float, default=5000.0, help="task status updates per second")
+    parser.add_argument(
+        "--updates",
+        choices=("transitions", "health"),
+        default="transitions",
+        help="transitions: every update moves its task between TASK_STARTING and TASK_RUNNING "
+        "(each changes what a page shows: the UI's worst case); health: every update repeats "
+        "TASK_RUNNING, as health and data updates do",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up setting up after")
     parser.add_argument(
         "--profiles",
@@ -238,8 +249,12 @@ async def window(
     return cpu1 - cpu0, sent1 - sent0, wall, (ui / total if total else None)
 
 
-async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: float) -> None:
-    """Send TASK_RUNNING updates for the running tasks, round robin, at ``rate`` per second.
+async def drive(
+    emulator: AgentEmulator, framework_id: str, tasks: int, rate: float, transitions: bool
+) -> None:
+    """Send status updates for the running tasks, round robin, at ``rate`` per second: with
+    ``transitions`` each moves its task between TASK_STARTING and TASK_RUNNING, otherwise each
+    repeats TASK_RUNNING.
 
     Each is a real status update: the master records it, forwards it to the framework, which
     acknowledges it, and emits TASK_UPDATED to operator subscribers. A task gets one every
@@ -253,7 +268,7 @@ async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: fl
     }
     keys = [key for key in ((framework_id, f"0.{i}") for i in range(tasks)) if key in holder]
     loop = asyncio.get_running_loop()
-    tick, owed, position = 0.05, 0.0, 0
+    tick, owed, position, rounds = 0.05, 0.0, 0, 0
     while keys:
         started = loop.time()
         owed += rate * tick
@@ -261,8 +276,10 @@ async def drive(emulator: AgentEmulator, framework_id: str, tasks: int, rate: fl
             owed -= 1
             key = keys[position]
             position = (position + 1) % len(keys)
+            rounds += position == 0
+            state = STARTING if transitions and rounds % 2 == 0 else RUNNING
             link = holder[key]
-            link.send(link.core.update(key[0], key[1], RUNNING, time.time()))
+            link.send(link.core.update(key[0], key[1], state, time.time()))
         await asyncio.sleep(max(0.0, tick - (loop.time() - started)))
 
 
@@ -338,7 +355,13 @@ async def run(ns: argparse.Namespace, work_dir: str, figures: dict[str, Any]) ->
                 )
 
             driver = asyncio.create_task(
-                drive(emulator, fill.framework_id.value, ns.tasks, ns.rate)
+                drive(
+                    emulator,
+                    fill.framework_id.value,
+                    ns.tasks,
+                    ns.rate,
+                    transitions=ns.updates == "transitions",
+                )
             )
             await asyncio.sleep(min(5.0, ns.seconds))  # the master settles at the pace
             spy = Path(ns.profiles or work_dir)
@@ -427,7 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit({"benchmark": "ui", "error": f"chromium is not installed at {CHROMIUM}"})
         return 1
     work_dir = tempfile.mkdtemp(prefix="emporion-bench-ui-")
-    figures: dict[str, Any] = {"benchmark": "ui", "agents": ns.agents, "tasks": ns.tasks}
+    figures: dict[str, Any] = {
+        "benchmark": "ui",
+        "agents": ns.agents,
+        "tasks": ns.tasks,
+        "updates": ns.updates,
+    }
     try:
         run_bounded(asyncio.wait_for(run(ns, work_dir, figures), ns.timeout * 3))
     except Exception as error:  # the figures measured so far are printed with the error
