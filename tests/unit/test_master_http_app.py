@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from master.core import Master, metrics_snapshot, roles_snapshot, state_summary
 from master.http import NO_LEADER, create_app
+from master.http.scheduler_api.version import MESOS_VERSION
 from protos.v1 import mesos_pb2
 from tests.unit.master.harness import Harness, accept_call, command_task
 
@@ -98,7 +99,11 @@ def test_every_master_reports_its_health_and_version() -> None:
     for view, leading in ((leading_view(), True), (FakeView(), False)):
         health, alias, version = get(app_of(view), "/health", "/master/health", "/version")
         assert json_of(health) == json_of(alias) == {"healthy": True, "leading": leading}
-        assert json_of(version) == {"version": "1.2.3", "master_id": "M"}
+        assert json_of(version) == {
+            "version": MESOS_VERSION,
+            "emporion_version": "1.2.3",
+            "master_id": "M",
+        }
 
 
 def test_the_leader_serves_its_state() -> None:

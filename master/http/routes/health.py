@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from master.http.scheduler_api.version import MESOS_VERSION
 from master.http.view import MasterView
 
 __all__ = ["health_router"]
@@ -22,7 +23,15 @@ def health_router(view: MasterView) -> APIRouter:
 
     @router.get("/version")
     async def version() -> JSONResponse:
-        """``{"version": ..., "master_id": ...}``."""
-        return JSONResponse({"version": view.version, "master_id": view.master_id})
+        """``{"version": <the Mesos version served>, "emporion_version": ..., "master_id":
+        ...}``: Mesos clients read ``version`` to choose features
+        (:mod:`master.http.scheduler_api.version`)."""
+        return JSONResponse(
+            {
+                "version": MESOS_VERSION,
+                "emporion_version": view.version,
+                "master_id": view.master_id,
+            }
+        )
 
     return router

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from emporion.local_cluster import LocalCluster
+from master.http.scheduler_api.version import MESOS_VERSION
 from master.runtime import MasterServer
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -87,7 +88,11 @@ async def check_endpoints(
 ) -> None:
     assert await get_json(client, "/health") == {"healthy": True, "leading": True}
     version = await get_json(client, "/version")
-    assert version == {"version": server.version, "master_id": server.master_id}
+    assert version == {
+        "version": MESOS_VERSION,
+        "emporion_version": server.version,
+        "master_id": server.master_id,
+    }
 
     redirect = await client.get("/master/redirect")
     assert redirect.status_code == 307
