@@ -1,0 +1,125 @@
+"""A pymesos scheduler written as pymesos's README and examples write one, run unmodified.
+
+``python pymesos_scheduler.py MASTER TASKS`` (MASTER: ``HOST:PORT`` or ``zk://...``) launches
+TASKS command tasks (``echo``), one per offer slot, acknowledges every update (pymesos's
+implicit acknowledgements), and when all are TASK_FINISHED prints one JSON line (the states
+seen, the master pymesos registered with) and stops. It compares states with strings, reads
+resources as dicts and port ranges as numbers, as pymesos code does against Mesos.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import socket
+import sys
+import threading
+import uuid
+from typing import Any
+
+from addict import Dict  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from pymesos import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    MesosSchedulerDriver,
+    Scheduler,
+)
+
+TASK_CPU = 0.1
+TASK_MEM = 32
+
+
+class MinimalScheduler(Scheduler):  # type: ignore[misc]
+    """Launches ``total`` echo tasks and stops the driver when all have finished."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.launched = 0
+        self.finished: set[str] = set()
+        self.states: list[str] = []
+        self.ports: list[int] = []
+        self.master_info: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def registered(self, driver: Any, framework_id: Any, master_info: Any) -> None:
+        self.master_info = dict(master_info)
+        logging.info("registered as %s", framework_id.value)
+
+    def getResource(self, res: Any, name: str) -> float:
+        for r in res:
+            if r.name == name:
+                return float(r.scalar.value)
+        return 0.0
+
+    def resourceOffers(self, driver: Any, offers: Any) -> None:
+        filters = {"refuse_seconds": 1}
+        for offer in offers:
+            for r in offer.resources:
+                if r.name == "ports":
+                    # Mesos writes 64-bit integers as JSON numbers: arithmetic works.
+                    self.ports.append(r.ranges.range[0].end - r.ranges.range[0].begin)
+            cpus = self.getResource(offer.resources, "cpus")
+            mem = self.getResource(offer.resources, "mem")
+            tasks: list[Any] = []
+            with self.lock:
+                while (
+                    self.launched < self.total
+                    and cpus >= TASK_CPU * (len(tasks) + 1)
+                    and mem >= TASK_MEM * (len(tasks) + 1)
+                ):
+                    task = Dict()
+                    task_id = str(uuid.uuid4())
+                    task.task_id.value = task_id
+                    task.agent_id.value = offer.agent_id.value
+                    task.name = f"task {task_id}"
+                    task.command.value = "echo hello from pymesos"
+                    task.resources = [
+                        {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPU}},
+                        {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}},
+                    ]
+                    tasks.append(task)
+                    self.launched += 1
+            if tasks:
+                driver.launchTasks(offer.id, tasks, filters)
+            else:
+                driver.declineOffer(offer.id, filters)
+
+    def statusUpdate(self, driver: Any, update: Any) -> None:
+        logging.info("status update %s %s", update.task_id.value, update.state)
+        with self.lock:
+            self.states.append(update.state)
+            if update.state == "TASK_FINISHED":
+                self.finished.add(update.task_id.value)
+                if len(self.finished) == self.total:
+                    driver.stop()
+            elif update.state in ("TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED"):
+                logging.error("task %s: %s %s", update.task_id.value, update.state, update)
+                driver.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    master, total = sys.argv[1], int(sys.argv[2])
+    framework = Dict()
+    framework.user = getpass.getuser()
+    framework.name = "MinimalFramework"
+    framework.hostname = socket.gethostname()
+    scheduler = MinimalScheduler(total)
+    driver = MesosSchedulerDriver(scheduler, framework, master, use_addict=True)
+    driver.run()
+    print(
+        json.dumps(
+            {
+                "finished": len(scheduler.finished),
+                "states": sorted(set(scheduler.states)),
+                "ports": scheduler.ports[:1],
+                "master_info": scheduler.master_info,
+                "version": driver.version,
+            }
+        ),
+        flush=True,
+    )
+    return 0 if len(scheduler.finished) == total else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
