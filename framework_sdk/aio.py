@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import math
 import os
 import random
 import time
@@ -165,6 +166,9 @@ class SchedulerClient(
         self._calls = CallSender(
             session, self.config.call_timeout_seconds, on_leader=self._refusal_named_leader
         )
+        self._master_name = master if isinstance(master, str) else repr(detector)
+        self._started_at: float | None = None  # The first attempt's time ...
+        self._ever_subscribed = False  # ... which counts until the first SUBSCRIBED.
 
     # -- state --
 
@@ -212,9 +216,16 @@ class SchedulerClient(
 
     async def _attempt(self) -> float | None:
         watch = self._watch
+        if self._started_at is None:
+            self._started_at = self._clock()
         address = watch.take_hint()
         if address is None:
-            address = await watch.detect()
+            try:
+                async with asyncio.timeout(self._connect_time_left()):
+                    address = await watch.detect()
+            except TimeoutError:
+                self._give_up(self._master_name, "no master is known to lead")
+                return None
         else:
             logger.info("following the leader hint to %s", address)
         stub = await self._connect(address)
@@ -225,8 +236,38 @@ class SchedulerClient(
         retry = subscription.result()
         if retry is None:
             return None
-        logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
+        if self._ever_subscribed or retry.delay == 0:  # (0: a follower named the leader.)
+            logger.info("reconnecting in %.2fs: %s", retry.delay, retry.reason)
+            return retry.delay
+        # Never subscribed yet: likely a wrong address or a master not started. Say so at once,
+        # every time, and give up once the connect timeout would pass.
+        left = self._connect_time_left()
+        if left is not None and retry.delay >= left:
+            self._give_up(address, retry.reason)
+            return None
+        logger.warning(
+            "cannot reach the master at %s: %s (retrying in %.2fs)",
+            address,
+            retry.reason,
+            retry.delay,
+        )
         return retry.delay
+
+    def _connect_time_left(self) -> float | None:
+        """Seconds left before the connect timeout (None: subscribed once, or no timeout)."""
+        timeout = self.config.connect_timeout_seconds
+        if self._ever_subscribed or self._started_at is None or timeout == math.inf:
+            return None
+        return max(0.0, self._started_at + timeout - self._clock())
+
+    def _give_up(self, address: str, reason: str) -> None:
+        """End the client: no master could be reached within ``connect_timeout_seconds``."""
+        timeout = self.config.connect_timeout_seconds
+        message = f"cannot reach the master at {address}: {reason} (connect timeout {timeout:g}s)"
+        logger.error("%s", message)
+        self.session.close(message)
+        self._queue.put_nowait(ev.Error(message=message))
+        self._notify()
 
     async def _pause(self, delay: float) -> None:
         """Wait before the next attempt. A backoff after a failure is cut short when the
@@ -361,6 +402,7 @@ class SchedulerClient(
                 logger.debug("dropped a %s event: the client is closed", name)
                 return True
             if isinstance(typed, ev.Subscribed):
+                self._ever_subscribed = True
                 self._notify()
                 logger.info(
                     "subscribed to %s as framework %s%s",

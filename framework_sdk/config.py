@@ -29,6 +29,11 @@ class ClientConfig:
       without any event.
     * ``subscribe_timeout_seconds``: how long to wait for SUBSCRIBED after opening a stream.
     * ``call_timeout_seconds``: deadline of each unary call.
+    * ``connect_timeout_seconds``: how long a client that has never been subscribed keeps
+      trying to reach a master before it gives up, telling the scheduler "cannot reach the
+      master at X: ..." (``Scheduler.error``, then the driver aborts; the asyncio client ends
+      with that reason). ``math.inf``: never. Once subscribed a client never gives up, as
+      Mesos's driver: a master failover may take long, and the framework's tasks wait for it.
     """
 
     backoff_initial_seconds: float = 0.2
@@ -36,12 +41,15 @@ class ClientConfig:
     heartbeat_misses: float = 5.0
     subscribe_timeout_seconds: float = 75.0
     call_timeout_seconds: float = 75.0
+    connect_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"ClientConfig.{field.name} must be a number, not {value!r}")
+            if field.name == "connect_timeout_seconds" and value == math.inf:
+                continue  # Never give up.
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"ClientConfig.{field.name} must be positive and finite: {value}")
         if self.backoff_max_seconds < self.backoff_initial_seconds:
