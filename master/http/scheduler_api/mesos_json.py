@@ -11,7 +11,8 @@ numbers): an UPDATE event is written for every status update of an HTTP framewor
 
 Reading is lenient where Mesos is: numbers or strings for 64-bit integers, enum names (or
 numbers), base64 for bytes, and fields this master does not know are ignored, as Mesos ignores
-them (Emporion leaves out a few exotic Mesos messages, ``protos/v1/mesos.proto``).
+them (Emporion leaves out a few exotic Mesos messages, ``protos/v1/mesos.proto``). An enum value
+it does not know is an error naming the field, as in Mesos.
 """
 
 from __future__ import annotations
@@ -110,7 +111,16 @@ def call_from_json(document: object) -> scheduler_pb2.Call:
         raise CallJsonError(f"expected a JSON object, got {type(document).__name__}")
     call = scheduler_pb2.Call()
     try:
-        json_format.ParseDict(document, call, ignore_unknown_fields=True)
+        json_format.ParseDict(document, call)
     except json_format.ParseError as error:
-        raise CallJsonError(str(error)) from None
+        if "has no field named" not in str(error):
+            raise CallJsonError(str(error)) from None
+        # A field this master does not know: ignored, as Mesos ignores it. (Parsing leniently
+        # from the start would also ignore enum values it does not know, silently: a typo in
+        # "type" would read as no type at all.)
+        call.Clear()
+        try:
+            json_format.ParseDict(document, call, ignore_unknown_fields=True)
+        except json_format.ParseError as again:
+            raise CallJsonError(str(again)) from None
     return call
