@@ -3,9 +3,11 @@
 ::
 
     python -m examples.hello_async --master 127.0.0.1:5050 --tasks 10
+    emporion local --run "python -m examples.hello_async --tasks 10"   # (EMPORION_MASTER)
 
 Same behaviour as :mod:`examples.hello_framework` (N tasks ``echo hello $i`` with
-``cpus:0.1;mem:32``, a JSON summary, exit status 0 when all finished), but as one coroutine
+``cpus:0.1;mem:32``, a JSON summary naming failed tasks' messages, exit status 0 when all
+finished and 130 after Ctrl-C; the command line of :mod:`examples.common`), but as one coroutine
 matching on typed events and awaiting its calls. It acknowledges status updates itself and
 reconciles its unfinished tasks after a reconnection.
 """
@@ -19,7 +21,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from framework_sdk import SchedulerClient, SubscriptionError, events, messages
+from examples.common import INTERRUPTED, add_master_argument, failure_text, setup_logging
+from framework_sdk import ClientConfig, SchedulerClient, SubscriptionError, events, messages
 from protos.resources import Resources
 
 TASK_RESOURCES = Resources.parse("cpus:0.1;mem:32")
@@ -69,7 +72,10 @@ async def run(master: str, tasks: int, name: str = "hello-async") -> Summary:
     summary = Summary(tasks=tasks)
     running: set[str] = set()
     finished: set[str] = set()
-    async with SchedulerClient(master, messages.framework_info(name)) as client:
+    info = messages.framework_info(name)
+    # EMPORION_SDK_* variables tune the client (EMPORION_SDK_CONNECT_TIMEOUT_SECONDS: how long
+    # to try an unreachable master before giving up).
+    async with SchedulerClient(master, info, config=ClientConfig.from_env()) as client:
         async for event in client.events():
             match event:
                 case events.Subscribed(framework_id=framework_id, resubscribed=False):
@@ -89,7 +95,7 @@ async def run(master: str, tasks: int, name: str = "hello-async") -> Summary:
                         summary.finished = len(finished)
                     elif messages.is_terminal(status.state):
                         running.discard(task_id)
-                        summary.failed[task_id] = messages.state_name(status.state)
+                        summary.failed[task_id] = failure_text(status)
                     else:
                         running.add(task_id)
                     if status.uuid:
@@ -105,7 +111,7 @@ async def run(master: str, tasks: int, name: str = "hello-async") -> Summary:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m examples.hello_async")
-    parser.add_argument("--master", required=True, help="the master's host:port")
+    add_master_argument(parser)
     parser.add_argument("--tasks", type=int, default=5, help="how many tasks to run")
     parser.add_argument("--name", default="hello-async", help="the framework's name")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this long")
@@ -123,13 +129,21 @@ async def _bounded(args: argparse.Namespace) -> Summary:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the framework; print a JSON summary; 0 when every task finished."""
     args = parse_args(argv)
+    setup_logging()
     try:
         summary = asyncio.run(_bounded(args))
-    except (SubscriptionError, TimeoutError) as error:
-        summary = Summary(tasks=args.tasks, errors=[str(error) or type(error).__name__])
+    except KeyboardInterrupt:  # The client was closed on the way out; nothing to report.
+        return INTERRUPTED
+    except SubscriptionError as error:
+        summary = Summary(tasks=args.tasks, errors=[str(error)])
+    except TimeoutError:
+        summary = Summary(tasks=args.tasks, errors=[f"timed out after {args.timeout:g}s"])
     print(json.dumps(vars(summary), sort_keys=True))
     return 0 if summary.finished == args.tasks else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Before the driver ran: nothing to stop.
+        sys.exit(INTERRUPTED)

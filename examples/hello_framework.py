@@ -3,11 +3,14 @@
 ::
 
     python -m examples.hello_framework --master 127.0.0.1:5050 --tasks 10
+    emporion local --run "python -m examples.hello_framework --tasks 10"   # (EMPORION_MASTER)
 
 Each task takes ``cpus:0.1;mem:32``. Offers are packed with as many tasks as fit; once every
 task is launched the framework suppresses offers, and when every task reached a terminal state
-it tears itself down and prints a JSON summary. The exit status is 0 when every task finished.
-Written as a Mesos Python framework would be: only the imports differ.
+it tears itself down and prints a JSON summary (a failed task with its state, reason and
+message). The exit status is 0 when every task finished, 130 after Ctrl-C. Written as a Mesos
+Python framework would be: only the imports differ; the command line is shared with the other
+examples (:mod:`examples.common`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,14 @@ import json
 import sys
 from collections.abc import Sequence
 
-from examples.driver_timeout import run_with_timeout
-from framework_sdk import Scheduler, SchedulerDriver, Status, messages
+from examples.common import (
+    INTERRUPTED,
+    add_master_argument,
+    failure_text,
+    run_driver,
+    setup_logging,
+)
+from framework_sdk import ClientConfig, Scheduler, SchedulerDriver, Status, messages
 from protos.resources import Resources
 
 TASK_RESOURCES = Resources.parse("cpus:0.1;mem:32")
@@ -31,7 +40,7 @@ class HelloScheduler(Scheduler):
         self.total = total
         self.launched = 0
         self.finished: set[str] = set()
-        self.failed: dict[str, str] = {}  # task id -> terminal state name
+        self.failed: dict[str, str] = {}  # task id -> state (reason): message
         self.framework_id = ""
         self.errors: list[str] = []
 
@@ -73,7 +82,7 @@ class HelloScheduler(Scheduler):
         if status.state == messages.TASK_FINISHED:
             self.finished.add(task_id)
         elif messages.is_terminal(status.state):
-            self.failed[task_id] = messages.state_name(status.state)
+            self.failed[task_id] = failure_text(status)
         if len(self.finished) + len(self.failed) >= self.total:
             driver.stop()
 
@@ -85,9 +94,10 @@ class HelloScheduler(Scheduler):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m examples.hello_framework")
-    parser.add_argument("--master", required=True, help="the master's host:port")
+    add_master_argument(parser)
     parser.add_argument("--tasks", type=int, default=5, help="how many tasks to run")
     parser.add_argument("--name", default="hello-framework", help="the framework's name")
+    parser.add_argument("--user", default="", help="run the tasks as this user [yours]")
     parser.add_argument("--timeout", type=float, default=None, help="abort after this many seconds")
     args = parser.parse_args(argv)
     if args.tasks < 1:
@@ -98,9 +108,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the framework; print a JSON summary; 0 when every task finished."""
     args = parse_args(argv)
+    setup_logging()
     scheduler = HelloScheduler(args.tasks)
-    driver = SchedulerDriver(scheduler, messages.framework_info(args.name), args.master)
-    status = run_with_timeout(driver, args.timeout)
+    info = messages.framework_info(args.name, user=args.user)
+    # EMPORION_SDK_* variables tune the client (EMPORION_SDK_CONNECT_TIMEOUT_SECONDS: how long
+    # to try an unreachable master before giving up).
+    driver = SchedulerDriver(scheduler, info, args.master, config=ClientConfig.from_env())
+    outcome = run_driver(driver, args.timeout)
+    if outcome.interrupted:
+        return INTERRUPTED
+    status = outcome.status
+    if outcome.timed_out:
+        scheduler.errors.append(f"timed out after {args.timeout:g}s (--timeout)")
     summary = {
         "framework_id": scheduler.framework_id,
         "tasks": args.tasks,
@@ -115,4 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Before the driver ran: nothing to stop.
+        sys.exit(INTERRUPTED)
