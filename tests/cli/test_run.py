@@ -1,0 +1,97 @@
+"""``emporion run``, as a user runs it: a subprocess against a real cluster.
+
+The command's output reaches this terminal through the master's sandbox proxy, the exit status
+is the command's, a failed task says its state and message, Ctrl-C kills the task and tears the
+framework down with status 130.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from emporion.client import OperatorClient, tasks_of
+from tests.cli.conftest import emporion, emporion_command
+
+
+def test_run_prints_the_output_and_exits_with_the_status(master: str) -> None:
+    result = emporion(master, "run", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "hi\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == "oops"
+    assert "TASK_FAILED" in lines[-1]
+    assert "Command exited with status 3" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_instances_prefix_their_lines_and_the_first_failure_decides(master: str) -> None:
+    script = 'echo "from $MESOS_TASK_ID"; case $MESOS_TASK_ID in *-1) exit 5;; esac'
+    result = emporion(master, "run", "--instances", "2", "--name", "pair", "--", "sh", "-c", script)
+    assert result.returncode == 5, result.stderr
+    lines = sorted(result.stdout.splitlines())
+    assert len(lines) == 2
+    for index, line in enumerate(lines):
+        task_id = line.split("]")[0].lstrip("[")
+        assert task_id.startswith("pair-")
+        assert task_id.endswith(f"-{index}")
+        assert line == f"[{task_id}] from {task_id}"
+    assert "-1: TASK_FAILED: Command exited with status 5" in result.stderr
+
+
+def test_json_lines_carry_output_and_the_outcome(master: str) -> None:
+    result = emporion(master, "run", "--json", "--env", "GREETING=hello there", "--", "sh", "-c",
+                      'echo "$GREETING"')  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    output = [r for r in records if "stream" in r]
+    assert [r["data"] for r in output] == ["hello there\n"]
+    (outcome,) = [r for r in records if "state" in r]
+    assert outcome["state"] == "TASK_FINISHED"
+    assert outcome["exit_status"] == 0
+    assert outcome["task_id"] == output[0]["task_id"]
+
+
+def test_bad_flags_exit_2_naming_them(master: str) -> None:
+    no_command = emporion(master, "run", "--cpus", "1")
+    assert no_command.returncode == 2
+    assert no_command.stderr.strip() == (
+        "emporion run: no command given: emporion run [flags] -- CMD ARGS..."
+    )
+    bad_number = emporion(master, "run", "--cpus", "lots", "--", "true")
+    assert bad_number.returncode == 2
+    assert "--cpus: expected a number, got 'lots'" in bad_number.stderr
+    bad_env = emporion(master, "run", "--env", "NOVALUE", "--", "true")
+    assert bad_env.returncode == 2
+    assert "expected NAME=VALUE, got 'NOVALUE'" in bad_env.stderr
+
+
+def test_ctrl_c_kills_the_task_and_tears_the_framework_down(
+    master: str, operator: OperatorClient
+) -> None:
+    child = subprocess.Popen(
+        emporion_command("run", "--name", "interrupted", "--", "sh", "-c", "echo up; sleep 120"),
+        env={**os.environ, "EMPORION_MASTER": master},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "up\n"  # the task runs and its output came back
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert stderr == ""  # quietly
+    framework = operator.find_framework("interrupted")
+    assert framework["summary"]["phase"] == "removed"
+    fid = framework["framework_info"]["id"]["value"]
+    deadline = time.monotonic() + 30  # the kill travels to the agent and back
+    while True:
+        (task,) = tasks_of(operator.tasks(framework_id=fid))
+        if task["state"] == "TASK_KILLED" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert task["state"] == "TASK_KILLED"
