@@ -64,11 +64,15 @@ DEMO_AGENTS ?= 2
 DEMO_TASKS ?= 20
 demo: venv
 	$(BIN)/emporion local --agents $(DEMO_AGENTS) \
-	  --run "$(BIN)/python -m examples.hello_framework --master {master} --tasks $(DEMO_TASKS)"
+	  --run "python -m examples.hello_framework --tasks $(DEMO_TASKS)"
 	@echo
-	@echo "Next: run '$(BIN)/emporion local --agents 2' and open the web UI address it prints"
-	@echo "(agents, frameworks, tasks and their sandboxes, live); point a framework at the master"
-	@echo "address it prints, e.g. '$(BIN)/python -m examples.hello_framework --master HOST:PORT'."
+	@echo "That was a master and $(DEMO_AGENTS) agents on this machine running $(DEMO_TASKS) tasks. Next:"
+	@echo "  . $(VENV)/bin/activate                  # puts emporion and the virtualenv's python on PATH"
+	@echo "  emporion local --agents 2             # a cluster until Ctrl-C; it prints the master's and"
+	@echo "                                        # the web UI's addresses and where the logs are"
+	@echo "  export EMPORION_MASTER=HOST:PORT      # (in another shell) the master address it printed"
+	@echo "  emporion run -- sh -c 'echo hi'       # run a command as a task; see docs/cli.md"
+	@echo "  python -m examples.hello_framework    # a framework written with framework_sdk (README.md)"
 
 bench: venv
 	$(BIN)/python -m bench.allocator
