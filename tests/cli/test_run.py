@@ -72,17 +72,17 @@ def test_bad_flags_exit_2_naming_them(master: str) -> None:
 def test_ctrl_c_kills_the_task_and_tears_the_framework_down(
     master: str, operator: OperatorClient
 ) -> None:
-    child = subprocess.Popen(
+    with subprocess.Popen(
         emporion_command("run", "--name", "interrupted", "--", "sh", "-c", "echo up; sleep 120"),
         env={**os.environ, "EMPORION_MASTER": master},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert child.stdout is not None
-    assert child.stdout.readline() == "up\n"  # the task runs and its output came back
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=60)
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "up\n"  # the task runs and its output came back
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
     assert child.returncode == 130
     assert stderr == ""  # quietly
     framework = operator.find_framework("interrupted")
