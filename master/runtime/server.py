@@ -227,7 +227,7 @@ class MasterServer:
         add_discovery(
             server,
             master_info_json(
-                self._info,
+                self._published_info(),
                 grpc_address=format_address(config.hostname or config.host, port),
                 http_address=self.advertised_http_address,
             ),
@@ -243,7 +243,7 @@ class MasterServer:
             self.election = ZooKeeperElection(
                 config.zk,
                 master_info_json(
-                    self._info,
+                    self._published_info(),
                     grpc_address=grpc_address,
                     http_address=self.advertised_http_address,
                 ),
@@ -261,6 +261,29 @@ class MasterServer:
         else:
             log.info("master %s serving on %s", self.ids.master_id, self.address)
         return self.address
+
+    def _published_info(self) -> mesos_pb2.MasterInfo:
+        """The MasterInfo this master publishes (candidate znode, discovery): with HTTP served,
+        ``port``, ``address`` (with ``ip``) and ``pid`` name the HTTP port, as a Mesos master's
+        name its only port, so Mesos clients given ``zk://`` (pymesos reads ``address.ip`` and
+        ``address.port``) talk HTTP to it; Emporion's SDK and agents read ``grpc_address``."""
+        assert self._info is not None
+        http = self.http
+        if http is None:
+            return self._info
+        info = mesos_pb2.MasterInfo()
+        info.CopyFrom(self._info)
+        host = info.hostname
+        info.port = info.address.port = http.port
+        info.pid = f"master@{host}:{http.port}"
+        if not info.address.ip:
+            try:
+                packed = socket.inet_aton(socket.gethostbyname(host))
+            except OSError:
+                return info  # Unresolvable here: Mesos clients get the hostname only.
+            info.address.ip = socket.inet_ntoa(packed)
+            info.ip = int.from_bytes(packed, "little")  # Network order read natively (Mesos).
+        return info
 
     # -- leading --------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """A pymesos scheduler written as pymesos's README and examples write one, run unmodified.
 
-``python pymesos_scheduler.py MASTER TASKS`` (MASTER: ``HOST:PORT`` or ``zk://...``) launches
-TASKS command tasks (``echo``), one per offer slot, acknowledges every update (pymesos's
-implicit acknowledgements), and when all are TASK_FINISHED prints one JSON line (the states
-seen, the master pymesos registered with) and stops. It compares states with strings, reads
+``python pymesos_scheduler.py MASTER TASKS [COMMAND]`` (MASTER: ``HOST:PORT`` or ``zk://...``)
+launches TASKS command tasks (COMMAND, by default an ``echo``), as many per offer as fit,
+acknowledges every update (pymesos's implicit acknowledgements), and when all are
+TASK_FINISHED prints one JSON line (the states seen, the master pymesos registered with) and
+stops. It compares states with strings, reads
 resources as dicts and port ranges as numbers, as pymesos code does against Mesos.
 """
 
@@ -31,8 +32,9 @@ TASK_MEM = 32
 class MinimalScheduler(Scheduler):  # type: ignore[misc]
     """Launches ``total`` echo tasks and stops the driver when all have finished."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, command: str) -> None:
         self.total = total
+        self.command = command
         self.launched = 0
         self.finished: set[str] = set()
         self.states: list[str] = []
@@ -43,6 +45,10 @@ class MinimalScheduler(Scheduler):  # type: ignore[misc]
     def registered(self, driver: Any, framework_id: Any, master_info: Any) -> None:
         self.master_info = dict(master_info)
         logging.info("registered as %s", framework_id.value)
+
+    def reregistered(self, driver: Any, master_info: Any) -> None:
+        self.master_info = dict(master_info)
+        logging.info("reregistered with %s", master_info)
 
     def getResource(self, res: Any, name: str) -> float:
         for r in res:
@@ -71,7 +77,7 @@ class MinimalScheduler(Scheduler):  # type: ignore[misc]
                     task.task_id.value = task_id
                     task.agent_id.value = offer.agent_id.value
                     task.name = f"task {task_id}"
-                    task.command.value = "echo hello from pymesos"
+                    task.command.value = self.command
                     task.resources = [
                         {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPU}},
                         {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}},
@@ -99,11 +105,12 @@ class MinimalScheduler(Scheduler):  # type: ignore[misc]
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     master, total = sys.argv[1], int(sys.argv[2])
+    command = sys.argv[3] if len(sys.argv) > 3 else "echo hello from pymesos"
     framework = Dict()
     framework.user = getpass.getuser()
     framework.name = "MinimalFramework"
     framework.hostname = socket.gethostname()
-    scheduler = MinimalScheduler(total)
+    scheduler = MinimalScheduler(total, command)
     driver = MesosSchedulerDriver(scheduler, framework, master, use_addict=True)
     driver.run()
     print(
