@@ -144,6 +144,7 @@ def register(
     capabilities = frozenset(_CAPABILITY_NAME(c.type) for c in message.agent_capabilities)
     agent = Agent(agent_id, info, total, AgentPhase.CONNECTED, dynamic, capabilities)
     agent.registered_at = now
+    agent.version = message.version
     state.agents[agent_id] = agent
     _bind(state, agent, connection_id, now)
     state.allocator.add_agent(agent_id, total, None, capabilities, now)
@@ -212,6 +213,7 @@ def reregister(
             state.timers.cancel(("reregister", agent_id))
         agent.info, agent.total, agent.reservations = info, total, dynamic
         agent.capabilities = capabilities
+    agent.version = message.version
     _bind(state, agent, connection_id, now)
     if not unchanged:
         state.persist(AdmitAgent(agent_id, info))

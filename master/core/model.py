@@ -198,6 +198,8 @@ class Agent:
     offers: set[str] = field(default_factory=set)
     in_allocator: bool = False
     registered_at: float = 0.0
+    version: str = ""
+    """The Emporion version the agent said it runs (empty until it registers)."""
     unreachable_at: float | None = None
     ping_seq: int = 0
     awaiting_pong: bool = False

@@ -28,6 +28,7 @@ from master.core.master import Master
 from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
 from master.core.operator_json import attributes_json
 from master.core.state import MasterState
+from protos.mesos_json import agent_pid, resources_json
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
@@ -98,37 +99,6 @@ _state_name = mesos_pb2.TaskState.Name
 
 
 # -- building blocks ----------------------------------------------------------------------------
-
-
-def resources_json(resources: Resources) -> JSON:
-    """Mesos's JSON summary of ``resources`` (see the module docstring)."""
-    scalars: dict[str, int] = {"cpus": 0, "gpus": 0, "mem": 0, "disk": 0}  # in thousandths
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    sets: dict[str, set[str]] = {}
-    for key, value in resources.items():
-        name = key.name + "_revocable" if key.revocable else key.name
-        if isinstance(value, float):
-            scalars[name] = scalars.get(name, 0) + round(value * 1000)
-        elif isinstance(value, tuple):
-            ranges.setdefault(name, []).extend(value)
-        else:
-            sets.setdefault(name, set()).update(value)
-    out: JSON = {name: amount / 1000 for name, amount in scalars.items()}
-    for name, parts in sorted(ranges.items()):
-        out[name] = "[" + ", ".join(f"{lo}-{hi}" for lo, hi in _merge(parts)) + "]"
-    for name, items in sorted(sets.items()):
-        out[name] = "{" + ", ".join(sorted(items)) + "}"
-    return out
-
-
-def _merge(parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(parts):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
 
 
 def _sum(resources: Iterable[Resources]) -> Resources:
@@ -318,6 +288,7 @@ def agent_json(state: MasterState, agent: Agent) -> JSON:
     total = agent.total
     out = _agent_info_json(agent)
     out.update(
+        pid=agent_pid(agent.info.hostname, agent.info.port),
         registered_time=agent.registered_at,
         resources=resources_json(total),
         used_resources=resources_json(_used(_holders(agent))),
@@ -330,6 +301,7 @@ def agent_json(state: MasterState, agent: Agent) -> JSON:
         unreserved_resources=resources_json(total.unreserved()),
         active=agent.connected,
         deactivated=False,
+        version=agent.version,
         capabilities=sorted(agent.capabilities),
         phase=agent.phase.value,
     )

@@ -22,6 +22,7 @@ from master.http.errors import validation_error_response
 from master.http.leadership import NotLeadingError, not_leading_response, redirect_router
 from master.http.operator import Operate, OperatorApi, operator_router
 from master.http.routes import (
+    flags_router,
     health_router,
     metrics_router,
     prometheus_router,
@@ -64,7 +65,8 @@ def create_app(
     app.add_exception_handler(NotLeadingError, not_leading_response(view))
     app.include_router(health_router(view))
     app.include_router(redirect_router(view))
-    app.include_router(state_router(view))
+    app.include_router(state_router(view, flags))
+    app.include_router(flags_router(flags))
     app.include_router(roles_router(view))
     app.include_router(metrics_router(view, clock))
     app.include_router(prometheus_router(view, clock))

@@ -31,6 +31,8 @@ LEADER_ONLY = [
     "/master/roles",
     "/master/weights",
 ]
+LEADER_ONLY_ALIASES = ["/master/state.json", "/state"]
+"""Mesos's other names of /master/state (tests/unit/test_master_http_mesos.py)."""
 EVERY_MASTER = [
     "/health",
     "/master/health",
@@ -38,6 +40,8 @@ EVERY_MASTER = [
     "/metrics/snapshot",
     "/metrics",
     "/master/redirect",
+    "/master/flags",
+    "/flags",
 ]
 PER_CALL = ["/api/v1", "/api/v1/scheduler"]
 """Routes whose calls are classified one by one (tests/unit/test_operator_api.py; the scheduler
@@ -125,10 +129,10 @@ def test_the_leader_serves_its_state() -> None:
 def test_every_leader_only_route_is_covered() -> None:
     """A route added later must be classified here, so followers never serve it by mistake."""
     paths = set(app_of(FakeView()).openapi()["paths"])
-    assert paths == set(LEADER_ONLY) | set(EVERY_MASTER) | set(PER_CALL)
+    assert paths == set(LEADER_ONLY) | set(LEADER_ONLY_ALIASES) | set(EVERY_MASTER) | set(PER_CALL)
 
 
-@pytest.mark.parametrize("path", LEADER_ONLY)
+@pytest.mark.parametrize("path", LEADER_ONLY + LEADER_ONLY_ALIASES)
 def test_a_follower_redirects_to_the_same_path_and_query_on_the_leader(path: str) -> None:
     view = FakeView(leader="10.0.0.2:8081")
     [response] = get(app_of(view), f"{path}?x=y&limit=zz")

@@ -1,13 +1,12 @@
 """``/metrics/snapshot``: Mesos's ``master/*`` gauges, answered by every master."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from master.core import metrics_snapshot
+from master.http.routes.mesos import Jsonp, mesos_response
 from master.http.view import MasterView
 
 __all__ = ["metrics_router"]
@@ -19,10 +18,9 @@ def metrics_router(view: MasterView, clock: Callable[[], float]) -> APIRouter:
     router = APIRouter(tags=["metrics"])
 
     @router.get("/metrics/snapshot")
-    async def snapshot() -> JSONResponse:
+    async def snapshot(jsonp: Jsonp = None) -> Response:
         """Metric name -> number."""
-        return JSONResponse(
-            metrics_snapshot(view.leading_master(), now=clock(), start_time=view.start_time)
-        )
+        figures = metrics_snapshot(view.leading_master(), now=clock(), start_time=view.start_time)
+        return mesos_response(figures, jsonp)
 
     return router

@@ -5,10 +5,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from master.core import Master, roles_snapshot, weights_snapshot
 from master.http.leadership import leading
+from master.http.routes.mesos import Jsonp, mesos_response
 from master.http.view import MasterView
 
 __all__ = ["roles_router"]
@@ -20,13 +21,13 @@ def roles_router(view: MasterView) -> APIRouter:
     lead = leading(view)
 
     @router.get("/roles")
-    async def roles(master: Annotated[Master, Depends(lead)]) -> JSONResponse:
+    async def roles(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """Every known role: weight, quota, allocated, offered, reserved, frameworks."""
-        return JSONResponse(roles_snapshot(master))
+        return mesos_response(roles_snapshot(master), jsonp)
 
     @router.get("/weights")
-    async def weights(master: Annotated[Master, Depends(lead)]) -> JSONResponse:
+    async def weights(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """``[{"role": ..., "weight": ...}]`` for every role whose weight was set."""
-        return JSONResponse(weights_snapshot(master))
+        return mesos_response(weights_snapshot(master), jsonp)
 
     return router

@@ -2,10 +2,11 @@
 
 # No ``from __future__ import annotations``: FastAPI must see the ``Depends`` of a local.
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from master.core import (
     Master,
@@ -17,49 +18,57 @@ from master.core import (
 )
 from master.core.snapshot import DEFAULT_TASK_LIMIT
 from master.http.leadership import leading
+from master.http.routes.mesos import Jsonp, mesos_master_fields, mesos_response
 from master.http.view import MasterView
 
 __all__ = ["state_router"]
 
 
-def state_router(view: MasterView) -> APIRouter:
-    """``GET /master/state``, ``/master/state-summary``, ``/master/frameworks``,
-    ``/master/slaves`` and ``/master/tasks``."""
-    router = APIRouter(prefix="/master", tags=["state"])
+def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> APIRouter:
+    """``GET /master/state`` (also ``/master/state.json`` and ``/state``, Mesos's other
+    names), ``/master/state-summary``, ``/master/frameworks``, ``/master/slaves`` and
+    ``/master/tasks``; each takes Mesos's ``?jsonp=``."""
+    router = APIRouter(tags=["state"])
     lead = leading(view)
 
+    @router.get("/master/state")
+    @router.get("/master/state.json")
     @router.get("/state")
-    async def state(master: Annotated[Master, Depends(lead)]) -> JSONResponse:
+    async def state(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """The leading master, its agents and frameworks with tasks, executors and offers."""
-        return JSONResponse(
-            state_snapshot(
-                master,
-                version=view.version,
-                start_time=view.start_time,
-                elected_time=view.elected_time,
-            )
+        document = state_snapshot(
+            master,
+            version=view.version,
+            start_time=view.start_time,
+            elected_time=view.elected_time,
         )
+        document.update(mesos_master_fields(master, view, flags))
+        return mesos_response(document, jsonp)
 
-    @router.get("/state-summary")
-    async def summary(master: Annotated[Master, Depends(lead)]) -> JSONResponse:
+    @router.get("/master/state-summary")
+    async def summary(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """Agents and frameworks with task counts by state, without the tasks."""
-        return JSONResponse(state_summary(master))
+        return mesos_response(state_summary(master), jsonp)
 
-    @router.get("/frameworks")
+    @router.get("/master/frameworks")
     async def frameworks(
-        master: Annotated[Master, Depends(lead)], framework_id: str | None = None
-    ) -> JSONResponse:
+        master: Annotated[Master, Depends(lead)],
+        framework_id: str | None = None,
+        jsonp: Jsonp = None,
+    ) -> Response:
         """Registered frameworks (only ``framework_id`` if given)."""
-        return JSONResponse(frameworks_snapshot(master, framework_id))
+        return mesos_response(frameworks_snapshot(master, framework_id), jsonp)
 
-    @router.get("/slaves")
+    @router.get("/master/slaves")
     async def slaves(
-        master: Annotated[Master, Depends(lead)], slave_id: str | None = None
-    ) -> JSONResponse:
+        master: Annotated[Master, Depends(lead)],
+        slave_id: str | None = None,
+        jsonp: Jsonp = None,
+    ) -> Response:
         """Registered agents, and agents still to reregister (only ``slave_id`` if given)."""
-        return JSONResponse(agents_snapshot(master, slave_id))
+        return mesos_response(agents_snapshot(master, slave_id), jsonp)
 
-    @router.get("/tasks")
+    @router.get("/master/tasks")
     async def tasks(
         master: Annotated[Master, Depends(lead)],
         *,
@@ -68,17 +77,17 @@ def state_router(view: MasterView) -> APIRouter:
         order: Literal["asc", "des", "desc"] = "des",
         framework_id: str | None = None,
         task_id: str | None = None,
-    ) -> JSONResponse:
+        jsonp: Jsonp = None,
+    ) -> Response:
         """Up to ``limit`` tasks from ``offset``, newest status first (``order=asc``: oldest)."""
-        return JSONResponse(
-            tasks_snapshot(
-                master,
-                limit=limit,
-                offset=offset,
-                order="asc" if order == "asc" else "des",
-                framework_id=framework_id,
-                task_id=task_id,
-            )
+        page = tasks_snapshot(
+            master,
+            limit=limit,
+            offset=offset,
+            order="asc" if order == "asc" else "des",
+            framework_id=framework_id,
+            task_id=task_id,
         )
+        return mesos_response(page, jsonp)
 
     return router
