@@ -4,7 +4,7 @@ Each request is checked in the order of Mesos's ``Master::Http::scheduler``
 (``src/master/http.cpp``), with its status codes and, in its words, its messages:
 
 * a master that does not lead: **307** with ``Location`` = the same path on the leader's HTTP
-  address, or **503** ``No leader elected``;
+  address, or **503** ``No leader elected`` (after :data:`NO_LEADER_PAUSE`);
 * another method than POST: **405** (``Allow: POST``);
 * no ``Content-Type``, a body that is not a Call, no ``type``: **400**; a content type other
   than JSON or protobuf: **415**; SUBSCRIBE whose ``Accept`` allows neither: **406**;
@@ -25,6 +25,7 @@ runtime it started with, and its end (whoever ends it) reaches that runtime, as 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -47,6 +48,7 @@ from protos.limits import MAX_MESSAGE_BYTES
 from protos.v1 import scheduler_pb2
 
 __all__ = [
+    "NO_LEADER_PAUSE",
     "SCHEDULER_PATHS",
     "STREAM_ID_HEADER",
     "EventSource",
@@ -57,6 +59,11 @@ __all__ = [
 STREAM_ID_HEADER = "Mesos-Stream-Id"
 SCHEDULER_PATHS = ("/api/v1/scheduler", "/master/api/v1/scheduler")
 """Where the API is served: Mesos's path and the same under the master's process id."""
+
+NO_LEADER_PAUSE = 1.0
+"""Seconds a 503 ``No leader elected`` waits before it is sent. Clients retry at once (pymesos
+reconnects on 503 without backing off): while an election runs, each would otherwise spin on
+the master, thousands of requests a second."""
 
 _Call = scheduler_pb2.Call
 _VALIDATE = "Failed to validate scheduler::Call: "
@@ -177,9 +184,10 @@ def scheduler_router(view: MasterView, runtime: Callable[[], SchedulerRuntime | 
     master does not lead (requests then go to the leader ``view`` names)."""
     router = APIRouter(tags=["scheduler"])
 
-    def redirect(request: Request) -> ApiError:
+    async def redirect(request: Request) -> ApiError:
         leader = view.leader_http_address()
         if leader is None:
+            await asyncio.sleep(NO_LEADER_PAUSE)
             return ApiError(503, "No leader elected")
         location = f"http://{leader}{request.url.path}"
         return ApiError(
@@ -189,7 +197,7 @@ def scheduler_router(view: MasterView, runtime: Callable[[], SchedulerRuntime | 
     async def serve(request: Request) -> Response:
         backend = runtime()
         if backend is None:
-            raise redirect(request)
+            raise await redirect(request)
         if request.method != "POST":
             raise ApiError(
                 405,
