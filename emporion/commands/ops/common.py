@@ -104,10 +104,10 @@ def show(*renderables: RenderableType) -> None:
     """Print tables and text on stdout; in a pipe or a file without rich's padding spaces."""
     out = console()
     if sys.stdout.isatty():
-        out.print(*renderables)
+        out.print(*renderables, sep="\n")
         return
     with out.capture() as captured:
-        out.print(*renderables)
+        out.print(*renderables, sep="\n")
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     sys.stdout.flush()
 
