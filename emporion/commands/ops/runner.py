@@ -31,7 +31,7 @@ import httpx
 from emporion.client import ClientError, NotFoundError, SandboxFile, follow
 from emporion.client.discovery import MasterEndpoints
 from framework_sdk import SchedulerClient, events, messages
-from framework_sdk.errors import SchedulerSDKError
+from framework_sdk.errors import NotSubscribedError, SchedulerSDKError
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
 
@@ -236,6 +236,8 @@ class Runner:
         if self.interrupted.is_set():
             await self._teardown(client)
             return 130
+        if self._failure is None and not self._done.is_set():
+            self._failure = "the connection to the master ended before the tasks did"
         if self._failure is not None:
             _note(self._failure)
             return 1
@@ -317,6 +319,10 @@ class Runner:
                 continue
             try:
                 await client.launch([offer.id], batch)
+            except NotSubscribedError:  # not sent: launch them on the next subscription's offers
+                for task in batch:
+                    self._instance(task.task_id.value).launched = False
+                return
             except SchedulerSDKError as error:
                 self._failure = f"the master refused the launch: {error}"
                 self._done.set()
@@ -326,8 +332,11 @@ class Runner:
         if not waiting:
             await client.suppress()
 
+    def _instance(self, task_id: str) -> Instance:
+        return next(i for i in self.instances if i.task_id == task_id)
+
     def _started(self, task_id: str) -> None:
-        instance = next(i for i in self.instances if i.task_id == task_id)
+        instance = self._instance(task_id)
         if self.notify is not None:
             self.notify(f"task {task_id} launched on {instance.hostname or instance.agent_id}")
         client = self._client

@@ -1,0 +1,72 @@
+"""Finding a master's HTTP API from what frameworks are given: ``HOST:PORT``, ``zk://``, ``http://``.
+
+Against real masters: the gRPC port answers ``/emporion.Discovery/MasterInfo``; the HTTP port
+given by mistake still works; a master without HTTP says so; under ``--zk`` the leader's znode
+names both addresses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from emporion.cli import main
+from emporion.client import UsageError, discover
+from emporion.local_cluster import LocalCluster
+from emporion.testing.zookeeper import ZooKeeperCluster, ZooKeeperUnavailableError
+
+
+def test_the_grpc_port_names_the_http_api(cluster: LocalCluster) -> None:
+    assert cluster.master_address is not None
+    found = discover(cluster.master_address)
+    assert found.http == cluster.master_http_address
+    assert found.grpc == cluster.master_address
+    assert found.given == cluster.master_address
+
+
+def test_the_http_port_works_as_host_port_and_as_a_url(cluster: LocalCluster) -> None:
+    http = cluster.master_http_address
+    assert http is not None
+    by_mistake = discover(http)
+    assert by_mistake.grpc == cluster.master_address
+    assert by_mistake.http == http
+    as_url = discover(f"http://{http}/")
+    assert (as_url.grpc, as_url.http) == (cluster.master_address, http)
+    assert as_url.master_id == by_mistake.master_id == discover(http).master_id
+
+
+def test_a_master_without_http_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with LocalCluster(agents=0, http_port=None) as bare:
+        assert bare.master_address is not None
+        with pytest.raises(UsageError, match="serves no HTTP API"):
+            discover(bare.master_address)
+        assert main(["agents", "--master", bare.master_address]) == 2
+    assert "started with --http-port off" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def zookeeper() -> Iterator[ZooKeeperCluster]:
+    try:
+        server = ZooKeeperCluster(1)
+        server.start()
+    except ZooKeeperUnavailableError as error:
+        pytest.skip(f"ZooKeeper unavailable: {error}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.zk
+def test_zk_finds_the_leaders_http_api(
+    zookeeper: ZooKeeperCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = zookeeper.url(f"/cli-{uuid.uuid4().hex[:8]}")
+    with LocalCluster(agents=0, master_flags=("--zk", url)) as ha:
+        found = discover(url, timeout=30.0)
+        assert found.http == ha.master_http_address
+        assert found.grpc == url  # frameworks follow the leader through ZooKeeper themselves
+        assert main(["status", "--master", url, "--json"]) == 0
+    assert f'"http_address": "{ha.master_http_address}"' in capsys.readouterr().out
