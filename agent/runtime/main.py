@@ -23,7 +23,7 @@ from agent.isolation import Isolation, IsolationUnavailableError, select_isolati
 from agent.runtime.agent import AgentRuntime
 from protos.resources import Resources, likely_typos
 
-__all__ = ["isolation_root_name", "main", "run_agent"]
+__all__ = ["isolation_root_name", "main", "run", "run_agent", "work_dir_problem"]
 
 log = logging.getLogger("agent")
 
@@ -87,18 +87,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(config)
 
 
+def work_dir_problem(work_dir: Path) -> str | None:
+    """Why the agent could not keep its sandboxes and checkpoint in ``work_dir`` (None: it
+    can), found before anything starts: otherwise a bare ``[Errno 13]`` surfaces from deep in
+    recovery, naming neither the flag nor what to do."""
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot create it: {error.strerror or error}"
+    if not work_dir.is_dir():
+        return "it is not a directory"
+    if not os.access(work_dir, os.W_OK | os.X_OK):
+        return f"not writable by this user (uid {os.geteuid()})"
+    return None
+
+
 def run(config: AgentConfig) -> int:
     """Run an agent with ``config`` (logging to stderr); the exit status."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    problem = work_dir_problem(config.work_dir)
+    if problem is not None:
+        print(f"emporion agent: --work-dir {config.work_dir}: {problem}", file=sys.stderr)
+        return 2
     try:
         isolation = select_isolation(
             config.isolation,  # type: ignore[arg-type]
             root_name=isolation_root_name(config.work_dir),
         )
     except IsolationUnavailableError as error:
-        print(f"agent: --isolation {config.isolation}: {error}", file=sys.stderr)
+        print(f"emporion agent: --isolation {config.isolation}: {error}", file=sys.stderr)
         return 2
     log.info("%s", isolation.report.summary())
     for warning in likely_typos(config.resources or Resources.EMPTY):

@@ -7,6 +7,8 @@ are required, and a resource name one edit away from a known one is pointed out.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -139,3 +141,39 @@ def test_agent_warns_about_a_resource_typo(busy_port: int, tmp_path: Path) -> No
     warnings = [line for line in result.stderr.splitlines() if "did you mean cpus?" in line]
     assert len(warnings) == 1, result.stderr
     assert "WARNING" in warnings[0]
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="runs the command as nobody (setpriv), which needs root",
+)
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (
+            ("agent", "--master", "127.0.0.1:1", "--port", "0"),
+            "--work-dir {dir}/agent: cannot create it: Permission denied",
+        ),
+        (("master", "--port", "0", "--http-port", "off"), "{dir}/master"),
+    ],
+)
+def test_a_work_dir_it_may_not_write_is_one_line(
+    command: tuple[str, ...], named: str, tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    work_dir = private / command[0]
+    result = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-m", "emporion", *command, "--work-dir", str(work_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    line = one_line_error(result, prefix=f"emporion {command[0]}:")
+    assert named.format(dir=private) in line
+    assert "Permission denied" in line
