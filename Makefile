@@ -16,8 +16,14 @@ help:
 	@echo "make codegen  - regenerate protobuf/gRPC code from protos/v1/*.proto"
 	@echo "make bench    - run the benchmarks (prints JSON)"
 
+# A fresh machine may lack a recent Python or the venv module: say which, and how to get it.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: Emporion needs Python 3.11 or newer as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1));" \
+	       "run e.g. 'make PYTHON=python3.12 $(MAKECMDGOALS)'" >&2; exit 2; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv' failed; on Debian or Ubuntu: apt-get install python3-venv" >&2; \
+	  exit 2; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
