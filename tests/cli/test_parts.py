@@ -183,3 +183,10 @@ def test_task_text_helpers() -> None:
     assert command_text({}) == ""
     assert state_name("running") == "TASK_RUNNING"
     assert state_name("TASK_FAILED") == "TASK_FAILED"
+
+
+def test_the_client_asks_the_method_the_master_serves() -> None:
+    from emporion.client import discovery as client
+    from master.runtime import discovery as server
+
+    assert client.DISCOVERY_METHOD == server.DISCOVERY_METHOD
