@@ -237,3 +237,39 @@ def test_teardown_ends_the_stream_and_forgets_the_framework(transport: str) -> N
                 await scheduler.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_kill_and_message_reach_the_agent(transport: str) -> None:
+    async def main() -> None:
+        async with cluster() as (server, agent):
+            scheduler = client_factory(server, transport)()
+            try:
+                framework_id = await scheduler.subscribe()
+                await wait_for(lambda: bool(scheduler.offers()), "an offer")
+                assert (await scheduler.send(launch_call(scheduler.offers()[0], "t1"))).ok
+                await wait_for(lambda: bool(agent.of("run_task")), "RunTask")
+                await agent.status_update(
+                    framework_id, "t1", mesos_pb2.TASK_RUNNING, uuid.uuid4().bytes
+                )
+                await wait_for(lambda: bool(scheduler.updates("t1")), "RUNNING")
+
+                kill = Call(type=Call.KILL)
+                kill.kill.task_id.value = "t1"
+                kill.kill.agent_id.value = agent.agent_id
+                assert (await scheduler.send(kill)).ok
+                await wait_for(lambda: bool(agent.of("kill_task")), "KillTask")
+                assert agent.of("kill_task")[0].kill_task.task_id.value == "t1"
+
+                message = Call(type=Call.MESSAGE)
+                message.message.agent_id.value = agent.agent_id
+                message.message.executor_id.value = "t1"
+                message.message.data = b"\x00binary\xff"
+                assert (await scheduler.send(message)).ok
+                await wait_for(lambda: bool(agent.of("framework_to_executor")), "the message")
+                (relayed,) = agent.of("framework_to_executor")
+                assert relayed.framework_to_executor.data == b"\x00binary\xff"
+            finally:
+                await scheduler.close()
+
+    asyncio.run(main())
