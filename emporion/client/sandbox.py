@@ -90,12 +90,19 @@ async def read_all(file: SandboxFile) -> AsyncIterator[str]:
 
 
 async def follow(
-    file: SandboxFile, ended: Callable[[], bool], *, missing_ok: bool = True
+    file: SandboxFile,
+    ended: Callable[[], bool],
+    *,
+    missing_ok: bool = True,
+    fast: float = POLL_FAST,
+    slow: float = POLL_SLOW,
 ) -> AsyncIterator[str]:
     """Chunks as they are written, until ``ended()`` is true; then the rest, then stop.
 
     A file that does not exist yet (the task is still being fetched or launched) is waited for
     while ``missing_ok``; once the task ended, a file that never appeared ends the iteration.
+    Reads come every ``fast`` seconds while output flows, every ``slow`` after a quiet spell
+    (each read costs the master two lookups and a call to the agent: many followers slow down).
     """
     quiet = 0
     while True:
@@ -115,4 +122,4 @@ async def follow(
         if finished:
             return
         quiet += 1
-        await asyncio.sleep(POLL_FAST if quiet < 8 else POLL_SLOW)
+        await asyncio.sleep(fast if quiet < 8 else slow)

@@ -30,6 +30,7 @@ import httpx
 
 from emporion.client import ClientError, NotFoundError, SandboxFile, follow
 from emporion.client.discovery import MasterEndpoints
+from emporion.client.sandbox import POLL_FAST
 from framework_sdk import SchedulerClient, events, messages
 from framework_sdk.errors import NotSubscribedError, SchedulerSDKError
 from protos.resources import Resources
@@ -45,6 +46,8 @@ WAIT_NOTICE = 10.0
 """Seconds without a fitting offer before the allocator's explanation is printed."""
 SUBSCRIBE_TIMEOUT = 30.0
 """Seconds to wait for the first SUBSCRIBED."""
+MAX_READS_PER_SECOND = 40.0
+"""How many sandbox reads a second a run with many instances may ask of the master at most."""
 
 _EXITED = re.compile(r"exited with status (\d+)")
 _SIGNALLED = re.compile(r"terminated by signal (\d+)")
@@ -184,6 +187,8 @@ class Runner:
         self._largest_offer: Resources | None = None
         self._failure: str | None = None
         self._torn_down = False
+        # Two files per task, each read through the master: at most about 40 reads a second.
+        self._poll = max(POLL_FAST, 2 * len(self.instances) / MAX_READS_PER_SECOND)
 
     def interrupt(self) -> None:
         """Stop: the tasks are killed, the framework torn down (a signal handler calls it)."""
@@ -354,7 +359,9 @@ class Runner:
         failures = 0
         while True:
             try:
-                async for chunk in follow(file, lambda: instance.ended):
+                async for chunk in follow(
+                    file, lambda: instance.ended, fast=self._poll, slow=4 * self._poll
+                ):
                     failures = 0
                     self.output.write(instance.task_id, file.path, chunk)
                 break
