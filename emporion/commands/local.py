@@ -161,12 +161,17 @@ def register(subparsers: Any) -> None:
     """Add the ``local`` subcommand to the ``emporion`` parser's subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "local",
+        usage="%(prog)s [--agents N] [--run CMD] [options]",
         help="run a master and N agents on this machine",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--agents", type=int, default=1, help="number of agents, 1 or more [1]")
-    parser.add_argument("--port", type=int, default=0, help="the master's port; 0 picks one [0]")
+    parser.add_argument(
+        "--agents", type=int, default=1, metavar="N", help="number of agents, 1 or more [1]"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, metavar="PORT", help="the master's port; 0 picks one [0]"
+    )
     parser.add_argument(
         "--work-dir", metavar="DIR", help="keep state here instead of a temporary directory"
     )

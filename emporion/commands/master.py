@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
     """Add the ``master`` subcommand to the ``emporion`` parser's subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "master",
+        # The full list is long: --help shows it; an error needs only this line above it.
+        usage="%(prog)s [--zk URL | --work-dir DIR] [--host HOST] [--port PORT] [options]",
         help="run a master that pools agents' resources and offers them to frameworks",
         description=(
             "Run an Emporion master serving the scheduler API and the agent gateway over gRPC,"
