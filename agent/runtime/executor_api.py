@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import NoReturn, Protocol
 
@@ -195,6 +196,9 @@ async def start_executor_server(
 ) -> tuple[aio.Server, int]:
     """Serve ``service`` on 127.0.0.1 at the first of ``ports`` that binds (0: any port)."""
     for port in ports:
+        if port and not _bindable(port):  # (Checked first: gRPC would log its own error.)
+            log.warning("Executor API: port %d is taken", port)
+            continue
         server = aio.server(options=GRPC_MESSAGE_OPTIONS)
         executor_pb2_grpc.add_ExecutorServicer_to_server(service, server)
         try:
@@ -205,4 +209,15 @@ async def start_executor_server(
             await server.start()
             return server, bound
         log.warning("Executor API: port %d is taken", port)
-    raise OSError(f"the executor API could not bind any of ports {ports}")
+    taken = ", ".join(f"127.0.0.1:{port}" for port in ports)
+    raise OSError(f"cannot serve the executor API on {taken} (--executor-port): in use")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

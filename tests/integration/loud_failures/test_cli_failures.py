@@ -81,6 +81,16 @@ def test_agent_http_port_in_use(busy_port: int, tmp_path: Path) -> None:
     assert "Error in" not in result.stderr
 
 
+def test_agent_executor_port_in_use(busy_port: int, tmp_path: Path) -> None:
+    result = emporion(
+        "agent", "--master", "127.0.0.1:1", "--work-dir", str(tmp_path), "--isolation", "posix",
+        "--port", "0", "--executor-port", str(busy_port),
+    )  # fmt: skip
+    line = one_line_error(result, prefix="emporion agent:")
+    assert f"127.0.0.1:{busy_port} (--executor-port)" in line
+    assert "add_port" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
