@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         agent_resources="cpus:2;mem:1024;disk:1000;ports:[31000-31099]",
         work_dir=tmp_path_factory.mktemp("cli-cluster"),
     ) as running:
+        assert running.master_address is not None
+        endpoints = discover(running.master_address)
+        with OperatorClient(endpoints.http, endpoints.given) as operator:
+            deadline = time.monotonic() + 60  # the agent registers just after it says it runs
+            while not operator.agents()["agents"]:
+                assert time.monotonic() < deadline, "the agent never registered"
+                time.sleep(0.1)
         yield running
 
 

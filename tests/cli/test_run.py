@@ -11,9 +11,13 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from emporion.cli import main
 from emporion.client import OperatorClient, tasks_of
 from tests.cli.conftest import emporion, emporion_command
 
@@ -107,3 +111,33 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(") ", 1)[-1][:1] != "Z"
+
+
+def test_a_task_no_agent_can_hold_says_why_it_waits(
+    master: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process, to see the notice at once: it is printed, then Ctrl-C ends the wait."""
+    from emporion.commands.ops import runner
+
+    noticed = threading.Event()
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        noticed.set()
+
+    monkeypatch.setattr(runner, "WAIT_NOTICE", 0.5)
+    monkeypatch.setattr(runner, "_note", note)
+
+    def interrupt_once_noticed() -> None:
+        if noticed.wait(60):
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+    interrupter = threading.Thread(target=interrupt_once_noticed, daemon=True)
+    interrupter.start()
+    assert main(["run", "--name", "too-big", "--cpus", "64", "--", "true"]) == 130
+    interrupter.join()
+    (notice,) = notes
+    assert notice.startswith("waiting for an offer of cpus:64;mem:32 for role *")
+    assert "the largest offer so far held cpus:2;" in notice
+    assert capsys.readouterr().out == ""

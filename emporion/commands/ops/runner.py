@@ -20,6 +20,7 @@ disconnection (a master failover) loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 from collections.abc import Callable
@@ -44,6 +45,8 @@ REFUSE_SECONDS = 5.0
 """How long an offer that fits nothing is refused (more instances may need it later)."""
 WAIT_NOTICE = 10.0
 """Seconds without a fitting offer before the allocator's explanation is printed."""
+OFFER_WAIT = 20.0
+"""Seconds the notice waits on for a first offer, if none came yet, to name the largest one."""
 SUBSCRIBE_TIMEOUT = 30.0
 """Seconds to wait for the first SUBSCRIBED."""
 MAX_READS_PER_SECOND = 40.0
@@ -185,6 +188,7 @@ class Runner:
         self._http: httpx.AsyncClient | None = None
         self._client: SchedulerClient | None = None
         self._largest_offer: Resources | None = None
+        self._declined = asyncio.Event()
         self._failure: str | None = None
         self._torn_down = False
         # Two files per task, each read through the master: at most about 40 reads a second.
@@ -320,6 +324,7 @@ class Runner:
                 offered = messages.offer_resources(offer)
                 if self._largest_offer is None or offered.contains(self._largest_offer):
                     self._largest_offer = offered
+                self._declined.set()
                 await client.decline([offer.id], messages.filters(REFUSE_SECONDS))
                 continue
             try:
@@ -383,8 +388,14 @@ class Runner:
         instance.status = status
 
     async def _wait_notice(self, client: SchedulerClient) -> None:
-        """After WAIT_NOTICE seconds with instances unlaunched, say why (once)."""
+        """After WAIT_NOTICE seconds with instances unlaunched, say why (once): what it waits
+        for, the largest offer declined, the allocator's explanation."""
         await asyncio.sleep(WAIT_NOTICE)
+        if all(instance.launched for instance in self.instances):
+            return
+        # Say it with the largest offer seen, when one comes soon.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._declined.wait(), OFFER_WAIT)
         if all(instance.launched for instance in self.instances):
             return
         need = str(self.spec.resources)
