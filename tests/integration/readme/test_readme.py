@@ -112,5 +112,6 @@ def test_readme_runs_as_written(tmp_path: Path) -> None:
     )
     # What the README promises each command prints.
     assert "hello-2 finished (3/3)" in result.stdout
+    assert "hello from a task" in result.stdout
     assert re.search(r'"finished": 10\b', result.stdout)
     assert "web UI and HTTP API at http://" in result.stdout
