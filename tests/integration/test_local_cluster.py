@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -165,3 +166,49 @@ def test_host_split_gives_each_agent_its_own_ports() -> None:
     with pytest.raises(ValueError, match="out of range"):
         split_host_resources(2, 2)
     assert os.cpu_count()
+
+
+def test_ctrl_c_during_run_ends_the_command_and_the_cluster_quietly() -> None:
+    # A framework that waits for offers that never fit; Ctrl-C reaches the whole process
+    # group, as a terminal sends it.
+    command = "python -m examples.hello_framework --tasks 1"
+    child = subprocess.Popen(
+        emporion(
+            "local",
+            "--isolation",
+            "posix",
+            "--agent-resources",
+            "cpus:0.05;mem:16",
+            "--run",
+            command,
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    banner = child.stdout.readline()
+    found = re.search(r"work dir (\S+)", banner)
+    assert found is not None, banner
+    # Wait until the framework has registered: the master then lists it.
+    http = re.search(r"web UI and HTTP API at (http://\S+/)\)", banner)
+    assert http is not None
+    for _ in range(600):
+        frameworks = httpx.get(http.group(1) + "master/frameworks", timeout=10).json()
+        if frameworks["frameworks"]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the framework never registered")
+    os.killpg(child.pid, signal.SIGINT)
+    try:
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "KeyboardInterrupt" not in stderr
+    assert "Emporion local cluster stopped." in stdout
+    assert not Path(found.group(1)).exists()
