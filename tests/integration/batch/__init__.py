@@ -1,0 +1,1 @@
+"""The batch framework (examples.batch) end to end on a real local cluster."""
