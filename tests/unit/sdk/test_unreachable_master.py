@@ -76,6 +76,31 @@ def test_the_asyncio_client_ends_with_the_reason(dead_address: str) -> None:
         asyncio.run(connect())
 
 
+class NoLeader:
+    """A detector that never names a master (a ZooKeeper path no master has joined)."""
+
+    async def detect(self) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NoLeader()"
+
+
+def test_no_leader_detected_within_the_timeout_ends_the_client() -> None:
+    async def connect() -> None:
+        config = ClientConfig(connect_timeout_seconds=0.5)
+        async with SchedulerClient(NoLeader(), messages.framework_info("lost"), config=config):
+            pass
+
+    expected = "cannot reach the master at NoLeader[(][)]: no master is known to lead"
+    with pytest.raises(SubscriptionError, match=expected):
+        asyncio.run(connect())
+
+
 def test_connect_timeout_may_be_infinite_but_not_zero() -> None:
     assert ClientConfig(connect_timeout_seconds=math.inf).connect_timeout_seconds == math.inf
     with pytest.raises(ValueError, match="connect_timeout_seconds"):
