@@ -94,7 +94,7 @@ def cmd_local(ns: argparse.Namespace) -> int:
             master = cluster.start()
         except ClusterError as error:
             if error.status == 2:  # It refused a flag or its port: its one line says which.
-                return _fail(f"the {error.process} could not start: {error.reason}")
+                return _fail(f"{error.process} could not start: {error.reason}")
             print(f"emporion local: {error}", file=sys.stderr)
             return 1
         _print_banner(cluster, master, ns.agents)

@@ -81,6 +81,13 @@ def test_agent_http_port_in_use(busy_port: int, tmp_path: Path) -> None:
     assert "Error in" not in result.stderr
 
 
+def test_local_with_its_master_port_in_use(busy_port: int) -> None:
+    result = emporion("local", "--isolation", "posix", "--port", str(busy_port))
+    line = one_line_error(result, prefix="emporion local:")
+    assert line.startswith("emporion local: master could not start: emporion master: cannot")
+    assert f"127.0.0.1:{busy_port} (--port)" in line
+
+
 def test_agent_executor_port_in_use(busy_port: int, tmp_path: Path) -> None:
     result = emporion(
         "agent", "--master", "127.0.0.1:1", "--work-dir", str(tmp_path), "--isolation", "posix",
