@@ -301,9 +301,10 @@ class RDD(PairOps, Generic[T]):
         """The records combined with ``f``; ValueError on an empty RDD."""
 
         def part(it: Iterator[Any]) -> list[Any]:
-            empty = object()
-            value = _reduce(f, it, empty)
-            return [] if value is empty else [value]
+            it = iter(it)
+            for first in it:
+                return [_reduce(f, it, first)]
+            return []
 
         values = list(itertools.chain.from_iterable(self.ctx.runJob(self, part)))
         if not values:
@@ -325,10 +326,10 @@ class RDD(PairOps, Generic[T]):
         return sum(self.ctx.runJob(self, sum))
 
     def mean(self) -> float:
-        """The arithmetic mean (nan for an empty RDD, as PySpark's stats())."""
+        """The arithmetic mean (0.0 for an empty RDD, as PySpark's StatCounter says)."""
         parts = self.ctx.runJob(self, _count_sum)
         n = sum(p[0] for p in parts)
-        return float("nan") if n == 0 else sum(p[1] for p in parts) / n
+        return 0.0 if n == 0 else float(sum(p[1] for p in parts) / n)
 
     def min(self, key: Callable[[Any], Any] | None = None) -> Any:
         if key is None:
