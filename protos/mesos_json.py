@@ -9,13 +9,18 @@
   ``CALLBACK(<json>);`` as ``text/javascript`` (the Mesos web UI fetched state that way). The
   callback must be a JavaScript name (``a.b_c$1``): anything else is refused, so that the
   endpoint cannot be made to answer arbitrary script.
+* :func:`flags_json`: a process's flags as Mesos shows them (``/flags``, ``GET_FLAGS``, the
+  ``flags`` of ``/state``): name -> value as text, ``""`` for none.
 * :func:`agent_pid` / :func:`master_pid`: libprocess's ``id@ip:port`` names, which Mesos's
   tools parse to reach a master's or an agent's HTTP port.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from protos.resources import Resources
@@ -23,6 +28,8 @@ from protos.resources import Resources
 __all__ = [
     "JSONP_CONTENT_TYPE",
     "agent_pid",
+    "answer",
+    "flags_json",
     "jsonp",
     "master_pid",
     "resources_json",
@@ -74,6 +81,19 @@ def jsonp(callback: str, body: str) -> str:
     return f"{callback}({body});"
 
 
+def answer(data: Any, callback: str | None) -> tuple[int, str, bytes]:
+    """(HTTP status, media type, body) of a read-only endpoint's answer ``data``: JSON, or
+    ``callback(<json>);`` for ``?jsonp=callback``; 400 naming the parameter for a callback
+    that is not a name."""
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if callback is None:
+        return 200, "application/json", body.encode()
+    try:
+        return 200, JSONP_CONTENT_TYPE, jsonp(callback, body).encode()
+    except ValueError as error:
+        return 400, "application/json", json.dumps({"detail": str(error)}).encode()
+
+
 def master_pid(host: str, port: int) -> str:
     """A master's libprocess name: ``master@host:port``."""
     return f"master@{_bracketed(host)}:{port}"
@@ -86,3 +106,19 @@ def agent_pid(host: str, port: int) -> str:
 
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def flags_json(config: object) -> dict[str, str]:
+    """A config dataclass as Mesos's flags: name -> value as text ("" for none)."""
+    out: dict[str, str] = {}
+    if not is_dataclass(config):
+        return out
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            out[f.name] = ""
+        elif isinstance(value, Mapping):
+            out[f.name] = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        else:
+            out[f.name] = str(value)
+    return out

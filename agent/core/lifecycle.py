@@ -137,6 +137,7 @@ def task_state_changed(
     task.launched = True
     if not is_terminal(task_state) or was_terminal:
         return []
+    state.tasks_ended[task_state] = state.tasks_ended.get(task_state, 0) + 1
     release(state, task.resources)
     effects: list[Effect] = [
         CancelTimer(("kill", task.framework_id, task.task_id)),

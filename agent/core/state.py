@@ -88,6 +88,8 @@ class AgentState:
     faults: int = field(init=False, default=0)
     """How many events a handler failed on (each logged and contained by ``handle``)."""
     last_fault: str | None = field(init=False, default=None)
+    tasks_ended: dict[int, int] = field(init=False, default_factory=dict)
+    """Terminal TaskState -> how many tasks reached it since the agent started (its metrics)."""
 
     def __post_init__(self) -> None:
         self.updates = StatusUpdateManager(self.settings.status_update_retry)

@@ -59,9 +59,11 @@ from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager, NeverSt
 from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
 from agent.runtime.http import AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
+from agent.runtime.metrics_snapshot import metrics_snapshot_router
 from agent.runtime.outbox import Outbox
 from agent.runtime.prometheus import agent_metrics_router
-from agent.runtime.state_view import state_json
+from agent.runtime.state_view import AgentIdentity, state_json
+from protos.mesos_json import flags_json
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 
 __all__ = ["VERSION", "AgentRuntime"]
@@ -191,14 +193,25 @@ class AgentRuntime:
             # Executors were told this port: they can only come back if it is the same.
             previous = self.store.read_executor_port()
             ports = [previous, 0] if previous else [0]
+        identity = AgentIdentity(
+            version=VERSION,
+            start_time=self.now(),
+            flags=flags_json(self.config),
+            sandbox=self.store.sandbox_path,
+        )
         service = ExecutorService(self, self.hub)
         self.executor_server, self.executor_port = await start_executor_server(service, ports)
         self.http = AgentHttpServer(
             self.config.ip,
             self.config.port,
             lambda: sandbox_roots(self._agent_sandboxes()),
-            lambda: state_json(self.state, self.executor_port, self.link.connected),
-            agent_metrics_router(lambda: self.containers.containers, self.state.containers.get),
+            lambda: state_json(self.state, self.executor_port, self.link.connected, identity),
+            [
+                agent_metrics_router(lambda: self.containers.containers, self.state.containers.get),
+                metrics_snapshot_router(
+                    lambda: self.state, lambda: self.link.connected, identity.start_time
+                ),
+            ],
         )
         self.http.start()
         self.state.agent_info.port = self.http.port

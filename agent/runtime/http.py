@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import Response
 
 from agent.files import create_files_router
+from protos.mesos_json import answer
 
 __all__ = ["AgentHttpServer", "sandbox_roots"]
 
@@ -68,20 +70,23 @@ class AgentHttpServer:
         port: int,
         roots: Callable[[], Mapping[str, Path]],
         state: Callable[[], dict[str, Any]],
-        metrics: APIRouter | None = None,
+        routers: Sequence[APIRouter] = (),
     ) -> None:
         app = FastAPI(title="Emporion agent")
         app.include_router(create_files_router(roots))
-        if metrics is not None:
-            app.include_router(metrics)
+        for router in routers:
+            app.include_router(router)
 
         @app.get("/health")
         async def health() -> dict[str, str]:
             return {"status": "ok"}
 
         @app.get("/state")
-        async def get_state() -> dict[str, Any]:
-            return state()
+        @app.get("/slave(1)/state")
+        async def get_state(jsonp: str | None = None) -> Response:
+            """The agent's state in Mesos's shape (``agent.runtime.state_view``)."""
+            status, media_type, body = answer(state(), jsonp)
+            return Response(body, status_code=status, media_type=media_type)
 
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)

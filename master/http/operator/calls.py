@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import fields, is_dataclass
 from typing import Any
 
 from master.core import CallError, Effect, ErrorCode, Master, metrics_snapshot
@@ -57,6 +56,7 @@ from master.http.operator.parse import (
     text,
 )
 from master.http.view import MasterView
+from protos.mesos_json import flags_json as config_flags
 from protos.v1 import mesos_pb2
 
 __all__ = ["EVERY_MASTER_CALLS", "Operate", "OperatorApi", "config_flags"]
@@ -83,22 +83,6 @@ _FRAMEWORK_ORDER = ("registered", "id", "name")
 _OFFER_ORDER = ("created", "id", "agent_id", "framework_id")
 _TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
 _PHASES = {phase.value: phase for phase in AgentPhase}
-
-
-def config_flags(config: object) -> dict[str, str]:
-    """A config dataclass as Mesos's flags: name -> value as text ("" for none)."""
-    out: dict[str, str] = {}
-    if not is_dataclass(config):
-        return out
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if value is None:
-            out[f.name] = ""
-        elif isinstance(value, Mapping):
-            out[f.name] = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-        else:
-            out[f.name] = str(value)
-    return out
 
 
 class OperatorApi:

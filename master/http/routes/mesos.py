@@ -25,12 +25,12 @@ from importlib import metadata
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from google.protobuf import json_format
 
 from master.core import Master
 from master.http.view import MasterView
-from protos.mesos_json import JSONP_CONTENT_TYPE, jsonp, master_pid
+from protos.mesos_json import answer, master_pid
 from protos.v1 import mesos_pb2
 
 __all__ = ["Jsonp", "flags_router", "mesos_master_fields", "mesos_response"]
@@ -43,15 +43,9 @@ Jsonp = Annotated[
 
 def mesos_response(data: Any, callback: str | None) -> Response:
     """``data`` as JSON, or as ``callback(<json>);`` when ``?jsonp=`` names one (400 naming
-    the parameter when it is not a JavaScript name)."""
-    response = JSONResponse(data)
-    if callback is None:
-        return response
-    try:
-        body = jsonp(callback, bytes(response.body).decode())
-    except ValueError as error:
-        return JSONResponse({"detail": str(error)}, status_code=400)
-    return Response(body, media_type=JSONP_CONTENT_TYPE)
+    the parameter when it is not a JavaScript name): :func:`protos.mesos_json.answer`."""
+    status, media_type, body = answer(data, callback)
+    return Response(body, status_code=status, media_type=media_type)
 
 
 @functools.cache

@@ -40,7 +40,9 @@ def test_a_sandbox_that_cannot_be_created_fails_the_task_and_frees_it(
     assert "could not be prepared" in failed.status.message
     assert str(blocker) in failed.status.message  # The cause, named.
     wait_until(lambda: agent_state(agent.http)["frameworks"] == [], "the task to be forgotten")
-    assert agent_state(agent.http)["allocated"] == ""
+    allocated = agent_state(agent.http)["allocated_resources"]
+    assert isinstance(allocated, dict)
+    assert not any(allocated.values()), allocated
 
     blocker.unlink()
     master.send(run_task(command_task("t2", "true")))
@@ -60,7 +62,9 @@ def test_a_task_id_too_long_for_a_directory_name_is_refused(
     assert "300 bytes" in error.status.message
     state = agent_state(agent.http)
     assert state["frameworks"] == []
-    assert state["allocated"] == ""
+    allocated = state["allocated_resources"]
+    assert isinstance(allocated, dict)
+    assert not any(allocated.values()), allocated
     master.send(run_task(command_task("short", "true")))  # The agent goes on serving.
     master.wait_and_ack("short", mesos_pb2.TASK_RUNNING)
     master.wait_and_ack("short", mesos_pb2.TASK_FINISHED)
