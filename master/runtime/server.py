@@ -209,7 +209,7 @@ class MasterServer:
                 _HttpView(self),
                 operate=self._operate,
                 flags=config_flags(config),
-                scheduler=lambda: self.runtime,
+                scheduler=lambda: self.gate.runtime,
             )
             self.http = MasterHttpServer(host, config.http_port, app)
             self.http_address = f"{bind_host}:{self.http.port}"
@@ -307,8 +307,9 @@ class MasterServer:
         self.elected_time = time.time()
 
     def _operate(self, action: Callable[[Master, float], list[Effect]]) -> None:
-        """Run an operator's steering input on the runtime (NotLeadingError if not leading)."""
-        if self.runtime is None:
+        """Run an operator's steering input on the runtime (NotLeadingError if not leading, or
+        stopping)."""
+        if self.runtime is None or self.gate.runtime is None:
             raise NotLeadingError
         self.runtime.operate(action)
 
@@ -439,15 +440,17 @@ class MasterServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks, self._pump_task = [], None
-        if self.http is not None:
-            await self.http.stop()
-            self.http = None
         outbox = self.outbox
         if self.runtime is not None:
             self.runtime.stop()
         self.gate.runtime = None
         if outbox is not None:
+            # Before the HTTP server stops: the scheduler API's event streams end with their
+            # channels, instead of being cancelled by uvicorn after its grace period.
             outbox.close_all()
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from tests.integration.scheduler_http.clients import (
     RecordIOError,
     default_info,
 )
+from tests.integration.scheduler_http.test_pymesos import ROOT
 
 SUBSCRIBE = {
     "type": "SUBSCRIBE",
@@ -318,5 +322,51 @@ def test_fields_this_master_does_not_know_are_ignored_as_mesos_does() -> None:
             assert server.core is not None
             (framework,) = server.core.state.frameworks.values()
             assert framework.info.name == "raw"
+
+    asyncio.run(main())
+
+
+def test_a_master_stopping_ends_the_stream_cleanly() -> None:
+    """SIGTERM with a subscription open: the stream ends (its last chunk sent), nothing is
+    logged as an error, the master exits 0."""
+
+    async def main() -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "master", "--port", "0", "--http-port", "0", "--registry", "memory"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            line = (await process.stdout.readline()).decode()
+            found = re.search(r"\(http (\S+)\)", line)
+            assert found is not None, line
+            async with (
+                httpx.AsyncClient(base_url=f"http://{found.group(1)}", timeout=30) as client,
+                client.stream(
+                    "POST", "/api/v1/scheduler", json=SUBSCRIBE, headers={"Accept": JSON_MEDIA}
+                ) as response,
+            ):
+                assert response.status_code == 200
+                decoder = RecordIODecoder()
+                records: list[bytes] = []
+                async for chunk in response.aiter_raw():
+                    records += decoder.feed(chunk)
+                    if len(records) == 1:
+                        process.send_signal(signal.SIGTERM)
+                # The loop ended: the stream was closed with its terminating chunk.
+                assert json.loads(records[0])["type"] == "SUBSCRIBED"
+                assert decoder.pending == b""
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+            errors = (await process.stderr.read()).decode()
+            assert "Traceback" not in errors, errors
+            assert "ERROR" not in errors, errors
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     asyncio.run(main())
