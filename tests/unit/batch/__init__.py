@@ -1,0 +1,1 @@
+"""The batch engine without a cluster: stages, placement, partitioners, shuffle files."""
