@@ -22,6 +22,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   need+=(chromium)
 fi
 
+# systemd-analyze checks the units in packaging/systemd (tests/integration/packaging).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  need+=(systemd)
+fi
+
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
