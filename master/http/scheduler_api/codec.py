@@ -18,6 +18,13 @@ import json
 from google.protobuf.message import DecodeError
 
 from master.http.scheduler_api.mesos_json import CallJsonError, call_from_json, message_json
+from protos.mesos_http import (
+    APPLICATION_JSON,
+    APPLICATION_PROTOBUF,
+    media_type,
+    record,
+    stream_media_type,
+)
 from protos.v1 import scheduler_pb2
 
 __all__ = [
@@ -29,9 +36,6 @@ __all__ = [
     "encode_events",
     "record",
 ]
-
-APPLICATION_JSON = "application/json"
-APPLICATION_PROTOBUF = "application/x-protobuf"
 
 
 class ApiError(Exception):
@@ -45,16 +49,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def _media_type(value: str) -> str:
-    return value.split(";", 1)[0].strip().lower()
-
-
 def decode_call(content_type: str | None, body: bytes) -> scheduler_pb2.Call:
     """The Call in ``body``. Raises ApiError: 400 (no Content-Type, or a body that is not a
     Call), 415 (neither JSON nor protobuf)."""
     if content_type is None:
         raise ApiError(400, "Expecting 'Content-Type' to be present")
-    media = _media_type(content_type)
+    media = media_type(content_type)
     if media == APPLICATION_PROTOBUF:
         call = scheduler_pb2.Call()
         try:
@@ -74,50 +74,15 @@ def decode_call(content_type: str | None, body: bytes) -> scheduler_pb2.Call:
     raise ApiError(415, f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}")
 
 
-def _accepts(accept: str, media: str) -> bool:
-    """Whether the ``Accept`` header ``accept`` allows ``media`` (with a quality above 0)."""
-    kind = media.split("/", 1)[0]
-    best: tuple[int, float] | None = None  # (specificity, quality) of the most specific match
-    for item in accept.split(","):
-        parts = item.split(";")
-        pattern = parts[0].strip().lower()
-        quality = 1.0
-        for parameter in parts[1:]:
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value.strip())
-                except ValueError:
-                    quality = 0.0
-        if pattern == media:
-            specificity = 2
-        elif pattern == f"{kind}/*":
-            specificity = 1
-        elif pattern == "*/*":
-            specificity = 0
-        else:
-            continue
-        if best is None or specificity > best[0]:
-            best = (specificity, quality)
-    return best is not None and best[1] > 0
-
-
 def accepted_media_type(accept: str | None) -> str:
     """The encoding of a SUBSCRIBE stream for the ``Accept`` header ``accept`` (none: JSON).
     Raises ApiError 406 when it allows neither JSON nor protobuf."""
-    if accept is None or not accept.strip():
-        return APPLICATION_JSON
-    for media in (APPLICATION_JSON, APPLICATION_PROTOBUF):
-        if _accepts(accept, media):
-            return media
-    raise ApiError(
-        406, f"Expecting 'Accept' to allow '{APPLICATION_PROTOBUF}' or '{APPLICATION_JSON}'"
-    )
-
-
-def record(data: bytes) -> bytes:
-    """One RecordIO record holding ``data``."""
-    return b"%d\n%s" % (len(data), data)
+    media = stream_media_type(accept)
+    if media is None:
+        raise ApiError(
+            406, f"Expecting 'Accept' to allow '{APPLICATION_PROTOBUF}' or '{APPLICATION_JSON}'"
+        )
+    return media
 
 
 def encode_events(events: list[scheduler_pb2.Event], media: str) -> bytes:
