@@ -63,6 +63,9 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(NotLeadingError, not_leading_response(view))
+    # First: its calls are the most frequent requests (one per status update), and routes are
+    # matched in order.
+    app.include_router(scheduler_router(view, scheduler))
     app.include_router(health_router(view))
     app.include_router(redirect_router(view))
     app.include_router(state_router(view, flags))
@@ -71,7 +74,6 @@ def create_app(
     app.include_router(metrics_router(view, clock))
     app.include_router(prometheus_router(view, clock))
     app.include_router(operator_router(operator))
-    app.include_router(scheduler_router(view, scheduler))
     app.include_router(ui_router(view, operator, clock=clock))
     app.state.operator = operator
     return app
