@@ -27,6 +27,7 @@ __all__ = [
     "UpdateQuota",
     "UpdateReservations",
     "UpdateWeights",
+    "apply_in_place",
     "apply_operations",
 ]
 
@@ -206,6 +207,14 @@ def apply_operations(state: RegistryState, operations: Iterable[Operation]) -> R
     """
     new = state.copy()
     new.version = state.version + 1
+    apply_in_place(new, operations)
+    return new
+
+
+def apply_in_place(new: RegistryState, operations: Iterable[Operation]) -> None:
+    """Apply ``operations`` to ``new`` itself (its version unchanged): what
+    :func:`apply_operations` does to its copy, and what a journal replay does to one state
+    line after line without copying every dict per line."""
     for op in operations:
         match op:
             case AdmitAgent(agent_id, info):
@@ -249,4 +258,3 @@ def apply_operations(state: RegistryState, operations: Iterable[Operation]) -> R
                     new.quotas.pop(role, None)
                 else:
                     new.quotas[role] = _copy(config)
-    return new
