@@ -1,10 +1,11 @@
 """A pymesos scheduler written as pymesos's README and examples write one, run unmodified.
 
-``python pymesos_scheduler.py MASTER TASKS [COMMAND]`` (MASTER: ``HOST:PORT`` or ``zk://...``)
-launches TASKS command tasks (COMMAND, by default an ``echo``), as many per offer as fit,
-acknowledges every update (pymesos's implicit acknowledgements), and when all are
-TASK_FINISHED prints one JSON line (the states seen, the master pymesos registered with) and
-stops. It compares states with strings, reads
+``python pymesos_scheduler.py MASTER TASKS [COMMAND [kill]]`` (MASTER: ``HOST:PORT`` or
+``zk://...``) launches TASKS command tasks (COMMAND, by default an ``echo``), as many per offer
+as fit, suppresses offers once all are launched, asks for implicit reconciliation when it
+registers, acknowledges every update (pymesos's implicit acknowledgements), and when all are
+TASK_FINISHED (with ``kill``: killed once running, TASK_KILLED) prints one JSON line (the states
+seen, the master pymesos registered with) and stops. It compares states with strings, reads
 resources as dicts and port ranges as numbers, as pymesos code does against Mesos.
 """
 
@@ -32,9 +33,11 @@ TASK_MEM = 32
 class MinimalScheduler(Scheduler):  # type: ignore[misc]
     """Launches ``total`` echo tasks and stops the driver when all have finished."""
 
-    def __init__(self, total: int, command: str) -> None:
+    def __init__(self, total: int, command: str, kill: bool) -> None:
         self.total = total
         self.command = command
+        self.kill = kill
+        self.done_state = "TASK_KILLED" if kill else "TASK_FINISHED"
         self.launched = 0
         self.finished: set[str] = set()
         self.states: list[str] = []
@@ -45,6 +48,7 @@ class MinimalScheduler(Scheduler):  # type: ignore[misc]
     def registered(self, driver: Any, framework_id: Any, master_info: Any) -> None:
         self.master_info = dict(master_info)
         logging.info("registered as %s", framework_id.value)
+        driver.reconcileTasks([])
 
     def reregistered(self, driver: Any, master_info: Any) -> None:
         self.master_info = dict(master_info)
@@ -88,16 +92,27 @@ class MinimalScheduler(Scheduler):  # type: ignore[misc]
                 driver.launchTasks(offer.id, tasks, filters)
             else:
                 driver.declineOffer(offer.id, filters)
+            if self.launched == self.total:
+                driver.suppressOffers()
 
     def statusUpdate(self, driver: Any, update: Any) -> None:
         logging.info("status update %s %s", update.task_id.value, update.state)
         with self.lock:
             self.states.append(update.state)
-            if update.state == "TASK_FINISHED":
+            if update.state == "TASK_RUNNING" and self.kill:
+                driver.killTask(update.task_id)
+            elif update.state == self.done_state:
                 self.finished.add(update.task_id.value)
                 if len(self.finished) == self.total:
                     driver.stop()
-            elif update.state in ("TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED"):
+            elif update.state in (
+                "TASK_FAILED",
+                "TASK_LOST",
+                "TASK_ERROR",
+                "TASK_DROPPED",
+                "TASK_FINISHED",
+                "TASK_KILLED",
+            ):
                 logging.error("task %s: %s %s", update.task_id.value, update.state, update)
                 driver.stop()
 
@@ -106,11 +121,12 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     master, total = sys.argv[1], int(sys.argv[2])
     command = sys.argv[3] if len(sys.argv) > 3 else "echo hello from pymesos"
+    kill = sys.argv[4:5] == ["kill"]
     framework = Dict()
     framework.user = getpass.getuser()
     framework.name = "MinimalFramework"
     framework.hostname = socket.gethostname()
-    scheduler = MinimalScheduler(total, command)
+    scheduler = MinimalScheduler(total, command, kill)
     driver = MesosSchedulerDriver(scheduler, framework, master, use_addict=True)
     driver.run()
     print(

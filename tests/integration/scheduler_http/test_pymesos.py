@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[3]
 pytest.importorskip("pymesos", reason="pymesos is installed by .ci/install-pymesos.sh")
 
 
-def run_scheduler(master: str, tasks: int) -> dict[str, object]:
+def run_scheduler(master: str, tasks: int, *args: str) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), master, str(tasks)],
+        [sys.executable, str(SCRIPT), master, str(tasks), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,3 +52,13 @@ def test_a_pymesos_scheduler_runs_command_tasks_to_finished(tmp_path: Path) -> N
     assert summary["version"] == MESOS_VERSION
     host, port = cluster.master_http_address.rsplit(":", 1)
     assert summary["master_info"] == {"hostname": host, "port": int(port), "version": MESOS_VERSION}
+
+
+def test_a_pymesos_scheduler_kills_its_running_tasks(tmp_path: Path) -> None:
+    with LocalCluster(
+        agents=1, isolation="posix", work_dir=tmp_path, agent_resources="cpus:1;mem:512"
+    ) as cluster:
+        assert cluster.master_http_address is not None
+        summary = run_scheduler(cluster.master_http_address, 3, "sleep 600", "kill")
+    assert summary["finished"] == 3
+    assert summary["states"] == ["TASK_KILLED", "TASK_RUNNING"]
