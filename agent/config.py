@@ -178,7 +178,9 @@ class AgentConfig:
     master: MasterAddress | ZkMaster
     work_dir: Path
     port: int = 5051
-    ip: str = "0.0.0.0"
+    ip: str = "127.0.0.1"
+    """Where the HTTP API listens; from the command line, the advertised hostname's address
+    unless ``--ip`` is given (never every interface unless asked for with ``--ip 0.0.0.0``)."""
     hostname: str = ""
     resources: Resources | None = None
     attributes: tuple[Attribute, ...] = ()
@@ -201,6 +203,13 @@ class AgentConfig:
     max_concurrent_launches: int = 0
     """Container launches in progress at once (0: two per CPU, 8 to 32); the others queue,
     frameworks taking turns (see agent.runtime.containers)."""
+    switch_user: bool | None = None
+    """Run tasks as their users (None: when the agent is root), see agent.isolation.users."""
+    allow_root_tasks: bool = True
+    """Whether a task may run as root (uid 0) when users are switched."""
+    enforce_container_disk_quota: bool = True
+    container_disk_watch_interval: float = 15.0
+    """How often each sandbox with a ``disk`` limit is measured (Mesos's disk/du isolator)."""
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -228,7 +237,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add = parser.add_argument
     add("--port", help="port of the agent's HTTP API (sandbox files); 0 picks one [5051]")
-    add("--ip", help="address the HTTP API listens on [0.0.0.0]")
+    add(
+        "--ip",
+        help="address the HTTP API listens on; 0.0.0.0 for every interface"
+        " [the advertised hostname's address]",
+    )
     add("--hostname", help="hostname advertised to the master [this host's name]")
     add("--resources", help="resources to offer, e.g. 'cpus:4;mem:4096' [detected]")
     add("--attributes", help="attributes, e.g. 'rack:r1;zone:a'")
@@ -253,6 +266,23 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         help="container launches in progress at once; the rest queue, frameworks taking turns"
         " (0: two per CPU, 8 to 32) [0]",
     )
+    switch = argparse.BooleanOptionalAction
+    add(
+        "--switch-user",
+        action=switch,
+        help="run tasks as CommandInfo.user or FrameworkInfo.user [on when the agent is root]",
+    )
+    add(
+        "--allow-root-tasks",
+        action=switch,
+        help="let tasks run as root (uid 0) when users are switched [on]",
+    )
+    add(
+        "--enforce-container-disk-quota",
+        action=switch,
+        help="kill tasks whose sandbox outgrows their disk resource [on]",
+    )
+    add("--container-disk-watch-interval", help="how often sandbox disk usage is measured [15s]")
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -279,6 +309,12 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         value: float = get(name, parse_duration, getattr(defaults, name.replace("-", "_")))
         return value
 
+    def switch(name: str, default: bool | None) -> bool | None:
+        value = getattr(ns, name.replace("-", "_"), None)
+        if isinstance(value, bool):
+            return value
+        return get(name, _boolean, default)
+
     master, work_dir = _flag(ns, environ, "master"), _flag(ns, environ, "work-dir")
     if not master:
         raise ConfigError("--master is required (or EMPORION_MASTER)")
@@ -288,7 +324,7 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         master=get("master", parse_master, defaults.master),
         work_dir=Path(work_dir).resolve(),
         port=get("port", _port, defaults.port),
-        ip=get("ip", str, defaults.ip),
+        ip=get("ip", str, "") or _advertised_address(get("hostname", str, defaults.hostname)),
         hostname=get("hostname", str, defaults.hostname),
         resources=get("resources", Resources.parse, None),
         attributes=get("attributes", parse_attributes, ()),
@@ -308,7 +344,15 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         max_concurrent_launches=get(
             "max-concurrent-launches", _count, defaults.max_concurrent_launches
         ),
+        switch_user=switch("switch-user", defaults.switch_user),
+        allow_root_tasks=bool(switch("allow-root-tasks", defaults.allow_root_tasks)),
+        enforce_container_disk_quota=bool(
+            switch("enforce-container-disk-quota", defaults.enforce_container_disk_quota)
+        ),
+        container_disk_watch_interval=duration("container-disk-watch-interval"),
     )
+    if config.container_disk_watch_interval <= 0:
+        raise ConfigError("--container-disk-watch-interval must be > 0")
     if config.executor_reregistration_timeout > 15:
         raise ConfigError("--executor-reregistration-timeout: at most 15s (as Mesos)")
     if not 0 < config.status_update_retry_min <= config.status_update_retry_max:
@@ -333,6 +377,27 @@ def config_from_args(
     if rest:
         raise ConfigError(f"unknown arguments: {' '.join(rest)}")
     return config_from_namespace(ns, os.environ if environ is None else environ)
+
+
+def _advertised_address(hostname: str) -> str:
+    """The address the agent's hostname resolves to: where frameworks will reach it, so
+    where its HTTP API listens by default (Mesos binds the address it advertises)."""
+    name = hostname or socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError as error:
+        raise ConfigError(
+            f"--ip not given and hostname {name!r} does not resolve ({error}); pass --ip"
+        ) from None
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true or false)")
 
 
 def _port(text: str) -> int:

@@ -274,6 +274,13 @@ def _executor_ended(
             _Status.REASON_CONTAINER_LIMITATION_MEMORY,
             f"Memory limit exceeded{detail}",
         )
+    elif exit.disk_exceeded:
+        detail = f": {exit.message}" if exit.message else ""
+        term = Termination(
+            mesos_pb2.TASK_FAILED,
+            _Status.REASON_CONTAINER_LIMITATION_DISK,
+            f"Disk limit exceeded{detail}",
+        )
     elif term is None:
         term = Termination(
             mesos_pb2.TASK_FAILED,

@@ -96,6 +96,8 @@ class ContainerExit:
     signal: int | None = None
     oom_killed: bool = False
     message: str | None = None
+    disk_exceeded: bool = False
+    """The agent killed the container for using more disk than its ``disk`` resource."""
 
     def describe(self) -> str:
         """A short phrase such as ``exited with status 1`` or ``terminated by signal 9 (KILL)``."""
@@ -355,7 +357,8 @@ def command_task_outcome(
 ) -> tuple[mesos_pb2.TaskState.ValueType, mesos_pb2.TaskStatus.Reason.ValueType | None, str]:
     """The terminal (state, reason, message) of a command task whose process ended with ``exit``.
 
-    In order: an OOM kill fails the task with the memory reason; a kill by health checks, by
+    In order: an OOM kill fails the task with the memory reason, a kill for exceeding its disk
+    limit with the disk reason; a kill by health checks, by
     the completion deadline or by request wins over the exit status (the process died of our
     signal); otherwise status 0 finishes, anything else fails.
     """
@@ -365,6 +368,13 @@ def command_task_outcome(
             mesos_pb2.TASK_FAILED,
             mesos_pb2.TaskStatus.REASON_CONTAINER_LIMITATION_MEMORY,
             f"Memory limit exceeded{detail}",
+        )
+    if exit.disk_exceeded:
+        detail = f": {exit.message}" if exit.message else ""
+        return (
+            mesos_pb2.TASK_FAILED,
+            mesos_pb2.TaskStatus.REASON_CONTAINER_LIMITATION_DISK,
+            f"Disk limit exceeded{detail}",
         )
     if task.killed_by_health_check:
         return (

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import pwd
@@ -76,11 +77,36 @@ RESET_SIGNALS = (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGC
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
+MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+# Per-mount flags a read-only remount must keep (a remount sets all of them at once).
+KEPT_MOUNT_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+}
+# Mounts a task sees read-only: the cgroup file systems (so no task, root or not, can move
+# itself out of its cgroup or raise a limit) and the rest of sysfs and sysctl with them.
+READONLY_SYSTEM_MOUNTS = ("/sys", "/proc/sys", "/proc/sysrq-trigger")
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+# What a task running as root keeps (Docker's default set): chown, file ownership and
+# permission overrides, kill, set*id, bind ports below 1024, raw sockets, chroot, mknod,
+# audit writes, setfcap. Not CAP_SYS_ADMIN (mount, so no remounting the cgroup file system
+# writable), not CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_NET_ADMIN, CAP_SYS_TIME, CAP_SYS_RESOURCE.
+ROOT_TASK_CAPABILITIES = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
 EXIT_LAUNCH_FAILED = 127
 
 
@@ -175,6 +201,58 @@ def redirect_output(spec: Mapping[str, Any], entry: pwd.struct_passwd | None) ->
         os.close(opened)
 
 
+def own_sandbox(spec: Mapping[str, Any], entry: pwd.struct_passwd | None) -> None:
+    """Hand the sandbox directory itself to the task's user (root only; never through a link)."""
+    if entry is None or os.geteuid() != 0:
+        return
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(spec["cwd"], flags)
+        try:
+            os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise LaunchStepError(
+            "sandbox", f"cannot give sandbox {spec['cwd']} to user {entry.pw_name!r}: {e.strerror}"
+        ) from e
+
+
+def last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63  # Unknown numbers are skipped below (EINVAL).
+
+
+def restrict_privileges(root_task: bool) -> None:
+    """Shrink the capability bounding set, then set ``no_new_privs``, before the task's exec.
+
+    A task switching to a user loses every capability at ``setuid`` and, its bounding set
+    empty and ``no_new_privs`` set, can never regain one (no set-uid binary, no file
+    capabilities). A task running as root keeps only :data:`ROOT_TASK_CAPABILITIES`: exec
+    gives uid 0 exactly its bounding set. Only root may shrink the bounding set.
+    """
+    if os.geteuid() == 0:
+        keep = ROOT_TASK_CAPABILITIES if root_task else frozenset()
+        for cap in range(last_capability() + 1):
+            if cap in keep:
+                continue
+            try:
+                _libc_call("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0)
+            except OSError as e:
+                if e.errno == errno.EINVAL:  # Not a capability of this kernel.
+                    continue
+                raise LaunchStepError(
+                    "privileges", f"cannot drop capability {cap}: {e.strerror}"
+                ) from e
+    try:
+        _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    except OSError as e:
+        raise LaunchStepError("privileges", f"cannot set no_new_privs: {e.strerror}") from e
+
+
 def apply_rlimits(rlimits: Mapping[str, int]) -> None:
     for name, value in rlimits.items():
         limit = resource.RLIM_INFINITY if value < 0 else value
@@ -203,6 +281,8 @@ def exec_task(spec: Mapping[str, Any], entry: pwd.struct_passwd | None) -> NoRet
     except OSError as e:
         raise LaunchStepError("sandbox", f"cannot enter sandbox {spec['cwd']}: {e.strerror}") from e
     apply_rlimits(spec.get("rlimits", {}))
+    root_task = os.geteuid() == 0 if entry is None else entry.pw_uid == 0
+    restrict_privileges(root_task)
     if entry is not None:
         switch_user(entry)
     for sig in RESET_SIGNALS:
@@ -322,6 +402,64 @@ def mount_private_proc() -> None:
         raise LaunchStepError("namespaces", f"cannot mount /proc: {e.strerror}") from e
 
 
+def _unescape_mount_point(text: str) -> str:
+    """Mount points in mountinfo escape space, tab, newline and backslash as ``\\ooo``."""
+    for code in ("040", "011", "012", "134"):
+        text = text.replace("\\" + code, chr(int(code, 8)))
+    return text
+
+
+def mount_options() -> dict[str, str]:
+    """Each mount point's per-mount options (``rw,nosuid,...``); the topmost mount wins."""
+    options: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 5:
+                options[_unescape_mount_point(fields[4])] = fields[5]
+    return options
+
+
+def remount_readonly(mount_point: str, options: str) -> None:
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for option in options.split(","):
+        flags |= KEPT_MOUNT_FLAGS.get(option, 0)
+    _libc_call("mount", None, mount_point.encode(), None, flags, None)
+
+
+def protect_mounts(spec: Mapping[str, Any]) -> None:
+    """In the container's mount namespace: the agent's directories read-only except the
+    sandbox, and the cgroup file systems, sysfs and sysctl read-only.
+
+    The sandbox (and any directory in ``writable_dirs``) is bound onto itself first, so the
+    recursive bind of a read-only directory above it carries it along still writable; being a
+    mount point, the sandbox can then be neither renamed nor replaced by a link. Other
+    processes of the host are unaffected: mounts are private to this namespace.
+    """
+    step = "binding the sandbox"
+    try:
+        for path in spec.get("writable_dirs", []):
+            step = f"binding {path} writable"
+            _libc_call("mount", path.encode(), path.encode(), None, MS_BIND, None)
+        for path in spec.get("readonly_dirs", []):
+            step = f"making {path} read-only"
+            _libc_call("mount", path.encode(), path.encode(), None, MS_BIND | MS_REC, None)
+            remount_readonly(path, mount_options().get(path, ""))
+        for path in READONLY_SYSTEM_MOUNTS:
+            if os.path.exists(path) and path not in mount_options():
+                step = f"binding {path}"
+                _libc_call("mount", path.encode(), path.encode(), None, MS_BIND | MS_REC, None)
+        for mount_point, options in mount_options().items():
+            if any(
+                mount_point == top or mount_point.startswith(top + "/")
+                for top in READONLY_SYSTEM_MOUNTS
+            ):
+                step = f"making {mount_point} read-only"
+                remount_readonly(mount_point, options)
+    except OSError as e:
+        raise LaunchStepError("namespaces", f"{step}: {e.strerror}") from e
+
+
 def run_as_namespace_init(
     spec: Mapping[str, Any],
     entry: pwd.struct_passwd | None,
@@ -334,6 +472,7 @@ def run_as_namespace_init(
         forwarder = Forwarder()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
         mount_private_proc()
+        protect_mounts(spec)
         task = forwarder.fork()
         if task == 0:
             _run_child(lambda: exec_task(spec, entry), status)  # unblocks before exec
@@ -450,6 +589,7 @@ def launch(spec: Mapping[str, Any], status: StatusChannel) -> int:
     become_session_leader()
     entry = lookup_user(spec.get("user"))
     redirect_output(spec, entry)
+    own_sandbox(spec, entry)
     if spec.get("namespaces"):
         return run_in_namespaces(spec, entry, status, start_time)
     return run_supervised(spec, entry, status)

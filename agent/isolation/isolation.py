@@ -219,6 +219,14 @@ class ContainerIsolation:
             "rlimits": dict(spec.limits.rlimits),
             "user": spec.user,
             "namespaces": namespaces,
+            "readonly_dirs": [str(d) for d in spec.readonly_dirs],
+            # Bound writable before the read-only directories: the sandbox, and the run
+            # directory where the helper (sharing the mount namespace) records the exit.
+            "writable_dirs": [
+                str(d)
+                for d in (spec.sandbox, run)
+                if any(d.is_relative_to(r) for r in spec.readonly_dirs)
+            ],
             "status_file": str(run / EXIT_STATUS_FILE),
             "pid_file": str(run / PIDS_FILE),
         }

@@ -33,7 +33,9 @@ class LaunchSpec:
     ``shell=True`` runs ``argv[0]`` with ``/bin/sh -c`` (argv must then hold exactly the
     command string). ``namespaces=None`` uses PID and mount namespaces when the host allows
     them; True requires them; False never uses them. stdout and stderr are appended to the
-    files ``stdout`` and ``stderr`` in ``sandbox``, which must exist.
+    files ``stdout`` and ``stderr`` in ``sandbox``, which must exist. ``readonly_dirs`` (the
+    agent's work directory) are read-only for the task where it has a mount namespace, except
+    the sandbox itself, which stays writable (docs/security.md).
     """
 
     container_id: str
@@ -44,6 +46,7 @@ class LaunchSpec:
     user: str | None = None
     shell: bool = False
     namespaces: bool | None = None
+    readonly_dirs: Sequence[Path] = ()
 
     def __post_init__(self) -> None:
         validate_container_id(self.container_id)
@@ -63,6 +66,10 @@ class LaunchSpec:
             raise ValueError(f"sandbox must be an absolute path, got {str(self.sandbox)!r}")
         if self.user is not None and (not self.user or "/" in self.user or ":" in self.user):
             raise ValueError(f"invalid user name {self.user!r}")
+        for directory in self.readonly_dirs:
+            if not Path(directory).is_absolute():
+                raise ValueError(f"readonly_dirs must be absolute paths, got {str(directory)!r}")
+        object.__setattr__(self, "readonly_dirs", tuple(Path(d) for d in self.readonly_dirs))
         object.__setattr__(self, "argv", tuple(self.argv))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
         object.__setattr__(self, "sandbox", Path(self.sandbox))

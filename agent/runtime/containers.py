@@ -15,12 +15,20 @@ from its pidfd through the event loop (also for containers recovered after an ag
 which are not the agent's children); the container is then destroyed — every remaining
 process killed, its cgroups removed — before its exit is reported, so an ended container
 leaves nothing behind.
+
+Before anything is fetched, the task's user is decided by the agent's
+:class:`~agent.isolation.users.UserPolicy` (``--switch-user``, ``--allow-root-tasks``); a
+refusal fails the launch naming the user. With ``disk_watch_interval``, the ``disk`` resource
+is enforced: every interval the sandbox of each container with a disk limit is measured
+(:mod:`agent.isolation.disk`), and a container over its limit is destroyed and its exit marked
+``disk_exceeded`` (TASK_FAILED, REASON_CONTAINER_LIMITATION_DISK).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 from collections import deque
@@ -42,6 +50,8 @@ from agent.isolation import (
     LaunchSpec,
 )
 from agent.isolation.container import EXIT_STATUS_FILE
+from agent.isolation.disk import describe_bytes, disk_usage
+from agent.isolation.users import UserPolicy, UserRefusedError
 from agent.runtime.launch_queue import FairLaunchQueue
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -159,9 +169,21 @@ class ContainerManager:
         on_exited: Callable[[str, ContainerExit], None],
         *,
         max_concurrent: int | None = None,
+        users: UserPolicy | None = None,
+        readonly_dirs: Sequence[Path] = (),
+        disk_watch_interval: float | None = None,
     ) -> None:
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
+        if disk_watch_interval is not None and disk_watch_interval <= 0:
+            raise ValueError(f"disk_watch_interval must be > 0, not {disk_watch_interval}")
+        self.users = users or UserPolicy()
+        self.readonly_dirs = tuple(readonly_dirs)
+        """Read-only for tasks with a mount namespace (the work dir), sandboxes excepted."""
+        self.disk_watch_interval = disk_watch_interval
+        self._disk_limits: dict[str, tuple[Path, int]] = {}  # cid -> (sandbox, bytes)
+        self._disk_exceeded: dict[str, str] = {}  # cid -> why it was killed
+        self._disk_task: asyncio.Task[None] | None = None
         self.isolation = isolation
         self._fetch_cache_dir = fetch_cache_dir
         self._on_launched = on_launched
@@ -251,11 +273,14 @@ class ContainerManager:
         cid = launch.container_id
         loop = asyncio.get_running_loop()
         try:
+            try:
+                user = self.users.user_for(launch.user)
+            except UserRefusedError as error:
+                self._on_launch_failed(cid, f"cannot launch container {cid}: {error}")
+                return
             if launch.uris:
                 try:
-                    await fetch_uris(
-                        launch.uris, launch.sandbox, self._fetch_cache_dir, launch.user
-                    )
+                    await fetch_uris(launch.uris, launch.sandbox, self._fetch_cache_dir, user)
                 except FetchError as error:
                     self._on_launch_failed(cid, str(error))
                     return
@@ -265,8 +290,9 @@ class ContainerManager:
                 env=dict(launch.env),
                 sandbox=launch.sandbox,
                 limits=limits_for(launch.resources),
-                user=launch.user,
+                user=user,
                 shell=launch.shell,
+                readonly_dirs=self.readonly_dirs,
             )
             container = await loop.run_in_executor(self._pool, self.isolation.launch, spec)
         except (LaunchError, IsolationError, ValueError, OSError) as error:
@@ -279,6 +305,44 @@ class ContainerManager:
         self.containers[cid] = container
         self._on_launched(cid, container)
         self._watch(cid, container)
+        self._limit_disk(cid, launch.sandbox, launch.resources)
+
+    # -- disk limits --
+
+    def _limit_disk(self, cid: str, sandbox: Path, resources: Resources) -> None:
+        disk_mb = resources.get("disk")
+        if self.disk_watch_interval is None or not disk_mb:
+            self._disk_limits.pop(cid, None)
+            return
+        self._disk_limits[cid] = (sandbox, int(disk_mb * (1 << 20)))
+        if self._disk_task is None:
+            self._disk_task = asyncio.get_running_loop().create_task(
+                self._watch_disk(self.disk_watch_interval), name="container-disk-watch"
+            )
+
+    async def _watch_disk(self, interval: float) -> None:
+        """Measure every limited sandbox each ``interval``; destroy containers over their
+        limit. Ends when no container has a disk limit (the next one starts it again)."""
+        try:
+            while self._disk_limits:
+                await asyncio.sleep(interval)
+                for cid, (sandbox, limit) in list(self._disk_limits.items()):
+                    if cid not in self._disk_limits or cid not in self.containers:
+                        continue
+                    try:
+                        used = await asyncio.to_thread(disk_usage, sandbox)
+                    except OSError as error:
+                        log.warning("Disk usage of container %s unknown: %s", cid, error)
+                        continue
+                    if used > limit and cid not in self._disk_exceeded:
+                        self._disk_exceeded[cid] = (
+                            f"the sandbox uses {describe_bytes(used)}, over the container's"
+                            f" disk limit of {describe_bytes(limit)}"
+                        )
+                        log.warning("Container %s: %s", cid, self._disk_exceeded[cid])
+                        self.destroy(cid)
+        finally:
+            self._disk_task = None
 
     # -- recovery --
 
@@ -377,7 +441,11 @@ class ContainerManager:
         info = container.poll() or info
         del self.containers[cid]
         self._ending.discard(cid)
-        self._on_exited(cid, _to_exit(info))
+        self._disk_limits.pop(cid, None)
+        exit = _to_exit(info)
+        if (disk := self._disk_exceeded.pop(cid, None)) is not None and not exit.oom_killed:
+            exit = dataclasses.replace(exit, disk_exceeded=True, message=disk)
+        self._on_exited(cid, exit)
         # Only now, the exit being recorded (the core checkpoints the task's update as it
         # handles the exit): an agent killed before this learns it again from the run dir.
         container.remove_run_dir()
@@ -416,6 +484,7 @@ class ContainerManager:
         container = self.containers.get(cid)
         if container is None:
             return
+        self._limit_disk(cid, container.sandbox, resources)
         try:
             container.update(limits_for(resources))
         except (IsolationError, ValueError, OSError) as error:
@@ -446,6 +515,10 @@ class ContainerManager:
         still queued are dropped unreported (the agent is going)."""
         while self.queue.take() is not None:
             pass
+        if self._disk_task is not None:
+            self._disk_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._disk_task
         for cid in list(self._pidfds):
             fd = self._pidfds.pop(cid)
             asyncio.get_running_loop().remove_reader(fd)
