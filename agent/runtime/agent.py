@@ -54,6 +54,7 @@ from agent.core.events import (
 )
 from agent.gc import SandboxGC, remove_sandbox
 from agent.isolation import Container, Isolation
+from agent.isolation.users import UserPolicy
 from agent.resources_detect import detect_resources, merge_resources
 from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager, NeverStarted
 from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
@@ -105,6 +106,13 @@ class AgentRuntime:
             self._container_launch_failed,
             self._container_exited,
             max_concurrent=config.max_concurrent_launches or None,
+            users=UserPolicy(config.switch_user, config.allow_root_tasks),
+            readonly_dirs=(config.work_dir,),
+            disk_watch_interval=(
+                config.container_disk_watch_interval
+                if config.enforce_container_disk_quota
+                else None
+            ),
         )
         self.hub = ExecutorHub()
         self.gc = SandboxGC(config.gc_delay)
