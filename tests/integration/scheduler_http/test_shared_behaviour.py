@@ -273,3 +273,28 @@ def test_kill_and_message_reach_the_agent(transport: str) -> None:
                 await scheduler.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("grpc", "http-json"), ("http-protobuf", "grpc")],
+    ids=["to-http", "to-grpc"],
+)
+def test_a_framework_fails_over_from_one_transport_to_the_other(before: str, after: str) -> None:
+    async def main() -> None:
+        async with cluster() as (server, _agent):
+            first = client_factory(server, before)()
+            second = client_factory(server, after)()
+            try:
+                framework_id = await first.subscribe()
+                assert await second.subscribe(framework_id=framework_id) == framework_id
+                await asyncio.wait_for(first.ended.wait(), 30)
+                assert [e.error.message for e in first.of(Event.ERROR)] == ["Framework failed over"]
+                expect_refused(await first.send(revive_call()), before, "other stream")
+                assert (await second.send(revive_call())).ok
+                await wait_for(lambda: bool(second.offers()), "an offer on the new transport")
+            finally:
+                await first.close()
+                await second.close()
+
+    asyncio.run(main())
