@@ -66,8 +66,13 @@ def cmd_local(ns: argparse.Namespace) -> int:
     """Start the cluster; serve until a signal, or run ``--run`` against it."""
     if ns.agents < 1:
         return _fail(f"--agents must be at least 1, not {ns.agents}")
-    if ns.run is not None and not ns.run.strip():
-        return _fail("--run needs a command")
+    if ns.run is not None:
+        try:
+            words = shlex.split(ns.run)
+        except ValueError as error:  # Unbalanced quotes: say so before starting anything.
+            return _fail(f"--run {ns.run!r}: {error}")
+        if not words:
+            return _fail("--run needs a command")
     try:
         cluster = LocalCluster(
             agents=ns.agents,

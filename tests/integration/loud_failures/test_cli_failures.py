@@ -111,6 +111,8 @@ def test_agent_executor_port_in_use(busy_port: int, tmp_path: Path) -> None:
         (("local", "--agents", "-2"), "--agents must be at least 1"),
         (("local", "--port", "70000"), "port must be within 0-65535"),
         (("local", "--agent-resources", "cpus:;mem:1"), "--agent-resources"),
+        (("local", "--run", "echo 'unbalanced"), "No closing quotation"),
+        (("local", "--run", " "), "--run needs a command"),
         (("resources", "cpus:4;mem"), "mem"),
     ],
 )
