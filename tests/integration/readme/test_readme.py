@@ -115,3 +115,4 @@ def test_readme_runs_as_written(tmp_path: Path) -> None:
     assert "hello from a task" in result.stdout
     assert re.search(r'"finished": 10\b', result.stdout)
     assert "web UI and HTTP API at http://" in result.stdout
+    assert re.search(r"^  logs: /\S+/logs ", result.stdout, re.MULTILINE)
