@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from emporion.testing.agent_emulator import AgentEmulator
@@ -70,6 +71,18 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[EmulatorConfig, float
         help="with a zk:// --master, agents rejoin a new leader at random within this window",
     )
     parser.add_argument(
+        "--register-timeout",
+        default="60secs",
+        help="give up (exit 1) if the agents are not all registered within this (a duration)",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="connect no earlier than this time (seconds since the epoch): lets several "
+        "emulators started in turn begin together",
+    )
+    parser.add_argument(
         "--stats-interval",
         type=float,
         default=0.0,
@@ -94,6 +107,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[EmulatorConfig, float
             channels=ns.channels,
             record_run_task_times=False,
             batched=not ns.unbatched,
+            register_timeout=_seconds("register_timeout", ns.register_timeout),
+            start_at=ns.start_at,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -123,6 +138,9 @@ async def _serve(config: EmulatorConfig, stats_interval: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    delay = config.start_at - time.time() if config.start_at is not None else 0.0
+    if delay > 0:  # Several emulators started together (bench.scale) begin at one instant.
+        await asyncio.sleep(delay)
     await emulator.start(wait=False)
     try:
         await emulator.wait_registered(config.register_timeout)

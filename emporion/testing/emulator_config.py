@@ -64,6 +64,9 @@ class EmulatorConfig:
     """How long :meth:`AgentEmulator.start` waits for every agent to register."""
     batched: bool = True
     """Use ``ConnectBatched`` (several messages per stream message) where the master has it."""
+    start_at: float | None = None
+    """The command line's ``--start-at``: connect no earlier than this time (seconds since the
+    epoch), so several emulator processes started one after the other begin together."""
 
     def __post_init__(self) -> None:
         if self.zk_url:
@@ -101,6 +104,8 @@ class EmulatorConfig:
             raise ValueError(
                 f"field 'reregister_spread' must be a number >= 0, got {self.reregister_spread!r}"
             )
+        if self.start_at is not None and not math.isfinite(self.start_at):
+            raise ValueError(f"field 'start_at' must be a finite time, got {self.start_at!r}")
         if self.backoff_max < self.backoff_min:
             raise ValueError("field 'backoff_max' must be >= 'backoff_min'")
         if self.status_update_retry_max < self.status_update_retry_min:

@@ -55,6 +55,15 @@ def test_cli_takes_a_zk_url_and_its_timings() -> None:
     assert (config.zk_session_timeout, config.reregister_spread, config.agents) == (2.0, 0.1, 5)
 
 
+def test_cli_takes_a_start_time_and_a_register_timeout() -> None:
+    args = ["--master", "127.0.0.1:5050", "--start-at", "1700000000.5"]
+    config, _ = parse_args([*args, "--register-timeout", "5mins"])
+    assert (config.start_at, config.register_timeout) == (1700000000.5, 300.0)
+    assert parse_args(["--master", "127.0.0.1:5050"])[0].start_at is None
+    with pytest.raises(SystemExit):
+        parse_args([*args, "--register-timeout", "soon"])
+
+
 def test_cli_registers_agents_and_prints_counters_on_sigterm() -> None:
     async def main() -> None:
         async with running_gateway() as gateway:
