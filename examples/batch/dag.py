@@ -82,6 +82,7 @@ class TaskAttempt:
     taskset: TaskSet
     partition: int
     attempt: int
+    """PySpark's attemptNumber: 0 for a partition's first attempt in its stage, then 1, 2..."""
     agent_id: str
     executor_id: str
     started: float
@@ -112,6 +113,7 @@ class TaskSet:
     zombie: bool = False
     failed_tasks: int = 0
     speculated: int = 0
+    launches: dict[int, int] = field(default_factory=dict)
 
 
 def speculatable(
@@ -411,8 +413,10 @@ class DAGScheduler:
     ) -> TaskAttempt:
         serial = next(self._task_serial)
         task_id = f"s{taskset.stage.id}-p{p}-{serial}"
+        number = taskset.launches.get(p, 0)
+        taskset.launches[p] = number + 1
         attempt = TaskAttempt(
-            task_id, taskset, p, serial, agent_id, executor_id, now, speculative=speculative
+            task_id, taskset, p, number, agent_id, executor_id, now, speculative=speculative
         )
         taskset.running.setdefault(p, []).append(attempt)
         taskset.last_launch = now
