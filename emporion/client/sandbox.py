@@ -93,14 +93,13 @@ async def follow(
     file: SandboxFile,
     ended: Callable[[], bool],
     *,
-    missing_ok: bool = True,
     fast: float = POLL_FAST,
     slow: float = POLL_SLOW,
 ) -> AsyncIterator[str]:
     """Chunks as they are written, until ``ended()`` is true; then the rest, then stop.
 
-    A file that does not exist yet (the task is still being fetched or launched) is waited for
-    while ``missing_ok``; once the task ended, a file that never appeared ends the iteration.
+    A file that does not exist yet (the task is still being fetched or launched) is waited for;
+    once the task ended, a file that never appeared ends the iteration.
     Reads come every ``fast`` seconds while output flows, every ``slow`` after a quiet spell
     (each read costs the master two lookups and a call to the agent: many followers slow down).
     """
@@ -110,10 +109,8 @@ async def follow(
         try:
             chunk = await file.read()
         except NotFoundError:
-            if not missing_ok or finished:
-                if finished:
-                    return
-                raise
+            if finished:
+                return
             chunk = ""
         if chunk:
             quiet = 0

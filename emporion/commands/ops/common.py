@@ -36,7 +36,6 @@ __all__ = [
     "console",
     "print_json",
     "quantity",
-    "resources_text",
     "short_state",
     "show",
     "timestamp",
@@ -131,21 +130,6 @@ def quantity(value: float) -> str:
     return f"{value:g}" if value != int(value) else str(int(value))
 
 
-def resources_text(amounts: Mapping[str, Any], names: tuple[str, ...] = ()) -> str:
-    """``cpus:0.5 mem:128`` from ``{"cpus": 0.5, "mem": 128}`` (zeros left out unless named)."""
-    parts = []
-    for name, value in amounts.items():
-        if isinstance(value, int | float) and (value or name in names):
-            parts.append(f"{name}:{quantity(float(value))}")
-    return " ".join(parts) or "-"
-
-
 def short_state(state: str) -> str:
     """``RUNNING`` for ``TASK_RUNNING``."""
     return state.removeprefix("TASK_")
-
-
-def exit_on_client_error(name: str, error: ClientError) -> int:
-    """Print ``error`` as the command's one line; its exit status."""
-    print(f"emporion {name}: {error}", file=sys.stderr, flush=True)
-    return error.exit_status
