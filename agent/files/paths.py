@@ -5,10 +5,17 @@ exposed sandbox, e.g. ``frameworks/F/executors/E/runs/latest``) and may contain 
 longest matching name wins. A prefix of root names (``/`` included) is a virtual directory that
 lists the next segments.
 
-Refusals: ``..`` segments and NUL bytes (400), paths under no root (403), paths whose real
-location, after resolving every link, is outside their root (403). Missing paths are 404.
-Opening re-checks the real location of the opened descriptor, so swapping a component for a
-link between the check and the open does not escape either.
+Refusals: ``..`` segments and NUL bytes (400), paths under no root (403), a sandbox directory
+with a link anywhere on its own path (403: a task replaced it, or ``runs/latest``, by a link),
+paths that leave their sandbox through a link (403), files that may be hard links to files
+outside (403, :func:`check_owner`). Missing paths are 404.
+
+Every open resolves beneath a descriptor of the sandbox directory, never by path string:
+``openat2`` with ``RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`` where the kernel has it (5.6+),
+else a component-by-component walk with ``O_NOFOLLOW`` that expands links itself
+(:mod:`agent.files.beneath`). Links inside the sandbox are followed; a link that leads out, an
+absolute link and ``..`` above the sandbox are refused; nothing can be swapped in between a
+check and the open, because there is no separate check.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.files.beneath import OutsideError, open_beneath_fd, open_no_links
 
 MAX_PATH_LENGTH = 4096
 
@@ -63,14 +72,19 @@ def root_table(roots: Mapping[str, Path]) -> dict[tuple[str, ...], Path]:
 
 @dataclass(frozen=True)
 class Target:
-    """A virtual path resolved to a real one inside its root."""
+    """A virtual path inside a sandbox: the sandbox's path and the path below it."""
 
     virtual: str
     """The normalised virtual path, ``/`` joined segments."""
     root: str
-    """The root's real path."""
-    real: str
-    """The target's real path (every link resolved), inside ``root``."""
+    """The sandbox directory, as the agent named it (no component may be a link)."""
+    relative: str
+    """The path below the sandbox (``.`` for the sandbox itself), resolved only beneath it."""
+
+    @property
+    def real(self) -> str:
+        """Where the target is, for messages (links inside the sandbox not resolved)."""
+        return os.path.normpath(os.path.join(self.root, self.relative))
 
 
 @dataclass(frozen=True)
@@ -83,23 +97,22 @@ class VirtualDir:
 
 
 def resolve(path: str | None, roots: Mapping[str, Path]) -> Target | VirtualDir:
-    """Resolve a virtual path; raises :class:`FilesError` (400, 403 or 404)."""
+    """Resolve a virtual path; raises :class:`FilesError` (400, 403 or 404).
+
+    The target is opened beneath its sandbox once here, so a missing file or one reached
+    through a link out of the sandbox is refused now; every later use opens it again the
+    same way (:func:`open_beneath`), so nothing swapped in meanwhile escapes either.
+    """
     segments = split_virtual(path)
     virtual = "/" + "/".join(segments)
     table = root_table(roots)
     matches = [name for name in table if segments[: len(name)] == name]
     if matches:
         name = max(matches, key=len)
-        real_root = os.path.realpath(table[name])
-        if not os.path.isdir(real_root):
-            raise FilesError(404, f"the sandbox of '{virtual}' no longer exists")
-        candidate = os.path.join(real_root, *segments[len(name) :])
-        real = os.path.realpath(candidate)
-        if not is_within(real, real_root):
-            raise FilesError(403, f"'{virtual}' resolves outside its sandbox through a symlink")
-        if not os.path.exists(real):
-            raise FilesError(404, f"'{virtual}' does not exist")
-        return Target(virtual, real_root, real)
+        relative = "/".join(segments[len(name) :]) or "."
+        target = Target(virtual, str(table[name]), relative)
+        os.close(open_beneath(target, os.O_PATH))
+        return target
     depth = len(segments)
     children: dict[str, Path | None] = {}
     for name, root in table.items():
@@ -115,38 +128,81 @@ def resolve(path: str | None, roots: Mapping[str, Path]) -> Target | VirtualDir:
 
 
 def open_regular(target: Target) -> tuple[int, os.stat_result]:
-    """Open ``target`` for reading; refuses directories and anything but a regular file.
+    """Open ``target`` for reading; refuses directories and anything but a regular file, and
+    files the sandbox's owner does not own (see :func:`check_owner`).
 
     Returns the descriptor (the caller closes it) and its status.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(target.real, flags)
-    except FileNotFoundError:
-        raise FilesError(404, f"'{target.virtual}' does not exist") from None
-    except IsADirectoryError:
-        raise FilesError(400, f"'{target.virtual}' is a directory") from None
-    except OSError as error:
-        # ELOOP: the path became a link after it was resolved.
-        raise FilesError(403, f"'{target.virtual}' cannot be opened: {error.strerror}") from None
+    fd, sandbox = open_with_root(target, os.O_RDONLY | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
-        opened = _opened_path(fd)
-        if opened is not None and not is_within(opened, target.root):
-            raise FilesError(403, f"'{target.virtual}' changed to point outside its sandbox")
         if stat.S_ISDIR(st.st_mode):
             raise FilesError(400, f"'{target.virtual}' is a directory")
         if not stat.S_ISREG(st.st_mode):
             raise FilesError(400, f"'{target.virtual}' is not a regular file")
+        check_owner(target, st, sandbox)
     except BaseException:
         os.close(fd)
         raise
     return fd, st
 
 
-def _opened_path(fd: int) -> str | None:
-    """Where an open descriptor really points (Linux), or None where that is unknown."""
+def check_owner(target: Target, st: os.stat_result, sandbox: os.stat_result) -> None:
+    """Refuse a file that may be a hard link to a file outside the sandbox.
+
+    A hard link is indistinguishable from the file it links to, and no path check can see
+    where else it lives. So: a file must belong to the sandbox's owner (a task switched to
+    its user cannot create files owned by anyone else, and the kernel's protected_hardlinks
+    stops it linking others' files); and in a root-owned sandbox, where a root task could
+    link ``/etc/shadow``, a file with more than one link is refused outright.
+    """
+    if st.st_uid != sandbox.st_uid:
+        raise FilesError(
+            403,
+            f"'{target.virtual}' is owned by uid {st.st_uid}, not by the sandbox's owner"
+            f" (uid {sandbox.st_uid}); it may be a hard link to a file outside the sandbox",
+        )
+    if st.st_nlink > 1 and sandbox.st_uid == 0:
+        raise FilesError(
+            403,
+            f"'{target.virtual}' has {st.st_nlink} hard links in a root-owned sandbox; it may"
+            " be a link to a file outside the sandbox",
+        )
+
+
+def open_with_root(target: Target, flags: int) -> tuple[int, os.stat_result]:
+    """Open ``target`` beneath its sandbox with ``flags``; also the sandbox directory's status.
+
+    Raises :class:`FilesError`: 404 for a missing sandbox or path, 403 for a sandbox path
+    holding a link, a path leading out through a link, or one that cannot be opened.
+    """
     try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return None
+        root_fd = open_no_links(target.root)
+    except FileNotFoundError:
+        raise FilesError(404, f"the sandbox of '{target.virtual}' no longer exists") from None
+    except (OutsideError, NotADirectoryError) as error:
+        raise FilesError(
+            403, f"the sandbox of '{target.virtual}' is not a plain directory: {error}"
+        ) from None
+    try:
+        sandbox = os.fstat(root_fd)
+        try:
+            fd = open_beneath_fd(root_fd, target.relative, flags)
+        except OutsideError:
+            raise FilesError(
+                403, f"'{target.virtual}' resolves outside its sandbox through a symlink"
+            ) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise FilesError(404, f"'{target.virtual}' does not exist") from None
+        except OSError as error:
+            raise FilesError(
+                403, f"'{target.virtual}' cannot be opened: {error.strerror}"
+            ) from None
+    finally:
+        os.close(root_fd)
+    return fd, sandbox
+
+
+def open_beneath(target: Target, flags: int) -> int:
+    """Open ``target`` beneath its sandbox (see :func:`open_with_root`)."""
+    return open_with_root(target, flags)[0]

@@ -6,7 +6,7 @@ import os
 import stat
 from typing import Any
 
-from agent.files.paths import FilesError, Target, VirtualDir, open_regular
+from agent.files.paths import FilesError, Target, VirtualDir, open_beneath, open_regular
 
 TAIL_BLOCK = 64 * 1024
 
@@ -33,7 +33,7 @@ def list_target(target: Target | VirtualDir) -> list[dict[str, Any]]:
         entries = []
         for name, root in target.children:
             try:
-                st = os.stat(root) if root is not None else None
+                st = os.stat(root, follow_symlinks=False) if root is not None else None
             except OSError:
                 st = None
             if st is None:
@@ -42,17 +42,22 @@ def list_target(target: Target | VirtualDir) -> list[dict[str, Any]]:
             else:
                 entries.append(entry_info(name, _child(target.virtual, name), st))
         return entries
-    st = os.stat(target.real)
-    if not stat.S_ISDIR(st.st_mode):
-        return [entry_info(os.path.basename(target.real), target.virtual, st)]
-    entries = []
-    with os.scandir(target.real) as scan:
-        for entry in scan:
-            try:
-                entry_st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # removed while listing
-            entries.append(entry_info(entry.name, _child(target.virtual, entry.name), entry_st))
+    fd = open_beneath(target, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISDIR(st.st_mode):
+            return [entry_info(target.virtual.rsplit("/", 1)[-1], target.virtual, st)]
+        entries = []
+        # Listed through the descriptor opened beneath the sandbox, never by path again.
+        with os.scandir(fd) as scan:
+            for entry in scan:
+                try:
+                    entry_st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listing
+                entries.append(entry_info(entry.name, _child(target.virtual, entry.name), entry_st))
+    finally:
+        os.close(fd)
     return sorted(entries, key=lambda e: str(e["name"]))
 
 

@@ -40,10 +40,24 @@ def sandbox_roots(agent_sandboxes: Path | None) -> dict[str, Path]:
                 runs = executors / executor / "runs"
                 for entry in os.scandir(runs) if runs.is_dir() else ():
                     name = f"frameworks/{framework.name}/executors/{executor}/runs/{entry.name}"
-                    roots[name] = Path(os.path.realpath(entry.path))
+                    roots[name] = _run_directory(runs, entry)
     except FileNotFoundError:
         pass
     return roots
+
+
+def _run_directory(runs: Path, entry: os.DirEntry[str]) -> Path:
+    """A run's sandbox, never resolved through a link a task may have planted: ``latest`` is
+    followed only when it names a sibling run; anything else is served as the link itself,
+    which the files API refuses ("not a plain directory")."""
+    if entry.name == "latest" and entry.is_symlink():
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            return Path(entry.path)
+        if "/" not in target and target not in ("", ".", ".."):
+            return runs / target
+    return Path(entry.path)
 
 
 def _dirs(path: Path) -> list[str]:
