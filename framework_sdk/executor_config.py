@@ -7,7 +7,8 @@ reads and checks them once, at the edge, and every mistake raises
 ==========================================  ======================================  ==========
 variable                                    meaning                                 default
 ==========================================  ======================================  ==========
-``MESOS_AGENT_ENDPOINT``                    host:port of the agent's executor API   required
+``EMPORION_AGENT_ENDPOINT``                 host:port of the agent's executor API   see below
+``MESOS_AGENT_ENDPOINT``                    (gRPC); else ``MESOS_AGENT_ENDPOINT``   required
 ``MESOS_FRAMEWORK_ID``                      the framework's id                      required
 ``MESOS_EXECUTOR_ID``                       this executor's id                      required
 ``MESOS_SANDBOX``                           the sandbox directory                   cwd
@@ -16,6 +17,11 @@ variable                                    meaning                             
 ``MESOS_SUBSCRIPTION_BACKOFF_MAX``          longest wait between SUBSCRIBE retries  ``2secs``
 ``MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD``    from SHUTDOWN until the agent kills us  ``5secs``
 ==========================================  ======================================  ==========
+
+An Emporion agent sets ``EMPORION_AGENT_ENDPOINT`` to its gRPC executor API and
+``MESOS_AGENT_ENDPOINT`` to its HTTP address, as Mesos does, where executors written for Mesos's
+HTTP API (pymesos) find ``/api/v1/executor``; an executor started by hand or by a test may set
+``MESOS_AGENT_ENDPOINT`` alone to a gRPC executor API.
 
 Durations are Mesos duration strings: a number and a unit (``ns us ms secs mins hrs days
 weeks``; ``s``, ``m``, ``h`` and a bare number of seconds are accepted too).
@@ -125,10 +131,13 @@ class ExecutorConfig:
                 )
             return value
 
-        endpoint = required("MESOS_AGENT_ENDPOINT")
+        variable = "EMPORION_AGENT_ENDPOINT"
+        if not env.get(variable, "").strip():
+            variable = "MESOS_AGENT_ENDPOINT"
+        endpoint = required(variable)
         if not _is_host_port(endpoint):
             raise ExecutorEnvironmentError(
-                "MESOS_AGENT_ENDPOINT", f"expected host:port (1-65535), got {endpoint!r}"
+                variable, f"expected host:port (1-65535), got {endpoint!r}"
             )
         framework_id = required("MESOS_FRAMEWORK_ID")
         executor_id = required("MESOS_EXECUTOR_ID")

@@ -57,7 +57,14 @@ from agent.isolation import Container, Isolation
 from agent.isolation.users import UserPolicy
 from agent.resources_detect import detect_resources, merge_resources
 from agent.runtime.containers import CANCELLED_LAUNCH, ContainerManager, NeverStarted
-from agent.runtime.executor_api import ExecutorHub, ExecutorService, start_executor_server
+from agent.runtime.executor_api import (
+    HEARTBEAT_INTERVAL,
+    ExecutorHub,
+    ExecutorService,
+    Subscription,
+    start_executor_server,
+)
+from agent.runtime.executor_http import executor_http_router
 from agent.runtime.http import AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
 from agent.runtime.metrics_snapshot import metrics_snapshot_router
@@ -154,6 +161,7 @@ class AgentRuntime:
             agent_id=lambda: self.state.agent_id,
             executor_port=lambda: self.executor_port,
             recovery_timeout=config.recovery_timeout,
+            http_endpoint=self._http_endpoint,
             on_gc_scheduled=self._arm_gc,
             on_stop=lambda message: self.request_stop(kill_all=True),
         )
@@ -161,6 +169,17 @@ class AgentRuntime:
         self._feeding = False
         self._gc_timer: asyncio.TimerHandle | None = None
         self._stopping = False
+
+    def _http_endpoint(self) -> str | None:
+        """host:port where an executor on this host reaches the HTTP API (executor API)."""
+        if self.http is None:
+            return None
+        host = self.config.ip
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return f"[{host}]:{self.http.port}" if ":" in host else f"{host}:{self.http.port}"
 
     @staticmethod
     def now() -> float:
@@ -219,6 +238,7 @@ class AgentRuntime:
                 metrics_snapshot_router(
                     lambda: self.state, lambda: self.link.connected, identity.start_time
                 ),
+                executor_http_router(self, Subscription(self, self.hub, HEARTBEAT_INTERVAL)),
             ],
         )
         self.http.start()

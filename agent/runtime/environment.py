@@ -37,9 +37,11 @@ def command_argv(command: mesos_pb2.CommandInfo) -> tuple[list[str], bool]:
 class ExecutorEndpoint:
     """What a custom executor is told about the agent it talks to."""
 
-    address: str  # 127.0.0.1:<port> of the executor API
+    address: str  # 127.0.0.1:<port> of the executor API (gRPC)
     shutdown_grace_period: float
     recovery_timeout: float
+    http_address: str | None = None
+    """host:port of the agent's HTTP API, where ``/api/v1/executor`` is (None: not served)."""
 
 
 def process_environment(
@@ -76,7 +78,9 @@ def process_environment(
     if executor is not None:
         env.update(
             {
-                "MESOS_AGENT_ENDPOINT": executor.address,
+                # Mesos's name for the agent's HTTP address (pymesos's MesosExecutorDriver
+                # talks /api/v1/executor there); Emporion's SDK reads EMPORION_AGENT_ENDPOINT.
+                "MESOS_AGENT_ENDPOINT": executor.http_address or executor.address,
                 "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(
                     executor.shutdown_grace_period
                 ),

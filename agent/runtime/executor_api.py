@@ -22,7 +22,16 @@ from agent.core import InvalidCall, NotAllowedNow, UnknownTarget
 from protos.limits import GRPC_MESSAGE_OPTIONS
 from protos.v1 import executor_pb2, executor_pb2_grpc, mesos_pb2
 
-__all__ = ["ExecutorCalls", "ExecutorHub", "ExecutorService", "start_executor_server"]
+__all__ = [
+    "ExecutorCalls",
+    "ExecutorHub",
+    "ExecutorService",
+    "Subscription",
+    "envelope",
+    "message_call",
+    "start_executor_server",
+    "update_call",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +109,9 @@ async def _abort(context: aio.ServicerContext[object, object], error: Exception)
     raise AssertionError("unreachable")  # context.abort always raises
 
 
-def _envelope(call: executor_pb2.Call, expected: executor_pb2.Call.Type.ValueType) -> Key:
+def envelope(call: executor_pb2.Call, expected: executor_pb2.Call.Type.ValueType) -> Key:
+    """The (framework id, executor id) of ``call``; InvalidCall if its type is not
+    ``expected`` or an id is empty."""
     name = executor_pb2.Call.Type.Name(expected)
     if call.type != expected:
         raise InvalidCall(f"call.type must be {name} for this method")
@@ -111,30 +122,49 @@ def _envelope(call: executor_pb2.Call, expected: executor_pb2.Call.Type.ValueTyp
     return (call.framework_id.value, call.executor_id.value)
 
 
-class ExecutorService(executor_pb2_grpc.ExecutorServicer):
-    """ExecutorService serves the executor API for one agent."""
+def update_call(calls: ExecutorCalls, call: executor_pb2.Call) -> None:
+    """Carry out an UPDATE call (the core's refusals raise)."""
+    key = envelope(call, _Call.UPDATE)
+    if not call.HasField("update") or not call.update.HasField("status"):
+        raise InvalidCall("call.update.status is required")
+    calls.executor_update(*key, call.update.status)
 
-    def __init__(
-        self, calls: ExecutorCalls, hub: ExecutorHub, heartbeat: float = HEARTBEAT_INTERVAL
-    ) -> None:
+
+def message_call(calls: ExecutorCalls, call: executor_pb2.Call) -> None:
+    """Carry out a MESSAGE call (the core's refusals raise)."""
+    calls.executor_message(*envelope(call, _Call.MESSAGE), call.message.data)
+
+
+def _heartbeat_call(calls: ExecutorCalls, call: executor_pb2.Call) -> None:
+    envelope(call, _Call.HEARTBEAT)
+
+
+class Subscription:
+    """One executor's subscription, over gRPC or HTTP: :meth:`open` checks the call and
+    subscribes (raising the core's refusals, with nothing left open), :meth:`events` is the
+    stream (SUBSCRIBED first, a HEARTBEAT when idle), which on its end closes the queue and
+    tells the core the executor disconnected."""
+
+    def __init__(self, calls: ExecutorCalls, hub: ExecutorHub, heartbeat: float) -> None:
         self._calls = calls
         self._hub = hub
         self._heartbeat = heartbeat
 
-    async def Subscribe(
-        self, request: executor_pb2.Call, context: aio.ServicerContext[object, object]
-    ) -> AsyncIterator[executor_pb2.Event]:
-        """SUBSCRIBE: the executor's event stream, starting with SUBSCRIBED."""
-        try:
-            key = _envelope(request, _Call.SUBSCRIBE)
-        except InvalidCall as error:
-            await _abort(context, error)
+    def open(self, call: executor_pb2.Call) -> tuple[Key, asyncio.Queue[executor_pb2.Event | None]]:
+        """Subscribe ``call``'s executor: its key and event queue."""
+        key = envelope(call, _Call.SUBSCRIBE)
         queue = self._hub.open(key)
         try:
-            self._calls.executor_subscribe(*key, request.subscribe)
-        except (InvalidCall, UnknownTarget) as error:
+            self._calls.executor_subscribe(*key, call.subscribe)
+        except (InvalidCall, UnknownTarget):
             self._hub.close(key, queue)
-            await _abort(context, error)
+            raise
+        return key, queue
+
+    async def events(
+        self, key: Key, queue: asyncio.Queue[executor_pb2.Event | None]
+    ) -> AsyncIterator[executor_pb2.Event]:
+        """The subscription's events until it ends (a new subscription, the agent's stop)."""
         try:
             while True:
                 try:
@@ -149,15 +179,35 @@ class ExecutorService(executor_pb2_grpc.ExecutorServicer):
             if self._hub.close(key, queue):
                 self._calls.executor_disconnected(*key)
 
+
+class ExecutorService(executor_pb2_grpc.ExecutorServicer):
+    """ExecutorService serves the executor API for one agent."""
+
+    def __init__(
+        self, calls: ExecutorCalls, hub: ExecutorHub, heartbeat: float = HEARTBEAT_INTERVAL
+    ) -> None:
+        self._calls = calls
+        self._subscriptions = Subscription(calls, hub, heartbeat)
+
+    async def Subscribe(
+        self, request: executor_pb2.Call, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[executor_pb2.Event]:
+        """SUBSCRIBE: the executor's event stream, starting with SUBSCRIBED."""
+        try:
+            key, queue = self._subscriptions.open(request)
+        except (InvalidCall, UnknownTarget) as error:
+            await _abort(context, error)
+        async for event in self._subscriptions.events(key, queue):
+            yield event
+
     async def _unary(
         self,
         request: executor_pb2.Call,
         context: aio.ServicerContext[object, object],
-        expected: executor_pb2.Call.Type.ValueType,
-        handle: Callable[[Key], None],
+        handle: Callable[[ExecutorCalls, executor_pb2.Call], None],
     ) -> executor_pb2.Accepted:
         try:
-            handle(_envelope(request, expected))
+            handle(self._calls, request)
         except (InvalidCall, UnknownTarget) as error:
             await _abort(context, error)
         return executor_pb2.Accepted()
@@ -166,29 +216,19 @@ class ExecutorService(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> executor_pb2.Accepted:
         """UPDATE: a task status update (the executor set its uuid)."""
-
-        def handle(key: Key) -> None:
-            if not request.HasField("update") or not request.update.HasField("status"):
-                raise InvalidCall("call.update.status is required")
-            self._calls.executor_update(*key, request.update.status)
-
-        return await self._unary(request, context, _Call.UPDATE, handle)
+        return await self._unary(request, context, update_call)
 
     async def Message(
         self, request: executor_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> executor_pb2.Accepted:
         """MESSAGE: opaque data for the scheduler."""
-
-        def handle(key: Key) -> None:
-            self._calls.executor_message(*key, request.message.data)
-
-        return await self._unary(request, context, _Call.MESSAGE, handle)
+        return await self._unary(request, context, message_call)
 
     async def Heartbeat(
         self, request: executor_pb2.Call, context: aio.ServicerContext[object, object]
     ) -> executor_pb2.Accepted:
         """HEARTBEAT: nothing to do but answer."""
-        return await self._unary(request, context, _Call.HEARTBEAT, lambda key: None)
+        return await self._unary(request, context, _heartbeat_call)
 
 
 async def start_executor_server(

@@ -83,6 +83,7 @@ class Outbox:
         agent_id: Callable[[], str | None],
         executor_port: Callable[[], int],
         recovery_timeout: float,
+        http_endpoint: Callable[[], str | None] = lambda: None,
         on_gc_scheduled: Callable[[], None],
         on_stop: Callable[[str], None],
     ) -> None:
@@ -95,6 +96,7 @@ class Outbox:
         self._now = now
         self._agent_id = agent_id
         self._executor_port = executor_port
+        self._http_endpoint = http_endpoint
         self._recovery_timeout = recovery_timeout
         self._on_gc_scheduled = on_gc_scheduled
         self._on_stop = on_stop
@@ -192,6 +194,7 @@ class Outbox:
                 f"127.0.0.1:{self._executor_port()}",
                 effect.shutdown_grace_period,
                 self._recovery_timeout,
+                http_address=self._http_endpoint(),
             )
         env = process_environment(
             effect.command,

@@ -29,7 +29,7 @@ Call = executor_pb2.Call
 def main() -> int:
     # Reconnect quickly to a restarted agent: it waits only seconds for executors to return.
     options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 500)]
-    channel = grpc.insecure_channel(os.environ["MESOS_AGENT_ENDPOINT"], options)
+    channel = grpc.insecure_channel(os.environ["EMPORION_AGENT_ENDPOINT"], options)
     stub = executor_pb2_grpc.ExecutorStub(channel)
     base = Call()
     base.framework_id.value = os.environ["MESOS_FRAMEWORK_ID"]

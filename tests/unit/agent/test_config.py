@@ -196,10 +196,12 @@ def test_executors_get_the_mesos_environment(tmp_path: Path) -> None:
         container_id="C",
         task_id=None,
         checkpoint=True,
-        executor=ExecutorEndpoint("127.0.0.1:9", 5.0, 900.0),
+        executor=ExecutorEndpoint("127.0.0.1:9", 5.0, 900.0, http_address="127.0.0.1:5051"),
         agent_environ={"PATH": "/p", "SECRET": "no"},
     )
-    assert env["MESOS_AGENT_ENDPOINT"] == env["EMPORION_AGENT_ENDPOINT"] == "127.0.0.1:9"
+    # Mesos's variable names the agent's HTTP API (/api/v1/executor); Emporion's the gRPC one.
+    assert env["MESOS_AGENT_ENDPOINT"] == "127.0.0.1:5051"
+    assert env["EMPORION_AGENT_ENDPOINT"] == "127.0.0.1:9"
     assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "5secs"
     assert env["MESOS_RECOVERY_TIMEOUT"] == "900secs"
     assert env["MESOS_SANDBOX"] == str(tmp_path)

@@ -134,3 +134,12 @@ def test_direct_construction_is_checked() -> None:
         ExecutorConfig("h:1", "fw", "ex", recovery_timeout_seconds=0)
     with pytest.raises(TypeError, match="call_timeout_seconds"):
         ExecutorConfig("h:1", "fw", "ex", call_timeout_seconds=True)
+
+
+def test_emporions_endpoint_comes_before_mesos_one() -> None:
+    # An Emporion agent names its gRPC executor API in EMPORION_AGENT_ENDPOINT and its HTTP
+    # API (for Mesos's HTTP executors) in MESOS_AGENT_ENDPOINT.
+    env = {**BASE, "EMPORION_AGENT_ENDPOINT": "127.0.0.1:7000"}
+    assert ExecutorConfig.from_env(env).agent_endpoint == "127.0.0.1:7000"
+    with pytest.raises(ExecutorEnvironmentError, match="EMPORION_AGENT_ENDPOINT"):
+        ExecutorConfig.from_env({**BASE, "EMPORION_AGENT_ENDPOINT": "nowhere"})
