@@ -146,7 +146,10 @@ class MasterConfig:
                 f"--registry: must be 'file', 'memory' or 'zookeeper', got {self.registry!r}"
             )
         if self.registry == "file" and self.work_dir is None:
-            raise ConfigError("--work-dir: required with --registry file")
+            raise ConfigError(
+                "--work-dir is required (or EMPORION_WORK_DIR): the registry is kept there;"
+                " or give --zk to keep it in ZooKeeper, or --registry memory to keep none"
+            )
         if self.registry == "zookeeper" and self.zk is None:
             raise ConfigError("--zk: required with --registry zookeeper")
         if self.zk is not None and not isinstance(self.zk, ZkUrl):

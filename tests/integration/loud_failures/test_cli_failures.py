@@ -106,6 +106,7 @@ def test_agent_executor_port_in_use(busy_port: int, tmp_path: Path) -> None:
         (("agent", "--master", "h:1", "--work-dir", "/tmp/x", "--port", "http"), "--port"),
         (("agent", "--master", "h:1", "--work-dir", "/tmp/x", "--resources", "cpus:x"), "cpus"),
         (("master", "--port", "many"), "--port"),
+        (("master",), "--work-dir is required (or EMPORION_WORK_DIR)"),
         (("master", "--offer-timeout", "soon"), "--offer-timeout"),
         (("local", "--agents", "0"), "--agents must be at least 1, not 0"),
         (("local", "--agents", "-2"), "--agents must be at least 1"),
