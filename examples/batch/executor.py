@@ -1,7 +1,8 @@
 """The batch executor: one long-lived process per agent and context, running tasks in workers.
 
 Started by the agent as ``python -m examples.batch.executor --workers N --port P`` (the port
-comes from the offer's ``ports``). It starts ``N`` worker processes (:mod:`.worker`) at once,
+comes from the offer's ``ports``; if something outside the cluster holds it, a free one is used,
+and TASK_RUNNING tells the driver which). It starts ``N`` worker processes (:mod:`.worker`) at once,
 before the first task needs them, and more if more tasks arrive at once; each task runs in a
 worker of its own, so tasks run in parallel on separate cores. It serves, on ``P``, the shuffle
 blocks its map tasks wrote and results too big for a status update
@@ -186,7 +187,12 @@ class BatchExecutor(Executor):
         os.makedirs(self.block_dir, exist_ok=True)
         self.executor_id = os.environ.get("MESOS_EXECUTOR_ID", "batch-executor")
         self.pool = WorkerPool(self.executor_id, self.block_dir, workers)
-        self.server = ThreadingHTTPServer(("", port), _handler(self.block_dir))
+        try:
+            self.server = ThreadingHTTPServer(("", port), _handler(self.block_dir))
+        except OSError as error:  # Offered, yet taken by a process outside the cluster's books.
+            log.warning("port %d: %s; serving blocks on a free port instead", port, error)
+            self.server = ThreadingHTTPServer(("", 0), _handler(self.block_dir))
+        self.port_note = b"P%d" % self.server.server_address[1]
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self._closed = False
@@ -194,9 +200,12 @@ class BatchExecutor(Executor):
 
     def launchTask(self, driver: ExecutorDriver, task: messages.TaskInfo) -> None:
         if task.data == b"warmup":
-            driver.sendStatusUpdate(_status(task.task_id, messages.TASK_FINISHED, "warm"))
+            note = self.port_note
+            driver.sendStatusUpdate(_status(task.task_id, messages.TASK_FINISHED, "warm", note))
             return
-        driver.sendStatusUpdate(_status(task.task_id, messages.TASK_RUNNING))
+        # The block server's port rides on TASK_RUNNING, which reaches the driver before the
+        # task's result: the offered port may have been taken by someone else.
+        driver.sendStatusUpdate(_status(task.task_id, messages.TASK_RUNNING, data=self.port_note))
         threading.Thread(target=self._run, args=(driver, task), daemon=True).start()
 
     def _run(self, driver: ExecutorDriver, task: messages.TaskInfo) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import pickle
 import sys
 import threading
@@ -34,6 +35,7 @@ from protos.resources import Resources
 
 __all__ = ["BatchConfig", "BatchScheduler", "ExecutorRecord"]
 
+log = logging.getLogger("examples.batch.scheduler")
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTOR_MODULE = "examples.batch.executor"
 REVIVE_EVERY = 1.0
@@ -171,6 +173,11 @@ class BatchScheduler(Scheduler):
     def statusUpdate(self, driver: SchedulerDriver, status: messages.TaskStatus) -> None:
         now = time.monotonic()
         task_id = status.task_id.value
+        if status.data[:1] == b"P" and status.executor_id.value:
+            with self.lock:
+                reporter = self.by_executor.get(status.executor_id.value)
+                if reporter is not None:
+                    reporter.port = int(status.data[1:])
         if task_id.startswith("warmup-"):
             if status.state in (messages.TASK_FAILED, messages.TASK_ERROR):
                 with self.lock:
@@ -224,6 +231,14 @@ class BatchScheduler(Scheduler):
                 self._forget_executor(lost_executor)
                 self.dag.fetch_failed(task_id, shuffle_id, lost_executor, now)
             else:
+                log.info(
+                    "task %s on %s: %s (%s) %s",
+                    task_id,
+                    attempt.executor_id,
+                    messages.state_name(status.state),
+                    messages.TaskStatus.Reason.Name(status.reason),
+                    status.message,
+                )
                 if status.reason in (
                     messages.TaskStatus.REASON_EXECUTOR_TERMINATED,
                     messages.TaskStatus.REASON_AGENT_REMOVED,
