@@ -1,11 +1,13 @@
 """A pymesos executor written as pymesos's README writes one, run unmodified by an agent.
 
 Each task: TASK_RUNNING, the task's data written to stderr, TASK_FINISHED with the data
-reversed as its ``data``. A framework message is answered with the same bytes upper-cased.
+reversed as its ``data``; a task whose data is ``wait`` finishes only once a file ``go`` is in
+the sandbox. A framework message is answered with the same bytes upper-cased.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from threading import Thread
@@ -32,6 +34,8 @@ class MinimalExecutor(Executor):  # type: ignore[misc]
             driver.sendStatusUpdate(update)
             data = decode_data(task["data"])
             print(data, file=sys.stderr, flush=True)
+            while data == b"wait" and not os.path.exists("go"):
+                time.sleep(0.05)
             update = {
                 "task_id": {"value": task["task_id"]["value"]},
                 "state": "TASK_FINISHED",

@@ -98,7 +98,10 @@ async def check_endpoints(
     assert redirect.status_code == 307
     assert redirect.headers["location"] == f"http://{server.http_address}/"
 
-    state = await get_json(client, "/master/state?jsonp=ignored")
+    state = await get_json(client, "/master/state")
+    wrapped = await client.get("/master/state?jsonp=angular.callbacks._1")  # Mesos's JSONP
+    assert wrapped.headers["content-type"].startswith("text/javascript")
+    assert wrapped.text.startswith("angular.callbacks._1({")
     assert state["id"] == server.master_id
     assert state["start_time"] == server.start_time
     assert state["elected_time"] == server.elected_time
@@ -208,7 +211,7 @@ def test_http_port_off_and_a_busy_http_port() -> None:
         port = busy.getsockname()[1]
         process = master_process("--http-port", str(port))
         out, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 2  # a start-up failure: one line, exit 2
     assert out == ""
     assert f"emporion master: cannot bind the HTTP API to 127.0.0.1:{port}" in err
 
