@@ -46,7 +46,7 @@ MinAllocatable = tuple[Quantities, ...]
 
 def quantities(resources: Resources) -> Quantities:
     """The scalar totals of ``resources`` (over all reservations), in int thousandths."""
-    return {name: round(value * 1000) for name, value in resources.scalar_totals().items()}
+    return dict(resources.scalar_thousandths())  # Kept by ``resources``: no float round trip.
 
 
 def add_into(target: dict[str, int], amounts: Mapping[str, int]) -> None:

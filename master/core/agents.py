@@ -18,7 +18,7 @@ from master.core.history import MAX_STATUSES, status_entry
 from master.core.model import Agent, AgentPhase, Executor, Framework, Task
 from master.core.offers import drop_offer, remove_offer
 from master.core.state import MasterState, log
-from master.core.validation import parse_resources
+from master.core.validation import parse_resources, parse_task_resources
 from master.registry.state import (
     AdmitAgent,
     MarkAgentUnreachable,
@@ -116,8 +116,8 @@ def _bind(state: MasterState, agent: Agent, connection_id: str, now: float) -> N
 def _totals(
     info: mesos_pb2.AgentInfo, checkpointed: list[mesos_pb2.Resource], where: str
 ) -> tuple[Resources, Resources]:
-    static = parse_resources(info.resources, f"{where}.agent_info.resources")
-    dynamic = parse_resources(checkpointed, f"{where}.checkpointed_resources")
+    static = parse_task_resources(info.resources, f"{where}.agent_info.resources")
+    dynamic = parse_task_resources(checkpointed, f"{where}.checkpointed_resources")
     if dynamic != dynamic_part(dynamic):
         raise ValueError(f"{where}.checkpointed_resources: only dynamic reservations are kept")
     return apply_reservations(static, dynamic), dynamic
@@ -186,7 +186,7 @@ def reregister(
     master_view = agent.reservations if agent is not None else None
     try:
         if master_view is not None:
-            static = parse_resources(info.resources, "reregister_agent.agent_info.resources")
+            static = parse_task_resources(info.resources, "reregister_agent.agent_info.resources")
             total, dynamic = apply_reservations(static, master_view), master_view
         else:
             total, dynamic = _totals(info, checkpointed, "reregister_agent")
@@ -255,7 +255,7 @@ def _parse_task(proto: mesos_pb2.Task, index: int) -> tuple[mesos_pb2.Task, Reso
     where = f"reregister_agent.tasks[{index}]"
     if not proto.task_id.value or not proto.framework_id.value:
         raise ValueError(f"{where}: task_id and framework_id are required")
-    return proto, parse_resources(proto.resources, f"{where}.resources")
+    return proto, parse_task_resources(proto.resources, f"{where}.resources")
 
 
 def _detach(state: MasterState, agent: Agent) -> None:

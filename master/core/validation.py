@@ -143,8 +143,9 @@ def parse_task_resources(
     """:func:`parse_resources`, remembering recent results by their wire bytes; with ``role``,
     resources that carry an ``allocation_info.role`` must carry that one.
 
-    Launches repeat the same few resource sets thousands of times; looking the bytes up costs a
-    tenth of parsing them. ``Resources`` is immutable, so sharing one value is safe.
+    Launches repeat the same few resource sets thousands of times, as do agents of one shape
+    registering by the thousand; looking the bytes up costs a tenth of parsing them.
+    ``Resources`` is immutable, so sharing one value is safe.
     """
     key = b"".join([r.SerializeToString() for r in protos])
     parsed = _PARSED.get(key)
