@@ -29,6 +29,8 @@ POLL_FAST = 0.25
 """Seconds between reads while output flows."""
 POLL_SLOW = 1.0
 """Seconds between reads once a file has been quiet for a while."""
+FOLLOW_ATTEMPTS = 5
+"""Failed reads in a row after which following gives up (the last error is raised)."""
 
 
 class SandboxFile:
@@ -95,15 +97,18 @@ async def follow(
     *,
     fast: float = POLL_FAST,
     slow: float = POLL_SLOW,
+    attempts: int = FOLLOW_ATTEMPTS,
 ) -> AsyncIterator[str]:
     """Chunks as they are written, until ``ended()`` is true; then the rest, then stop.
 
     A file that does not exist yet (the task is still being fetched or launched) is waited for;
-    once the task ended, a file that never appeared ends the iteration.
-    Reads come every ``fast`` seconds while output flows, every ``slow`` after a quiet spell
-    (each read costs the master two lookups and a call to the agent: many followers slow down).
+    once the task ended, a file that never appeared ends the iteration. Reads come every
+    ``fast`` seconds while output flows, every ``slow`` after a quiet spell (each read costs the
+    master two lookups and a call to the agent: many followers slow down). A read that fails
+    (the master or the agent did not answer) is tried again after ``slow`` seconds; the error
+    is raised after ``attempts`` failures in a row.
     """
-    quiet = 0
+    quiet = failures = 0
     while True:
         finished = ended()  # Read after this check: nothing written before the end is missed.
         try:
@@ -112,6 +117,13 @@ async def follow(
             if finished:
                 return
             chunk = ""
+        except ClientError:
+            failures += 1
+            if failures >= attempts:
+                raise
+            await asyncio.sleep(slow)
+            continue
+        failures = 0
         if chunk:
             quiet = 0
             yield chunk

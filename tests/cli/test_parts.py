@@ -6,11 +6,13 @@ No cluster here: these are the rules the integration tests rely on, each checked
 from __future__ import annotations
 
 import argparse
+import asyncio
 
+import httpx
 import pytest
 
 from emporion.cli import PEOPLE_COMMANDS, build_parser, main
-from emporion.client import UsageError, discover, master_from_env
+from emporion.client import ClientError, SandboxFile, UsageError, discover, follow, master_from_env
 from emporion.commands.ops.run import spec_from_args
 from emporion.commands.ops.runner import Output, exit_status
 from emporion.commands.ops.tasks import command_text, resources_of, state_name
@@ -190,3 +192,47 @@ def test_the_client_asks_the_method_the_master_serves() -> None:
     from master.runtime import discovery as server
 
     assert client.DISCOVERY_METHOD == server.DISCOVERY_METHOD
+
+
+def _sandbox(answers: list[tuple[int, dict[str, object]]]) -> tuple[SandboxFile, list[int]]:
+    """A SandboxFile whose master answers ``answers`` in turn; the offsets it was asked for."""
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(int(request.url.params["offset"]))
+        status, body = answers.pop(0)
+        return httpx.Response(status, json=body)
+
+    client = httpx.AsyncClient(base_url="http://master", transport=httpx.MockTransport(answer))
+    return SandboxFile(client, "m:1", "F", "T", path="stdout"), asked
+
+
+def test_follow_reads_on_from_where_it_was_and_outlasts_a_hiccup() -> None:
+    file, asked = _sandbox(
+        [
+            (404, {"detail": "'stdout' does not exist"}),  # not created yet
+            (200, {"data": "ab", "offset": 0, "next": 2}),
+            (502, {"detail": "agent a:1 did not answer read"}),
+            (200, {"data": "c\n", "offset": 2, "next": 4}),
+            (200, {"data": "", "offset": 4, "next": 4}),
+            (200, {"data": "", "offset": 4, "next": 4}),  # after the end: the rest, then stop
+        ]
+    )
+
+    async def collect() -> list[str]:
+        # The task "ends" once five reads were made: the sixth drains what is left.
+        return [chunk async for chunk in follow(file, lambda: len(asked) >= 5, fast=0, slow=0)]
+
+    assert asyncio.run(collect()) == ["ab", "c\n"]
+    assert asked == [0, 0, 2, 2, 4, 4]
+
+
+def test_follow_gives_up_after_failures_in_a_row() -> None:
+    file, _ = _sandbox([(502, {"detail": "agent a:1 did not answer read"})] * 3)
+
+    async def collect() -> None:
+        async for _ in follow(file, lambda: False, fast=0.0, slow=0.0, attempts=3):
+            pass
+
+    with pytest.raises(ClientError, match="agent a:1 did not answer read"):
+        asyncio.run(collect())

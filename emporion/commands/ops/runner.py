@@ -245,6 +245,10 @@ class Runner:
         if self.interrupted.is_set():
             await self._teardown(client)
             return 130
+        if consumer.done() and not consumer.cancelled():
+            crash = consumer.exception()
+            if crash is not None:
+                raise crash  # a bug: say where
         if self._failure is None and not self._done.is_set():
             self._failure = "the connection to the master ended before the tasks did"
         if self._failure is not None:
@@ -287,20 +291,26 @@ class Runner:
 
     async def _consume(self, client: SchedulerClient) -> None:
         async for event in client.events():
-            match event:
-                case events.Offers(offers=offers):
-                    await self._offers(client, offers)
-                case events.Update(status=status):
-                    self._update(status)
-                    if status.uuid:
-                        await client.acknowledge(status)
-                case events.Subscribed(resubscribed=True):
-                    await client.reconcile([])
-                case events.Error(message=message):
-                    self._failure = f"the master ended the framework: {message}"
-                    return
+            if isinstance(event, events.Error):
+                self._failure = f"the master ended the framework: {event.message}"
+                return
+            # An acknowledgement, decline or reconciliation that does not get through while the
+            # client reconnects is let go: the agent resends the update, offers come again.
+            with contextlib.suppress(SchedulerSDKError):
+                await self._handle(client, event)
             if all(instance.ended for instance in self.instances):
                 self._done.set()
+
+    async def _handle(self, client: SchedulerClient, event: events.Event) -> None:
+        match event:
+            case events.Offers(offers=offers):
+                await self._offers(client, offers)
+            case events.Update(status=status):
+                self._update(status)
+                if status.uuid:
+                    await client.acknowledge(status)
+            case events.Subscribed(resubscribed=True):
+                await client.reconcile([])
 
     async def _offers(self, client: SchedulerClient, offers: tuple[mesos_pb2.Offer, ...]) -> None:
         need = self.spec.resources
