@@ -127,16 +127,28 @@ class BenchCluster(LocalCluster):
         return process
 
 
-def run_emporion(job: Callable[[Any, Path], Answer], inputs: Path, agents: int) -> dict[str, Any]:
-    """Time ``job`` on a fresh local cluster; the figures and the answer (key ``answer``)."""
+def run_emporion(
+    job: Callable[[Any, Path], Answer],
+    inputs: Path,
+    agents: int,
+    keep: Path | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Time ``job`` on a fresh local cluster; the figures and the answer (key ``answer``).
+
+    ``keep``: the cluster's work dir (logs, sandboxes), left in place afterwards;
+    ``options``: more keyword arguments for the ``BatchContext``.
+    """
     from examples.batch import BatchContext
 
     started = time.perf_counter()
-    with BenchCluster(agents=agents, http_port=None) as cluster:
+    with BenchCluster(agents=agents, http_port=None, work_dir=keep) as cluster:
         assert cluster.master_address is not None
         ready = time.perf_counter()
         context_start = time.perf_counter()
-        with BatchContext(cluster.master_address, app_name="bench-batch", progress=False) as sc:
+        with BatchContext(
+            cluster.master_address, app_name="bench-batch", progress=False, **(options or {})
+        ) as sc:
             job_start = time.perf_counter()
             answer = job(sc, inputs)
             done = time.perf_counter()
@@ -199,7 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="input generator seed")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="input cache")
     parser.add_argument("--skip-emporion", action="store_true", help="PySpark only (baseline)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the cluster's work dir (logs) here"
+    )
+    parser.add_argument(
+        "--task-mem", type=float, default=None, help="BatchContext task_mem (MiB) if not default"
+    )
     args = parser.parse_args(argv)
+    if args.task_mem is not None and args.task_mem <= 0:
+        parser.error(f"--task-mem must be > 0, not {args.task_mem:g}")
     if args.input_mb <= 0:
         parser.error(f"--input-mb must be > 0, not {args.input_mb:g}")
     if args.agents < 1:
@@ -214,12 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "input_mb": args.input_mb,
         "input_bytes": sum((inputs / name).stat().st_size for name in READS[args.workload]),
         "agents": args.agents,
+        "task_mem": args.task_mem,
         "input_ready_s": rounded(time.perf_counter() - generate_start, 2),
     }
     job = JOBS[args.workload]
     answers: dict[str, Answer] = {}
     if not args.skip_emporion:
-        result = run_emporion(job, inputs, args.agents)
+        options = {} if args.task_mem is None else {"task_mem": args.task_mem}
+        result = run_emporion(job, inputs, args.agents, args.keep, options)
         answers["emporion"] = result.pop("answer")
         figures.update({key: rounded(value, 3) for key, value in result.items()})
     if args.vs_pyspark:
