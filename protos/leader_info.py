@@ -236,6 +236,8 @@ class LeaderInfo:
     grpc_address: str
     http_address: str | None = None
     node: str = ""
+    scheme: str = "http"
+    """``https`` when the master serves TLS (gRPC and HTTP): clients must connect with TLS."""
 
     @property
     def master_id(self) -> str:
@@ -279,6 +281,7 @@ def master_info_json(
     *,
     grpc_address: str | None = None,
     http_address: str | None = None,
+    scheme: str = "http",
 ) -> bytes:
     """The data of a candidate znode: ``info`` in Mesos's JSON form plus our addresses.
 
@@ -294,6 +297,8 @@ def master_info_json(
     doc["grpc_address"] = _check_address(grpc, "grpc_address")
     if http_address is not None:
         doc["http_address"] = _check_address(http_address, "http_address")
+    if scheme != "http":  # http is implied: Mesos's and earlier masters' data say none.
+        doc["scheme"] = scheme
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -307,6 +312,9 @@ def leader_from_json(data: bytes, node: str = "") -> LeaderInfo:
         raise LeaderInfoError(f"candidate {node or '?'}: data is not a JSON object")
     grpc = doc.pop("grpc_address", None)
     http = doc.pop("http_address", None)
+    scheme = doc.pop("scheme", "http")
+    if scheme not in ("http", "https"):
+        raise LeaderInfoError(f"candidate {node or '?'}: scheme must be http or https: {scheme!r}")
     info = mesos_pb2.MasterInfo()
     try:
         json_format.ParseDict(doc, info, ignore_unknown_fields=True)
@@ -320,7 +328,7 @@ def leader_from_json(data: bytes, node: str = "") -> LeaderInfo:
             raise LeaderInfoError(f"candidate {node or '?'}: MasterInfo has no address")
     grpc = _check_address(grpc, "grpc_address")
     http = None if http is None else _check_address(http, "http_address")
-    return LeaderInfo(info, grpc, http, node)
+    return LeaderInfo(info, grpc, http, node, scheme)
 
 
 # -- leadership -------------------------------------------------------------------------------
