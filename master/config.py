@@ -122,6 +122,26 @@ class MasterConfig:
     max_tasks_per_accept: int = 1000
     """Most tasks one ACCEPT may launch (they all go to one agent at once); more are refused
     with INVALID_ARGUMENT, so that no single call buries an agent in launches."""
+    tls_cert: Path | None = None
+    """PEM certificate: serve gRPC and HTTP over TLS (with ``tls_key``)."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_ca: Path | None = None
+    """PEM CA bundle that client certificates are verified against."""
+    tls_require_client_cert: bool = False
+    """Mutual TLS: refuse clients without a certificate signed by ``tls_ca``."""
+    authenticate_frameworks: bool = False
+    """Frameworks must authenticate (gRPC ``authorization`` metadata / HTTP basic)."""
+    authenticate_agents: bool = False
+    """Agents must authenticate to register."""
+    authenticate_http_readonly: bool = False
+    """Read-only HTTP endpoints (GET) need HTTP basic authentication."""
+    authenticate_http_readwrite: bool = False
+    """Read-write HTTP endpoints (POST, the operator API) need HTTP basic authentication."""
+    credentials: Path | None = None
+    """Mesos's credentials JSON: ``{"credentials": [{"principal": ..., "secret": ...}]}``."""
+    acls: Path | None = None
+    """Mesos's ACL JSON (docs/security.md); None: every authenticated request is allowed."""
     profile: Path | None = None
     """Write cProfile statistics of the whole run here at shutdown (for benchmarks)."""
     log_level: str = "INFO"
@@ -193,6 +213,26 @@ class MasterConfig:
                 raise ConfigError(f"--weights: {error}") from None
             if not (math.isfinite(weight) and weight > 0):
                 raise ConfigError(f"--weights: weight of {role!r} must be positive, got {weight}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key: give both, or neither")
+        if self.tls_require_client_cert and (self.tls_cert is None or self.tls_ca is None):
+            raise ConfigError("--tls-require-client-cert: needs --tls-cert, --tls-key and --tls-ca")
+        authenticating = [
+            name
+            for name in (
+                "authenticate_frameworks",
+                "authenticate_agents",
+                "authenticate_http_readonly",
+                "authenticate_http_readwrite",
+            )
+            if getattr(self, name)
+        ]
+        if authenticating and self.credentials is None and not self.tls_require_client_cert:
+            flag = "--" + authenticating[0].replace("_", "-")
+            raise ConfigError(
+                f"{flag}: needs --credentials FILE (or --tls-require-client-cert, whose"
+                " certificates' subject CN stands as the principal)"
+            )
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"--log-level: unknown level {self.log_level!r}")
 
@@ -227,6 +267,16 @@ _FLAG_HELP = {
     "max_completed_frameworks": "torn-down frameworks remembered (default 50)",
     "max_completed_tasks_per_framework": "completed tasks kept per framework (default 1000)",
     "max_tasks_per_accept": "most tasks one ACCEPT may launch (default 1000)",
+    "tls_cert": "PEM certificate: serve gRPC and HTTP over TLS (with --tls-key)",
+    "tls_key": "PEM private key of --tls-cert",
+    "tls_ca": "PEM CA that client certificates are verified against",
+    "tls_require_client_cert": "mutual TLS: refuse clients without a certificate (true/false)",
+    "authenticate_frameworks": "frameworks must authenticate (true/false)",
+    "authenticate_agents": "agents must authenticate (true/false)",
+    "authenticate_http_readonly": "read-only HTTP endpoints need basic authentication",
+    "authenticate_http_readwrite": "read-write HTTP endpoints need basic authentication",
+    "credentials": "Mesos credentials JSON file (principals and secrets)",
+    "acls": "Mesos ACL JSON file (docs/security.md)",
     "profile": "write cProfile statistics here at shutdown",
     "log_level": "DEBUG, INFO (default), WARNING or ERROR",
 }
@@ -250,17 +300,38 @@ _INTS = frozenset(
         "max_tasks_per_accept",
     }
 )
-_PATHS = frozenset({"work_dir", "profile"})
+_PATHS = frozenset({"work_dir", "profile", "tls_cert", "tls_key", "tls_ca", "credentials", "acls"})
+_BOOLS = frozenset(
+    {
+        "tls_require_client_cert",
+        "authenticate_frameworks",
+        "authenticate_agents",
+        "authenticate_http_readonly",
+        "authenticate_http_readwrite",
+    }
+)
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (and ``1``/``0``, ``yes``/``no``) as Mesos's boolean flags."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every master flag to ``parser`` (values stay strings; defaults are applied later)."""
     for f in fields(MasterConfig):
+        boolean = {"nargs": "?", "const": "true"} if f.name in _BOOLS else {}
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=None,
             metavar=f.name.upper(),
+            **boolean,  # type: ignore[arg-type]
             help=_FLAG_HELP[f.name] + f" [env {ENV_PREFIX}{f.name.upper()}]",
         )
 
@@ -282,6 +353,8 @@ def _convert(name: str, text: str) -> object:
             if not text.strip().lstrip("+-").isdigit():
                 raise ValueError(f"expected a whole number, got {text!r}")
             return int(text)
+        if name in _BOOLS:
+            return parse_bool(text)
         if name in _PATHS:
             if not text.strip():
                 raise ValueError("empty path")

@@ -10,12 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+
+from protos.security import TlsConfig
 
 __all__ = ["MasterHttpServer"]
+
+
+def _tls_options(tls: TlsConfig | None) -> dict[str, Any]:
+    """uvicorn's TLS settings for ``tls`` (none: plain HTTP)."""
+    if tls is None:
+        return {}
+    return {
+        "ssl_certfile": str(tls.cert),
+        "ssl_keyfile": str(tls.key),
+        "ssl_ca_certs": str(tls.ca) if tls.ca is not None else None,
+        "ssl_cert_reqs": (
+            ssl.CERT_REQUIRED
+            if tls.require_client_cert
+            else ssl.CERT_OPTIONAL
+            if tls.ca is not None
+            else ssl.CERT_NONE
+        ),
+    }
 
 
 class _Server(uvicorn.Server):
@@ -33,7 +54,15 @@ class MasterHttpServer:
     Raises OSError at construction if the address cannot be bound.
     """
 
-    def __init__(self, host: str, port: int, app: FastAPI, *, grace: int = 1) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Any,
+        *,
+        grace: int = 1,
+        tls: TlsConfig | None = None,
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -53,6 +82,7 @@ class MasterHttpServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=grace,
+            **_tls_options(tls),
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -37,6 +37,8 @@ from collections.abc import Callable
 
 from grpc import aio
 
+from master.auth import MasterSecurity
+from master.auth.http import BasicAuthMiddleware
 from master.config import MasterConfig
 from master.core import Effect, IdGenerator, Master, make_master_info
 from master.http import MasterHttpServer, NotLeadingError, create_app
@@ -56,6 +58,7 @@ from master.runtime.registration import add_tolerant
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
 from protos.limits import GRPC_MESSAGE_OPTIONS
+from protos.security import SecurityConfigError
 from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2_grpc
 
 __all__ = ["GRPC_OPTIONS", "MasterServer", "run", "serve"]
@@ -144,6 +147,9 @@ class MasterServer:
         self.failed: BaseException | None = None
         self.election: ZooKeeperElection | None = None
         self.gate = Gate()
+        self.security = MasterSecurity(config)
+        """TLS, credentials and ACLs (files read now: a bad one fails the construction)."""
+        self.gate.security = self.security
         self.terms = 0
         """How many times this master took the lead (1 for a standalone master)."""
         self._server: aio.Server | None = None
@@ -191,7 +197,12 @@ class MasterServer:
         bind_host = f"[{host}]" if ":" in host else host
         _check_port_free(host, config.port)
         try:
-            port = server.add_insecure_port(f"{bind_host}:{config.port}")
+            tls = self.security.tls
+            port = (
+                server.add_secure_port(f"{bind_host}:{config.port}", tls.server_credentials())
+                if tls is not None
+                else server.add_insecure_port(f"{bind_host}:{config.port}")
+            )
         except RuntimeError:  # grpcio >= 1.60 raises where older ones returned 0
             port = 0
         if port == 0:
@@ -211,7 +222,12 @@ class MasterServer:
                 flags=config_flags(config),
                 scheduler=lambda: self.gate.runtime,
             )
-            self.http = MasterHttpServer(host, config.http_port, app)
+            self.http = MasterHttpServer(
+                host,
+                config.http_port,
+                BasicAuthMiddleware(app, self.security),
+                tls=self.security.tls,
+            )
             self.http_address = f"{bind_host}:{self.http.port}"
             self.advertised_http_address = format_address(
                 config.hostname or config.host, self.http.port
@@ -230,6 +246,7 @@ class MasterServer:
                 self._published_info(),
                 grpc_address=format_address(config.hostname or config.host, port),
                 http_address=self.advertised_http_address,
+                scheme=self.security.scheme,
             ),
         )
         if recovered is not None:
@@ -246,6 +263,7 @@ class MasterServer:
                     self._published_info(),
                     grpc_address=grpc_address,
                     http_address=self.advertised_http_address,
+                    scheme=self.security.scheme,
                 ),
                 grpc_address=grpc_address,
                 session_timeout=config.zk_session_timeout,
@@ -481,7 +499,11 @@ def _check_port_free(host: str, port: int) -> None:
 
 async def serve(config: MasterConfig) -> int:
     """Run a master until SIGINT/SIGTERM; print its address first. Exit status."""
-    server = MasterServer(config)
+    try:
+        server = MasterServer(config)
+    except SecurityConfigError as error:  # A credentials, ACL or TLS file it cannot use.
+        print(f"emporion master: {error}", file=sys.stderr)
+        return 2
     try:
         address = await server.start()
     except (RegistryError, OSError) as error:

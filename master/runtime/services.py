@@ -32,6 +32,8 @@ from typing import NoReturn, TypeVar
 import grpc
 from grpc import aio
 
+from master.auth import MasterSecurity, PermissionDeniedError
+from master.auth.edge import call_principal, refuse
 from master.core import CallError, ErrorCode
 from master.core.faults import CoreFaultError
 from master.runtime.driver import MasterRuntime
@@ -82,6 +84,8 @@ class Gate:
     ) -> None:
         self.runtime = runtime
         self.leader = leader
+        self.security: MasterSecurity | None = None
+        """Authentication and authorization at this edge (None: none, every call allowed)."""
 
     async def enter(self, context: aio.ServicerContext[object, object]) -> MasterRuntime:
         """The runtime to serve a call with; aborts it with UNAVAILABLE when not leading."""
@@ -141,6 +145,18 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if (bad := undecodable(request)) is not None:
             await refuse_undecodable(bad, context)
         runtime = await self.gate.enter(context)
+        security = self.gate.security
+        if security is not None:
+            principal = await call_principal(security, context, security.flags.frameworks)
+            known = runtime.core.framework(
+                request.framework_id.value or request.subscribe.framework_info.id.value
+            )
+            try:
+                security.check_subscribe(principal, request, None if known is None else known.info)
+            except PermissionDeniedError as denied:
+                await refuse(context, denied)
+            if principal is not None:
+                request.subscribe.framework_info.principal = principal
         stream_id = str(uuid.uuid4())
         channel = EventChannel()
         try:
@@ -167,6 +183,14 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if (bad := undecodable(request)) is not None:
             await refuse_undecodable(bad, context)
         runtime = await self.gate.enter(context)
+        if (security := self.gate.security) is not None:
+            principal = await call_principal(security, context, security.flags.frameworks)
+            for call in request.calls:
+                known = runtime.core.framework(call.framework_id.value)
+                try:
+                    security.check_call(principal, call, None if known is None else known.info)
+                except PermissionDeniedError as denied:
+                    await refuse(context, denied)
         outcomes = runtime.call_batch(_stream_id(context), request.calls)
         reply = scheduler_pb2.CallResults()
         add = reply.results.add
@@ -197,6 +221,13 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 f"type {got} does not match the method (it takes {name} calls)",
             )
         runtime = await self.gate.enter(context)
+        if (security := self.gate.security) is not None:
+            principal = await call_principal(security, context, security.flags.frameworks)
+            known = runtime.core.framework(request.framework_id.value)
+            try:
+                security.check_call(principal, request, None if known is None else known.info)
+            except PermissionDeniedError as denied:
+                await refuse(context, denied)
         try:
             runtime.call(_stream_id(context), request)
         except CallError as error:
@@ -339,6 +370,10 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[list[agent_internal_pb2.MasterMessage]]:
         runtime = await self.gate.enter(context)
+        security = self.gate.security
+        principal = None
+        if security is not None:
+            principal = await call_principal(security, context, security.flags.agents)
         connection_id = str(uuid.uuid4())
         channel = AgentChannel()
         reader: asyncio.Task[None] | None = None
@@ -354,10 +389,19 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             message = next(first, None)
             if message is None:
                 return
+            if security is not None:
+                try:
+                    security.check_agent(principal, message)
+                except PermissionDeniedError as denied:
+                    await refuse(context, denied)
             try:
                 runtime.agent_connected(connection_id, channel, message)
             except CoreFaultError as fault:
                 await context.abort(grpc.StatusCode.INTERNAL, fault.message)
+            if security is not None and (
+                agent_id := runtime.core.state.connections.get(connection_id)
+            ):
+                security.agent_registered(agent_id, principal)
             runtime.agent_messages(connection_id, first)
             reader = asyncio.get_running_loop().create_task(
                 self._read(runtime, requests, unpack, connection_id, channel)
