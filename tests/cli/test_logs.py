@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from emporion.cli import main
 from emporion.client import NotFoundError, OperatorClient, tasks_of
 from tests.cli.conftest import emporion, emporion_command
 
@@ -58,7 +59,10 @@ def gated_task(master: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[s
 
 
 def test_logs_follow_prints_lines_as_they_come_and_ends_with_the_task(
-    master: str, operator: OperatorClient, gated_task: tuple[subprocess.Popen[str], Path, str]
+    master: str,
+    operator: OperatorClient,
+    gated_task: tuple[subprocess.Popen[str], Path, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     run, go, name = gated_task
     task_id = _running(operator, name)
@@ -77,11 +81,12 @@ def test_logs_follow_prints_lines_as_they_come_and_ends_with_the_task(
         assert follower.wait(timeout=60) == 0
         assert follower.stdout.read() == ""
     assert run.wait(timeout=60) == 0
-    # Once it ended: the whole file, and stderr on request, as JSON lines too.
-    done = emporion(master, "logs", task_id)
-    assert done.stdout == "first\nsecond\n"
-    err = emporion(master, "logs", "--stderr", "--json", task_id)
-    assert [json.loads(line) for line in err.stdout.splitlines()] == [
+    # Once it ended (in-process now): the whole file, and stderr on request, as JSON lines too.
+    capsys.readouterr()
+    assert main(["logs", task_id]) == 0
+    assert capsys.readouterr().out == "first\nsecond\n"
+    assert main(["logs", "--stderr", "--json", task_id]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [
         {"task_id": task_id, "stream": "stderr", "data": "err-first\n"}
     ]
 
