@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from types import ModuleType
 
-SERVER_COMMANDS = ("master", "agent", "local", "resources")
+SERVER_COMMANDS = ("master", "agent", "local", "resources", "certs")
 """Modules of ``emporion.commands`` that run (or configure) cluster processes."""
 
 PEOPLE_COMMANDS = frozenset(

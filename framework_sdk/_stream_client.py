@@ -24,6 +24,7 @@ import grpc.aio
 
 from framework_sdk.errors import NotSubscribedError, SubscriptionError
 from protos.limits import GRPC_MESSAGE_OPTIONS
+from protos.security import ClientCredential, TlsConfig, open_aio_channel
 
 __all__ = ["EOF", "ClientSession", "EventIterator", "StreamClient"]
 
@@ -113,6 +114,10 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
         self.channels_opened = 0
         """Channels opened so far (for tests and benchmarks)."""
         self._changed = asyncio.Event()
+        self._tls: TlsConfig | None = None
+        """TLS of the channels (None: plaintext); a subclass sets it before starting."""
+        self._credential: ClientCredential | None = None
+        """Sent with every call (``authorization`` metadata) when set."""
 
     # -- what a subclass provides --
 
@@ -231,7 +236,9 @@ class StreamClient(abc.ABC, Generic[_SessionT, _EventT, _StubT]):
             if self._reuse_channels
             else GRPC_MESSAGE_OPTIONS
         )
-        self._channel = grpc.aio.insecure_channel(address, options=options)
+        self._channel = open_aio_channel(
+            address, options, tls=self._tls, credential=self._credential
+        )
         self._channel_address = address
         self._stub = self._new_stub(self._channel)
         self.channels_opened += 1

@@ -40,6 +40,11 @@ TEARDOWN) are dropped quietly.
 
 The scaffolding shared with the executor client is in :mod:`framework_sdk._stream_client`; how
 calls are sent, gathered into ``Batch`` or alone, in :mod:`framework_sdk._batching`.
+
+**Security.** ``credential=`` (a ``messages.Credential``, as Mesos's driver takes) is sent with
+every call; ``tls=`` (a :class:`~framework_sdk.auth.TlsConfig`) makes the channels TLS. Without
+them the ``EMPORION_SDK_PRINCIPAL``/``EMPORION_SDK_TLS_*`` variables decide
+(:mod:`framework_sdk.auth`).
 """
 
 from __future__ import annotations
@@ -69,6 +74,13 @@ from framework_sdk._batching import (
 )
 from framework_sdk._following import LeaderNews, LeaderWatch
 from framework_sdk._stream_client import EOF, EventIterator, StreamClient
+from framework_sdk.auth import (
+    ClientCredential,
+    TlsConfig,
+    credential_from_env,
+    resolve_credential,
+    tls_from_env,
+)
 from framework_sdk.config import ClientConfig
 from framework_sdk.detector import MasterDetector, create_detector
 from framework_sdk.errors import CallError, NotSubscribedError
@@ -137,6 +149,8 @@ class SchedulerClient(
         suppressed_roles: Iterable[str] = (),
         offer_constraints: scheduler_pb2.OfferConstraints | None = None,
         config: ClientConfig | None = None,
+        credential: mesos_pb2.Credential | ClientCredential | None = None,
+        tls: TlsConfig | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -157,6 +171,9 @@ class SchedulerClient(
             rng=rng,
         )
         super().__init__(session, clock)
+        # As Mesos's driver: a credential given wins; else the environment's (framework_sdk.auth).
+        self._credential = resolve_credential(credential) or credential_from_env()
+        self._tls = tls if tls is not None else tls_from_env()
         self._detector = detector
         self._sleep = sleep
         self._address: str | None = None

@@ -32,6 +32,7 @@ from framework_sdk import calls
 from framework_sdk import events as ev
 from framework_sdk._threaded_driver import Outgoing, Stop, ThreadedDriver
 from framework_sdk.aio import SchedulerClient
+from framework_sdk.auth import TlsConfig, resolve_credential
 from framework_sdk.config import ClientConfig
 from framework_sdk.detector import MasterDetector, create_detector
 from framework_sdk.errors import (
@@ -94,8 +95,10 @@ class SchedulerDriver(ThreadedDriver[SchedulerClient, ev.Event, _Outgoing]):
         framework_info: mesos_pb2.FrameworkInfo,
         master: str | MasterDetector,
         implicit_acknowledgements: bool = True,
+        credential: mesos_pb2.Credential | None = None,
         *,
         config: ClientConfig | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         if scheduler is None:
             raise TypeError("scheduler must be a Scheduler, not None")
@@ -109,6 +112,8 @@ class SchedulerDriver(ThreadedDriver[SchedulerClient, ev.Event, _Outgoing]):
         self._detector = create_detector(master)
         self._implicit_acks = bool(implicit_acknowledgements)
         self._config = config or ClientConfig()
+        self._credential = resolve_credential(credential)  # Checked now, not on the thread.
+        self._tls = tls
         self._partition_aware = any(
             c.type == mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
             for c in framework_info.capabilities
@@ -281,7 +286,13 @@ class SchedulerDriver(ThreadedDriver[SchedulerClient, ev.Event, _Outgoing]):
     # -- the driver thread --
 
     def _new_client(self) -> SchedulerClient:
-        return SchedulerClient(self._detector, self._framework_info, config=self._config)
+        return SchedulerClient(
+            self._detector,
+            self._framework_info,
+            config=self._config,
+            credential=self._credential,
+            tls=self._tls,
+        )
 
     async def _send_loop(
         self, client: SchedulerClient, outbox: asyncio.Queue[_Outgoing | Stop]
