@@ -231,7 +231,7 @@ class Prober:
                     self.latency.append(now - freed[1])
                     self.kill_latency.append(now - freed[0])
                     self._launch(offer)
-                elif self.placed < self.agents:
+                elif self.placed < self.agents and self._fits(offer):
                     self.placed += 1
                     self._launch(offer)
                 else:
@@ -243,6 +243,11 @@ class Prober:
             self._on_update(event.update.status, now)
         elif event.type == Event.ERROR:
             self._fail(f"probe framework: ERROR {event.error.message}")
+
+    def _fits(self, offer: mesos_pb2.Offer) -> bool:
+        available = Resources.from_protos(offer.resources)
+        needs = self.task_resources.scalar_totals().items()
+        return all(available.get(name) >= need for name, need in needs)
 
     def _launch(self, offer: mesos_pb2.Offer) -> None:
         role = offer.allocation_info.role if offer.HasField("allocation_info") else None
@@ -278,7 +283,8 @@ class Prober:
             self.running.pop(task_id, None)
             self.freed_at[status.agent_id.value] = (self.killed_at.pop(task_id), now)
         elif status.state in _TERMINAL and task_id not in self.killed_at:
-            self._fail(f"probe task {task_id}: {mesos_pb2.TaskState.Name(status.state)}")
+            state = mesos_pb2.TaskState.Name(status.state)
+            self._fail(f"probe task {task_id}: {state}: {status.message}")
 
     def start_probing(self) -> None:
         """Begin the kills (once every probe task runs)."""
@@ -358,13 +364,17 @@ async def http_figures(http: str, agents: int, tries: int) -> dict[str, Any]:
 # -- one size -------------------------------------------------------------------------------------
 
 
-async def measure(ns: argparse.Namespace, agents: int, run: dict[str, Any]) -> dict[str, Any]:
-    """Registration, launches, offer latency, HTTP, memory and idle CPU for one cluster."""
-    figures: dict[str, Any] = {"benchmark": "scale", "agents": agents}
+async def measure(
+    ns: argparse.Namespace, agents: int, run: dict[str, Any], figures: dict[str, Any]
+) -> None:
+    """Registration, launches, offer latency, HTTP, memory and idle CPU for one cluster, into
+    ``figures`` (what was measured stays there if a later phase fails)."""
     figures["emulator_processes"] = run["processes"]
     emulators: list[Child] = run["emulators"]
     master_pid: int = run["master"]
     deadline = time.time() + ns.timeout
+    await asyncio.sleep(max(0.0, run["start_at"] - time.time()))
+    cpu0 = process_cpu_seconds(master_pid)
     for emulator in emulators:
         await asyncio.to_thread(emulator.seen.wait, max(1.0, deadline - time.time()))
         if emulator.seen_at is None:
@@ -372,6 +382,8 @@ async def measure(ns: argparse.Namespace, agents: int, run: dict[str, Any]) -> d
     registered = max(e.seen_at for e in emulators if e.seen_at is not None)
     figures["registration_s"] = round(registered - run["start_at"], 3)
     figures["agents_per_s"] = round(agents / max(registered - run["start_at"], 1e-9), 1)
+    # On a shared machine wall time depends on the load; CPU time much less.
+    figures["registration_master_cpu_s"] = round(process_cpu_seconds(master_pid) - cpu0, 2)
     figures["emulator_cpu_s"] = round(sum(process_cpu_seconds(e.process.pid) for e in emulators), 2)
 
     channel = grpc.aio.insecure_channel(run["grpc"], options=_CHANNEL_OPTIONS)
@@ -433,19 +445,19 @@ async def measure(ns: argparse.Namespace, agents: int, run: dict[str, Any]) -> d
         r.cancel()
     await asyncio.gather(*runs, return_exceptions=True)
     await channel.close(None)
-    return figures
 
 
 def one_size(ns: argparse.Namespace, agents: int) -> dict[str, Any]:
     """Figures of one cluster size (with ``error`` if it could not be measured whole)."""
     with tempfile.TemporaryDirectory(prefix="emporion-scale-") as tmp:
         work = Path(tmp)
+        figures: dict[str, Any] = {"benchmark": "scale", "agents": agents}
         try:
             with cluster(ns, agents, work) as run:
-                figures = asyncio.run(measure(ns, agents, run))
+                asyncio.run(measure(ns, agents, run, figures))
         except (RuntimeError, OSError, grpc.RpcError) as error:
-            log = (work / "processes.log").read_text(errors="replace")[-3000:]
-            figures = {"benchmark": "scale", "agents": agents, "error": str(error), "log": log}
+            figures["error"] = str(error)
+            figures["log"] = (work / "processes.log").read_text(errors="replace")[-3000:]
     figures.update(
         tasks=ns.tasks,
         frameworks=ns.frameworks,
