@@ -1,10 +1,12 @@
 """The master's v1 operator API (``POST /api/v1``) from the command line, and id lookups.
 
 One :class:`OperatorClient` per command. Each call is one POST that follows a follower's 307 to
-the leader (the body is sent again, as the operator API expects). Its errors come back as
-:mod:`emporion.client.errors`: a connection failure or a 503 (no leader) is UnreachableError, a
-404 NotFoundError, a 400 UsageError, anything else the master refuses a ClientError, each with
-the master's own ``detail``.
+the leader (the body is sent again, as the operator API expects); after one redirect every
+later call goes to the leader directly, so that the calls every master answers for itself
+(GET_METRICS) are the leader's answers too. Leader-only calls come first for that reason.
+Errors come back as :mod:`emporion.client.errors`: a connection failure or a 503 (no leader)
+is UnreachableError, a 404 NotFoundError, a 400 UsageError, anything else the master refuses a
+ClientError, each with the master's own ``detail``.
 
 Task ids are unique within a framework only: :meth:`OperatorClient.find_task` looks one up in
 every framework and asks for ``--framework`` when two frameworks have it. Frameworks are named
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 
 from emporion.client.errors import ClientError, NotFoundError, UnreachableError, UsageError
+from protos.leader_info import format_address
 
 __all__ = ["TASK_LISTS", "OperatorClient", "tasks_of"]
 
@@ -42,6 +45,9 @@ class OperatorClient:
     def __init__(self, http: str, given: str, *, timeout: float = 15.0) -> None:
         self.http = http
         self.given = given
+        self.answered_by = http
+        """``host:port`` of the HTTP API calls go to: the leader's, once a follower redirected
+        a call there."""
         self._client = httpx.Client(
             base_url=f"http://{http}", timeout=timeout, follow_redirects=True, trust_env=False
         )
@@ -62,6 +68,11 @@ class OperatorClient:
             response = self._client.post("/api/v1", json=body)
         except httpx.HTTPError as error:
             raise UnreachableError(self.given, _reason(error)) from None
+        if response.history and response.url.port is not None:
+            # A follower sent us to the leader: go there directly from now on (calls every
+            # master answers, such as GET_METRICS, must come from the leader too).
+            self.answered_by = format_address(response.url.host, response.url.port)
+            self._client.base_url = httpx.URL(f"http://{self.answered_by}")
         if response.status_code == 200:
             return response.json() if response.content else {}
         detail = _detail(response)

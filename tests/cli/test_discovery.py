@@ -7,6 +7,7 @@ names both addresses.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -60,13 +61,28 @@ def zookeeper() -> Iterator[ZooKeeperCluster]:
 
 
 @pytest.mark.zk
-def test_zk_finds_the_leaders_http_api(
+def test_zk_finds_the_leader_and_a_follower_leads_to_it(
     zookeeper: ZooKeeperCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = zookeeper.url(f"/cli-{uuid.uuid4().hex[:8]}")
-    with LocalCluster(agents=0, master_flags=("--zk", url)) as ha:
+    with LocalCluster(
+        agents=1,
+        isolation="posix",
+        agent_resources="cpus:1;mem:256",
+        master_flags=("--zk", url),
+    ) as leader:
         found = discover(url, timeout=30.0)
-        assert found.http == ha.master_http_address
+        assert found.http == leader.master_http_address
         assert found.grpc == url  # frameworks follow the leader through ZooKeeper themselves
-        assert main(["status", "--master", url, "--json"]) == 0
-    assert f'"http_address": "{ha.master_http_address}"' in capsys.readouterr().out
+        with LocalCluster(agents=0, master_flags=("--zk", url)) as follower:
+            assert follower.master_address is not None
+            # Given the follower, the commands end up at the leader (its HTTP API redirects).
+            capsys.readouterr()
+            assert main(["status", "--master", follower.master_address, "--json"]) == 0
+            doc = json.loads(capsys.readouterr().out)
+            # run too: the scheduler API and the sandbox reads both reach the leader.
+            command = ["run", "--master", follower.master_address, "--", "echo", "via follower"]
+            assert main(command) == 0
+            assert capsys.readouterr().out == "via follower\n"
+    assert doc["leader"]["address"] == leader.master_address
+    assert doc["leader"]["http_address"] == leader.master_http_address

@@ -24,6 +24,7 @@ from emporion.commands.ops.common import (
     show,
     timestamp,
 )
+from protos.leader_info import format_address
 
 __all__ = ["register"]
 
@@ -32,10 +33,18 @@ ACTIVE_STATES = ("staging", "starting", "running", "killing", "unreachable")
 ENDED_STATES = ("finished", "failed", "killed", "lost", "error", "dropped", "gone")
 
 
+def _grpc_address(info: dict[str, Any]) -> str:
+    """The gRPC ``host:port`` a MasterInfo (JSON) names ("" if none)."""
+    address = info.get("address", {})
+    host = address.get("ip") or address.get("hostname") or info.get("hostname", "")
+    port = address.get("port") or info.get("port")
+    return format_address(host, int(port)) if host and port else ""
+
+
 def status_document(session: Session) -> dict[str, Any]:
     """What ``emporion status`` shows, as plain data (its ``--json``)."""
-    master = session.operator.master()
-    metrics = session.operator.metrics()
+    master = session.operator.master()  # leader-only: a follower sends it to the leader ...
+    metrics = session.operator.metrics()  # ... where every later call goes (followers answer this)
     info = master.get("master_info", {})
 
     def count(name: str) -> int:
@@ -44,8 +53,8 @@ def status_document(session: Session) -> dict[str, Any]:
     return {
         "leader": {
             "id": info.get("id", ""),
-            "address": session.endpoints.grpc,
-            "http_address": session.endpoints.http,
+            "address": _grpc_address(info) or session.endpoints.grpc,
+            "http_address": session.operator.answered_by,
             "version": info.get("version", ""),
             "start_time": master.get("start_time"),
             "elected_time": master.get("elected_time"),

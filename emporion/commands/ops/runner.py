@@ -207,7 +207,10 @@ class Runner:
             capabilities=["GPU_RESOURCES"] if self.spec.resources.get("gpus") else (),
         )
         async with httpx.AsyncClient(
-            base_url=f"http://{self.endpoints.http}", trust_env=False, timeout=15.0
+            base_url=f"http://{self.endpoints.http}",
+            follow_redirects=True,  # a follower sends the reads to the leader
+            trust_env=False,
+            timeout=15.0,
         ) as http:
             self._http = http
             client = SchedulerClient(self.endpoints.grpc, info)
