@@ -21,6 +21,7 @@ from typing import TypeVar
 from protos.durations import format_duration, parse_duration
 from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import Resources
+from protos.security import SecurityConfigError, load_credential
 from protos.v1 import mesos_pb2
 
 __all__ = [
@@ -210,6 +211,15 @@ class AgentConfig:
     enforce_container_disk_quota: bool = True
     container_disk_watch_interval: float = 15.0
     """How often each sandbox with a ``disk`` limit is measured (Mesos's disk/du isolator)."""
+    credential: Path | None = None
+    """File of the agent's credential (``{"principal": ..., "secret": ...}`` or Mesos's
+    ``principal secret``), sent to the master with every connection."""
+    tls_cert: Path | None = None
+    """PEM certificate: the HTTP API serves TLS, and it is the client certificate towards the
+    master (mutual TLS)."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """CA the master's certificate is verified against: the master link uses TLS when set."""
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -283,6 +293,10 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         help="kill tasks whose sandbox outgrows their disk resource [on]",
     )
     add("--container-disk-watch-interval", help="how often sandbox disk usage is measured [15s]")
+    add("--credential", help="file with the agent's principal and secret (Mesos's format)")
+    add("--tls-cert", help="PEM certificate: HTTPS for the HTTP API, client cert to the master")
+    add("--tls-key", help="PEM private key of --tls-cert")
+    add("--tls-ca", help="PEM CA of the master's certificate: connect to the master over TLS")
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -350,7 +364,25 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
             switch("enforce-container-disk-quota", defaults.enforce_container_disk_quota)
         ),
         container_disk_watch_interval=duration("container-disk-watch-interval"),
+        credential=get("credential", _path, None),
+        tls_cert=get("tls-cert", _path, None),
+        tls_key=get("tls-key", _path, None),
+        tls_ca=get("tls-ca", _path, None),
     )
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key: give both, or neither")
+    if config.credential is not None:
+        try:  # Read now: a bad file is a flag error, not a failure after start.
+            load_credential(config.credential)
+        except SecurityConfigError as error:
+            raise ConfigError(str(error)) from None
+    for flag, path in (
+        ("--tls-cert", config.tls_cert),
+        ("--tls-key", config.tls_key),
+        ("--tls-ca", config.tls_ca),
+    ):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
     if config.container_disk_watch_interval <= 0:
         raise ConfigError("--container-disk-watch-interval must be > 0")
     if config.executor_reregistration_timeout > 15:
@@ -389,6 +421,12 @@ def _advertised_address(hostname: str) -> str:
         raise ConfigError(
             f"--ip not given and hostname {name!r} does not resolve ({error}); pass --ip"
         ) from None
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("empty path")
+    return Path(text)
 
 
 def _boolean(text: str) -> bool:

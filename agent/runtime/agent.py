@@ -72,6 +72,7 @@ from agent.runtime.outbox import Outbox
 from agent.runtime.prometheus import agent_metrics_router
 from agent.runtime.state_view import AgentIdentity, state_json
 from protos.mesos_json import flags_json
+from protos.security import TlsConfig, load_credential
 from protos.v1 import agent_internal_pb2, executor_pb2, mesos_pb2
 
 __all__ = ["VERSION", "AgentRuntime"]
@@ -144,6 +145,14 @@ class AgentRuntime:
                 config.registration_backoff_factor, config.registration_backoff_max
             ),
             default_ping_timeout=config.default_ping_timeout,
+            tls=(
+                TlsConfig(config.tls_cert, config.tls_key, config.tls_ca)
+                if config.tls_ca is not None
+                else None
+            ),
+            credential=(
+                load_credential(config.credential) if config.credential is not None else None
+            ),
         )
         self.http: AgentHttpServer | None = None
         self.executor_server: aio.Server | None = None
@@ -240,6 +249,11 @@ class AgentRuntime:
                 ),
                 executor_http_router(self, Subscription(self, self.hub, HEARTBEAT_INTERVAL)),
             ],
+            tls=(
+                (self.config.tls_cert, self.config.tls_key)
+                if self.config.tls_cert is not None and self.config.tls_key is not None
+                else None
+            ),
         )
         self.http.start()
         self.state.agent_info.port = self.http.port

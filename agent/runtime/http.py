@@ -85,6 +85,8 @@ class AgentHttpServer:
         roots: Callable[[], Mapping[str, Path]],
         state: Callable[[], dict[str, Any]],
         routers: Sequence[APIRouter] = (),
+        *,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         app = FastAPI(title="Emporion agent")
         app.include_router(create_files_router(roots))
@@ -116,7 +118,16 @@ class AgentHttpServer:
         self._socket.listen(128)
         self._socket.setblocking(False)
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        # With ``tls`` (certificate, key) it serves HTTPS: the master's sandbox proxy and the
+        # CLI then reach it with https (the agent's scheme is in its AgentInfo-derived state).
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+        )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -56,6 +56,7 @@ from grpc import aio
 from agent.core import RegistrationBackoff
 from agent.runtime.inbox import MasterInbox
 from protos.limits import GRPC_MESSAGE_OPTIONS, MAX_MESSAGE_BYTES, batches, fits, framed_size
+from protos.security import ClientCredential, TlsConfig, open_aio_channel
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
 __all__ = [
@@ -141,7 +142,11 @@ class MasterLink:
         backoff: RegistrationBackoff,
         default_ping_timeout: float = 75.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        tls: TlsConfig | None = None,
+        credential: ClientCredential | None = None,
     ) -> None:
+        self._tls = tls
+        self._credential = credential
         self._detector = detector
         self._hello = hello
         self._on_session = on_session
@@ -364,7 +369,9 @@ class MasterLink:
         if self._channel is None or target != self._target:
             if self._channel is not None:
                 await self._channel.close(None)
-            self._channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._channel = open_aio_channel(
+                target, CHANNEL_OPTIONS, tls=self._tls, credential=self._credential
+            )
             self._target = target
         return self._channel
 
