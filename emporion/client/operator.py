@@ -82,6 +82,8 @@ class OperatorClient:
             raise NotFoundError(detail)
         if response.status_code == 400:
             raise UsageError(detail)
+        if response.status_code == 401:  # --authenticate-http-*: the CLI sends no credentials
+            raise UsageError(f"the master at {self.given} asks for credentials: {detail}")
         raise ClientError(f"the master refused {body.get('type')}: {detail}")
 
     # -- reads ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from emporion.client.errors import ClientError, NotFoundError, UnreachableError
+from emporion.client.errors import ClientError, NotFoundError, UnreachableError, UsageError
 
 __all__ = ["SandboxFile", "follow", "read_all"]
 
@@ -78,6 +78,8 @@ class SandboxFile:
                 raise NotFoundError(message)
             if response.status_code == 503:
                 raise UnreachableError(self.given, detail)
+            if response.status_code == 401:
+                raise UsageError(f"the master at {self.given} asks for credentials: {detail}")
             raise ClientError(message)
         found = response.json()
         data = str(found.get("data", ""))
