@@ -143,3 +143,12 @@ def test_a_task_no_agent_can_hold_says_why_it_waits(
     assert notice.startswith("waiting for an offer of cpus:64;mem:32 for role *")
     assert "the largest offer so far held cpus:2;" in notice
     assert capsys.readouterr().out == ""
+
+
+def test_an_unreachable_master_is_one_line_exit_2() -> None:
+    result = emporion("127.0.0.1:1", "run", "--", "true")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "emporion run: cannot reach the master at 127.0.0.1:1: connection refused\n"
+    )
+    assert result.stdout == ""
