@@ -17,10 +17,12 @@ core, so it changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from master.config import MasterConfig
+from master.core import Master
 from protos.acls import Acls, Action
 from protos.security import (
     AuthenticationError,
@@ -211,6 +213,26 @@ class MasterSecurity:
     def forget_owners(self) -> None:
         """A new term: ownership of agents is learnt again from their reregistrations."""
         self._agent_owners.clear()
+
+    def check_operator(
+        self, principal: str | None, kind: str, payload: Mapping[str, Any], master: Master
+    ) -> None:
+        """An operator call: TEARDOWN needs ``teardown_frameworks`` on the framework's
+        principal, UPDATE_WEIGHTS ``update_weights`` and UPDATE_QUOTA ``update_quotas`` on
+        each role it changes."""
+        if kind == "TEARDOWN":
+            framework_id = payload.get("framework_id")
+            value = framework_id.get("value") if isinstance(framework_id, Mapping) else None
+            fw = master.framework(value) if isinstance(value, str) else None
+            owner = (fw.info.principal or None) if fw is not None else None
+            self.authorize(Action.TEARDOWN_FRAMEWORKS, principal, owner)
+        elif kind in ("UPDATE_WEIGHTS", "UPDATE_QUOTA"):
+            action = Action.UPDATE_WEIGHTS if kind == "UPDATE_WEIGHTS" else Action.UPDATE_QUOTAS
+            items = payload.get("weight_infos" if kind == "UPDATE_WEIGHTS" else "quota_configs")
+            for item in items if isinstance(items, list) else ():
+                role = item.get("role") if isinstance(item, Mapping) else None
+                if isinstance(role, str):
+                    self.authorize(action, principal, role)
 
     def authorize(self, action: Action, principal: str | None, value: str | None) -> None:
         """PermissionDeniedError unless the ACLs allow ``action`` on ``value``."""

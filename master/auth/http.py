@@ -11,11 +11,16 @@ with ``WWW-Authenticate: Basic`` (so a browser asks for credentials) and changes
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+import ssl
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
-from master.auth import MasterSecurity
-from protos.security import AuthenticationError
+from master.auth import MasterSecurity, PermissionDeniedError
+from master.core import Master
+from protos.acls import Action
+from protos.security import AuthenticationError, TlsConfig
 
 __all__ = ["PRINCIPAL_SCOPE_KEY", "BasicAuthMiddleware", "request_principal"]
 
@@ -25,6 +30,18 @@ _Scope = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _App = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+AGENT_SCHEME: ContextVar[tuple[str, ssl.SSLContext | bool]] = ContextVar(
+    "emporion_agent_scheme", default=("http", True)
+)
+"""How the master's sandbox proxy reaches agents while serving this request: ``https`` with the
+cluster CA when the master serves TLS (a TLS cluster's agents serve HTTPS), else ``http``."""
+
+CURRENT_PRINCIPAL: ContextVar[str | None] = ContextVar("emporion_principal", default=None)
+"""The principal of the HTTP request being served (set by the middleware for the request's
+task, so the operator API and the UI's in-process calls see it without passing it along)."""
+
+_SANDBOX_PATH = re.compile(r"^/ui/sandbox/([^/]+)/")
 
 _OPEN_PATHS = frozenset({"/health", "/master/health"})
 
@@ -38,9 +55,21 @@ def request_principal(scope: _Scope) -> str | None:
 class BasicAuthMiddleware:
     """Authenticates each HTTP request of ``app`` (see the module docstring)."""
 
-    def __init__(self, app: _App, security: MasterSecurity) -> None:
+    def __init__(
+        self,
+        app: _App,
+        security: MasterSecurity,
+        leading: Callable[[], Master | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.security = security
+        self._leading = leading
+        tls = security.tls
+        self._agents: tuple[str, ssl.SSLContext | bool] = (
+            ("https", TlsConfig(ca=tls.ca).client_ssl_context())
+            if tls is not None
+            else ("http", True)
+        )
 
     def _required(self, method: str, path: str) -> bool:
         flags = self.security.flags
@@ -73,19 +102,50 @@ class BasicAuthMiddleware:
             await _unauthorized(send, str(error))
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
-        await self.app(scope, receive, send)
+        if (denied := self._sandbox_denied(scope["path"], principal)) is not None:
+            await _respond(send, 403, denied, ())
+            return
+        token = CURRENT_PRINCIPAL.set(principal)
+        agents = AGENT_SCHEME.set(self._agents)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            AGENT_SCHEME.reset(agents)
+            CURRENT_PRINCIPAL.reset(token)
+
+    def _sandbox_denied(self, path: str, principal: str | None) -> str | None:
+        """Why the sandbox proxy may not serve ``path`` to ``principal`` (``access_sandboxes``
+        on the framework's user), None if it may."""
+        match = _SANDBOX_PATH.match(path)
+        master = self._leading() if match is not None else None
+        if match is None or master is None:
+            return None
+        fw = master.framework(match.group(1))
+        user = fw.info.user if fw is not None else None
+        try:
+            self.security.authorize(Action.ACCESS_SANDBOXES, principal, user)
+        except PermissionDeniedError as denied:
+            return str(denied)
+        return None
 
 
 async def _unauthorized(send: _Send, message: str) -> None:
-    body = json.dumps({"error": f"authentication failed: {message}"}).encode()
+    challenge = [(b"www-authenticate", b'Basic realm="emporion"')]
+    await _respond(send, 401, f"authentication failed: {message}", challenge)
+
+
+async def _respond(
+    send: _Send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Basic realm="emporion"'),
+                *headers,
             ],
         }
     )

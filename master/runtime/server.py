@@ -33,16 +33,19 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from grpc import aio
 
-from master.auth import MasterSecurity
-from master.auth.http import BasicAuthMiddleware
+from master.auth import MasterSecurity, PermissionDeniedError
+from master.auth.http import CURRENT_PRINCIPAL, BasicAuthMiddleware
 from master.config import MasterConfig
 from master.core import Effect, IdGenerator, Master, make_master_info
 from master.http import MasterHttpServer, NotLeadingError, create_app
 from master.http.operator import config_flags
+from master.http.operator.parse import OperatorCallError
+from master.http.scheduler_api.codec import ApiError
 from master.registry import (
     FileRegistry,
     MemoryRegistry,
@@ -59,7 +62,7 @@ from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
 from protos.limits import GRPC_MESSAGE_OPTIONS
 from protos.security import SecurityConfigError
-from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2_grpc
+from protos.v1 import agent_internal_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["GRPC_OPTIONS", "MasterServer", "run", "serve"]
 
@@ -222,10 +225,15 @@ class MasterServer:
                 flags=config_flags(config),
                 scheduler=lambda: self.gate.runtime,
             )
+            if config.acls is not None:
+                app.state.operator.authorize = self._authorize_operator
+            app.state.scheduler_guard = self._guard_scheduler_call
             self.http = MasterHttpServer(
                 host,
                 config.http_port,
-                BasicAuthMiddleware(app, self.security),
+                BasicAuthMiddleware(
+                    app, self.security, lambda: self.core if self.leading else None
+                ),
                 tls=self.security.tls,
             )
             self.http_address = f"{bind_host}:{self.http.port}"
@@ -323,6 +331,32 @@ class MasterServer:
         self.gate.runtime = runtime
         self.terms += 1
         self.elected_time = time.time()
+
+    def _authorize_operator(self, kind: str, payload: Mapping[str, Any], master: Master) -> None:
+        """The ACL check of an operator call, for the principal of the HTTP request."""
+        try:
+            self.security.check_operator(CURRENT_PRINCIPAL.get(), kind, payload, master)
+        except PermissionDeniedError as denied:
+            raise OperatorCallError(403, str(denied)) from None
+
+    def _guard_scheduler_call(self, call: scheduler_pb2.Call, master: Master) -> None:
+        """The checks of the gRPC edge (:mod:`master.auth`) for a scheduler HTTP API call, by
+        the principal of the HTTP request (basic authentication, see the middleware)."""
+        principal = CURRENT_PRINCIPAL.get()
+        try:
+            if call.type == scheduler_pb2.Call.SUBSCRIBE:
+                framework_id = call.framework_id.value or call.subscribe.framework_info.id.value
+                known = master.framework(framework_id) if framework_id else None
+                self.security.check_subscribe(
+                    principal, call, None if known is None else known.info
+                )
+                if principal is not None:
+                    call.subscribe.framework_info.principal = principal
+            else:
+                known = master.framework(call.framework_id.value)
+                self.security.check_call(principal, call, None if known is None else known.info)
+        except PermissionDeniedError as denied:
+            raise ApiError(403, str(denied)) from None
 
     def _operate(self, action: Callable[[Master, float], list[Effect]]) -> None:
         """Run an operator's steering input on the runtime (NotLeadingError if not leading, or

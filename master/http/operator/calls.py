@@ -105,6 +105,9 @@ class OperatorApi:
         self._operate = operate
         self._flags = dict(flags) if flags is not None else None
         self.events = OperatorEvents(view, clock=clock)
+        self.authorize: Callable[[str, JSON, Master], None] | None = None
+        """Checks a call against the ACLs before it runs (raises OperatorCallError 403);
+        set by the master when it has ``--acls`` (:mod:`master.auth`)."""
         self._calls: dict[str, Callable[[Master, JSON, str], JSON | None]] = {
             "GET_MASTER": self._get_master,
             "GET_STATE": lambda m, p, w: get_state(m),
@@ -162,6 +165,8 @@ class OperatorApi:
             master = self.view.leading_master()
             if master is None:
                 raise NotLeadingError
+            if self.authorize is not None:
+                self.authorize(kind, payload, master)
             result = self._calls[kind](master, payload, key)
         if result is None:
             return None

@@ -209,6 +209,9 @@ def scheduler_router(view: MasterView, runtime: Callable[[], SchedulerRuntime | 
             raise ApiError(400, _VALIDATE + "Expecting 'type' to be present")
         if call.type == _Call.UNKNOWN:
             raise ApiError(501, "Received an 'UNKNOWN' call")
+        guard = getattr(request.app.state, "scheduler_guard", None)
+        if guard is not None:  # The master's authorization (master.auth): ApiError 403.
+            guard(call, backend.core)
         if call.type == _Call.SUBSCRIBE:
             return subscribe(backend, request, call)
         stream_id = _check_caller(backend.core, request, call)

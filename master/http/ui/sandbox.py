@@ -23,6 +23,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from master.auth.http import AGENT_SCHEME
 from master.core import Master
 from master.http.leadership import leading
 from master.http.view import MasterView
@@ -111,10 +112,12 @@ def sandbox_router(view: MasterView, operator: OperatorCalls, renderer: Renderer
 
     def client() -> httpx.AsyncClient:
         # One client per request: nothing to close when the master stops.
-        return httpx.AsyncClient(timeout=AGENT_TIMEOUT, trust_env=False)
+        return httpx.AsyncClient(
+            timeout=AGENT_TIMEOUT, trust_env=False, verify=AGENT_SCHEME.get()[1]
+        )
 
     async def agent_get(target: SandboxTarget, endpoint: str, **params: Any) -> Any:
-        url = f"http://{target.agent}/files/{endpoint}"
+        url = f"{AGENT_SCHEME.get()[0]}://{target.agent}/files/{endpoint}"
         try:
             async with client() as session:
                 response = await session.get(url, params=params)
@@ -186,7 +189,9 @@ def sandbox_router(view: MasterView, operator: OperatorCalls, renderer: Renderer
         target = _locate(operator, framework_id, task_id)
         session = client()
         request = session.build_request(
-            "GET", f"http://{target.agent}/files/download", params={"path": target.path(relative)}
+            "GET",
+            f"{AGENT_SCHEME.get()[0]}://{target.agent}/files/download",
+            params={"path": target.path(relative)},
         )
         try:
             response = await session.send(request, stream=True)
