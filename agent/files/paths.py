@@ -129,7 +129,7 @@ def resolve(path: str | None, roots: Mapping[str, Path]) -> Target | VirtualDir:
 
 def open_regular(target: Target) -> tuple[int, os.stat_result]:
     """Open ``target`` for reading; refuses directories and anything but a regular file, and
-    files the sandbox's owner does not own (see :func:`check_owner`).
+    files that may be hard links to files outside the sandbox (see :func:`check_owner`).
 
     Returns the descriptor (the caller closes it) and its status.
     """
@@ -151,23 +151,24 @@ def check_owner(target: Target, st: os.stat_result, sandbox: os.stat_result) -> 
     """Refuse a file that may be a hard link to a file outside the sandbox.
 
     A hard link is indistinguishable from the file it links to, and no path check can see
-    where else it lives. So: a file must belong to the sandbox's owner (a task switched to
-    its user cannot create files owned by anyone else, and the kernel's protected_hardlinks
-    stops it linking others' files); and in a root-owned sandbox, where a root task could
-    link ``/etc/shadow``, a file with more than one link is refused outright.
+    where else it lives; but while the outside file exists the link count is at least 2. So a
+    file with one link is served whoever owns it (it exists only here). A file with more is
+    served only when it belongs to the sandbox's owner and that owner is not root: a task
+    switched to its user can link only files it owns (``fs.protected_hardlinks``), while a
+    root task can link ``/etc/shadow``. Mesos does not check this; the cost is that hard
+    links unpacked into a root-owned sandbox are not served.
     """
-    if st.st_uid != sandbox.st_uid:
-        raise FilesError(
-            403,
-            f"'{target.virtual}' is owned by uid {st.st_uid}, not by the sandbox's owner"
-            f" (uid {sandbox.st_uid}); it may be a hard link to a file outside the sandbox",
-        )
-    if st.st_nlink > 1 and sandbox.st_uid == 0:
-        raise FilesError(
-            403,
-            f"'{target.virtual}' has {st.st_nlink} hard links in a root-owned sandbox; it may"
-            " be a link to a file outside the sandbox",
-        )
+    if st.st_nlink <= 1 or (st.st_uid == sandbox.st_uid and sandbox.st_uid != 0):
+        return
+    if sandbox.st_uid == 0:
+        why = "in a root-owned sandbox"
+    else:
+        why = f"and is owned by uid {st.st_uid}, not by the sandbox's owner (uid {sandbox.st_uid})"
+    raise FilesError(
+        403,
+        f"'{target.virtual}' has {st.st_nlink} hard links {why}; it may be a link to a file"
+        " outside the sandbox",
+    )
 
 
 def open_with_root(target: Target, flags: int) -> tuple[int, os.stat_result]:

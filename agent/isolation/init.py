@@ -596,7 +596,8 @@ def launch(spec: Mapping[str, Any], status: StatusChannel) -> int:
 
 
 def probe_namespaces() -> int:
-    """Exit 0 when PID and mount namespaces with a private /proc work here; else say why."""
+    """Exit 0 when PID and mount namespaces with a private /proc and read-only system mounts
+    work here; else say why (the agent then runs containers without namespaces, and says so)."""
     try:
         _libc_call("unshare", CLONE_NEWPID | CLONE_NEWNS)
     except OSError as e:
@@ -607,6 +608,7 @@ def probe_namespaces() -> int:
         code = 0
         try:
             mount_private_proc()
+            protect_mounts({})
         except LaunchStepError as failure:
             print(failure.message, flush=True)
             code = 1

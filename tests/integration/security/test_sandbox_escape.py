@@ -59,7 +59,7 @@ def test_a_hard_link_to_a_host_file_is_not_served(
 
 
 @needs_nobody
-def test_a_file_not_owned_by_the_sandbox_user_is_not_served(
+def test_a_hard_link_not_owned_by_the_sandbox_user_is_not_served(
     master: FakeMaster, start_agent: StartAgent, work_dir: Path, secret: Path
 ) -> None:
     agent = start_agent(work_dir=work_dir)
@@ -69,7 +69,7 @@ def test_a_file_not_owned_by_the_sandbox_user_is_not_served(
     refused = files_get(agent, "read", virtual("t1", "shadow"))
     assert refused.status_code == 403
     detail = refused.json()["detail"]
-    assert "is owned by uid 0, not by the sandbox's owner" in detail
+    assert "has 2 hard links and is owned by uid 0, not by the sandbox's owner" in detail
     assert files_get(agent, "read", virtual("t1", "mine")).json()["data"] == "mine\n"
 
 
