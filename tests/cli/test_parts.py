@@ -236,3 +236,21 @@ def test_follow_gives_up_after_failures_in_a_row() -> None:
 
     with pytest.raises(ClientError, match="agent a:1 did not answer read"):
         asyncio.run(collect())
+
+
+@pytest.mark.parametrize("command", sorted(PEOPLE_COMMANDS))
+def test_help_is_plain_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--master" in text
+    assert "``" not in text
+    assert ":mod:" not in text
+
+
+def test_run_checks_its_arguments_before_looking_for_a_master(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--master", "127.0.0.1:1"]) == 2
+    assert "no command given" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """What every command for people shares: ``--master``/``--json``, errors as one line, output.
 
-A command is written as ``def cmd(ns, master: Session) -> int`` and registered through
-:func:`add_command`, which adds the shared flags and wraps it: the master is found first
-(:func:`emporion.client.discover`), and any :class:`~emporion.client.ClientError` becomes one
+A command is written as ``def cmd(ns, session: Session) -> int`` and registered through
+:func:`add_command`, which adds the shared flags and wraps it: its ``check`` of the arguments
+runs first (a ValueError is one line, exit 2, before any master is asked), then the master is
+found (:func:`emporion.client.discover`), and any :class:`~emporion.client.ClientError` becomes one
 line ``emporion <command>: <message>`` on stderr with its exit status (2 for an unreachable
 master, bad input or an unknown id; 1 for a call the master refused). Tables go through rich;
 ``--json`` prints the operator API's own objects instead, for scripts.
@@ -57,9 +58,16 @@ Command = Callable[[argparse.Namespace, Session], int]
 
 
 def add_command(
-    subparsers: Any, name: str, run: Command, *, help: str, description: str | None = None
+    subparsers: Any,
+    name: str,
+    run: Command,
+    *,
+    help: str,
+    description: str | None = None,
+    check: Callable[[argparse.Namespace], None] | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand ``name`` with ``--master`` and ``--json``, running ``run`` when chosen."""
+    """A subcommand ``name`` with ``--master`` and ``--json``, running ``run`` when chosen
+    (after ``check(ns)``, which raises ValueError for arguments that cannot work)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=help,
@@ -75,12 +83,20 @@ def add_command(
         ),
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.set_defaults(func=_guarded(name, run))
+    parser.set_defaults(func=_guarded(name, run, check))
     return parser
 
 
-def _guarded(name: str, run: Command) -> Callable[[argparse.Namespace], int]:
+def _guarded(
+    name: str, run: Command, check: Callable[[argparse.Namespace], None] | None
+) -> Callable[[argparse.Namespace], int]:
     def func(ns: argparse.Namespace) -> int:
+        try:
+            if check is not None:
+                check(ns)
+        except ValueError as error:
+            print(f"emporion {name}: {error}", file=sys.stderr, flush=True)
+            return 2
         try:
             endpoints = discover(master_from_env(ns.master), timeout=DISCOVERY_TIMEOUT)
             with OperatorClient(endpoints.http, endpoints.given) as operator:

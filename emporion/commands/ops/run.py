@@ -24,9 +24,16 @@ from protos.resources import Resources
 
 __all__ = ["register", "spec_from_args"]
 
+DESCRIPTION = """\
+Run a command on the cluster as a task (or N), without writing a framework. The command runs as
+it is, without a shell (write sh -c '...' for one); its stdout and stderr stream here as it runs,
+read through the master, the only machine this one needs to reach; emporion run exits with the
+command's exit status. A task that fails, is lost or is refused prints its state, reason and
+message. Ctrl-C kills the task(s), tears the framework down and exits 130."""
+
 EPILOG = """\
 examples:
-  emporion run -- sh -c 'echo hello from $HOSTNAME'
+  emporion run -- sh -c 'echo hello from $(hostname)'
   emporion run --cpus 2 --mem 1024 --env MODE=fast --uri https://example.com/tool.tgz -- ./tool
   emporion run --instances 4 --name sweep -- sh -c 'echo I am $MESOS_TASK_ID'
 
@@ -84,13 +91,13 @@ def spec_from_args(ns: argparse.Namespace) -> RunSpec:
     )
 
 
+def _check(ns: argparse.Namespace) -> None:
+    ns.spec = spec_from_args(ns)
+
+
 def cmd_run(ns: argparse.Namespace, session: Session) -> int:
     """Run the command; the exit status of the task(s)."""
-    try:
-        spec = spec_from_args(ns)
-    except ValueError as error:
-        print(f"emporion run: {error}", file=sys.stderr, flush=True)
-        return 2
+    spec: RunSpec = ns.spec
     output = Output(prefix=spec.instances > 1, as_json=ns.json)
     interactive = sys.stderr.isatty() and not ns.json
     notify = (lambda line: print(f"emporion run: {line}", file=sys.stderr)) if interactive else None
@@ -126,7 +133,8 @@ def register(subparsers: Any) -> None:
         "run",
         cmd_run,
         help="run a command on the cluster and stream its output",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=DESCRIPTION,
+        check=_check,
     )
     parser.epilog = EPILOG
     parser.usage = "emporion run [flags] -- CMD [ARGS...]"
