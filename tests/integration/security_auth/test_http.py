@@ -97,8 +97,9 @@ def test_teardown_weights_and_quota_follow_the_acls(secured: Secured) -> None:
                 "detail": "principal 'framework-b' is not authorized to teardown_frameworks:"
                 " refused by the ACLs on 'framework-a'"
             }
-            assert server.core is not None
-            assert server.core.framework(framework_id) is not None
+            core = server.core
+            assert core is not None
+            assert core.framework(framework_id) is not None
             weights = {
                 "type": "UPDATE_WEIGHTS",
                 "update_weights": {"weight_infos": [{"role": "a", "weight": 5}]},
@@ -106,7 +107,7 @@ def test_teardown_weights_and_quota_follow_the_acls(secured: Secured) -> None:
             denied = await operator_call(http, server, weights, auth("viewer"))
             assert denied.status_code == 403
             assert "principal 'viewer' is not authorized to update_weights" in denied.text
-            assert "a" not in server.core.state.allocator.weights()
+            assert "a" not in core.state.allocator.weights()
             quota = {
                 "type": "UPDATE_QUOTA",
                 "update_quota": {"quota_configs": [{"role": "a", "guarantees": {"cpus": 1}}]},
@@ -116,12 +117,10 @@ def test_teardown_weights_and_quota_follow_the_acls(secured: Secured) -> None:
             assert "principal 'viewer' is not authorized to update_quotas" in denied.text
             # ... the operator may.
             assert (await operator_call(http, server, weights, auth("operator"))).status_code == 200
-            await wait_for(
-                lambda: server.core.state.allocator.weights().get("a") == 5.0, "the weight"
-            )
+            await wait_for(lambda: core.state.allocator.weights().get("a") == 5.0, "the weight")
             done = await operator_call(http, server, teardown, auth("operator"))
             assert done.status_code == 200
-            await wait_for(lambda: server.core.framework(framework_id) is None, "the teardown")
+            await wait_for(lambda: core.framework(framework_id) is None, "the teardown")
             await fw.close()
 
     asyncio.run(main())
