@@ -47,7 +47,7 @@ from emporion.testing.zookeeper import ZooKeeperCluster
 from protos.v1 import mesos_pb2
 
 WAIT = 120.0
-"""Bound on each phase (a failure, not a figure, if reached)."""
+"""Default bound on each phase (``--wait``; a failure, not a figure, if reached)."""
 
 
 async def _wait_leader(masters: Sequence[ZkMaster], timeout: float) -> ZkMaster:
@@ -100,7 +100,7 @@ def _profile_args(directory: Path | None, index: int) -> tuple[str, ...]:
 async def _scenario(
     args: argparse.Namespace, zk: ZooKeeperCluster, masters: list[ZkMaster]
 ) -> dict[str, Any]:
-    leader = await _wait_leader(masters, WAIT)
+    leader = await _wait_leader(masters, args.wait)
     url = zk.url("/emporion-bench")
     emulator = AgentEmulator(
         url if args.agent_master == "zk" else [m.address for m in masters],
@@ -110,7 +110,7 @@ async def _scenario(
         backoff_min=0.05,
         backoff_max=0.5,
         tick_interval=0.1,
-        register_timeout=WAIT,
+        register_timeout=args.wait,
         # The masters' timeout: a session lost with a ZooKeeper server is noticed as fast.
         zk_session_timeout=args.session_timeout,
         reregister_spread=args.reregister_spread,
@@ -124,21 +124,21 @@ async def _scenario(
         for framework in frameworks:
             await framework.start()
         try:
-            await asyncio.gather(*(f.wait_running(WAIT) for f in frameworks))
+            await asyncio.gather(*(f.wait_running(args.wait) for f in frameworks))
             base = emulator.counters.reregistrations
             killed = time.monotonic()
             leader.stop(signal.SIGKILL)
             rest = [m for m in masters if m is not leader]
-            new = await _wait_leader(rest, WAIT)
+            new = await _wait_leader(rest, args.wait)
             elected = time.monotonic() - killed
-            await asyncio.gather(*(f.wait_back(new.master_id, WAIT) for f in frameworks))
+            await asyncio.gather(*(f.wait_back(new.master_id, args.wait) for f in frameworks))
             frameworks_back = max(f.subscribed_at[-1] for f in frameworks) - killed
             await emulator.wait_for(
-                lambda: emulator.counters.reregistrations >= base + args.agents, WAIT
+                lambda: emulator.counters.reregistrations >= base + args.agents, args.wait
             )
             agents_back = time.monotonic() - killed
             back = await asyncio.gather(
-                *(f.wait_tasks_back(WAIT) for f in frameworks), return_exceptions=True
+                *(f.wait_tasks_back(args.wait) for f in frameworks), return_exceptions=True
             )
             tasks_back = time.monotonic() - killed
             lost = 0
@@ -207,10 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, default=None, help="masters write cProfile stats into this folder"
     )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=WAIT,
+        help=f"bound in seconds on each phase, registration included (default {WAIT:g}; "
+        "10,000 agents on a small machine need more)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the clients' reconnection warnings are expected
     if args.agents < 1 or args.frameworks < 1 or args.tasks < 0:
         parser.error("--agents and --frameworks must be >= 1, --tasks >= 0")
+    if not args.wait > 0:
+        parser.error("--wait must be a positive number of seconds")
     if args.reregister_spread < 0:
         parser.error("--reregister-spread must be >= 0")
     with tempfile.TemporaryDirectory(prefix="emporion-failover-") as work:
