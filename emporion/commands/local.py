@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from emporion.commands.certs import make_cluster_certs
 from emporion.local_cluster import ClusterError, LocalCluster
 from protos.resources import Resources, likely_typos
 
@@ -73,6 +76,29 @@ def cmd_local(ns: argparse.Namespace) -> int:
             return _fail(f"--run {ns.run!r}: {error}")
         if not words:
             return _fail("--run needs a command")
+    certs = Path(tempfile.mkdtemp(prefix="emporion-local-tls-")) if ns.tls else None
+    try:
+        return _local(ns, certs)
+    finally:
+        if certs is not None:
+            shutil.rmtree(certs, ignore_errors=True)
+
+
+def tls_flags(certs: Path) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """For a cluster whose certificates are in ``certs`` (``emporion certs``): the master's
+    flags, the agents' flags and the environment of frameworks run against it."""
+    files = ("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server-key.pem"))
+    ca = ("--tls-ca", str(certs / "ca.pem"))
+    return (*files, *ca), (*files, *ca), {"EMPORION_SDK_TLS_CA": str(certs / "ca.pem")}
+
+
+def _local(ns: argparse.Namespace, certs: Path | None) -> int:
+    master_flags: tuple[str, ...] = ()
+    agent_flags: tuple[str, ...] = ()
+    extra_env: dict[str, str] = {}
+    if certs is not None:
+        make_cluster_certs(certs, ["localhost", "127.0.0.1"])
+        master_flags, agent_flags, extra_env = tls_flags(certs)
     try:
         cluster = LocalCluster(
             agents=ns.agents,
@@ -80,6 +106,8 @@ def cmd_local(ns: argparse.Namespace) -> int:
             port=ns.port,
             isolation=ns.isolation,
             agent_resources=ns.agent_resources,
+            master_flags=master_flags,
+            agent_flags=agent_flags,
         )
     except ValueError as error:
         return _fail(str(error))
@@ -102,12 +130,18 @@ def cmd_local(ns: argparse.Namespace) -> int:
                 return _fail(f"{error.process} could not start: {error.reason}")
             print(f"emporion local: {error}", file=sys.stderr)
             return 1
-        _print_banner(cluster, master, ns.agents)
+        _print_banner(cluster, master, ns.agents, "https" if certs is not None else "http")
+        if certs is not None:
+            print(
+                f"  TLS: CA {certs / 'ca.pem'} (frameworks: export"
+                f" EMPORION_SDK_TLS_CA={certs / 'ca.pem'})",
+                flush=True,
+            )
         if ns.run is None:
             print("Press Ctrl-C to stop.", flush=True)
             stop.wait()
             return 0
-        status = _run_against(ns.run, master, stop)
+        status = _run_against(ns.run, master, stop, extra_env)
         if status not in (0, 130):
             keep = True
             print(
@@ -124,12 +158,12 @@ def cmd_local(ns: argparse.Namespace) -> int:
         print("Emporion local cluster stopped.", flush=True)
 
 
-def _print_banner(cluster: LocalCluster, master: str, agents: int) -> None:
+def _print_banner(cluster: LocalCluster, master: str, agents: int, scheme: str) -> None:
     http = cluster.master_http_address
     root = cluster.root
     lines = [
         f"Emporion local cluster: master at {master}"
-        + (f" (web UI and HTTP API at http://{http}/)" if http else "")
+        + (f" (web UI and HTTP API at {scheme}://{http}/)" if http else "")
         + f", {agents} agent(s), work dir {root}",
         f"  logs: {root / 'logs'} (master.log, agent-0.log, ...)",
         f"  frameworks: --master {master}, or export EMPORION_MASTER={master}",
@@ -137,12 +171,14 @@ def _print_banner(cluster: LocalCluster, master: str, agents: int) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _run_against(command: str, master: str, stop: threading.Event) -> int:
+def _run_against(
+    command: str, master: str, stop: threading.Event, extra_env: dict[str, str]
+) -> int:
     argv = shlex.split(command.replace("{master}", master))
     if argv and argv[0] in PYTHON_NAMES:
         argv[0] = sys.executable
     try:
-        child = subprocess.Popen(argv, env=run_environment(master))
+        child = subprocess.Popen(argv, env={**run_environment(master), **extra_env})
     except OSError as error:
         print(f"emporion local: cannot run {argv[0]!r}: {error.strerror or error}", file=sys.stderr)
         return 127
@@ -190,5 +226,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--run", metavar="CMD", help="run CMD against the cluster, then stop; {master} = address"
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve every endpoint over TLS, with a CA and certificates made for the run",
     )
     parser.set_defaults(func=cmd_local)
