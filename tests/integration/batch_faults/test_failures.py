@@ -38,6 +38,12 @@ def where_am_i() -> str:
     return found.group(1)
 
 
+def slow_where(_: object) -> str:
+    """:func:`where_am_i`, slowly: enough for tasks to spread over both executors."""
+    time.sleep(0.5)
+    return where_am_i()
+
+
 def test_user_exception_fails_the_job_after_retries(cluster: LocalCluster, tmp_path: Path) -> None:
     def explode(x: int) -> int:
         if x == 13:
@@ -48,6 +54,13 @@ def test_user_exception_fails_the_job_after_retries(cluster: LocalCluster, tmp_p
         return x
 
     with BatchContext(master_of(cluster), app_name="raises", progress=False) as sc:
+        # Both executors up first, so "another agent" exists when the retries come.
+        wait_for(
+            lambda: (
+                set(sc.parallelize(range(8), 8).map(slow_where).collect()) == {"agent-0", "agent-1"}
+            ),
+            "tasks running on both agents",
+        )
         with pytest.raises(BatchJobError) as caught:
             sc.parallelize(range(40), 4).map(explode).collect()
         error = caught.value
@@ -56,8 +69,12 @@ def test_user_exception_fails_the_job_after_retries(cluster: LocalCluster, tmp_p
         assert "explode" in error.remote_traceback
         assert "bad record 13" in str(error)
         assert isinstance(error.__cause__, ValueError)
-        attempts = sorted(p.name for p in tmp_path.iterdir())
-        assert [name.split("-")[1] for name in attempts] == ["0", "1", "2", "3"]
+        attempts = [p.name for p in tmp_path.iterdir()]
+        numbers = sorted(int(name.split("-")[1]) for name in attempts)
+        # Four attempts ran the function (an attempt lost before it ran still takes a number).
+        assert len(numbers) == 4
+        assert numbers[0] == 0
+        assert len(set(numbers)) == 4
         assert {name.split("-", 2)[2] for name in attempts} == {"agent-0", "agent-1"}
         assert sc.parallelize(range(5), 2).map(lambda x: x * 2).sum() == 20  # Still usable.
 
