@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ha.conftest import zk_masters, zk_server, zk_url
 from tests.integration.security_auth.support import Secured, make_secured
+
+__all__ = ["secured", "zk_masters", "zk_server", "zk_url"]
 
 
 @pytest.fixture(scope="session")
