@@ -9,6 +9,7 @@ ends a framework, and unknown ids or an unreachable master are one line with exi
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -87,7 +88,8 @@ def test_agents_lists_the_agent(master: str, capsys: Capture) -> None:
 def test_a_failed_task_shows_its_message_everywhere(
     master: str, operator: OperatorClient, capsys: Capture
 ) -> None:
-    assert main(["run", "--name", "doomed", "--", "sh", "-c", "echo bad >&2; exit 7"]) == 7
+    script = "echo '[bold]bad[/bold] :smile:' >&2; exit 7"  # shown as it is, never as markup
+    assert main(["run", "--name", "doomed", "--", "sh", "-c", script]) == 7
     err = capsys.readouterr().err
     assert "TASK_FAILED: Command exited with status 7" in err
     tasks = run_json(capsys, "tasks", "--all", "--framework", "doomed")
@@ -106,7 +108,7 @@ def test_a_failed_task_shows_its_message_everywhere(
     page = capsys.readouterr().out
     assert "Command exited with status 7" in page
     assert "TASK_FAILED" in page
-    assert "sh -c 'echo bad >&2; exit 7'" in page
+    assert f"sh -c {shlex.quote(script)}" in page
     assert "STAGING" in page  # the statuses, oldest first
     assert main(["tasks", "--all", "--framework", "doomed"]) == 0
     assert task_id in capsys.readouterr().out

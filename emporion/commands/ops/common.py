@@ -112,7 +112,10 @@ def console(stderr: bool = False) -> Console:
     """A rich console; wide when not a terminal, so ids are never cut in a pipe or a file."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else max(160, int(os.environ.get("COLUMNS", "0") or 0))
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # Task names, commands and messages are the users': never read as markup or emoji codes.
+    return Console(
+        file=stream, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False
+    )
 
 
 def show(*renderables: RenderableType) -> None:

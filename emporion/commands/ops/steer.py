@@ -33,7 +33,7 @@ def cmd_explain(ns: argparse.Namespace, session: Session) -> int:
     if not explanations:
         lines.append("  it received what it could use: nothing keeps offers from it.")
     for item in explanations:
-        lines.append(f"  [bold]{item.get('code', '?')}[/]: {item.get('message', '')}")
+        lines.append(f"  {item.get('code', '?')}: {item.get('message', '')}")
     show(*lines)
     return 0
 
