@@ -58,8 +58,10 @@ from bench._common import (
     rounded,
     start_child,
 )
+from bench.security import BenchSecurity, bench_security
 from emporion.testing import AgentEmulator
 from protos.resources import Resources
+from protos.security import open_aio_channel
 from protos.v1 import mesos_pb2, scheduler_pb2
 from protos.v1 import scheduler_pb2_grpc as sched_grpc
 
@@ -425,12 +427,17 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
         register_timeout=ns.timeout,
         status_update_retry_min=ns.update_retry,
         status_update_retry_max=max(600.0, ns.update_retry),
+        tls=ns.security.tls,
+        credential=ns.security.agent_credential,
     )
     started = time.monotonic()
     await emulator.start()
     registration_s = time.monotonic() - started
-    channel = grpc.aio.insecure_channel(
-        address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    channel = open_aio_channel(
+        address,
+        [("grpc.max_receive_message_length", 256 * 1024 * 1024)],
+        tls=ns.security.tls,
+        credential=ns.security.framework_credential,
     )
     shares = [
         ns.tasks // ns.frameworks + (i < ns.tasks % ns.frameworks) for i in range(ns.frameworks)
@@ -570,7 +577,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", help="have the started master write cProfile stats here")
     parser.add_argument("--py-spy", help="sample the master with py-spy into this file")
+    parser.add_argument("--tls", action="store_true", help="the master serves TLS (bench.security)")
+    parser.add_argument("--auth", action="store_true", help="frameworks and agents authenticate")
     ns = parser.parse_args(argv)
+    ns.security = BenchSecurity()
     for name in ("agents", "frameworks", "tasks"):
         if getattr(ns, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -587,9 +597,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.master:
         figures = asyncio.run(measure(ns.master, None, ns))
     else:
-        master_args = ns.master_arg or ["--log-level", "WARNING"]
-        with master_process(master_args, profile=ns.profile) as (address, process):
-            figures = asyncio.run(measure(address, process.pid, ns))
+        with tempfile.TemporaryDirectory(prefix="emporion-bench-security-") as files:
+            ns.security = bench_security(Path(files), tls=ns.tls, auth=ns.auth)
+            master_args = [*(ns.master_arg or ["--log-level", "WARNING"])]
+            master_args += ns.security.master_args
+            with master_process(master_args, profile=ns.profile) as (address, process):
+                figures = asyncio.run(measure(address, process.pid, ns))
     emit(figures)
     return 1 if "error" in figures else 0
 

@@ -69,6 +69,7 @@ from emporion.testing.emulator_link import (
     leader_of,
     run_session,
 )
+from protos.security import ClientCredential, TlsConfig
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import mesos_pb2
 
@@ -114,6 +115,8 @@ class AgentEmulator:
         batched: bool = True,
         zk_session_timeout: float = 10.0,
         reregister_spread: float = DEFAULT_REREGISTER_SPREAD,
+        tls: TlsConfig | None = None,
+        credential: ClientCredential | None = None,
     ) -> None:
         masters, zk_url = parse_master(master)
         config = EmulatorConfig(
@@ -138,16 +141,16 @@ class AgentEmulator:
             register_timeout=register_timeout,
             batched=batched,
         )
-        self._init(config)
+        self._init(config, Channels(tls, credential))
 
     @classmethod
     def from_config(cls, config: EmulatorConfig) -> AgentEmulator:
         """An emulator for an already-built configuration."""
         emulator = cls.__new__(cls)
-        emulator._init(config)
+        emulator._init(config, Channels())
         return emulator
 
-    def _init(self, config: EmulatorConfig) -> None:
+    def _init(self, config: EmulatorConfig, channels: Channels) -> None:
         self.config = config
         self.counters = EmulatorCounters(record_run_task_times=config.record_run_task_times)
         self._agents = [
@@ -170,7 +173,7 @@ class AgentEmulator:
         self._watch = (
             LeaderWatch(config.zk_url, config.zk_session_timeout) if config.zk_url else None
         )
-        self._channels = Channels()
+        self._channels = channels
         self._ticker: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # channels to a former leader

@@ -30,6 +30,7 @@ from emporion.testing.emulated_agent import EmulatedAgent, Link
 from protos.leader_aio import ZooKeeperLeaderFollower
 from protos.leader_info import LeaderInfo
 from protos.limits import GRPC_MESSAGE_OPTIONS, batches
+from protos.security import ClientCredential, TlsConfig, open_aio_channel
 from protos.v1 import agent_internal_pb2 as ai
 from protos.v1 import agent_internal_pb2_grpc as ai_grpc
 
@@ -111,7 +112,11 @@ class AgentLink:
 class Channels:
     """gRPC channels by (master address, channel number), opened on first use."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, tls: TlsConfig | None = None, credential: ClientCredential | None = None
+    ) -> None:
+        self._tls = tls  # TLS towards the masters (None: plaintext) ...
+        self._credential = credential  # ... and the agents' credential (--authenticate-agents).
         self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
         self._stubs: dict[tuple[str, int], ai_grpc.AgentGatewayAsyncStub] = {}
 
@@ -120,8 +125,11 @@ class Channels:
         key = (address, number)
         stub = self._stubs.get(key)
         if stub is None:
-            channel = grpc.aio.insecure_channel(
-                address, options=[*_CHANNEL_OPTIONS, ("emporion.ch", number)]
+            channel = open_aio_channel(
+                address,
+                [*_CHANNEL_OPTIONS, ("emporion.ch", number)],
+                tls=self._tls,
+                credential=self._credential,
             )
             self._channels[key] = channel
             stub = self._stubs[key] = ai_grpc.AgentGatewayStub(channel)
