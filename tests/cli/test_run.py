@@ -152,3 +152,23 @@ def test_an_unreachable_master_is_one_line_exit_2() -> None:
         "emporion run: cannot reach the master at 127.0.0.1:1: connection refused\n"
     )
     assert result.stdout == ""
+
+
+def test_a_reader_that_goes_away_stops_the_run_quietly(
+    master: str, operator: OperatorClient
+) -> None:
+    """``emporion run ... | head -1``: the task is killed, the framework torn down, no noise."""
+    with subprocess.Popen(
+        emporion_command("run", "--name", "headed", "--", "sh", "-c", "while :; do echo y; done"),
+        env={**os.environ, "EMPORION_MASTER": master},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "y\n"
+        child.stdout.close()  # what head does once it has its line
+        assert child.wait(timeout=60) == 1
+        assert child.stderr is not None
+        assert child.stderr.read() == ""
+    assert operator.find_framework("headed")["summary"]["phase"] == "removed"

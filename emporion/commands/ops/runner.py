@@ -184,6 +184,8 @@ class Runner:
         self.notify = notify
         self.instances = [Instance(task_id) for task_id in spec.task_ids()]
         self.interrupted = asyncio.Event()
+        self.output_closed = False
+        """Whether writing the output failed because its reader went away."""
         self._done = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
         self._client: SchedulerClient | None = None
@@ -247,6 +249,8 @@ class Runner:
                 task.cancel()
         if self.interrupted.is_set():
             await self._teardown(client)
+            if self.output_closed:
+                raise BrokenPipeError("the output was closed")
             return 130
         if consumer.done() and not consumer.cancelled():
             crash = consumer.exception()
@@ -373,7 +377,18 @@ class Runner:
             )
 
     async def _stream(self, instance: Instance, file: SandboxFile) -> None:
-        """Copy one file of the sandbox to the terminal until the task ended and it is read."""
+        """Copy one file of the sandbox to the terminal until the task ended and it is read.
+
+        When the terminal's side is gone (``| head`` exited), the run stops as after Ctrl-C and
+        then ends with the BrokenPipeError, which the command line ends quietly.
+        """
+        try:
+            await self._copy(instance, file)
+        except BrokenPipeError:
+            self.output_closed = True
+            self.interrupt()
+
+    async def _copy(self, instance: Instance, file: SandboxFile) -> None:
         failures = 0
         while True:
             try:
