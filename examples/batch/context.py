@@ -67,7 +67,7 @@ class BatchContext:
         executor_cpus: float = 0.1,
         executor_mem: float = 256.0,
         task_cpus: float = 0.9,
-        task_mem: float = 64.0,
+        task_mem: float = 1024.0,
         max_attempts: int = 4,
         speculation: bool = True,
         locality_wait: float = 0.5,

@@ -510,7 +510,7 @@ class DAGScheduler:
         if p not in taskset.running and p not in taskset.pending and not taskset.zombie:
             taskset.pending.append(p)
 
-    def task_lost(self, task_id: str, now: float) -> None:
+    def task_lost(self, task_id: str, now: float, reason: str = "") -> None:
         """The attempt died with its executor, was killed, or never started: run it again
         (not counted as a failure of the task, as in Spark, up to a generous bound)."""
         attempt = self._finish_attempt(task_id)
@@ -523,7 +523,7 @@ class DAGScheduler:
         if taskset.lost[p] > 4 * self.max_attempts:
             error = BatchJobError(
                 f"task {p} of stage {taskset.stage.id} was lost {taskset.lost[p]} times"
-                " (its executors keep dying)"
+                f" (its executors keep dying); the last time: {reason or 'no reason given'}"
             )
             for job in self._jobs_needing(taskset.stage):
                 self._fail_job(job, error, now)

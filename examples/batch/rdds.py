@@ -119,6 +119,10 @@ def _slices(data: Any, num_slices: int) -> list[Any]:
     ]
 
 
+READ_CHUNK = 4 * 1024 * 1024
+"""textFile reads, decodes and splits this many bytes at a time."""
+
+
 def _lines(path: str, start: int, end: int) -> Iterator[str]:
     """Lines starting in ``[start, end)`` of a text file (Hadoop's LineRecordReader rule)."""
     if "://" in path and not path.startswith("file://"):
@@ -132,17 +136,20 @@ def _lines(path: str, start: int, end: int) -> Iterator[str]:
             f.seek(start - 1)
             f.readline()  # The line in progress at `start` belongs to the previous split.
         pos = f.tell()
-        if pos >= end:
-            return
-        chunk = f.read(end - pos)
-        if not chunk.endswith(b"\n"):
-            chunk += f.readline()  # The last line starting before `end` may run past it.
-    text = chunk.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for line in lines:
-        yield line[:-1] if line.endswith("\r") else line
+        while pos < end:  # Chunks of whole lines: memory stays bounded whatever the split.
+            chunk = f.read(min(READ_CHUNK, end - pos))
+            if not chunk:
+                return
+            pos += len(chunk)
+            if not chunk.endswith(b"\n"):
+                rest = f.readline()  # The last line starting before the cut may run past it.
+                pos += len(rest)
+                chunk += rest
+            lines = chunk.decode("utf-8", errors="replace").split("\n")
+            if lines[-1] == "":
+                lines.pop()
+            for line in lines:
+                yield line[:-1] if line.endswith("\r") else line
 
 
 class Source:

@@ -48,7 +48,7 @@ class BatchConfig:
     executor_cpus: float = 0.1
     executor_mem: float = 256.0
     task_cpus: float = 0.9
-    task_mem: float = 64.0
+    task_mem: float = 1024.0
     role: str = "*"
     python: str = sys.executable
     pythonpath: str = str(ROOT)
@@ -246,7 +246,8 @@ class BatchScheduler(Scheduler):
                 ):
                     self._forget_executor(attempt.executor_id)
                     self.dag.executor_lost(attempt.executor_id, now)
-                self.dag.task_lost(task_id, now)
+                reason = messages.TaskStatus.Reason.Name(status.reason)
+                self.dag.task_lost(task_id, now, f"{reason}: {status.message}")
             self._after(driver, now)
 
     def executorLost(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from examples.batch import rdds
 from examples.batch.errors import FetchFailedError
 from examples.batch.partitioner import (
     Aggregator,
@@ -128,7 +129,11 @@ def test_fetcher_reads_its_own_outputs_from_disk_and_reports_lost_ones(tmp_path:
         fetcher.fetch(0, 0, remote, 1)
 
 
-def test_text_splits_give_every_line_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [5, 4 * 1024 * 1024])
+def test_text_splits_give_every_line_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(rdds, "READ_CHUNK", chunk)
     lines = [f"line {i}" + "x" * (i % 17) for i in range(300)]
     path = tmp_path / "t.txt"
     path.write_text("\r\n".join(lines[:10]) + "\r\n" + "\n".join(lines[10:]))
