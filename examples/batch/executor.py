@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import logging
 import os
+import pickle
 import queue
 import shutil
 import subprocess
@@ -93,7 +94,8 @@ class WorkerPool:
         return worker
 
     def run(self, task_id: str, request: bytes) -> bytes | None:
-        """The worker's answer, or None if the task was killed (or its worker died)."""
+        """The worker's answer; None if the task was killed; a ``W`` answer (``W`` and a pickle
+        of the exit status) if its worker died on its own (the OOM killer, a crash)."""
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:
@@ -106,8 +108,11 @@ class WorkerPool:
             answer = None
         worker.task_id = None
         if answer is None or worker.killed:
+            killed = worker.killed
             self._replace(worker)
-            return None
+            if killed:
+                return None
+            return b"W" + pickle.dumps(worker.popen.returncode)
         self._idle.put(worker)
         return answer
 

@@ -230,6 +230,42 @@ class BatchScheduler(Scheduler):
                 shuffle_id, _map_index, lost_executor, _message = pickle.loads(data[1:])
                 self._forget_executor(lost_executor)
                 self.dag.fetch_failed(task_id, shuffle_id, lost_executor, now)
+            elif status.state == messages.TASK_FAILED and kind == b"W":
+                stats.failed += 1
+                code = pickle.loads(data[1:])
+                how = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
+                if code == -9:
+                    how += (
+                        " (SIGKILL: the kernel's OOM killer, most likely, at the container's"
+                        f" limit of executor_mem {self.config.executor_mem:g} MB + task_mem"
+                        f" {self.config.task_mem:g} MB per running task; raise task_mem)"
+                    )
+                error = BatchJobError(
+                    f"Job aborted: task {attempt.partition} of stage {attempt.taskset.stage.id}"
+                    f" failed {self.dag.max_attempts} times; the last time its worker process"
+                    f" died: {how}",
+                    exc_type="MemoryError" if code == -9 else "WorkerCrashed",
+                    exc_message=f"worker process died: {how}",
+                )
+                self.dag.task_failed(task_id, error, now, agents=max(1, len(self.agent_slots)))
+            elif status.reason in _LIMITS:
+                # The container hit a limit (the kernel's OOM killer, most often): the task's
+                # own doing, likely again next time, so it counts as a failure.
+                stats.failed += 1
+                limit = (
+                    f"executor_mem {self.config.executor_mem:g} MB + task_mem"
+                    f" {self.config.task_mem:g} MB per running task"
+                )
+                error = BatchJobError(
+                    f"Job aborted: task {attempt.partition} of stage {attempt.taskset.stage.id}"
+                    f" was killed {self.dag.max_attempts} times for exceeding its container's"
+                    f" limits ({limit}; raise task_mem): {status.message}",
+                    exc_type="MemoryError",
+                    exc_message=status.message,
+                )
+                self.dag.task_failed(task_id, error, now, agents=max(1, len(self.agent_slots)))
+                self._forget_executor(attempt.executor_id)
+                self.dag.executor_lost(attempt.executor_id, now)
             else:
                 log.info(
                     "task %s on %s: %s (%s) %s",
@@ -485,6 +521,13 @@ class BatchScheduler(Scheduler):
                 return response.read()  # type: ignore[no-any-return]
         except OSError as error:
             return b"F" + pickle.dumps((-1, -1, executor.executor_id, str(error)))
+
+
+_LIMITS = (
+    messages.TaskStatus.REASON_CONTAINER_LIMITATION,
+    messages.TaskStatus.REASON_CONTAINER_LIMITATION_MEMORY,
+    messages.TaskStatus.REASON_CONTAINER_LIMITATION_DISK,
+)
 
 
 def _total(offers: list[messages.Offer]) -> Resources:

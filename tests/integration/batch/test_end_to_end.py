@@ -115,3 +115,19 @@ def test_nothing_is_left_running_or_on_disk(cluster: LocalCluster) -> None:
         if name == "batch-blocks" or name.startswith(("shuffle_", "rdd_"))
     ]
     assert leftovers == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="memory limits need cgroups (root)")
+def test_a_task_over_its_memory_limit_fails_the_job_saying_so(master: str) -> None:
+    def hog(x: int) -> int:
+        block = bytearray(700 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])  # Touch every page: really resident.
+        return x + len(block)
+
+    with BatchContext(
+        master, app_name="hog", progress=False, max_attempts=2, task_mem=64, executor_mem=128
+    ) as sc:
+        with pytest.raises(BatchJobError, match="raise task_mem") as caught:
+            sc.parallelize([1], 1).map(hog).collect()
+        assert caught.value.exc_type == "MemoryError"
+        assert sc.parallelize([1, 2]).sum() == 3
