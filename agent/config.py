@@ -220,6 +220,9 @@ class AgentConfig:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     """CA the master's certificate is verified against: the master link uses TLS when set."""
+    tls_require_client_cert: bool = False
+    """The HTTP API (file API included) serves only clients with a certificate signed by
+    ``tls_ca``: the cluster's masters (their sandbox proxy checks ``access_sandboxes``)."""
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -297,6 +300,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add("--tls-cert", help="PEM certificate: HTTPS for the HTTP API, client cert to the master")
     add("--tls-key", help="PEM private key of --tls-cert")
     add("--tls-ca", help="PEM CA of the master's certificate: connect to the master over TLS")
+    add(
+        "--tls-require-client-cert",
+        action=switch,
+        help="HTTP API only for clients with a certificate signed by --tls-ca (the masters) [off]",
+    )
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -368,9 +376,12 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         tls_cert=get("tls-cert", _path, None),
         tls_key=get("tls-key", _path, None),
         tls_ca=get("tls-ca", _path, None),
+        tls_require_client_cert=bool(switch("tls-require-client-cert", False)),
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key: give both, or neither")
+    if config.tls_require_client_cert and (config.tls_cert is None or config.tls_ca is None):
+        raise ConfigError("--tls-require-client-cert: needs --tls-cert, --tls-key and --tls-ca")
     if config.credential is not None:
         try:  # Read now: a bad file is a flag error, not a failure after start.
             load_credential(config.credential)

@@ -254,12 +254,14 @@ class AgentRuntime:
                 if self.config.tls_cert is not None and self.config.tls_key is not None
                 else None
             ),
+            client_ca=self.config.tls_ca if self.config.tls_require_client_cert else None,
         )
         self.http.start()
         self.state.agent_info.port = self.http.port
         for container_id, exit in recovered:
             if exit is None:
                 self.feed(ContainerRecovered(container_id))
+                self._limit_recovered_disk(container_id)
             elif isinstance(exit, NeverStarted):
                 log.info("Container %s: %s", container_id, exit.message)
                 self.feed(ContainerNeverStarted(container_id, exit.message))
@@ -269,6 +271,15 @@ class AgentRuntime:
         self._schedule_old_sandboxes()
         self.outbox.spawn(self._watch_disk(), "disk-watch")
         self.link.start()
+
+    def _limit_recovered_disk(self, container_id: str) -> None:
+        """Measure a recovered container's sandbox against its ``disk`` again (the core has
+        its resources: a nested container's task's, else the executor's with its tasks)."""
+        owner = self.state.container_owner(container_id)
+        if owner is not None:
+            executor, task = owner
+            resources = task.resources if task is not None else executor.container_resources()
+            self.containers.limit_disk(container_id, resources)
 
     def _recover(self) -> list[tuple[str, ContainerExit | NeverStarted | None]]:
         checkpoint = self.store.read()

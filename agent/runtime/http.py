@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ class AgentHttpServer:
         routers: Sequence[APIRouter] = (),
         *,
         tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
     ) -> None:
         app = FastAPI(title="Emporion agent")
         app.include_router(create_files_router(roots))
@@ -127,6 +129,9 @@ class AgentHttpServer:
             lifespan="off",
             ssl_certfile=str(tls[0]) if tls else None,
             ssl_keyfile=str(tls[1]) if tls else None,
+            # With ``client_ca`` only holders of a certificate it signed are served.
+            ssl_ca_certs=str(client_ca) if tls and client_ca else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls and client_ca else ssl.CERT_NONE,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -66,7 +66,8 @@ class BasicAuthMiddleware:
         self._leading = leading
         tls = security.tls
         self._agents: tuple[str, ssl.SSLContext | bool] = (
-            ("https", TlsConfig(ca=tls.ca).client_ssl_context())
+            # Its own certificate as the client's: agents may serve only the cluster's masters.
+            ("https", TlsConfig(tls.cert, tls.key, tls.ca).client_ssl_context())
             if tls is not None
             else ("http", True)
         )

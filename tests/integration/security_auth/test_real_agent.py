@@ -12,9 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 from framework_sdk import ClientConfig
 from framework_sdk import events as ev
 from framework_sdk.aio import SchedulerClient
+from master.runtime import MasterServer
+from protos.security import basic_header
 from protos.v1 import mesos_pb2
 from tests.integration.agent.support import AgentProcess
 from tests.integration.master.clients import wait_for
@@ -29,6 +34,7 @@ def agent_flags(secured: Secured, credential_file: Path) -> list[str]:
         "--tls-ca", str(secured.ca),
         "--tls-cert", str(d / "server.pem"), "--tls-key", str(d / "server-key.pem"),
         "--isolation", "posix",
+        "--tls-require-client-cert", "--hostname", "localhost",
     ]  # fmt: skip
 
 
@@ -74,8 +80,9 @@ def _run(secured: Secured, tmp_path: Path, work: Path) -> None:
                 assert "not-the-secret" not in impostor.log()
                 (agent,) = core.state.agents.values()
                 assert agent.info.hostname != ""
-                await run_one_task(server.address, secured)
+                framework_id = await run_one_task(server.address, secured)
                 assert list(core.state.agents) == [agent.agent_id]  # The impostor never got in.
+                await read_sandbox(server, secured, real, framework_id)
             finally:
                 await loop.run_in_executor(None, impostor.stop)
                 await loop.run_in_executor(None, real.stop)
@@ -83,8 +90,29 @@ def _run(secured: Secured, tmp_path: Path, work: Path) -> None:
     asyncio.run(main())
 
 
-async def run_one_task(address: str, secured: Secured) -> None:
-    """Launch ``true`` as ``tester``'s framework and wait for TASK_FINISHED."""
+async def read_sandbox(
+    server: MasterServer, secured: Secured, agent: AgentProcess, framework_id: str
+) -> None:
+    """The task's sandbox: not served by the agent to a client without the cluster's
+    certificate; served through the master's proxy to the principal with access_sandboxes."""
+    verify = secured.tls().client_ssl_context()
+    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=10) as http:
+        with pytest.raises(httpx.HTTPError):
+            await http.get(f"https://{agent.http}/files/browse", params={"path": "/frameworks"})
+        assert server.http is not None
+        page = f"https://localhost:{server.http.port}/ui/sandbox/{framework_id}/t1/files"
+        viewer = {"Authorization": basic_header("viewer", SECRETS["viewer"])}
+        denied = await http.get(page, headers=viewer)
+        assert denied.status_code == 403
+        assert "principal 'viewer' is not authorized to access_sandboxes" in denied.text
+        operator = {"Authorization": basic_header("operator", SECRETS["operator"])}
+        listing = await http.get(page, headers=operator)
+        assert listing.status_code == 200, listing.text
+        assert "stdout" in listing.text
+
+
+async def run_one_task(address: str, secured: Secured) -> str:
+    """Launch ``true`` as ``nobody`` for framework-a, wait for TASK_FINISHED; the framework id."""
     client = SchedulerClient(
         address,
         framework("a", user="nobody"),
@@ -110,7 +138,9 @@ async def run_one_task(address: str, secured: Secured) -> None:
                 if event.status.uuid:
                     await client.acknowledge(event.status)
                 if event.status.state == mesos_pb2.TASK_FINISHED:
-                    return
+                    assert client.framework_id is not None
+                    return client.framework_id.value
                 assert event.status.state in (mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING), (
                     event.status
                 )
+    raise AssertionError("the events ended before TASK_FINISHED")
