@@ -2,7 +2,8 @@
 
 :func:`discover` turns ``--master`` (``HOST:PORT``, ``zk://...`` or ``http://...``) into
 :class:`MasterEndpoints`; :class:`OperatorClient` makes operator API calls and id lookups;
-:class:`SandboxFile` reads a task's files through the master. Every failure is one of
+:class:`SandboxFile` reads a task's files through the master; :class:`ClientSecurity` holds TLS
+and credentials (the SDK's ``EMPORION_SDK_*`` variables). Every failure is one of
 :mod:`emporion.client.errors`, carrying the one line to print and the exit status.
 """
 
@@ -10,10 +11,12 @@ from emporion.client.discovery import ENV_MASTER, MasterEndpoints, discover, mas
 from emporion.client.errors import ClientError, NotFoundError, UnreachableError, UsageError
 from emporion.client.operator import OperatorClient, tasks_of
 from emporion.client.sandbox import SandboxFile, follow, read_all
+from emporion.client.security import ClientSecurity
 
 __all__ = [
     "ENV_MASTER",
     "ClientError",
+    "ClientSecurity",
     "MasterEndpoints",
     "NotFoundError",
     "OperatorClient",

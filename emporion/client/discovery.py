@@ -7,13 +7,16 @@
   JSON a candidate znode holds.
 * ``zk://host1:2181,host2:2181/path`` — the leading master's candidate znode names both
   addresses (``grpc_address``, ``http_address``).
-* ``http://HOST:HTTP_PORT`` — the HTTP API itself; the gRPC address is in its ``GET_MASTER``.
+* ``http://HOST:HTTP_PORT`` (or ``https://``) — the HTTP API itself; the gRPC address is in
+  its ``GET_MASTER``.
   ``HOST:PORT`` naming the HTTP port works too: it answers the gRPC question in HTTP/1.1, so it
   is asked as ``http://`` instead.
 
 A follower's HTTP API redirects leader-only calls to the leader, so any master's address serves.
-An advertised HTTP host that is a wildcard (a master bound to ``0.0.0.0`` without
-``--hostname``) is replaced by the host the user gave, which did reach that master.
+TLS and credentials come from the SDK's ``EMPORION_SDK_*`` variables
+(:mod:`emporion.client.security`). An advertised HTTP host that is a wildcard (a master bound
+to ``0.0.0.0`` without ``--hostname``) is replaced by the host the user gave, which did reach
+that master.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from emporion.client.errors import UnreachableError, UsageError
+from emporion.client.security import ClientSecurity
 from protos.leader_info import LeaderInfo, LeaderInfoError, format_address, leader_from_json
+from protos.security import TlsConfig
 
 __all__ = ["DISCOVERY_METHOD", "ENV_MASTER", "MasterEndpoints", "discover", "master_from_env"]
 
@@ -50,6 +56,17 @@ class MasterEndpoints:
     http: str
     """``host:port`` of its HTTP API: the operator API and the sandbox proxy."""
     master_id: str
+    security: ClientSecurity = field(default_factory=ClientSecurity)
+    """TLS and credentials for the HTTP API (and ``run``'s scheduler, through the SDK)."""
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP API's base URL (``https://`` under TLS)."""
+        return f"{self.security.scheme}://{self.http}"
+
+    def http_options(self) -> dict[str, Any]:
+        """Keyword arguments for an httpx client of the HTTP API."""
+        return self.security.httpx_options()
 
 
 def master_from_env(value: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -62,24 +79,31 @@ def master_from_env(value: str | None, environ: Mapping[str, str] = os.environ) 
     return master
 
 
-def discover(master: str, timeout: float = 5.0) -> MasterEndpoints:
+def discover(
+    master: str, timeout: float = 5.0, security: ClientSecurity | None = None
+) -> MasterEndpoints:
     """The endpoints of the master named by ``master`` (see the module docstring).
 
-    Raises UsageError for a malformed address or a master without HTTP, UnreachableError when
-    nothing answers within ``timeout`` seconds.
+    ``security`` defaults to what the ``EMPORION_SDK_*`` variables say
+    (:class:`~emporion.client.security.ClientSecurity`). Raises UsageError for a malformed
+    address or a master without HTTP, UnreachableError when nothing answers within ``timeout``
+    seconds.
     """
+    safety = security if security is not None else ClientSecurity.from_env()
     if master.startswith("zk://"):
         leader = _zk_leader(master, timeout)
-        return MasterEndpoints(master, master, _http_of(leader, master, None), leader.master_id)
+        http = _http_of(leader, master, None)
+        return MasterEndpoints(master, master, http, leader.master_id, safety)
     if master.startswith(("http://", "https://")):
-        return _from_http(master, timeout)
+        return _from_http(master, timeout, safety)
     host = _check_host_port(master)
     try:
-        leader = _ask_grpc(master, timeout)
+        leader = _ask_grpc(master, timeout, safety)
     except _HttpServerError:  # The HTTP port was given: it serves just as well.
-        found = _from_http(f"http://{master}", timeout)
-        return MasterEndpoints(master, found.grpc, found.http, found.master_id)
-    return MasterEndpoints(master, master, _http_of(leader, master, host), leader.master_id)
+        found = _from_http(f"{safety.scheme}://{master}", timeout, safety)
+        return MasterEndpoints(master, found.grpc, found.http, found.master_id, safety)
+    http = _http_of(leader, master, host)
+    return MasterEndpoints(master, master, http, leader.master_id, safety)
 
 
 class _HttpServerError(Exception):
@@ -108,10 +132,10 @@ def _http_of(leader: LeaderInfo, given: str, host: str | None) -> str:
     return leader.http_address
 
 
-def _ask_grpc(address: str, timeout: float) -> LeaderInfo:
+def _ask_grpc(address: str, timeout: float, security: ClientSecurity) -> LeaderInfo:
     import grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with security.grpc_channel(address) as channel:
         ask = channel.unary_unary(
             DISCOVERY_METHOD, request_serializer=None, response_deserializer=None
         )
@@ -175,21 +199,26 @@ def _zk_leader(url: str, timeout: float) -> LeaderInfo:
         ) from None
 
 
-def _from_http(url: str, timeout: float) -> MasterEndpoints:
+def _from_http(url: str, timeout: float, security: ClientSecurity) -> MasterEndpoints:
     import httpx
 
-    address = url.split("://", 1)[1].rstrip("/")
+    scheme, _, rest = url.partition("://")
+    address = rest.rstrip("/")
     host = _check_host_port(address)
+    if scheme == "https" and security.tls is None:
+        security = ClientSecurity(TlsConfig(), security.credential)  # the system's CA roots
     try:
-        response = httpx.post(
-            f"http://{address}/api/v1",
-            json={"type": "GET_MASTER"},
-            timeout=timeout,
-            follow_redirects=True,
-            trust_env=False,
-        )
+        with httpx.Client(**security.httpx_options()) as client:
+            response = client.post(
+                f"{security.scheme}://{address}/api/v1",
+                json={"type": "GET_MASTER"},
+                timeout=timeout,
+                follow_redirects=True,
+            )
     except httpx.HTTPError as error:
         raise UnreachableError(url, str(error) or type(error).__name__) from None
+    if response.status_code == 401:
+        raise UsageError(f"the master at {url} asks for credentials: {response.text.strip()}")
     if response.status_code != 200:
         raise UnreachableError(url, f"GET_MASTER answered {response.status_code}: {response.text}")
     info = response.json().get("get_master", {}).get("master_info", {})
@@ -200,4 +229,4 @@ def _from_http(url: str, timeout: float) -> MasterEndpoints:
     grpc_host, _, grpc_port = leader.grpc_address.rpartition(":")
     grpc = format_address(host, int(grpc_port)) if grpc_host in _WILDCARDS else leader.grpc_address
     http = format_address(response.url.host, response.url.port) if response.url.port else address
-    return MasterEndpoints(url, grpc, http, leader.master_id)
+    return MasterEndpoints(url, grpc, http, leader.master_id, security)

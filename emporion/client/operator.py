@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from emporion.client.errors import ClientError, NotFoundError, UnreachableError, UsageError
+from emporion.client.security import ClientSecurity
 from protos.leader_info import format_address
 
 __all__ = ["TASK_LISTS", "OperatorClient", "tasks_of"]
@@ -42,14 +43,25 @@ class OperatorClient:
     ``given`` is the ``--master`` the user typed, named in messages.
     """
 
-    def __init__(self, http: str, given: str, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        http: str,
+        given: str,
+        *,
+        timeout: float = 15.0,
+        security: ClientSecurity | None = None,
+    ) -> None:
         self.http = http
         self.given = given
+        safety = security or ClientSecurity()
         self.answered_by = http
         """``host:port`` of the HTTP API calls go to: the leader's, once a follower redirected
         a call there."""
         self._client = httpx.Client(
-            base_url=f"http://{http}", timeout=timeout, follow_redirects=True, trust_env=False
+            base_url=f"{safety.scheme}://{http}",
+            timeout=timeout,
+            follow_redirects=True,
+            **safety.httpx_options(),
         )
 
     def close(self) -> None:
@@ -72,7 +84,7 @@ class OperatorClient:
             # A follower sent us to the leader: go there directly from now on (calls every
             # master answers, such as GET_METRICS, must come from the leader too).
             self.answered_by = format_address(response.url.host, response.url.port)
-            self._client.base_url = httpx.URL(f"http://{self.answered_by}")
+            self._client.base_url = httpx.URL(f"{response.url.scheme}://{self.answered_by}")
         if response.status_code == 200:
             return response.json() if response.content else {}
         detail = _detail(response)

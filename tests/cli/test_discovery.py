@@ -101,3 +101,30 @@ def test_a_master_asking_for_credentials_says_so(
     err = capsys.readouterr().err
     assert err.startswith(f"emporion agents: the master at {guarded.master_address} asks for")
     assert err.count("\n") == 1
+
+
+def test_tls_and_credentials_come_from_the_sdks_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    certs = tmp_path / "certs"
+    assert main(["certs", "--out", str(certs)]) == 0
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s3"}]}))
+    flags = (
+        "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server-key.pem"),
+        "--authenticate-http-readwrite", "--credentials", str(credentials),
+    )  # fmt: skip
+    with LocalCluster(agents=0, master_flags=flags) as secured:
+        address = secured.master_address
+        assert address is not None
+        capsys.readouterr()
+        # Plain gRPC to a TLS port: unreachable, in one line.
+        assert main(["status", "--master", address]) == 2
+        assert capsys.readouterr().err.startswith("emporion status: cannot reach the master at")
+        monkeypatch.setenv("EMPORION_SDK_TLS_CA", str(certs / "ca.pem"))
+        assert main(["status", "--master", address]) == 2  # TLS, but no credentials
+        assert "asks for credentials" in capsys.readouterr().err
+        monkeypatch.setenv("EMPORION_SDK_PRINCIPAL", "ops")
+        monkeypatch.setenv("EMPORION_SDK_SECRET", "s3")
+        assert main(["status", "--master", address, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["leader"]["address"] == address

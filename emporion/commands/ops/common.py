@@ -99,7 +99,9 @@ def _guarded(
             return 2
         try:
             endpoints = discover(master_from_env(ns.master), timeout=DISCOVERY_TIMEOUT)
-            with OperatorClient(endpoints.http, endpoints.given) as operator:
+            with OperatorClient(
+                endpoints.http, endpoints.given, security=endpoints.security
+            ) as operator:
                 return run(ns, Session(endpoints, operator))
         except ClientError as error:
             print(f"emporion {name}: {error}", file=sys.stderr, flush=True)

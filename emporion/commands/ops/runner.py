@@ -209,10 +209,10 @@ class Runner:
             capabilities=["GPU_RESOURCES"] if self.spec.resources.get("gpus") else (),
         )
         async with httpx.AsyncClient(
-            base_url=f"http://{self.endpoints.http}",
+            base_url=self.endpoints.http_url,
             follow_redirects=True,  # a follower sends the reads to the leader
-            trust_env=False,
             timeout=15.0,
+            **self.endpoints.http_options(),
         ) as http:
             self._http = http
             client = SchedulerClient(self.endpoints.grpc, info)

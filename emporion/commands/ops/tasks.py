@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from emporion.client import SandboxFile, follow, read_all, tasks_of
+from emporion.client import MasterEndpoints, SandboxFile, follow, read_all, tasks_of
 from emporion.client.operator import MAX_PAGE, framework_id, framework_name
 from emporion.commands.ops.common import (
     Session,
@@ -202,11 +202,16 @@ def cmd_task(ns: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-async def _watch_state(http: str, framework: str, task_id: str, ended: asyncio.Event) -> None:
+async def _watch_state(
+    endpoints: MasterEndpoints, framework: str, task_id: str, ended: asyncio.Event
+) -> None:
     """Set ``ended`` once the task is in a terminal state (or the master forgot it)."""
     body = {"type": "GET_TASKS", "get_tasks": {"framework_id": framework, "task_id": task_id}}
     async with httpx.AsyncClient(
-        base_url=f"http://{http}", follow_redirects=True, trust_env=False, timeout=15.0
+        base_url=endpoints.http_url,
+        follow_redirects=True,
+        timeout=15.0,
+        **endpoints.http_options(),
     ) as client:
         while not ended.is_set():
             try:
@@ -233,10 +238,10 @@ async def _print_logs(ns: argparse.Namespace, session: Session, task: dict[str, 
         out.flush()
 
     async with httpx.AsyncClient(
-        base_url=f"http://{session.endpoints.http}",
+        base_url=session.endpoints.http_url,
         follow_redirects=True,
-        trust_env=False,
         timeout=15.0,
+        **session.endpoints.http_options(),
     ) as client:
         file = SandboxFile(client, session.endpoints.given, fid, tid, path=path)
         if not ns.follow or task.get("state") in TERMINAL_STATES:
@@ -244,7 +249,7 @@ async def _print_logs(ns: argparse.Namespace, session: Session, task: dict[str, 
                 emit(chunk)
             return
         ended = asyncio.Event()
-        watcher = asyncio.create_task(_watch_state(session.endpoints.http, fid, tid, ended))
+        watcher = asyncio.create_task(_watch_state(session.endpoints, fid, tid, ended))
         try:
             async for chunk in follow(file, ended.is_set):
                 emit(chunk)
