@@ -309,6 +309,13 @@ class ContainerManager:
 
     # -- disk limits --
 
+    def limit_disk(self, cid: str, resources: Resources) -> None:
+        """Enforce the ``disk`` of ``resources`` on a running container (one recovered after a
+        restart: its limit is not in its checkpoint, the core knows it)."""
+        container = self.containers.get(cid)
+        if container is not None:
+            self._limit_disk(cid, container.sandbox, resources)
+
     def _limit_disk(self, cid: str, sandbox: Path, resources: Resources) -> None:
         disk_mb = resources.get("disk")
         if self.disk_watch_interval is None or not disk_mb:

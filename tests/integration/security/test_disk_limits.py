@@ -67,3 +67,22 @@ def test_a_custom_executor_over_its_disk_limit_fails_its_tasks_with_the_disk_rea
     failed = master.wait_and_ack("a", mesos_pb2.TASK_FAILED)
     assert failed.status.reason == Reason.REASON_CONTAINER_LIMITATION_DISK
     assert failed.status.message.startswith("Disk limit exceeded: the sandbox uses ")
+
+
+def test_the_disk_limit_holds_for_a_task_recovered_after_an_agent_restart(
+    master: FakeMaster, start_agent: StartAgent, work_dir: Path
+) -> None:
+    agent = start_agent(WATCH, work_dir=work_dir, isolation="posix")
+    task = task_as("t1", "exec sleep 1000", None, "cpus:0.1;mem:64;disk:32")
+    master.send(run_task(task, checkpoint=True))
+    master.wait_and_ack("t1", mesos_pb2.TASK_RUNNING)
+    agent.crash()
+    master.auto_ack = True  # The RUNNING may come again if the crash beat its acknowledgement.
+    start_agent(WATCH, work_dir=work_dir, isolation="posix")
+    master.wait_for(lambda: len(master.sessions) >= 2, "the restarted agent")
+    [sandbox] = work_dir.glob("agents/*/frameworks/fw-1/executors/t1/runs/latest")
+    with (sandbox / "big").open("wb") as big:  # What the recovered task could write.
+        for _ in range(64):
+            big.write(b"\1" * (1 << 20))
+    failed = master.wait_update("t1", mesos_pb2.TASK_FAILED)
+    assert failed.status.reason == Reason.REASON_CONTAINER_LIMITATION_DISK
