@@ -89,20 +89,6 @@ def test_zk_finds_the_leader_and_a_follower_leads_to_it(
     assert doc["leader"]["http_address"] == leader.master_http_address
 
 
-def test_a_master_asking_for_credentials_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    credentials = tmp_path / "credentials.json"
-    credentials.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s3"}]}))
-    flags = ("--authenticate-http-readwrite", "--credentials", str(credentials))
-    with LocalCluster(agents=0, master_flags=flags) as guarded:
-        assert guarded.master_address is not None
-        assert main(["agents", "--master", guarded.master_address]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"emporion agents: the master at {guarded.master_address} asks for")
-    assert err.count("\n") == 1
-
-
 def test_tls_and_credentials_come_from_the_sdks_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
