@@ -72,6 +72,7 @@ class Progress:
             f" {len(status['stages'])} stages so far, shuffle {_size(written)} written,"
             f" {status['failed_tasks']} failed / {status['speculative_tasks']} speculative tasks",
             highlight=False,
+            markup=False,
         )
 
     def close(self) -> None:

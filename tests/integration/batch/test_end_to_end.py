@@ -131,3 +131,17 @@ def test_a_task_over_its_memory_limit_fails_the_job_saying_so(master: str) -> No
             sc.parallelize([1], 1).map(hog).collect()
         assert caught.value.exc_type == "MemoryError"
         assert sc.parallelize([1, 2]).sum() == 3
+
+
+def test_big_results_come_from_the_executors_server_and_progress_is_drawn(
+    master: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with BatchContext(master, app_name="big", progress=True) as sc:
+        numbers = sc.parallelize(range(300_000), 2).map(lambda x: (x, str(x)))
+        assert numbers.collect() == [(x, str(x)) for x in range(300_000)]  # MBs per partition.
+        big = sc.broadcast(list(range(100_000)))
+        assert sc.range(4, numSlices=4).map(lambda i: big.value[i * 1000]).sum() == 6000
+    summaries = [line for line in capfd.readouterr().err.splitlines() if "[batch] job" in line]
+    assert len(summaries) == 2
+    assert summaries[0].startswith("[batch] job 0 done in ")
+    assert "2 partitions" in summaries[0]
