@@ -190,6 +190,20 @@ def run_pyspark(job: Callable[[Any, Path], Answer], inputs: Path) -> dict[str, A
     }
 
 
+def engine_version() -> str:
+    """The commit the engine's code is at, ``+dirty`` when examples/batch has changes."""
+    here = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, check=False, timeout=10
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--", "examples/batch") else "")
+
+
 def differences(left: Answer, right: Answer, limit: int = 5) -> list[str]:
     """Up to ``limit`` keys whose values differ, for the error output."""
     keys = sorted(set(left) | set(right), key=repr)
@@ -259,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["result_keys"] = len(next(iter(answers.values())))
     figures["load_average_before"] = [round(x, 2) for x in load_before]
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    figures["engine_commit"] = engine_version()
     figures["machine"] = machine()
     emit(figures)
     return 0 if figures.get("answers_equal", True) else 1
