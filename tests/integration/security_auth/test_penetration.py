@@ -14,6 +14,8 @@ import grpc
 import pytest
 from grpc import aio
 
+from framework_sdk.aio import SchedulerClient
+from framework_sdk.errors import SubscriptionError
 from protos.v1 import agent_internal_pb2, mesos_pb2
 from tests.integration.master.clients import Call, Event, FakeAgent, Scheduler, wait_for
 from tests.integration.security_auth.support import (
@@ -300,5 +302,26 @@ def test_mutual_tls_client_certificate_stands_as_the_principal(secured: Secured)
             )
             assert server.core.state.frameworks.keys() == {framework_id}
             await bare.close()
+
+    asyncio.run(main())
+
+
+def test_sdk_client_with_a_wrong_secret_ends_naming_the_refusal(secured: Secured) -> None:
+    async def main() -> None:
+        async with secured_master(secured.master_config()) as server:
+            client = SchedulerClient(
+                server.address,
+                framework("a"),
+                credential=mesos_pb2.Credential(principal="framework-a", secret="guess"),
+                tls=secured.tls(),
+            )
+            with pytest.raises(SubscriptionError) as caught:
+                async with client:
+                    pass
+            assert "UNAUTHENTICATED" in str(caught.value)
+            assert "invalid credentials for principal 'framework-a'" in str(caught.value)
+            assert "guess" not in str(caught.value)
+            assert server.core is not None
+            assert not server.core.state.frameworks
 
     asyncio.run(main())
