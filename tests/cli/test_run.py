@@ -172,3 +172,39 @@ def test_a_reader_that_goes_away_stops_the_run_quietly(
         assert child.stderr is not None
         assert child.stderr.read() == ""
     assert operator.find_framework("headed")["summary"]["phase"] == "removed"
+
+
+@pytest.mark.slow  # a cluster of its own with TLS everywhere: ~10 s more
+def test_run_over_tls_end_to_end(tmp_path: Path) -> None:
+    """Master and agent with TLS (the agent's certificate names its host, which the master
+    checks when it proxies the sandbox); the CLI given only the CA through the SDK's variable."""
+    import socket
+
+    from emporion.local_cluster import LocalCluster
+
+    certs = tmp_path / "certs"
+    assert main(["certs", "--out", str(certs), "--hosts", socket.gethostname()]) == 0
+    tls = ("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server-key.pem"))
+    ca = ("--tls-ca", str(certs / "ca.pem"))
+    with LocalCluster(
+        agents=1,
+        isolation="posix",
+        agent_resources="cpus:1;mem:256",
+        master_flags=(*tls, *ca),
+        agent_flags=(*tls, *ca),
+    ) as secured:
+        assert secured.master_address is not None
+        result = subprocess.run(
+            emporion_command("run", "--", "sh", "-c", "echo over tls; exit 4"),
+            env={
+                **os.environ,
+                "EMPORION_MASTER": secured.master_address,
+                "EMPORION_SDK_TLS_CA": str(certs / "ca.pem"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == "over tls\n"
