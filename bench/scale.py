@@ -148,6 +148,8 @@ def cluster(ns: argparse.Namespace, agents: int, work: Path) -> Iterator[dict[st
             args = [sys.executable, "-m", "emporion.testing.agent_emulator"]
             args += ["--master", grpc_address, "--agents", str(count), "--first-index", str(first)]
             args += ["--mode", "run", "--resources", ns.agent_resources]
+            channels = ns.emulator_channels or max(1, math.ceil(count / 1000))
+            args += ["--channels", str(channels)]
             args += ["--register-timeout", f"{ns.timeout}secs", "--start-at", repr(start_at)]
             children.append(spawn(args, "registered", log))
             first += count
@@ -483,6 +485,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="seconds given to the emulators to start before they connect",
     )
+    parser.add_argument(
+        "--emulator-channels",
+        type=int,
+        default=0,
+        help="gRPC channels (TCP connections) per emulator; 0: one per 1,000 of its agents",
+    )
     parser.add_argument("--agent-resources", default="cpus:8;mem:32768;disk:100000")
     parser.add_argument("--frameworks", type=int, default=10)
     parser.add_argument("--tasks", type=int, default=20000)
@@ -509,8 +517,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("frameworks", "tasks", "probe_agents", "probes", "probe_inflight", "http_tries"):
         if getattr(ns, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if ns.emulator_processes < 0:
-        parser.error("--emulator-processes must be >= 0")
+    if ns.emulator_processes < 0 or ns.emulator_channels < 0:
+        parser.error("--emulator-processes and --emulator-channels must be >= 0")
     for name in ("agent_resources", "task_resources", "probe_resources"):
         try:
             Resources.parse(getattr(ns, name))
