@@ -14,6 +14,7 @@ and :meth:`Explanation.to_dict` for the web UI and the CLI.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -163,7 +164,7 @@ class Filtered(Explanation):
         )
         return (
             f"{which} agent(s) with free resources for role {self.role} are filtered by the"
-            f" framework's own declines; the first filter expires at t={self.earliest_expiry:g}"
+            f" framework's own declines; the first filter expires at {_when(self.earliest_expiry)}"
             " (REVIVE clears them)"
         )
 
@@ -483,3 +484,12 @@ def _outranked(
         agents=len(tally.served_agents),
         winners=tuple(winners[:MAX_WINNERS]),
     )
+
+
+def _when(seconds: float) -> str:
+    """A clock reading for people: UTC time for epoch seconds, else the bare number (a test's
+    or simulation's clock)."""
+    if seconds >= 1e9:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"t={seconds:g}"
