@@ -17,7 +17,16 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from examples.batch.partitioner import Aggregator, HashPartitioner, RangePartitioner, portable_hash
+from examples.batch.partitioner import (
+    COGROUP,
+    Aggregator,
+    HashPartitioner,
+    RangePartitioner,
+    ResultIterable,
+    portable_hash,
+    tag_left,
+    tag_right,
+)
 from examples.batch.rdds import ShuffleDependency, ShuffledRDD
 
 if TYPE_CHECKING:
@@ -27,10 +36,6 @@ __all__ = ["PairOps", "ResultIterable"]
 
 SAMPLE_PER_PARTITION = 20
 """sortByKey samples about this many keys per output partition (as Spark's RangePartitioner)."""
-
-
-class ResultIterable(list[Any]):
-    """The values of one key after a grouping (a list)."""
 
 
 def _first(kv: tuple[Any, Any]) -> Any:
@@ -161,10 +166,9 @@ class PairOps:
         n = numPartitions
         if n is None:
             n = rdd.getNumPartitions() + other.getNumPartitions()
-        tagged = rdd.map(_tag_left, True).union(other.map(_tag_right, True))
-        aggregator = Aggregator(_new_pair, _add_to_pair, _merge_pairs)
+        tagged = rdd.map(tag_left, True).union(other.map(tag_right, True))
         partitioner = HashPartitioner(self._reduce_partitions(n), portable_hash)
-        return tagged._shuffle(partitioner, aggregator, False)
+        return tagged._shuffle(partitioner, COGROUP, False)
 
     def cogroup(self, other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """``(key, (ResultIterable(values here), ResultIterable(values in other)))``."""
@@ -271,28 +275,3 @@ def _append(group: list[Any], v: Any) -> list[Any]:
 def _extend(group: list[Any], more: list[Any]) -> list[Any]:
     group.extend(more)
     return group
-
-
-def _tag_left(kv: tuple[Any, Any]) -> tuple[Any, tuple[int, Any]]:
-    return kv[0], (0, kv[1])
-
-
-def _tag_right(kv: tuple[Any, Any]) -> tuple[Any, tuple[int, Any]]:
-    return kv[0], (1, kv[1])
-
-
-def _new_pair(tv: tuple[int, Any]) -> tuple[ResultIterable, ResultIterable]:
-    pair = (ResultIterable(), ResultIterable())
-    pair[tv[0]].append(tv[1])
-    return pair
-
-
-def _add_to_pair(pair: tuple[list[Any], list[Any]], tv: tuple[int, Any]) -> Any:
-    pair[tv[0]].append(tv[1])
-    return pair
-
-
-def _merge_pairs(a: tuple[list[Any], list[Any]], b: tuple[list[Any], list[Any]]) -> Any:
-    a[0].extend(b[0])
-    a[1].extend(b[1])
-    return a

@@ -16,7 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Aggregator", "HashPartitioner", "Partitioner", "RangePartitioner", "portable_hash"]
+__all__ = [
+    "COGROUP",
+    "Aggregator",
+    "ResultIterable",
+    "tag_left",
+    "cogroup_add",
+    "tag_right",
+    "HashPartitioner",
+    "Partitioner",
+    "RangePartitioner",
+    "portable_hash",
+]
 
 _FAST = (str, int, bytes, float)
 
@@ -165,3 +176,37 @@ class Aggregator:
 
 
 _MISSING = object()
+
+
+class ResultIterable(list[Any]):
+    """The values of one key after a grouping (PySpark's name; a list here)."""
+
+
+def tag_left(kv: tuple[Any, Any]) -> tuple[Any, tuple[int, Any]]:
+    return kv[0], (0, kv[1])
+
+
+def tag_right(kv: tuple[Any, Any]) -> tuple[Any, tuple[int, Any]]:
+    return kv[0], (1, kv[1])
+
+
+def _new_pair(tv: tuple[int, Any]) -> tuple[ResultIterable, ResultIterable]:
+    pair = (ResultIterable(), ResultIterable())
+    pair[tv[0]].append(tv[1])
+    return pair
+
+
+def cogroup_add(pair: tuple[list[Any], list[Any]], tv: tuple[int, Any]) -> Any:
+    pair[tv[0]].append(tv[1])
+    return pair
+
+
+def _merge_pairs(a: tuple[list[Any], list[Any]], b: tuple[list[Any], list[Any]]) -> Any:
+    a[0].extend(b[0])
+    a[1].extend(b[1])
+    return a
+
+
+COGROUP = Aggregator(_new_pair, cogroup_add, _merge_pairs)
+"""Both sides' values of a key, ``(ResultIterable(left), ResultIterable(right))``: the reduce
+side of joins and cogroup (:class:`.rdds.ShuffledRDD` runs it inline, it is per record)."""

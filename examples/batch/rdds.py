@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from examples.batch.partitioner import Aggregator, Partitioner
+from examples.batch.partitioner import Aggregator, Partitioner, ResultIterable, cogroup_add
 from examples.batch.shared import TaskContext
 from examples.batch.shuffle import BlockFetcher, MapOutput, decode_frames, encode_frames
 
@@ -331,6 +331,15 @@ class ShuffledRDD(Source):
         if aggregator is None:
             return itertools.chain.from_iterable(batches)
         combined: dict[Any, Any] = {}
+        if aggregator.merge_value is cogroup_add:  # Joins: per record, so inline.
+            found = combined.get
+            for batch in batches:
+                for k, (side, v) in batch:
+                    pair = found(k)
+                    if pair is None:
+                        pair = combined[k] = (ResultIterable(), ResultIterable())
+                    pair[side].append(v)
+            return iter(combined.items())
         if self.dep.map_side_combine:
             for batch in batches:
                 aggregator.combine_combiners(batch, combined)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from examples.batch.errors import FetchFailedError
-from examples.batch.partitioner import Aggregator, Partitioner
+from examples.batch.partitioner import Aggregator, HashPartitioner, Partitioner, portable_hash
 
 __all__ = [
     "BlockFetcher",
@@ -102,6 +102,12 @@ def write_map_output(
         items = records
     if n == 1:
         buckets[0] = list(items)
+    elif isinstance(partitioner, HashPartitioner) and partitioner.partition_func is portable_hash:
+        appends = [bucket.append for bucket in buckets]
+        fast = (str, int, bytes, float)
+        for kv in items:  # bucket_function() inlined: one Python call less per record.
+            key = kv[0]
+            appends[(hash(key) if type(key) in fast else portable_hash(key)) % n](kv)
     else:
         appends = [bucket.append for bucket in buckets]
         for kv in items:

@@ -11,6 +11,7 @@ the critical path.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import struct
@@ -137,12 +138,22 @@ def main(argv: list[str]) -> int:
     in_fd, out_fd, executor_id, block_dir = int(argv[0]), int(argv[1]), argv[2], argv[3]
     requests = os.fdopen(in_fd, "rb")
     answers = os.fdopen(out_fd, "wb")
+    gc.freeze()  # What is imported stays: collections need not scan it again.
     while True:
         body = read_frame(requests)
         if body is None:
             return 0
         payload = pickle.loads(body)
-        write_frame(answers, run_task(payload["tag"], payload, executor_id, block_dir))
+        # A task makes millions of containers that live until it ends (dicts of combiners,
+        # lists of records): the collector's passes over them are pure loss (20-30 % of a
+        # join's reduce side). Cyclic garbage is collected between tasks instead.
+        gc.disable()
+        try:
+            answer = run_task(payload["tag"], payload, executor_id, block_dir)
+        finally:
+            gc.enable()
+        write_frame(answers, answer)
+        gc.collect()
 
 
 if __name__ == "__main__":

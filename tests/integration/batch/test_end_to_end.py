@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -16,13 +15,21 @@ from emporion.local_cluster import LocalCluster
 from examples.batch import BatchContext, BatchJobError
 
 
-def _batch_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
-    return [
-        line
-        for line in out.stdout.splitlines()
-        if "examples.batch.executor" in line or "examples.batch.worker" in line
-    ]
+def _batch_processes(root: Path) -> list[str]:
+    """Executors and workers running in a sandbox under ``root`` (others may run elsewhere)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        batch = "examples.batch.executor" in args or "examples.batch.worker" in args
+        if batch and cwd.startswith(str(root)):
+            found.append(f"{proc.name} {args}")
+    return found
 
 
 def test_word_count_from_files_to_files(master: str, tmp_path: Path) -> None:
@@ -106,8 +113,8 @@ def test_nothing_is_left_running_or_on_disk(cluster: LocalCluster) -> None:
     with BatchContext(cluster.master_address, app_name="clean", progress=False) as sc:
         pairs = sc.parallelize(range(2000), 4).map(lambda x: (x % 10, x))
         assert len(pairs.reduceByKey(lambda a, b: a + b).cache().collect()) == 10
-        assert _batch_processes()
-    assert _batch_processes() == []
+        assert _batch_processes(cluster.root)
+    assert _batch_processes(cluster.root) == []
     leftovers = [
         os.path.join(root, name)
         for root, dirs, files in os.walk(cluster.root)
