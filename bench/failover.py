@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -107,6 +108,8 @@ async def _scenario(
         agents=args.agents,
         resources="cpus:8;mem:16384;disk:1000",
         mode="run",
+        # Thousands of streams on one HTTP/2 connection slow every write on it to a crawl.
+        channels=max(1, args.agents // 1000),
         backoff_min=0.05,
         backoff_max=0.5,
         tick_interval=0.1,
@@ -216,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the clients' reconnection warnings are expected
+    # Thousands of emulated agents keep many long-lived objects: with the default thresholds
+    # the cyclic collector rescans them all again and again (a third of an emulator's time).
+    gc.set_threshold(100_000, 50, 100)
     if args.agents < 1 or args.frameworks < 1 or args.tasks < 0:
         parser.error("--agents and --frameworks must be >= 1, --tasks >= 0")
     if not args.wait > 0:
