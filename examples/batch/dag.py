@@ -9,13 +9,14 @@ the shuffle dependencies, each a *shuffle-map stage* (shared by every job that n
 shuffle, so outputs computed once serve later jobs, as Spark's skipped stages). A stage runs
 once its parents' outputs are all present, as a :class:`TaskSet` of the partitions still
 missing. Placement follows Spark's delay scheduling: a task whose input is cached on an
-executor waits up to ``locality_wait`` for an offer of that executor's agent, then goes
-anywhere. A failed task is retried on another agent when there is one; ``max_attempts``
-failures fail the job. A lost executor takes its map outputs and cached blocks with it: stages
-needing them go back to waiting and the missing map tasks run again (a reduce task's fetch
-failure does the same). Speculation: once ``speculation_quantile`` of a stage's tasks
-succeeded, a task running longer than ``speculation_multiplier`` x their median duration gets
-a second attempt on another agent; the first to succeed wins, the other is killed.
+executor (a reduce task: 20 % or more of its shuffle input) waits up to ``locality_wait`` for
+an offer of that executor's agent, then goes anywhere. A failed task is retried on another
+agent when there is one; ``max_attempts`` failures fail the job. A lost executor takes its map
+outputs and cached blocks with it: stages needing them go back to waiting and the missing map
+tasks run again (a reduce task's fetch failure does the same). Speculation: once
+``speculation_quantile`` of a stage's tasks succeeded, a task running longer than
+``speculation_multiplier`` x their median duration gets a second attempt on another agent; the
+first to succeed wins, the other is killed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from examples.batch.rdds import (
 )
 from examples.batch.shuffle import MapOutput
 from examples.batch.stages import Job, Stage, TaskAttempt, TaskSet, speculatable
+
+REDUCE_LOCALITY_FRACTION = 0.2
+"""A reduce task prefers the agents holding at least this share of its shuffle input."""
 
 __all__ = ["DAGScheduler", "Job", "Stage", "TaskAttempt", "TaskSet", "speculatable"]
 
@@ -190,8 +194,28 @@ class DAGScheduler:
                 agents |= self._preferred(source.prev, s)
             return agents
         if isinstance(source, ShuffledRDD):
-            return set()
+            return self._reduce_preferred(source.dep.shuffle_id, split.index)
         return set()
+
+    def _reduce_preferred(self, shuffle_id: int, reduce_id: int) -> set[str]:
+        """Agents holding at least :data:`REDUCE_LOCALITY_FRACTION` of a reduce task's input
+        (Spark's rule; with few maps only: each map output is counted)."""
+        outputs = self.outputs.get(shuffle_id, [])
+        if not outputs or len(outputs) > 1000:
+            return set()
+        by_executor: dict[str, int] = {}
+        for output in outputs:
+            if output is not None:
+                size = output.sizes[reduce_id]
+                by_executor[output.executor_id] = by_executor.get(output.executor_id, 0) + size
+        total = sum(by_executor.values())
+        if total == 0:
+            return set()
+        return {
+            self.executor_agents[e]
+            for e, size in by_executor.items()
+            if size >= REDUCE_LOCALITY_FRACTION * total and e in self.executor_agents
+        }
 
     def _stage_done(self, stage: Stage, now: float) -> None:
         self.tasksets.pop(stage.id, None)

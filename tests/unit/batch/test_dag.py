@@ -208,3 +208,20 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="partition 5 out of range"):
         dag.submit_job(_parallelize(range(3), 2), list, [5], now=0.0)
     assert dag.jobs == {}
+
+
+def test_a_reduce_task_prefers_agents_holding_a_fifth_of_its_input() -> None:
+    dag = DAGScheduler(locality_wait=0.5)
+    counts = _pairs(5).reduceByKey(operator.add, 2)
+    job = dag.submit_job(counts, list, range(2), now=0.0)
+    (map_stage,) = job.stage.parents
+    # Reduce partition 0's input: 9 parts on eB, 1 on eA; partition 1's: balanced.
+    sizes = {"eA": (1, 5), "eB": (9, 5)}
+    placed = [("A", "eA"), ("B", "eB"), ("B", "eB"), ("B", "eB"), ("A", "eA")]
+    for agent, executor in placed:
+        (attempt,) = dag.offer(agent, executor, 1, now=0.0)
+        output = MapOutput(executor, f"{executor}:1", "t", sizes[executor])
+        dag.task_succeeded(attempt.task_id, output, now=0.0)
+    assert dag.tasksets[job.stage.id].preferred == {0: {"B"}, 1: {"A", "B"}}
+    assert [a.partition for a in dag.offer("A", "eA", 2, now=1.0)] == [1]
+    assert map_stage.id not in dag.tasksets
