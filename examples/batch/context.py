@@ -124,10 +124,9 @@ class BatchContext:
         if not scheduler.registered_event.wait(timeout):
             errors = "; ".join(scheduler.errors) or "no answer"
             raise BatchJobError(f"could not register with the master at {self.master}: {errors}")
+        offers_by = min(deadline, time.monotonic() + 5.0)
         with scheduler.lock:  # The first offers tell the cluster's size (defaultParallelism).
-            while not scheduler.agent_slots and time.monotonic() < min(
-                deadline, time.monotonic() + 5
-            ):
+            while not scheduler.agent_slots and time.monotonic() < offers_by:
                 scheduler.changed.wait(0.05)
             if scheduler.errors:
                 raise BatchJobError(f"the master refused the framework: {scheduler.errors[-1]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -152,3 +153,17 @@ def test_big_results_come_from_the_executors_server_and_progress_is_drawn(
     assert len(summaries) == 2
     assert summaries[0].startswith("[batch] job 0 done in ")
     assert "2 partitions" in summaries[0]
+
+
+def test_no_master_at_the_address_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    with pytest.raises(BatchJobError, match=f"could not register with the master at {address}"):
+        BatchContext(address, progress=False, start_timeout=1.0)
+    with pytest.raises(
+        ValueError, match=re.escape("master must be 'HOST:PORT' or 'zk://...', not ''")
+    ):
+        BatchContext("", progress=False)
