@@ -102,7 +102,6 @@ class BatchContext:
         self.dag = DAGScheduler(max_attempts, speculation=speculation, locality_wait=locality_wait)
         host = host or _own_address(master)
         self._server = DriverServer(host, self._status)
-        Broadcast._release = staticmethod(self._forget_broadcast)
         self._scheduler = BatchScheduler(self.dag, config, self._server.url, self._accumulators)
         self._progress = Progress(self) if progress else None
         self._started = time.monotonic()
@@ -222,7 +221,7 @@ class BatchContext:
         """A read-only value the tasks read with ``.value``, sent to each worker once."""
         bid = next(self._broadcast_ids)
         self._server.broadcasts[bid] = cloudpickle.dumps(value, 5)
-        return Broadcast(bid, value, self._server.url, on_driver=True)
+        return Broadcast(bid, value, self._server.url, True, self._forget_broadcast)
 
     def accumulator(
         self, value: Any, accum_param: AccumulatorParam[Any] | None = None

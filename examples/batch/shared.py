@@ -121,7 +121,15 @@ _broadcast_cache: dict[tuple[str, int], Any] = {}
 class Broadcast(Generic[T]):
     """A read-only value shipped once to each worker (``sc.broadcast(value)``)."""
 
-    def __init__(self, bid: int, value: T | None, driver_url: str, on_driver: bool) -> None:
+    def __init__(
+        self,
+        bid: int,
+        value: T | None,
+        driver_url: str,
+        on_driver: bool,
+        release: Callable[[int], None] | None = None,
+    ) -> None:
+        self._release = release
         self.bid = bid
         self._value = value
         self._driver_url = driver_url
@@ -149,9 +157,8 @@ class Broadcast(Generic[T]):
         """Forget the value everywhere; using it afterwards raises."""
         self._destroyed = True
         self._value = None
-        self._release(self.bid)
-
-    _release: Callable[[int], None] = staticmethod(lambda bid: None)
+        if self._release is not None:
+            self._release(self.bid)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_worker_broadcast, (self.bid, self._driver_url))

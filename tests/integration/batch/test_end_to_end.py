@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -73,6 +74,9 @@ def test_join_cache_and_broadcast(master: str) -> None:
         assert sc.dag.cache, "the cached partitions were reported to the driver"
         factor = sc.broadcast({"x": 3})
         assert sc.range(10).map(lambda x: x * factor.value["x"]).sum() == 135
+        factor.destroy()  # The driver stops serving it.
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"{sc.uiWebUrl}/broadcast/{factor.bid}", timeout=10)
         seen = sc.accumulator(0)
         sc.range(100, numSlices=4).foreach(lambda x: seen.add(1))
         assert seen.value == 100
