@@ -154,6 +154,7 @@ def register(
         state.persist(UpdateReservations(agent_id, tuple(dynamic.to_protos())))
     state.send_to_agent(agent, _registered_message(state, agent_id, reregistered=False))
     state.allocation_wanted = True
+    state.history.count("master/slave_registrations")
     state.history.agent_added(agent)
     log.info("agent %s (%s) registered with %s", agent_id, info.hostname, total)
 
@@ -240,6 +241,7 @@ def reregister(
             task.kill_pending = False
             _send_kill(state, agent, task)
     state.allocation_wanted = True
+    state.history.count("master/slave_reregistrations")
     state.history.agent_added(agent)
     log.info("agent %s (%s) reregistered with %d tasks", agent_id, info.hostname, len(reported))
 

@@ -121,6 +121,41 @@ class Buckets:
         return out
 
 
+class WindowedBuckets(Buckets):
+    """WindowedBuckets is a histogram that also keeps its last ``window`` observations, for
+    Mesos's timer statistics (mean, min, max and percentiles over a recent window)."""
+
+    __slots__ = ("recent",)
+
+    def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS, window: int = 1000) -> None:
+        super().__init__(bounds)
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def observe(self, value: float) -> None:
+        """Count one observation of ``value`` and keep it in the window."""
+        super().observe(value)
+        self.recent.append(value)
+
+    def summary(self) -> dict[str, float]:
+        """Mesos's timer figures of the window: ``""`` (the mean), ``min``, ``max``, ``p50``,
+        ``p90``, ``p95``, ``p99``, ``p999``, ``p9999``, and ``count``; {} when it is empty."""
+        values = sorted(self.recent)
+        if not values:
+            return {}
+        last = len(values) - 1
+        out = {
+            "": sum(values) / len(values),
+            "min": values[0],
+            "max": values[-1],
+            "count": float(len(values)),
+        }
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+            out[name] = values[round(q * last)]
+        out["p999"] = values[round(0.999 * last)]
+        out["p9999"] = values[round(0.9999 * last)]
+        return out
+
+
 class Watcher(Protocol):
     """Watcher is told of every change an operator event describes, as it happens.
 
@@ -177,13 +212,20 @@ class History:
         """Live framework id -> its completed tasks, oldest first."""
         self.completed_frameworks: OrderedDict[str, CompletedFramework] = OrderedDict()
         """Torn-down framework id -> its record, oldest first."""
-        self.allocation_cycles = Buckets()
+        self.allocation_cycles = WindowedBuckets()
         """Seconds per allocation cycle (observed by the runtime, which owns the clock)."""
         self.launch_latency = Buckets()
         """Seconds from a task's launch (ACCEPT) to its first TASK_RUNNING at the master."""
         self.offer_latency = Buckets()
         """Seconds an offer was outstanding until its framework accepted or declined it."""
         self.utilization = UtilizationRing()
+        self.counters: dict[str, int] = {}
+        """Mesos's event counters by their ``/metrics/snapshot`` name
+        (``master/slave_registrations``, ``master/valid_status_updates``, ...)."""
+
+    def count(self, name: str) -> None:
+        """One more of counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + 1
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -361,6 +403,7 @@ class History:
 
     def agent_removed(self, agent_id: str) -> None:
         """The agent was marked unreachable or gone, or unregistered."""
+        self.count("master/slave_removals")
         watcher = self.watcher
         if watcher is not None:
             watcher.agent_removed(agent_id)

@@ -116,6 +116,21 @@ def _reconcile_operations(
         state.send_event(fw, event)
 
 
+def _counted(handler: _CallHandler, name: str) -> _CallHandler:
+    """``handler`` counting its calls as Mesos's ``master/valid_<name>`` or, when refused,
+    ``master/invalid_<name>``."""
+
+    def counted(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: float) -> None:
+        try:
+            handler(state, fw, call, now)
+        except CallError:
+            state.history.count(f"master/invalid_{name}")
+            raise
+        state.history.count(f"master/valid_{name}")
+
+    return counted
+
+
 _HANDLERS: dict[int, _CallHandler] = {
     _Call.TEARDOWN: _teardown,
     _Call.ACCEPT: launch.accept,
@@ -126,11 +141,15 @@ _HANDLERS: dict[int, _CallHandler] = {
     _Call.SUPPRESS: lambda s, fw, c, now: frameworks.suppress(s, fw, c),
     _Call.KILL: tasks.kill,
     _Call.SHUTDOWN: lambda s, fw, c, now: tasks.shutdown_executor(s, fw, c),
-    _Call.ACKNOWLEDGE: lambda s, fw, c, now: tasks.acknowledge(s, fw, c),
+    _Call.ACKNOWLEDGE: _counted(
+        lambda s, fw, c, now: tasks.acknowledge(s, fw, c), "status_update_acknowledgements"
+    ),
     _Call.ACKNOWLEDGE_OPERATION_STATUS: _acknowledge_operation,
     _Call.RECONCILE: reconciliation.reconcile,
     _Call.RECONCILE_OPERATIONS: _reconcile_operations,
-    _Call.MESSAGE: lambda s, fw, c, now: tasks.framework_message(s, fw, c),
+    _Call.MESSAGE: _counted(
+        lambda s, fw, c, now: tasks.framework_message(s, fw, c), "framework_to_executor_messages"
+    ),
     _Call.REQUEST: _request,
     _Call.UPDATE_FRAMEWORK: frameworks.update_framework,
 }

@@ -537,11 +537,50 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
     for task_state in TERMINAL_COUNTER_STATES:
         name = _state_name(task_state).removeprefix("TASK_").lower()
         out[f"master/tasks_{name}"] = ended.get(task_state, 0)
-    total = _sum(a.total for a in registered).non_revocable()
-    used = _used(h for a in registered for h in _holders(a)).non_revocable()
+    everything = _sum(a.total for a in registered)
+    held = _used(h for a in registered for h in _holders(a))
+    total, used = everything.non_revocable(), held.non_revocable()
+    revocable_total, revocable_used = everything.revocable(), held.revocable()
     for name in _METRIC_RESOURCES:
         amount, busy = total.get(name), used.get(name)
         out[f"master/{name}_total"] = amount
         out[f"master/{name}_used"] = busy
         out[f"master/{name}_percent"] = busy / amount if amount else 0.0
+        amount, busy = revocable_total.get(name), revocable_used.get(name)
+        out[f"master/{name}_revocable_total"] = amount
+        out[f"master/{name}_revocable_used"] = busy
+        out[f"master/{name}_revocable_percent"] = busy / amount if amount else 0.0
+    out.update(_MESOS_COUNTERS)
+    out.update(state.history.counters)
+    cycles = state.history.allocation_cycles
+    out["allocator/mesos/allocation_runs"] = cycles.count
+    for suffix, seconds in cycles.summary().items():
+        if suffix != "count":
+            out["allocator/mesos/allocation_run_ms" + (f"/{suffix}" if suffix else "")] = (
+                seconds * 1000
+            )
     return {key: float(value) for key, value in out.items()}
+
+
+_MESOS_COUNTERS: dict[str, int] = dict.fromkeys(
+    (
+        "master/slave_registrations",
+        "master/slave_reregistrations",
+        "master/slave_removals",
+        # Mesos's health checker scheduled agent shutdowns; Emporion marks an agent that
+        # misses its pings unreachable instead (master/slaves_unreachable): none are scheduled.
+        "master/slave_shutdowns_scheduled",
+        "master/slave_shutdowns_canceled",
+        "master/slave_shutdowns_completed",
+        "master/valid_status_updates",
+        "master/invalid_status_updates",
+        "master/valid_status_update_acknowledgements",
+        "master/invalid_status_update_acknowledgements",
+        "master/valid_framework_to_executor_messages",
+        "master/invalid_framework_to_executor_messages",
+        "master/valid_executor_to_framework_messages",
+        "master/invalid_executor_to_framework_messages",
+    ),
+    0,
+)
+"""Mesos's event counters, 0 until the first event (History.counters holds the counts)."""

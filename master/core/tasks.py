@@ -40,12 +40,14 @@ def status_update(
     status = update.status
     fw = state.frameworks.get(framework_id)
     if fw is None:
+        state.history.count("master/invalid_status_updates")
         if framework_id in state.completed:
             message = _MasterMessage()
             message.shutdown_framework.framework_id.value = framework_id
             state.send_to_agent(agent, message)
         log.debug("status update for unknown framework %s dropped", framework_id)
         return
+    state.history.count("master/valid_status_updates")
     task = fw.tasks.get(status.task_id.value)
     if task is not None and task.agent_id == agent.agent_id:
         latest = update.latest_state if update.HasField("latest_state") else status.state
@@ -205,5 +207,8 @@ def executor_message(
 ) -> None:
     """Opaque data from an executor: a MESSAGE event to its scheduler (dropped if away)."""
     fw = state.frameworks.get(message.framework_id.value)
-    if fw is not None:
-        state.send_event(fw, message_event(agent.agent_id, message.executor_id.value, message.data))
+    if fw is None:
+        state.history.count("master/invalid_executor_to_framework_messages")
+        return
+    state.history.count("master/valid_executor_to_framework_messages")
+    state.send_event(fw, message_event(agent.agent_id, message.executor_id.value, message.data))

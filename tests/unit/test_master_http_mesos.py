@@ -165,3 +165,54 @@ def test_leader_info_ip_is_the_http_address_in_network_order() -> None:
     info = json_of(get(app_of(view), "/master/state")[0])["leader_info"]
     assert info["address"]["ip"] == "10.0.0.1"
     assert int(info["ip"]).to_bytes(4, "little") == bytes([10, 0, 0, 1])
+
+
+MESOS_EXPORTER_MASTER_KEYS = {
+    # What mesos_exporter's master collector reads (master.go), each group all or nothing.
+    *(f"master/{r}_{k}" for r in ("cpus", "mem", "disk") for k in ("total", "used")),
+    *(f"master/{r}_revocable_{k}" for r in ("cpus", "mem", "disk") for k in ("total", "used")),
+    "master/elected",
+    "master/uptime_secs",
+    "master/slave_registrations",
+    "master/slave_reregistrations",
+    "master/slave_shutdowns_scheduled",
+    "master/slave_shutdowns_canceled",
+    "master/slave_shutdowns_completed",
+    "master/slave_removals",
+    "master/slaves_active",
+    "master/slaves_inactive",
+    "master/slaves_disconnected",
+    "master/frameworks_active",
+    "master/frameworks_inactive",
+    "master/frameworks_disconnected",
+    "master/outstanding_offers",
+    *(f"master/tasks_{s}" for s in ("error", "failed", "finished", "killed", "lost")),
+    *(f"master/tasks_{s}" for s in ("running", "staging", "starting")),
+    "master/valid_framework_to_executor_messages",
+    "master/invalid_framework_to_executor_messages",
+    "master/valid_executor_to_framework_messages",
+    "master/invalid_executor_to_framework_messages",
+    "master/valid_status_update_acknowledgements",
+    "master/invalid_status_update_acknowledgements",
+    "master/valid_status_updates",
+    "master/invalid_status_updates",
+    "allocator/mesos/allocation_runs",
+}
+
+
+def test_the_metrics_mesos_exporter_reads_are_served_and_count() -> None:
+    view = leading_view()
+    assert view.master is not None
+    metrics = json_of(get(app_of(view), "/metrics/snapshot")[0])
+    assert set(metrics) >= MESOS_EXPORTER_MASTER_KEYS, MESOS_EXPORTER_MASTER_KEYS - set(metrics)
+    assert metrics["master/slave_registrations"] == 1
+    assert metrics["master/valid_status_updates"] == 1  # t1's TASK_RUNNING
+    cycles = view.master.state.history.allocation_cycles
+    for seconds in (0.001, 0.002, 0.003):
+        cycles.observe(seconds)
+    metrics = json_of(get(app_of(view), "/metrics/snapshot")[0])
+    assert metrics["allocator/mesos/allocation_runs"] == 3
+    assert metrics["allocator/mesos/allocation_run_ms/min"] == 1.0
+    assert metrics["allocator/mesos/allocation_run_ms/max"] == 3.0
+    assert metrics["allocator/mesos/allocation_run_ms/p50"] == 2.0
+    assert abs(metrics["allocator/mesos/allocation_run_ms"] - 2.0) < 1e-9
