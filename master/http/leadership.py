@@ -51,14 +51,16 @@ def leading(view: MasterView) -> Callable[[], Awaitable[Master]]:
     return leading_master
 
 
-def leader_redirect(view: MasterView, target: str) -> JSONResponse:
-    """307 to ``target`` (a path with its query) on the leader's HTTP address, or 503."""
+def leader_redirect(view: MasterView, target: str, scheme: str = "http") -> JSONResponse:
+    """307 to ``target`` (a path with its query) on the leader's HTTP address, or 503.
+
+    ``scheme`` is the request's: the masters of a cluster all serve TLS, or none does."""
     leader = view.leader_http_address()
     if leader is None:
         return JSONResponse({"detail": NO_LEADER}, status_code=503)
-    location = f"http://{leader}{target}"
+    location = f"{scheme}://{leader}{target}"
     return JSONResponse(
-        {"detail": f"not the leading master; the leader is at http://{leader}/"},
+        {"detail": f"not the leading master; the leader is at {scheme}://{leader}/"},
         status_code=307,
         headers={"Location": location},
     )
@@ -71,7 +73,8 @@ def not_leading_response(
 
     async def handle(request: Request, error: Exception) -> JSONResponse:
         query = request.url.query
-        return leader_redirect(view, request.url.path + (f"?{query}" if query else ""))
+        target = request.url.path + (f"?{query}" if query else "")
+        return leader_redirect(view, target, request.url.scheme)
 
     return handle
 
@@ -81,8 +84,8 @@ def redirect_router(view: MasterView) -> APIRouter:
     router = APIRouter(tags=["leadership"])
 
     @router.get("/master/redirect", status_code=307)
-    async def redirect() -> JSONResponse:
+    async def redirect(request: Request) -> JSONResponse:
         """Where the leading master's HTTP API is (Mesos's bookmark for its web UI)."""
-        return leader_redirect(view, "/")
+        return leader_redirect(view, "/", request.url.scheme)
 
     return router

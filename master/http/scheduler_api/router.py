@@ -189,7 +189,7 @@ def scheduler_router(view: MasterView, runtime: Callable[[], SchedulerRuntime | 
         if leader is None:
             await asyncio.sleep(NO_LEADER_PAUSE)
             return ApiError(503, "No leader elected")
-        location = f"http://{leader}{request.url.path}"
+        location = f"{request.url.scheme}://{leader}{request.url.path}"
         return ApiError(
             307, f"Not the leading master; the leader is at {location}", {"Location": location}
         )

@@ -9,6 +9,7 @@ import asyncio
 import signal
 
 import grpc
+import httpx
 import pytest
 
 from emporion.testing.master_processes import ZkMaster
@@ -16,9 +17,10 @@ from framework_sdk import ClientConfig
 from framework_sdk.aio import SchedulerClient
 from protos.leader_info import LeaderInfo, candidates, leader_from_json, parse_zk_url
 from protos.leader_zk import zookeeper_client
+from protos.security import basic_header
 from protos.v1 import mesos_pb2
 from tests.integration.ha.conftest import WAIT, MasterFactory
-from tests.integration.security_auth.support import Secured, credential, scheduler
+from tests.integration.security_auth.support import SECRETS, Secured, credential, scheduler
 from tests.integration.security_auth.test_penetration import framework, subscribe_refusal
 
 pytestmark = pytest.mark.zk
@@ -58,6 +60,15 @@ def test_tls_and_credentials_survive_a_failover(
     first = leader_info(zk_url)
     assert first.scheme == "https"
     by_address = {m.address: m for m in masters}
+    # A follower sends HTTP clients to the leader over https, after authenticating them.
+    follower = next(m for m in masters if m.address != first.grpc_address)
+    with httpx.Client(verify=secured.tls().client_ssl_context(), trust_env=False) as http:
+        url = f"https://127.0.0.1:{follower.http_port}/master/redirect"
+        assert http.get(url).status_code == 401
+        viewer = {"Authorization": basic_header("viewer", SECRETS["viewer"])}
+        moved = http.get(url, headers=viewer)
+        assert moved.status_code == 307
+        assert moved.headers["location"] == f"https://{first.http_address}/"
 
     async def main() -> None:
         client = SchedulerClient(
