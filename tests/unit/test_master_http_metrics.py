@@ -39,6 +39,25 @@ GAUGES = {
         for name in ("cpus", "mem", "disk", "gpus")
         for kind in ("total", "used", "percent")
     ),
+    *(
+        f"master/{name}_revocable_{kind}"
+        for name in ("cpus", "mem", "disk", "gpus")
+        for kind in ("total", "used", "percent")
+    ),
+    # Mesos's event counters (mesos_exporter reads them), since this master took the lead.
+    *(f"master/slave_{event}" for event in ("registrations", "reregistrations", "removals")),
+    *(f"master/slave_shutdowns_{kind}" for kind in ("scheduled", "canceled", "completed")),
+    *(
+        f"master/{outcome}_{what}"
+        for outcome in ("valid", "invalid")
+        for what in (
+            "status_updates",
+            "status_update_acknowledgements",
+            "framework_to_executor_messages",
+            "executor_to_framework_messages",
+        )
+    ),
+    "allocator/mesos/allocation_runs",  # (the allocation_run_ms timer once a cycle ran)
 }
 
 
