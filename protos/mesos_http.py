@@ -23,18 +23,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 __all__ = [
     "APPLICATION_JSON",
     "APPLICATION_PROTOBUF",
+    "BodyError",
     "JsonMessageError",
+    "decode_body",
     "accepts",
     "media_type",
     "message_from_json",
@@ -142,6 +145,43 @@ def message_from_json(document: object, message: _M) -> _M:
         except json_format.ParseError as again:
             raise JsonMessageError(str(again)) from None
     return message
+
+
+class BodyError(ValueError):
+    """BodyError: a request body that is not the Call expected; ``status`` is Mesos's answer
+    (400, or 415 for a Content-Type that is neither JSON nor protobuf), the message says why
+    in Mesos's words."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def decode_body(content_type: str | None, body: bytes, message: _M) -> _M:
+    """Fill ``message`` (a scheduler or executor Call) from a request body as its
+    ``Content-Type`` says, and return it; BodyError as Mesos answers a bad one."""
+    if content_type is None:
+        raise BodyError(400, "Expecting 'Content-Type' to be present")
+    media = media_type(content_type)
+    if media == APPLICATION_PROTOBUF:
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, ValueError) as error:
+            raise BodyError(400, f"Failed to parse body into Call protobuf: {error}") from None
+        return message
+    if media == APPLICATION_JSON:
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise BodyError(400, f"Failed to parse body into JSON: {error}") from None
+        try:
+            return message_from_json(document, message)
+        except (JsonMessageError, RecursionError) as error:
+            raise BodyError(400, f"Failed to convert JSON into Call protobuf: {error}") from None
+    raise BodyError(
+        415, f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}"
+    )
 
 
 def media_type(value: str) -> str:

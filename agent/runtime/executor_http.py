@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from google.protobuf.message import DecodeError
 
 from agent.core import InvalidCall, NotAllowedNow, UnknownTarget
 from agent.runtime.executor_api import (
@@ -36,9 +35,8 @@ from agent.runtime.executor_api import (
 from protos.mesos_http import (
     APPLICATION_JSON,
     APPLICATION_PROTOBUF,
-    JsonMessageError,
-    media_type,
-    message_from_json,
+    BodyError,
+    decode_body,
     message_json,
     record,
     stream_media_type,
@@ -58,30 +56,10 @@ class _RefusedError(Exception):
 
 
 def _decode(content_type: str | None, body: bytes) -> executor_pb2.Call:
-    if content_type is None:
-        raise _RefusedError(400, "Expecting 'Content-Type' to be present")
-    media = media_type(content_type)
-    if media == APPLICATION_PROTOBUF:
-        call = _Call()
-        try:
-            call.ParseFromString(body)
-        except (DecodeError, ValueError) as error:
-            raise _RefusedError(400, f"Failed to parse body into Call protobuf: {error}") from None
-        return call
-    if media == APPLICATION_JSON:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            raise _RefusedError(400, f"Failed to parse body into JSON: {error}") from None
-        try:
-            return message_from_json(document, _Call())
-        except (JsonMessageError, RecursionError) as error:
-            raise _RefusedError(
-                400, f"Failed to convert JSON into Call protobuf: {error}"
-            ) from None
-    raise _RefusedError(
-        415, f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}"
-    )
+    try:
+        return decode_body(content_type, body, _Call())
+    except BodyError as error:
+        raise _RefusedError(error.status, error.message) from None
 
 
 def _status(error: Exception) -> int:

@@ -2,13 +2,12 @@
 
 :mod:`.router` checks each request as Mesos does and hands its Call to the same state machine
 the gRPC ``Scheduler`` service feeds; :mod:`.codec` reads Calls (JSON or protobuf) and writes
-the SUBSCRIBE stream's events as RecordIO records; :mod:`.mesos_json` writes messages in
+the SUBSCRIBE stream's events as RecordIO records; :mod:`protos.mesos_http` writes messages in
 Mesos's JSON (64-bit integers as numbers). ``docs/mesos-compatibility.md`` says what is served
 and where it differs from Mesos.
 """
 
 from master.http.scheduler_api.codec import APPLICATION_JSON, APPLICATION_PROTOBUF, record
-from master.http.scheduler_api.mesos_json import message_json
 from master.http.scheduler_api.router import (
     SCHEDULER_PATHS,
     STREAM_ID_HEADER,
@@ -16,6 +15,7 @@ from master.http.scheduler_api.router import (
     SchedulerRuntime,
     scheduler_router,
 )
+from protos.mesos_http import message_json
 
 __all__ = [
     "APPLICATION_JSON",

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 
-from google.protobuf.message import DecodeError
-
-from master.http.scheduler_api.mesos_json import CallJsonError, call_from_json, message_json
 from protos.mesos_http import (
     APPLICATION_JSON,
     APPLICATION_PROTOBUF,
-    media_type,
+    BodyError,
+    decode_body,
+    message_json,
     record,
     stream_media_type,
 )
@@ -52,26 +51,10 @@ class ApiError(Exception):
 def decode_call(content_type: str | None, body: bytes) -> scheduler_pb2.Call:
     """The Call in ``body``. Raises ApiError: 400 (no Content-Type, or a body that is not a
     Call), 415 (neither JSON nor protobuf)."""
-    if content_type is None:
-        raise ApiError(400, "Expecting 'Content-Type' to be present")
-    media = media_type(content_type)
-    if media == APPLICATION_PROTOBUF:
-        call = scheduler_pb2.Call()
-        try:
-            call.ParseFromString(body)
-        except (DecodeError, ValueError) as error:
-            raise ApiError(400, f"Failed to parse body into Call protobuf: {error}") from None
-        return call
-    if media == APPLICATION_JSON:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            raise ApiError(400, f"Failed to parse body into JSON: {error}") from None
-        try:
-            return call_from_json(document)
-        except (CallJsonError, RecursionError) as error:
-            raise ApiError(400, f"Failed to convert JSON into Call protobuf: {error}") from None
-    raise ApiError(415, f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}")
+    try:
+        return decode_body(content_type, body, scheduler_pb2.Call())
+    except BodyError as error:
+        raise ApiError(error.status, error.message) from None
 
 
 def accepted_media_type(accept: str | None) -> str:

@@ -16,7 +16,7 @@ from master.http.scheduler_api.codec import (
     decode_call,
     encode_events,
 )
-from master.http.scheduler_api.mesos_json import message_json
+from protos.mesos_http import message_json
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 from tests.integration.scheduler_http.clients import RecordIODecoder
