@@ -4,10 +4,11 @@ The names are those a Mesos agent serves (``src/slave/metrics.cpp``), which meso
 dashboards built for Mesos read: ``slave/uptime_secs``, ``slave/registered``,
 ``slave/{cpus,mem,disk,gpus}_{total,used,percent}``, ``slave/tasks_<state>`` (live tasks by
 state, and for terminal states the tasks that reached it since the agent started),
-``slave/executors_{registering,running,terminating,terminated}``, ``slave/frameworks_active``
-and ``slave/container_launch_errors`` is not kept (launch failures are tasks_failed with a
-reason). Emporion adds ``slave/faults`` (inputs its core contained). Read from the state machine
-when asked: nothing is counted twice. ``?jsonp=`` as on the master.
+``slave/executors_{registering,running,terminating,terminated}`` and
+``slave/frameworks_active``. Not kept: ``slave/container_launch_errors`` (a launch that fails
+is a TASK_FAILED with its reason, counted in ``slave/tasks_failed``). Emporion adds
+``slave/faults`` (inputs its core contained). Read from the state machine when asked: nothing
+is counted twice. ``?jsonp=`` as on the master.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the ``Query`` of a parameter.

@@ -138,10 +138,9 @@ def _framework(
 
 
 def state_json(
-    state: AgentState, executor_port: int, connected: bool, identity: AgentIdentity | None = None
+    state: AgentState, executor_port: int, connected: bool, identity: AgentIdentity
 ) -> dict[str, Any]:
     """The agent's ``/state`` (module docstring)."""
-    identity = identity or AgentIdentity(version="", start_time=0.0, flags={})
     info = state.agent_info
     total: Resources = state.total
     return {
