@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from protos.http_peer import peer_aware_protocol
 from protos.security import TlsConfig
 
 __all__ = ["MasterHttpServer"]
@@ -36,6 +37,8 @@ def _tls_options(tls: TlsConfig | None) -> dict[str, Any]:
             if tls.ca is not None
             else ssl.CERT_NONE
         ),
+        # A verified client certificate's subject may stand as the principal (master.auth.http).
+        "http": peer_aware_protocol(),
     }
 
 

@@ -198,3 +198,32 @@ def test_plain_http_to_a_tls_master_is_refused(secured: Secured) -> None:
                     await plain.get(f"http://localhost:{server.http.port}/health")
 
     asyncio.run(main())
+
+
+def test_a_client_certificate_stands_as_the_principal_over_https(secured: Secured) -> None:
+    """Mutual TLS on the HTTP port: the verified certificate's subject is the principal, as on
+    gRPC; credentials sent beside it are still checked, and who has no certificate must log in."""
+
+    async def main() -> None:
+        async with secured_master(secured.master_config()) as server:
+            framework_a = secured.tls("framework-a").client_ssl_context()
+            async with httpx.AsyncClient(verify=framework_a, trust_env=False, timeout=10) as http:
+                state = await http.get(url(server, "/master/state"))
+                assert state.status_code == 200, state.text
+                # The certificate's principal is held to the ACLs: framework-a may not tear down.
+                refused = await operator_call(
+                    http,
+                    server,
+                    {"type": "TEARDOWN", "teardown": {"framework_id": {"value": "nope"}}},
+                    {},
+                )
+                assert refused.status_code == 403
+                assert "principal 'framework-a' is not authorized" in refused.text
+                wrong = await http.get(
+                    url(server, "/master/state"), headers=auth("framework-a", "wrong")
+                )
+                assert wrong.status_code == 401
+            async with client(secured) as anonymous:
+                assert (await anonymous.get(url(server, "/master/state"))).status_code == 401
+
+    asyncio.run(main())
