@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,9 @@ def _local(ns: argparse.Namespace, certs: Path | None) -> int:
     agent_flags: tuple[str, ...] = ()
     extra_env: dict[str, str] = {}
     if certs is not None:
-        make_cluster_certs(certs, ["localhost", "127.0.0.1"])
+        # Agents advertise this host's name, and the master's sandbox proxy (``emporion run``'s
+        # output, ``logs``, the UI) reaches them by it: the certificate must name it too.
+        make_cluster_certs(certs, ["localhost", "127.0.0.1", socket.gethostname()])
         master_flags, agent_flags, extra_env = tls_flags(certs)
     try:
         cluster = LocalCluster(

@@ -42,6 +42,9 @@ def test_local_tls_runs_a_framework_and_refuses_plaintext(tmp_path: Path) -> Non
     script.write_text(
         f"set -e\n{sys.executable} {probe}\n"
         f'{sys.executable} -m examples.hello_framework --master "$EMPORION_MASTER"\n'
+        # The task's output comes back through the master's sandbox proxy, over HTTPS to the
+        # agent at the hostname it advertises.
+        f"{sys.executable} -m emporion run -- echo output-over-tls\n"
     )
     result = subprocess.run(
         [
@@ -66,6 +69,7 @@ def test_local_tls_runs_a_framework_and_refuses_plaintext(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(web UI and HTTP API at https://" in result.stdout
     assert "plaintext refused: UNAVAILABLE" in result.stdout
+    assert "output-over-tls" in result.stdout, result.stdout + result.stderr
     report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     assert report["finished"] == report["tasks"] == 5
     assert report["errors"] == []
