@@ -166,6 +166,19 @@ class Acls:
                 return decision
         return self.permissive
 
+    def is_unrestricted(self, action: Action) -> bool:
+        """Whether every principal may do ``action`` on every object: no rule names the action
+        and the ACLs are permissive, or the first rule is ANY principals on ANY objects.
+
+        Callers skip their per-object checks then: the common case, so that ``view_*``
+        filtering costs nothing without ``view_*`` rules."""
+        rules = self._rules.get(action)
+        if not rules:
+            return self.permissive
+        first = rules[0]
+        # A first rule of ANY principals on ANY objects matches every request, and allows.
+        return first.principals.kind == "ANY" and first.objects.kind == "ANY"
+
     def allows_all(self, action: Action, principal: str | None, values: Sequence[str]) -> bool:
         """Whether ``principal`` may do ``action`` on every one of ``values``."""
         return all(self.allows(action, principal, value) for value in values)

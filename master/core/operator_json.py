@@ -15,8 +15,8 @@ Each object carries Emporion's ``summary`` block (documented as an addition in
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -31,12 +31,14 @@ __all__ = [
     "JSON",
     "REGISTERED",
     "SUMMARY_NAMES",
+    "Visibility",
     "agent_allocated_fraction",
     "agent_busy",
     "agent_v1",
     "attributes_json",
     "completed_framework_v1",
     "executor_v1",
+    "framework_info_of",
     "framework_v1",
     "nanos",
     "offer_v1",
@@ -46,6 +48,7 @@ __all__ = [
     "summary",
     "task_status_v1",
     "task_v1",
+    "task_visibility",
     "updated_time",
 ]
 
@@ -67,6 +70,50 @@ _source_name = _SOURCE_NAMES.__getitem__
 _reason_name = _REASON_NAMES.__getitem__
 _TASK_INFO_EXTRAS = ("command", "container", "discovery", "health_check", "kill_policy", "labels")
 _DYNAMIC = "DYNAMIC"
+
+
+class Visibility(Protocol):
+    """Which frameworks, tasks and executors one reader may see (the ``view_frameworks`` and
+    ``view_tasks`` ACLs: :mod:`master.auth.view` builds one per principal). Every view and
+    snapshot takes one, or None to show everything; what it refuses is left out, as Mesos
+    leaves out what its ObjectApprovers refuse (not an error)."""
+
+    def can_view_framework(self, info: mesos_pb2.FrameworkInfo) -> bool:
+        """Whether the framework of ``info`` may be shown."""
+        ...
+
+    def can_view_task(self, task: Task, info: mesos_pb2.FrameworkInfo) -> bool:
+        """Whether ``task`` (of the framework of ``info``) may be shown."""
+        ...
+
+    def can_view_executor(self, executor: Executor, info: mesos_pb2.FrameworkInfo) -> bool:
+        """Whether ``executor`` (of the framework of ``info``) may be shown."""
+        ...
+
+
+def framework_info_of(state: MasterState, framework_id: str) -> mesos_pb2.FrameworkInfo | None:
+    """The FrameworkInfo of a registered or completed framework (None: neither)."""
+    fw = state.frameworks.get(framework_id)
+    if fw is not None:
+        return fw.info
+    record = state.history.completed_frameworks.get(framework_id)
+    return record.framework.info if record is not None else None
+
+
+def task_visibility(state: MasterState, visible: Visibility) -> Callable[[Task], bool]:
+    """Whether ``visible`` shows a task, its framework looked up once per framework (a task
+    of a framework the master no longer knows is not shown)."""
+    infos: dict[str, mesos_pb2.FrameworkInfo | None] = {}
+
+    def can(task: Task) -> bool:
+        framework_id = task.framework_id
+        try:
+            info = infos[framework_id]
+        except KeyError:
+            info = infos[framework_id] = framework_info_of(state, framework_id)
+        return info is not None and visible.can_view_task(task, info)
+
+    return can
 
 
 def proto_json(message: Message) -> JSON:

@@ -9,6 +9,10 @@ Paging is Emporion's addition: ``limit``/``offset``/``order_by``/``order`` and f
 GET_TASKS, GET_AGENTS, GET_FRAMEWORKS and GET_OFFERS, with ``total`` (all matches), so that a
 web page at 100,000 tasks transfers one page, never the cluster. Matching walks the candidates
 once (O(n) cheap tests); only the page is turned into JSON.
+
+Each view that shows frameworks, tasks, executors or offers takes ``visible`` (a
+:class:`~master.core.operator_json.Visibility`, the reader's ``view_*`` ACLs): what it refuses
+is left out, counts (``total``) included; None shows everything at no cost.
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ from master.core.model import AgentPhase, Framework, Task
 from master.core.operator_json import (
     JSON,
     REGISTERED,
+    Visibility,
     agent_allocated_fraction,
     agent_v1,
     completed_framework_v1,
     executor_v1,
+    framework_info_of,
     framework_v1,
     offer_v1,
     proto_json,
     task_v1,
+    task_visibility,
     updated_time,
 )
 from master.core.roles_snapshot import roles_snapshot
@@ -44,6 +51,7 @@ __all__ = [
     "OfferQuery",
     "Page",
     "TaskQuery",
+    "framework_visibility",
     "get_agents",
     "get_executors",
     "get_explanation",
@@ -218,14 +226,18 @@ def _in_order(master: Master, query: TaskQuery) -> tuple[int, Iterator[tuple[str
     return total, itertools.chain(*parts)
 
 
-def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
-    """GET_TASKS: live, unreachable and completed tasks matching ``query`` (one page)."""
+def get_tasks(
+    master: Master, query: TaskQuery = TaskQuery(), visible: Visibility | None = None
+) -> JSON:
+    """GET_TASKS: live, unreachable and completed tasks matching ``query`` (one page) that
+    ``visible`` shows."""
     out: JSON = {"pending_tasks": [], "orphan_tasks": []}
     for name in TASK_LISTS:
         out[name] = []
     page = query.page
     if (
-        query.task_id is None
+        visible is None
+        and query.task_id is None
         and query.query is None
         and query.state is None
         and query.agent_id is None
@@ -240,10 +252,12 @@ def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
         return out
     matches = _contains(query.query)
     wanted_state, agent_id, task_id = query.state, query.agent_id, query.task_id
+    shown = task_visibility(master.state, visible) if visible is not None else None
     found = [
         (where, task)
         for where, task in _candidates(master, query)
-        if (wanted_state is None or task.state == wanted_state)
+        if (shown is None or shown(task))
+        and (wanted_state is None or task.state == wanted_state)
         and (agent_id is None or task.agent_id == agent_id)
         and (task_id is None or task.task_id == task_id)
         and (query.query is None or matches(task.task_id) or matches(_task_name(task)))
@@ -257,15 +271,19 @@ def get_tasks(master: Master, query: TaskQuery = TaskQuery()) -> JSON:
 # -- frameworks ---------------------------------------------------------------------------------
 
 
-def get_frameworks(master: Master, query: FrameworkQuery = FrameworkQuery()) -> JSON:
-    """GET_FRAMEWORKS: registered frameworks, then completed ones, matching ``query``."""
+def get_frameworks(
+    master: Master, query: FrameworkQuery = FrameworkQuery(), visible: Visibility | None = None
+) -> JSON:
+    """GET_FRAMEWORKS: registered frameworks, then completed ones, matching ``query`` and
+    shown by ``visible``."""
     state = master.state
     matches = _contains(query.query)
     role = query.role
 
     def wanted(fw: Framework) -> bool:
         return (
-            (query.framework_id is None or fw.framework_id == query.framework_id)
+            (visible is None or visible.can_view_framework(fw.info))
+            and (query.framework_id is None or fw.framework_id == query.framework_id)
             and (role is None or role in fw.roles)
             and (query.query is None or matches(fw.framework_id) or matches(fw.info.name))
         )
@@ -341,24 +359,48 @@ def get_agents(master: Master, query: AgentQuery = AgentQuery()) -> JSON:
     }
 
 
-def get_executors(master: Master) -> JSON:
-    """GET_EXECUTORS: every executor the master knows."""
+def get_executors(master: Master, visible: Visibility | None = None) -> JSON:
+    """GET_EXECUTORS: every executor the master knows (that ``visible`` shows)."""
     state = master.state
     return {
         "executors": [
-            executor_v1(e) for fw in state.frameworks.values() for e in fw.executors.values()
+            executor_v1(e)
+            for fw in state.frameworks.values()
+            for e in fw.executors.values()
+            if visible is None or visible.can_view_executor(e, fw.info)
         ],
         "orphan_executors": [],
     }
 
 
-def get_offers(master: Master, query: OfferQuery = OfferQuery()) -> JSON:
-    """GET_OFFERS (Emporion): outstanding offers matching ``query``, oldest first."""
+def framework_visibility(master: Master, visible: Visibility) -> Callable[[str], bool]:
+    """Whether ``visible`` shows the registered or completed framework of an id (asked once
+    per framework; an unknown id is not shown)."""
     state = master.state
+    answers: dict[str, bool] = {}
+
+    def can(framework_id: str) -> bool:
+        answer = answers.get(framework_id)
+        if answer is None:
+            info = framework_info_of(state, framework_id)
+            answer = answers[framework_id] = info is not None and visible.can_view_framework(info)
+        return answer
+
+    return can
+
+
+def get_offers(
+    master: Master, query: OfferQuery = OfferQuery(), visible: Visibility | None = None
+) -> JSON:
+    """GET_OFFERS (Emporion): outstanding offers matching ``query``, oldest first, to the
+    frameworks ``visible`` shows."""
+    state = master.state
+    shown = framework_visibility(master, visible) if visible is not None else None
     found = [
         offer
         for offer in state.offers.values()
-        if (query.framework_id is None or offer.framework_id == query.framework_id)
+        if (shown is None or shown(offer.framework_id))
+        and (query.framework_id is None or offer.framework_id == query.framework_id)
         and (query.agent_id is None or offer.agent_id == query.agent_id)
     ]
     keys: dict[str, Callable[[Any], Any]] = {
@@ -373,12 +415,13 @@ def get_offers(master: Master, query: OfferQuery = OfferQuery()) -> JSON:
     }
 
 
-def get_state(master: Master) -> JSON:
-    """GET_STATE: everything (unpaged, as Mesos): tasks, executors, frameworks, agents."""
+def get_state(master: Master, visible: Visibility | None = None) -> JSON:
+    """GET_STATE: everything (unpaged, as Mesos): tasks, executors, frameworks, agents (the
+    frameworks, tasks and executors ``visible`` shows)."""
     return {
-        "get_tasks": get_tasks(master),
-        "get_executors": get_executors(master),
-        "get_frameworks": get_frameworks(master),
+        "get_tasks": get_tasks(master, visible=visible),
+        "get_executors": get_executors(master, visible),
+        "get_frameworks": get_frameworks(master, visible=visible),
         "get_agents": get_agents(master),
     }
 
@@ -386,12 +429,13 @@ def get_state(master: Master) -> JSON:
 # -- roles, weights, quota ----------------------------------------------------------------------
 
 
-def get_roles(master: Master) -> JSON:
+def get_roles(master: Master, visible: Visibility | None = None) -> JSON:
     """GET_ROLES: every known role with its weight, quota and what it holds (``/master/roles``
-    with framework ids as ``{"value": ...}``)."""
+    with framework ids as ``{"value": ...}``, only those ``visible`` shows)."""
     roles = roles_snapshot(master)["roles"]
+    shown = framework_visibility(master, visible) if visible is not None else None
     for role in roles:
-        role["frameworks"] = [{"value": f} for f in role["frameworks"]]
+        role["frameworks"] = [{"value": f} for f in role["frameworks"] if shown is None or shown(f)]
     return {"roles": roles}
 
 

@@ -14,6 +14,8 @@ Resources are Mesos's JSON summary: ``{"cpus": 4.0, "gpus": 0.0, "mem": 4096.0, 
 Completed tasks and frameworks come from the master's history (:mod:`master.core.history`,
 bounded by ``--max-completed-frameworks`` and ``--max-completed-tasks-per-framework``); a task
 carries its statuses, oldest first (at most :data:`~master.core.history.MAX_STATUSES`).
+Frameworks, tasks and executors a ``visible`` (the reader's ``view_*`` ACLs) refuses are left
+out; None shows everything.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from google.protobuf import json_format
 from master.core.history import CompletedFramework
 from master.core.master import Master
 from master.core.model import Agent, AgentPhase, Executor, Framework, Offer, Task
-from master.core.operator_json import attributes_json
+from master.core.operator_json import Visibility, attributes_json, task_visibility
 from master.core.state import MasterState
 from protos.mesos_json import agent_pid, resources_json
 from protos.resources import Resources
@@ -241,7 +243,7 @@ def _framework_summary(state: MasterState, fw: Framework) -> JSON:
     }
 
 
-def framework_json(state: MasterState, fw: Framework) -> JSON:
+def framework_json(state: MasterState, fw: Framework, visible: Visibility | None = None) -> JSON:
     """A registered framework with its tasks, offers and executors (Mesos's full form).
 
     Emporion adds ``failover_deadline`` (when a disconnected framework is torn down) and
@@ -250,6 +252,13 @@ def framework_json(state: MasterState, fw: Framework) -> JSON:
     info = fw.info
     out = _framework_summary(state, fw)
     offers = [o for o in map(state.offers.get, sorted(fw.offers)) if o is not None]
+    tasks: Iterable[Task] = fw.tasks.values()
+    done: Iterable[Task] = state.history.completed_tasks_of(fw.framework_id)
+    executors: Iterable[Executor] = fw.executors.values()
+    if visible is not None:
+        tasks = [t for t in tasks if visible.can_view_task(t, info)]
+        done = [t for t in done if visible.can_view_task(t, info)]
+        executors = [e for e in executors if visible.can_view_executor(e, info)]
     out.update(
         user=info.user,
         failover_timeout=info.failover_timeout,
@@ -259,13 +268,11 @@ def framework_json(state: MasterState, fw: Framework) -> JSON:
         failover_deadline=fw.failover_deadline,
         resources=resources_json(_used(_holders(fw)) + _sum(o.resources for o in offers)),
         suppressed_roles=sorted(fw.suppressed_roles),
-        tasks=[task_json(t) for t in fw.tasks.values() if t.state != mesos_pb2.TASK_UNREACHABLE],
-        unreachable_tasks=[
-            task_json(t) for t in fw.tasks.values() if t.state == mesos_pb2.TASK_UNREACHABLE
-        ],
-        completed_tasks=[task_json(t) for t in state.history.completed_tasks_of(fw.framework_id)],
+        tasks=[task_json(t) for t in tasks if t.state != mesos_pb2.TASK_UNREACHABLE],
+        unreachable_tasks=[task_json(t) for t in tasks if t.state == mesos_pb2.TASK_UNREACHABLE],
+        completed_tasks=[task_json(t) for t in done],
         offers=[offer_json(o) for o in offers],
-        executors=[_executor_json(e) for e in fw.executors.values()],
+        executors=[_executor_json(e) for e in executors],
     )
     if info.roles:
         out["roles"] = sorted(info.roles)
@@ -278,9 +285,12 @@ def framework_json(state: MasterState, fw: Framework) -> JSON:
     return out
 
 
-def _completed_framework_json(record: CompletedFramework) -> JSON:
+def _completed_framework_json(
+    record: CompletedFramework, visible: Visibility | None = None
+) -> JSON:
     """A torn-down framework (Mesos's ``completed_frameworks`` entries) with its tasks."""
     fw, info = record.framework, record.framework.info
+    done = [t for t in record.tasks if visible is None or visible.can_view_task(t, info)]
     out: JSON = {
         "id": fw.framework_id,
         "name": info.name,
@@ -294,7 +304,7 @@ def _completed_framework_json(record: CompletedFramework) -> JSON:
         "unregistered_reason": record.reason,
         "tasks": [],
         "unreachable_tasks": [],
-        "completed_tasks": [task_json(t) for t in record.tasks],
+        "completed_tasks": [task_json(t) for t in done],
         "offers": [],
         "executors": [],
     }
@@ -348,19 +358,23 @@ def agent_json(state: MasterState, agent: Agent) -> JSON:
 # -- endpoints ----------------------------------------------------------------------------------
 
 
-def frameworks_snapshot(master: Master, framework_id: str | None = None) -> JSON:
+def frameworks_snapshot(
+    master: Master, framework_id: str | None = None, visible: Visibility | None = None
+) -> JSON:
     """``/master/frameworks``: every registered framework (or only ``framework_id``)."""
     state = master.state
     return {
         "frameworks": [
-            framework_json(state, fw)
+            framework_json(state, fw, visible)
             for fw in state.frameworks.values()
-            if framework_id is None or fw.framework_id == framework_id
+            if (framework_id is None or fw.framework_id == framework_id)
+            and (visible is None or visible.can_view_framework(fw.info))
         ],
         "completed_frameworks": [
-            _completed_framework_json(record)
+            _completed_framework_json(record, visible)
             for record in state.history.completed_frameworks.values()
-            if framework_id is None or record.framework.framework_id == framework_id
+            if (framework_id is None or record.framework.framework_id == framework_id)
+            and (visible is None or visible.can_view_framework(record.framework.info))
         ],
         "unregistered_frameworks": [],
     }
@@ -380,7 +394,12 @@ def agents_snapshot(master: Master, agent_id: str | None = None) -> JSON:
 
 
 def state_snapshot(
-    master: Master, *, version: str, start_time: float, elected_time: float | None
+    master: Master,
+    *,
+    version: str,
+    start_time: float,
+    elected_time: float | None,
+    visible: Visibility | None = None,
 ) -> JSON:
     """``/master/state``: the leading master, its agents and frameworks (with their tasks,
     executors and outstanding offers). Times are seconds since the epoch."""
@@ -403,7 +422,7 @@ def state_snapshot(
     if elected_time is not None:
         out["elected_time"] = elected_time
     out.update(agents_snapshot(master))
-    out.update(frameworks_snapshot(master))
+    out.update(frameworks_snapshot(master, visible=visible))
     out["orphan_tasks"] = []
     return out
 
@@ -419,28 +438,35 @@ def _count_fields(counts: dict[int, int]) -> JSON:
     return {_state_name(s): counts.get(s, 0) for s in _SUMMARY_STATES}
 
 
-def state_summary(master: Master) -> JSON:
+def state_summary(master: Master, visible: Visibility | None = None) -> JSON:
     """``/master/state-summary``: agents and frameworks without their tasks, each with its
     task counts by state (completed tasks the history keeps included) and the ids of the
-    frameworks (agents) it is linked to by tasks."""
+    frameworks (agents) it is linked to by tasks (only what ``visible`` shows counts)."""
     state = master.state
     history = state.history
+    shown = task_visibility(state, visible) if visible is not None else None
     done_on: dict[str, list[Task]] = {}
     for task in history.all_completed_tasks():
-        done_on.setdefault(task.agent_id, []).append(task)
+        if shown is None or shown(task):
+            done_on.setdefault(task.agent_id, []).append(task)
     slaves = []
     for agent in state.agents.values():
         if agent.phase not in _REGISTERED:
             continue
         entry = agent_json(state, agent)
-        tasks = [*agent.tasks.values(), *done_on.get(agent.agent_id, ())]
+        live = agent.tasks.values()
+        tasks = [*(t for t in live if shown is None or shown(t)), *done_on.get(agent.agent_id, ())]
         entry.update(_count_fields(_state_counts(tasks)))
         entry["framework_ids"] = sorted({t.framework_id for t in tasks})
         slaves.append(entry)
     frameworks = []
     for fw in state.frameworks.values():
+        if visible is not None and not visible.can_view_framework(fw.info):
+            continue
         entry = _framework_summary(state, fw)
         tasks = [*fw.tasks.values(), *history.completed_tasks_of(fw.framework_id)]
+        if visible is not None:
+            tasks = [t for t in tasks if visible.can_view_task(t, fw.info)]
         entry.update(_count_fields(_state_counts(tasks)))
         entry["slave_ids"] = sorted({t.agent_id for t in tasks if t.agent_id})
         frameworks.append(entry)
@@ -455,6 +481,7 @@ def tasks_snapshot(
     order: Literal["asc", "des"] = "des",
     framework_id: str | None = None,
     task_id: str | None = None,
+    visible: Visibility | None = None,
 ) -> JSON:
     """``/master/tasks``: up to ``limit`` tasks (live and completed) from ``offset``, ordered
     as Mesos orders them, by the time of their first status (``des``: newest first; STAGING at
@@ -480,6 +507,8 @@ def tasks_snapshot(
     if framework_id is not None:
         done = history.completed_tasks_of(framework_id)
     tasks.extend(t for t in done if task_id is None or t.task_id == task_id)
+    if visible is not None:
+        tasks = list(filter(task_visibility(master.state, visible), tasks))
 
     def stamp(task: Task) -> float:
         if task.statuses:

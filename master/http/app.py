@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from master.auth.view import ViewAcls
 from master.http.errors import validation_error_response
 from master.http.leadership import NotLeadingError, not_leading_response, redirect_router
 from master.http.operator import Operate, OperatorApi, operator_router
@@ -43,6 +44,7 @@ def create_app(
     operate: Operate | None = None,
     flags: Mapping[str, str] | None = None,
     scheduler: Callable[[], SchedulerRuntime | None] = lambda: None,
+    views: ViewAcls | None = None,
 ) -> FastAPI:
     """The HTTP API of the master ``view`` describes (``docs/http-api.md``).
 
@@ -50,8 +52,11 @@ def create_app(
     operator's steering calls on the master's state owner (None: they answer 503); ``flags``
     are the master's flags (GET_FLAGS); ``scheduler`` gives the runtime that serves Mesos's
     scheduler API (``/api/v1/scheduler``) while this master leads, None while it does not.
+    ``views`` holds the ``view_frameworks`` / ``view_tasks`` ACLs: every endpoint that shows
+    frameworks or tasks leaves out what the request's principal may not see (None: all shown).
     """
-    operator = OperatorApi(view, clock=clock, operate=operate, flags=flags)
+    visibility = (views or ViewAcls()).current
+    operator = OperatorApi(view, clock=clock, operate=operate, flags=flags, visibility=visibility)
     app = FastAPI(
         title="Emporion master",
         version=view.version,
@@ -68,12 +73,12 @@ def create_app(
     app.include_router(scheduler_router(view, scheduler))
     app.include_router(health_router(view))
     app.include_router(redirect_router(view))
-    app.include_router(state_router(view, flags))
+    app.include_router(state_router(view, flags, visibility))
     app.include_router(flags_router(flags))
-    app.include_router(roles_router(view))
+    app.include_router(roles_router(view, visibility))
     app.include_router(metrics_router(view, clock))
     app.include_router(prometheus_router(view, clock))
     app.include_router(operator_router(operator))
-    app.include_router(ui_router(view, operator, clock=clock))
+    app.include_router(ui_router(view, operator, clock=clock, visibility=visibility))
     app.state.operator = operator
     return app

@@ -40,6 +40,7 @@ from grpc import aio
 
 from master.auth import MasterSecurity, PermissionDeniedError
 from master.auth.http import CURRENT_PRINCIPAL, BasicAuthMiddleware
+from master.auth.view import ViewAcls
 from master.config import MasterConfig
 from master.core import Effect, IdGenerator, Master, make_master_info
 from master.http import MasterHttpServer, NotLeadingError, create_app
@@ -224,6 +225,7 @@ class MasterServer:
                 operate=self._operate,
                 flags=config_flags(config),
                 scheduler=lambda: self.gate.runtime,
+                views=ViewAcls(self.security.acls),
             )
             if config.acls is not None:
                 app.state.operator.authorize = self._authorize_operator

@@ -8,6 +8,10 @@ through ``operate`` (the runtime carries their effects out), as every other inpu
 Which master answers: GET_HEALTH, GET_VERSION, GET_FLAGS and GET_METRICS every master answers
 for itself; every other call raises NotLeadingError on a follower (the app answers 307 to the
 leader, or 503).
+
+What a call shows of frameworks, tasks, executors and offers is what the request's principal
+may see (``visibility``: the ``view_frameworks`` / ``view_tasks`` ACLs, :mod:`master.auth.view`);
+the rest is left out, as Mesos leaves it out, never refused.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from master.core.errors import shown
 from master.core.faults import CoreFaultError
 from master.core.history import MAX_STATUSES
 from master.core.model import AgentPhase
-from master.core.operator_json import proto_json
+from master.core.operator_json import Visibility, proto_json
 from master.core.operator_views import (
     AgentQuery,
     FrameworkQuery,
     OfferQuery,
     TaskQuery,
+    framework_visibility,
     get_agents,
     get_executors,
     get_explanation,
@@ -90,6 +95,7 @@ class OperatorApi:
 
     ``events`` is the live event hub (SUBSCRIBE). ``operate`` runs steering inputs (None: the
     steering calls answer 503). ``flags`` are this master's flags for GET_FLAGS.
+    ``visibility`` gives what the principal of the call being served may see (None: all).
     """
 
     def __init__(
@@ -99,8 +105,10 @@ class OperatorApi:
         clock: Callable[[], float] = time.time,
         operate: Operate | None = None,
         flags: Mapping[str, str] | None = None,
+        visibility: Callable[[], Visibility | None] = lambda: None,
     ) -> None:
         self.view = view
+        self.visibility = visibility
         self.clock = clock
         self._operate = operate
         self._flags = dict(flags) if flags is not None else None
@@ -110,12 +118,12 @@ class OperatorApi:
         set by the master when it has ``--acls`` (:mod:`master.auth`)."""
         self._calls: dict[str, Callable[[Master, JSON, str], JSON | None]] = {
             "GET_MASTER": self._get_master,
-            "GET_STATE": lambda m, p, w: get_state(m),
+            "GET_STATE": self._get_state,
             "GET_TASKS": self._get_tasks,
             "GET_AGENTS": self._get_agents,
             "GET_FRAMEWORKS": self._get_frameworks,
-            "GET_EXECUTORS": lambda m, p, w: get_executors(m),
-            "GET_ROLES": lambda m, p, w: get_roles(m),
+            "GET_EXECUTORS": lambda m, p, w: get_executors(m, self.visibility()),
+            "GET_ROLES": lambda m, p, w: get_roles(m, self.visibility()),
             "GET_WEIGHTS": lambda m, p, w: get_weights(m),
             "GET_QUOTA": lambda m, p, w: get_quota(m),
             "GET_OFFERS": self._get_offers,
@@ -198,6 +206,9 @@ class OperatorApi:
             out["elected_time"] = self.view.elected_time
         return out
 
+    def _get_state(self, master: Master, payload: JSON, where: str) -> JSON:
+        return get_state(master, self.visibility())
+
     def _get_tasks(self, master: Master, payload: JSON, where: str) -> JSON:
         check_keys(
             payload,
@@ -229,7 +240,7 @@ class OperatorApi:
             include=frozenset(include),
             max_statuses=integer(payload, "max_statuses", where, 0, MAX_STATUSES),
         )
-        return get_tasks(master, query)
+        return get_tasks(master, query, self.visibility())
 
     def _get_agents(self, master: Master, payload: JSON, where: str) -> JSON:
         check_keys(payload, (*PAGE_KEYS, "agent_id", "query", "phase"), where)
@@ -262,7 +273,7 @@ class OperatorApi:
             role=text(payload, "role", where),
             include_completed=boolean(payload, "include_completed", where, True),
         )
-        return get_frameworks(master, query)
+        return get_frameworks(master, query, self.visibility())
 
     def _get_offers(self, master: Master, payload: JSON, where: str) -> JSON:
         check_keys(payload, (*PAGE_KEYS, "framework_id", "agent_id"), where)
@@ -271,7 +282,7 @@ class OperatorApi:
             framework_id=id_value(payload, "framework_id", where),
             agent_id=id_value(payload, "agent_id", where),
         )
-        return get_offers(master, query)
+        return get_offers(master, query, self.visibility())
 
     def _get_explanation(self, master: Master, payload: JSON, where: str) -> JSON:
         check_keys(payload, ("framework_id", "role"), where)
@@ -280,9 +291,13 @@ class OperatorApi:
         if (framework_id is None) == (role is None):
             raise bad(f"{where}: exactly one of framework_id and role is required")
         state = master.state
+        visible = self.visibility()
+        can_see = framework_visibility(master, visible) if visible is not None else None
         if framework_id is not None:
-            if framework_id not in state.frameworks:
-                gone = framework_id in state.completed
+            # A framework the caller may not see is "not registered", as an unknown one.
+            hidden = can_see is not None and not can_see(framework_id)
+            if framework_id not in state.frameworks or hidden:
+                gone = framework_id in state.completed and not hidden
                 raise OperatorCallError(
                     404,
                     f"{where}.framework_id: framework {shown(framework_id)} "
@@ -290,7 +305,11 @@ class OperatorApi:
                 )
             ids = [framework_id]
         else:
-            ids = [f for f, fw in state.frameworks.items() if role in fw.roles]
+            ids = [
+                f
+                for f, fw in state.frameworks.items()
+                if role in fw.roles and (can_see is None or can_see(f))
+            ]
         return get_explanation(master, ids, self.clock())
 
     def _get_utilization(self, master: Master, payload: JSON, where: str) -> JSON:

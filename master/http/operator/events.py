@@ -8,6 +8,12 @@ is unset and the core builds nothing (one attribute test per change).
 In-process listeners (:meth:`OperatorEvents.listen`: the web UI) are told of the same changes
 with the changed objects themselves; the hub builds no JSON for them.
 
+A subscription may carry a :class:`~master.core.operator_json.Visibility` (the subscriber's
+``view_frameworks`` / ``view_tasks`` ACLs): it is then never sent an event about a framework or
+task it may not see (TASK_ADDED, TASK_UPDATED, FRAMEWORK_ADDED/UPDATED/REMOVED), and its
+SUBSCRIBED state leaves them out. The event is still built once; each restricted subscriber
+costs one cached check per event.
+
 Each subscriber's queue is bounded (``queue_limit`` events): one that falls further behind is
 dropped (its iteration ends, :attr:`EventSubscription.dropped` says why), never buffered without
 bound. A subscription also ends when its master stops leading (a new term builds a new state
@@ -27,7 +33,9 @@ from typing import Any
 from master.core import Agent, Framework, Master, Task
 from master.core.history import Watcher
 from master.core.operator_json import (
+    Visibility,
     agent_v1,
+    framework_info_of,
     framework_v1,
     proto_json,
     task_status_v1,
@@ -68,8 +76,12 @@ class EventSubscription:
     The first is SUBSCRIBED. The dicts are shared with the other subscribers: read-only.
     """
 
-    def __init__(self, hub: OperatorEvents, master: Master, limit: int) -> None:
+    def __init__(
+        self, hub: OperatorEvents, master: Master, limit: int, visible: Visibility | None = None
+    ) -> None:
         self.master = master
+        self.visible = visible
+        """What this subscriber may see (None: everything)."""
         self._hub = hub
         self._limit = limit
         self._queue: deque[JSON] = deque()
@@ -157,7 +169,7 @@ def _guarded(build: Callable[..., JSON | None]) -> Callable[..., None]:
             log.exception("building the operator event %s failed", name)
             return
         if event is not None:
-            self.publish(event)
+            self.publish(event, (name, args))
 
     method.__name__ = build.__name__
     method.__doc__ = build.__doc__
@@ -205,18 +217,23 @@ class OperatorEvents:
         return len(self._subscribers)
 
     def subscribe(
-        self, *, include_state: bool = True, queue_limit: int = DEFAULT_QUEUE_LIMIT
+        self,
+        *,
+        include_state: bool = True,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        visible: Visibility | None = None,
     ) -> EventSubscription:
         """A new subscription whose first event is SUBSCRIBED (with the whole GET_STATE if
-        ``include_state``). Raises NotLeadingError on a master that does not lead, ValueError
-        for a ``queue_limit`` below 1."""
+        ``include_state``), told only of what ``visible`` shows (None: everything). Raises
+        NotLeadingError on a master that does not lead, ValueError for a ``queue_limit`` below
+        1."""
         if queue_limit < 1:
             raise ValueError(f"queue_limit must be at least 1, got {queue_limit}")
         master = self._attach()
-        subscription = EventSubscription(self, master, queue_limit)
+        subscription = EventSubscription(self, master, queue_limit, visible)
         subscribed: JSON = {"heartbeat_interval_seconds": self.heartbeat_interval}
         if include_state:
-            subscribed["get_state"] = get_state(master)
+            subscribed["get_state"] = get_state(master, visible)
         subscription.push({"type": "SUBSCRIBED", "subscribed": subscribed})
         self._subscribers.add(subscription)
         return subscription
@@ -272,11 +289,29 @@ class OperatorEvents:
             self._master.state.history.watcher = None
         self._master = None
 
-    def publish(self, event: JSON) -> None:
-        """Hand ``event`` to every subscriber."""
+    def publish(self, event: JSON, about: tuple[str, tuple[Any, ...]] | None = None) -> None:
+        """Hand ``event`` to every subscriber that may see what it is ``about`` (the watcher
+        method that built it and its arguments; None: every subscriber)."""
         self.published += 1
         for subscription in list(self._subscribers):
+            visible = subscription.visible
+            if visible is not None and about is not None and not self._shows(visible, *about):
+                continue
             subscription.push(event)
+
+    def _shows(self, visible: Visibility, name: str, args: tuple[Any, ...]) -> bool:
+        """Whether ``visible`` shows the framework or task of the change ``name(*args)``."""
+        if name in ("task_added", "task_updated"):
+            task: Task = args[0]
+            info = framework_info_of(self._state(), task.framework_id)
+            return info is not None and visible.can_view_task(task, info)
+        if name in ("framework_added", "framework_updated"):
+            fw: Framework = args[0]
+            return visible.can_view_framework(fw.info)
+        if name == "framework_removed":
+            removed: mesos_pb2.FrameworkInfo = args[0]
+            return visible.can_view_framework(removed)
+        return True  # Agents: not covered by the view_* ACLs.
 
     # -- the Watcher (master.core.history): one event per change --------------------------------
 

@@ -79,7 +79,9 @@ def operator_router(api: OperatorApi) -> APIRouter:
                 check_keys(payload, ("include_state",), "subscribe")
                 include = boolean(payload, "include_state", "subscribe", True)
                 subscription = api.events.subscribe(
-                    include_state=include, queue_limit=DEFAULT_QUEUE_LIMIT
+                    include_state=include,
+                    queue_limit=DEFAULT_QUEUE_LIMIT,
+                    visible=api.visibility(),
                 )
                 return StreamingResponse(
                     _stream(subscription),

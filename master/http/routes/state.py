@@ -2,7 +2,7 @@
 
 # No ``from __future__ import annotations``: FastAPI must see the ``Depends`` of a local.
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -16,6 +16,7 @@ from master.core import (
     state_summary,
     tasks_snapshot,
 )
+from master.core.operator_json import Visibility
 from master.core.snapshot import DEFAULT_TASK_LIMIT
 from master.http.leadership import leading
 from master.http.routes.mesos import Jsonp, mesos_master_fields, mesos_response
@@ -24,10 +25,15 @@ from master.http.view import MasterView
 __all__ = ["state_router"]
 
 
-def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> APIRouter:
+def state_router(
+    view: MasterView,
+    flags: Mapping[str, str] | None = None,
+    visibility: Callable[[], Visibility | None] = lambda: None,
+) -> APIRouter:
     """``GET /master/state`` (also ``/master/state.json`` and ``/state``, Mesos's other
     names), ``/master/state-summary``, ``/master/frameworks``, ``/master/slaves`` and
-    ``/master/tasks``; each takes Mesos's ``?jsonp=``."""
+    ``/master/tasks``; each takes Mesos's ``?jsonp=``. ``visibility`` gives what the
+    request's principal may see (``view_*`` ACLs; None: everything): the rest is left out."""
     router = APIRouter(tags=["state"])
     lead = leading(view)
 
@@ -41,6 +47,7 @@ def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> AP
             version=view.version,
             start_time=view.start_time,
             elected_time=view.elected_time,
+            visible=visibility(),
         )
         document.update(mesos_master_fields(master, view, flags))
         return mesos_response(document, jsonp)
@@ -48,7 +55,7 @@ def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> AP
     @router.get("/master/state-summary")
     async def summary(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """Agents and frameworks with task counts by state, without the tasks."""
-        return mesos_response(state_summary(master), jsonp)
+        return mesos_response(state_summary(master, visibility()), jsonp)
 
     @router.get("/master/frameworks")
     async def frameworks(
@@ -57,7 +64,7 @@ def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> AP
         jsonp: Jsonp = None,
     ) -> Response:
         """Registered frameworks (only ``framework_id`` if given)."""
-        return mesos_response(frameworks_snapshot(master, framework_id), jsonp)
+        return mesos_response(frameworks_snapshot(master, framework_id, visibility()), jsonp)
 
     @router.get("/master/slaves")
     async def slaves(
@@ -87,6 +94,7 @@ def state_router(view: MasterView, flags: Mapping[str, str] | None = None) -> AP
             order="asc" if order == "asc" else "des",
             framework_id=framework_id,
             task_id=task_id,
+            visible=visibility(),
         )
         return mesos_response(page, jsonp)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter
 
+from master.core.operator_json import Visibility
 from master.http.view import MasterView
 
 from .actions import actions_router
@@ -37,10 +38,17 @@ def ui_router(
     *,
     clock: Callable[[], float] = time.time,
     live_interval: float = 1.0,
+    visibility: Callable[[], Visibility | None] = lambda: None,
 ) -> APIRouter:
-    """Every route of the web UI, for ``create_app`` to include after the API's routers."""
+    """Every route of the web UI, for ``create_app`` to include after the API's routers.
+
+    The pages show what the operator API's calls return, already filtered for the request's
+    principal; ``visibility`` (the same ``view_*`` ACLs) filters each live stream's updates.
+    """
     renderer = Renderer(clock)
-    hub = LiveHub(operator, view.leading_master, interval=live_interval, clock=clock)
+    hub = LiveHub(
+        operator, view.leading_master, interval=live_interval, clock=clock, visibility=visibility
+    )
     router = APIRouter()
     router.include_router(pages_router(view, operator, renderer, clock))
     router.include_router(sandbox_router(view, operator, renderer))

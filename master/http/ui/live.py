@@ -29,6 +29,11 @@ An update that leaves a live task in the state it had (a running task's health c
 costs one lookup and is not batched. So 10 open pages at 5,000 task updates per second cost a
 few dict operations per update and,
 per viewer, a few hundred lookups and one small JSON message per second.
+A viewer whose principal's ``view_*`` ACLs restrict what it sees (``visibility``) is told
+only of what it may see: its watch set keeps only live tasks it may view, and the ids of
+changed frameworks and the count of new tasks move from the common part to its personal part,
+filtered. The gauges stay cluster-wide, as ``/metrics/snapshot`` is.
+
 A viewer too slow to take its messages (more than ``QUEUE_LIMIT`` flushes behind) loses them
 and is told to ``resync`` (its page refreshes its tables). When the master stops leading, the
 subscription ends and every viewer's stream closes; the browser then reloads through the
@@ -53,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from master.core import TERMINAL_STATES, Agent, Framework, Master, Task
+from master.core.operator_json import Visibility, framework_info_of
 from protos.v1 import mesos_pb2
 
 from .api import OperatorCalls
@@ -89,6 +95,8 @@ class Viewer:
     """Messages were dropped: the next one says ``resync``."""
     refresh: bool = False
     """A watched task changed in a way a row update cannot show (it left the live tasks)."""
+    visible: Visibility | None = None
+    """What the viewer's principal may see (None: everything)."""
 
     def send(self, message: bytes) -> None:
         """Queue ``message``; drop it (and remember to resync) if the viewer is behind."""
@@ -102,6 +110,8 @@ class Viewer:
 class _Batch:
     tasks: dict[TaskKey, str] = field(default_factory=dict)
     added: int = 0
+    added_tasks: list[Task] = field(default_factory=list)
+    """The added tasks themselves, when heard in-process (for restricted viewers' counts)."""
     agents: set[str] = field(default_factory=set)
     frameworks: set[str] = field(default_factory=set)
 
@@ -130,8 +140,10 @@ class LiveHub:
         sample_every: float = 5.0,
         recount_every: float = 60.0,
         clock: Callable[[], float] = time.time,
+        visibility: Callable[[], Visibility | None] = lambda: None,
     ) -> None:
         self._operator = operator
+        self._visibility = visibility
         self._leading_master = leading_master
         self._interval = interval
         self._sample_every = sample_every
@@ -186,7 +198,7 @@ class LiveHub:
             self._last_sample = self._clock() - 2 * self._sample_every
             self._counted_at = float("-inf")
             self._herds = {}
-        viewer = Viewer(str(next(self._ids)))
+        viewer = Viewer(str(next(self._ids)), visible=self._visibility())
         self.viewers[viewer.viewer_id] = viewer
         viewer.send(_message("hello", {"viewer": viewer.viewer_id}))
         return viewer
@@ -216,13 +228,19 @@ class LiveHub:
         master = self._leading_master()
         if master is None:
             return True
-        for (framework_id, task_id), shown in viewer.tasks.items():
+        visible = viewer.visible
+        for (framework_id, task_id), shown in list(viewer.tasks.items()):
             fw = master.state.frameworks.get(framework_id)
             task = fw.tasks.get(task_id) if fw is not None else None
             if task is None:
                 # Completed (moved to the history) or unknown: only a refresh can tell.
                 if shown and shown not in _TERMINAL_NAMES:
                     viewer.refresh = True
+                if visible is not None:
+                    del viewer.tasks[(framework_id, task_id)]  # Nothing to follow.
+                continue
+            if visible is not None and (fw is None or not visible.can_view_task(task, fw.info)):
+                del viewer.tasks[(framework_id, task_id)]
                 continue
             state = mesos_pb2.TaskState.Name(task.state)  # type: ignore[arg-type]
             if state != shown:
@@ -317,6 +335,7 @@ class LiveHub:
         state = _STATE_NAMES[task.state]
         self._batch.tasks[key] = state
         self._batch.added += 1
+        self._batch.added_tasks.append(task)
         self._count(key, state)
         self._changed = True
 
@@ -432,8 +451,16 @@ class LiveHub:
         if batch.frameworks:
             common["frameworks"] = sorted(batch.frameworks)
         shared = json.dumps(common, separators=(",", ":"))[1:-1]
+        restricted: str | None = None
         for viewer in list(self.viewers.values()):
             mine: dict[str, Any] = {}
+            mine_shared = shared
+            if viewer.visible is not None:
+                if restricted is None:
+                    rest = {k: v for k, v in common.items() if k not in ("new_tasks", "frameworks")}
+                    restricted = json.dumps(rest, separators=(",", ":"))[1:-1]
+                mine_shared = restricted
+                mine.update(_visible_part(master, viewer.visible, batch))
             if viewer.tasks and batch.tasks:
                 mine["tasks"] = _watched(viewer.tasks, batch.tasks)
                 if not mine["tasks"]:
@@ -444,12 +471,33 @@ class LiveHub:
             if viewer.lost:
                 mine["resync"] = True
                 viewer.lost = False
-            if not mine and not common:
+            if not mine and not mine_shared:
                 continue
             personal = json.dumps(mine, separators=(",", ":"))[1:-1]
-            body = "{" + ",".join(p for p in (shared, personal) if p) + "}"
+            body = "{" + ",".join(p for p in (mine_shared, personal) if p) + "}"
             viewer.send(b"event: batch\ndata: " + body.encode() + b"\n\n")
         self.flushes += 1
+
+
+def _visible_part(master: Master | None, visible: Visibility, batch: _Batch) -> dict[str, Any]:
+    """A restricted viewer's ``new_tasks`` and ``frameworks``: those it may see."""
+    out: dict[str, Any] = {}
+    if master is None:
+        return out
+    state = master.state
+    infos = {fid: framework_info_of(state, fid) for fid in batch.frameworks}
+    frameworks = sorted(
+        fid for fid, info in infos.items() if info is not None and visible.can_view_framework(info)
+    )
+    if frameworks:
+        out["frameworks"] = frameworks
+    added = 0
+    for task in batch.added_tasks:
+        info = framework_info_of(state, task.framework_id)
+        added += info is not None and visible.can_view_task(task, info)
+    if added:
+        out["new_tasks"] = added
+    return out
 
 
 def _watched(watch: dict[TaskKey, str], changed: dict[TaskKey, str]) -> list[list[str]]:
