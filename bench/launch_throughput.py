@@ -8,7 +8,10 @@ until N tasks were launched in total, and acknowledge every update. With ``--api
 (default) the frameworks use Emporion's extension of the scheduler API: ``SubscribeBatched``
 (events in groups) and ``Batch`` (every acknowledgement queued while the previous Batch was on
 its way goes in the next one). ``--api plain`` uses only Mesos's methods: ``Subscribe`` and one
-unary ACKNOWLEDGE per update (``--ack-workers`` of them in flight). It prints one JSON object:
+unary ACKNOWLEDGE per update (``--ack-workers`` of them in flight). ``--api http`` uses Mesos's v1
+scheduler HTTP API as pymesos does (:mod:`bench.http_frameworks`): SUBSCRIBE as a RecordIO event
+stream and one POST per call, JSON bodies (``--http-content protobuf``: protobuf). It prints one
+JSON object:
 
 * ``tasks_per_s``: N / (time of the N-th TASK_RUNNING seen by the frameworks - first ACCEPT).
 * ``tasks_finished_per_s``: the same up to the N-th TASK_FINISHED (``--mode finish``, default:
@@ -228,16 +231,19 @@ class BenchFramework:
         )
 
     def _on_update(self, status: mesos_pb2.TaskStatus) -> None:
-        totals = self.totals
         if status.uuid:
             call = Call(type=Call.ACKNOWLEDGE)
             call.acknowledge.agent_id.CopyFrom(status.agent_id)
             call.acknowledge.task_id.CopyFrom(status.task_id)
             call.acknowledge.uuid = status.uuid
             self.acks.put_nowait(call)
-        state = status.state
+        self._count(status.task_id.value, status.state, status.message)
+
+    def _count(self, task_id: str, state: int, message: str) -> None:
+        """Count update ``state`` of ``task_id`` in the totals (resent updates count once)."""
+        totals = self.totals
         if state == mesos_pb2.TASK_RUNNING:
-            accepted = totals.accept_at.pop(status.task_id.value, None)
+            accepted = totals.accept_at.pop(task_id, None)
             if accepted is None:
                 return  # a resent update
             totals.accept_to_running.append(time.time() - accepted)
@@ -246,20 +252,20 @@ class BenchFramework:
                 totals.running_done_at = time.time()
                 totals.running_done.set()
         elif state == mesos_pb2.TASK_FINISHED:
-            if status.task_id.value in totals.finished_ids:
+            if task_id in totals.finished_ids:
                 return  # a resent update (its acknowledgement was late)
-            totals.finished_ids.add(status.task_id.value)
+            totals.finished_ids.add(task_id)
             totals.finished += 1
             if totals.finished == totals.target:
                 totals.finished_done_at = time.time()
                 totals.finished_done.set()
-        elif state in _TERMINAL_BEFORE_RUNNING and status.task_id.value in totals.accept_at:
+        elif state in _TERMINAL_BEFORE_RUNNING and task_id in totals.accept_at:
             # Never ran (e.g. TASK_ERROR): launch another in its place so N still run.
-            del totals.accept_at[status.task_id.value]
+            del totals.accept_at[task_id]
             self.to_launch += 1
             totals.relaunched += 1
             if totals.relaunched > totals.target:
-                totals.failure = f"too many tasks failed to launch: last {status.message!r}"
+                totals.failure = f"too many tasks failed to launch: last {message!r}"
                 totals.running_done.set()
                 totals.finished_done.set()
 
@@ -315,10 +321,12 @@ def master_process(
     profile: str | None = None,
     port: int = 0,
     work_dir: str | None = None,
+    http: list[str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Run ``python -m master`` (in a temporary work dir unless given); yield (address, process).
 
-    The address is the first ``host:port`` the master prints. On exit the master gets SIGINT
+    The address is the first ``host:port`` the master prints; the second, its HTTP address, is
+    appended to ``http`` when given. On exit the master gets SIGINT
     (so that ``--profile`` writes its statistics), then SIGKILL if it lingers; it dies with
     this process however that ends (:func:`bench._common.start_child`).
     """
@@ -344,9 +352,11 @@ def master_process(
                     f"the master exited ({process.returncode}) without printing its address:\n"
                     + log_path.read_text(errors="replace")[-4000:]
                 )
-            match = _ADDRESS.search(line)
-            if match:
-                address = f"{match.group(1)}:{match.group(2)}"
+            found = _ADDRESS.findall(line)
+            if found:
+                address = f"{found[0][0]}:{found[0][1]}"
+                if http is not None and len(found) > 1:
+                    http.append(f"{found[1][0]}:{found[1][1]}")
         # Keep reading what it prints, so that a chatty master never blocks on a full pipe.
         threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
         yield address, process
@@ -415,7 +425,9 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) -> dict[str, Any]:
-    """Register the agents, run the frameworks until N tasks finished, and compute figures."""
+    """Register the agents, run the frameworks until N tasks finished, and compute figures.
+
+    ``ns.http_address`` is the master's HTTP address (needed by ``--api http``)."""
     task_resources = Resources.parse(ns.task_resources)
     totals = Totals(target=ns.tasks)
     emulator = AgentEmulator(
@@ -442,19 +454,40 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
     shares = [
         ns.tasks // ns.frameworks + (i < ns.tasks % ns.frameworks) for i in range(ns.frameworks)
     ]
-    frameworks = [
-        BenchFramework(
-            i,
-            channel,
-            share,
-            task_resources,
-            totals,
-            batched=ns.api == "batched",
-            ack_workers=ns.ack_workers or (2 if ns.api == "batched" else 16),
-            max_tasks_per_offer=ns.max_tasks_per_offer,
-        )
-        for i, share in enumerate(shares)
-    ]
+    frameworks: list[BenchFramework] = []
+    if ns.api == "http":
+        from bench.http_frameworks import HttpBenchFramework  # It imports this module.
+
+        if not ns.http_address:
+            raise SystemExit("--api http needs the master's HTTP address (--master-http)")
+        frameworks += [
+            HttpBenchFramework(
+                i,
+                channel,
+                ns.http_address,
+                share,
+                task_resources,
+                totals=totals,
+                content=ns.http_content,
+                ack_workers=ns.ack_workers or 4,
+                max_tasks_per_offer=ns.max_tasks_per_offer,
+            )
+            for i, share in enumerate(shares)
+        ]
+    else:
+        frameworks += [
+            BenchFramework(
+                i,
+                channel,
+                share,
+                task_resources,
+                totals,
+                batched=ns.api == "batched",
+                ack_workers=ns.ack_workers or (2 if ns.api == "batched" else 16),
+                max_tasks_per_offer=ns.max_tasks_per_offer,
+            )
+            for i, share in enumerate(shares)
+        ]
     master_cpu0 = process_cpu_seconds(master_pid) if master_pid else 0.0
     bench_cpu0 = cpu_seconds()
     runs = [asyncio.create_task(f.run()) for f in frameworks]
@@ -493,6 +526,7 @@ async def measure(address: str, master_pid: int | None, ns: argparse.Namespace) 
         "tasks": ns.tasks,
         "mode": ns.mode,
         "api": ns.api,
+        **({"http_content": ns.http_content} if ns.api == "http" else {}),
         "task_resources": ns.task_resources,
         "agent_resources": ns.agent_resources,
         "tasks_per_s": rate(totals.running_done_at),
@@ -550,15 +584,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-tasks-per-offer", type=int, default=0, help="0: as many as fit")
     parser.add_argument(
         "--api",
-        choices=["batched", "plain"],
+        choices=["batched", "plain", "http"],
         default="batched",
-        help="batched: SubscribeBatched and Batch (Emporion); plain: Mesos's methods only",
+        help="batched: SubscribeBatched and Batch (Emporion); plain: Mesos's gRPC methods only;"
+        " http: Mesos's v1 scheduler HTTP API (/api/v1/scheduler), one POST per call",
+    )
+    parser.add_argument(
+        "--http-content",
+        choices=["json", "protobuf"],
+        default="json",
+        help="--api http: the bodies' and events' encoding (json: as pymesos sends them)",
     )
     parser.add_argument(
         "--ack-workers",
         type=int,
         default=0,
-        help="acknowledgement calls in flight per framework (0: 2 Batches, or 16 ACKNOWLEDGEs)",
+        help="acknowledgement calls in flight per framework (0: 2 Batches, 16 ACKNOWLEDGEs over"
+        " gRPC, or 4 over HTTP: one connection each)",
     )
     parser.add_argument("--channels", type=int, default=1, help="gRPC channels of the emulator")
     parser.add_argument(
@@ -569,6 +611,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--master", help="measure this running master (host:port) instead")
+    parser.add_argument("--master-http", help="with --master: its HTTP address (--api http)")
     parser.add_argument(
         "--master-arg",
         action="append",
@@ -594,6 +637,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its JSON figures."""
     ns = parse_args(argv)
+    ns.http_address = ns.master_http
     if ns.master:
         figures = asyncio.run(measure(ns.master, None, ns))
     else:
@@ -601,7 +645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.security = bench_security(Path(files), tls=ns.tls, auth=ns.auth)
             master_args = [*(ns.master_arg or ["--log-level", "WARNING"])]
             master_args += ns.security.master_args
-            with master_process(master_args, profile=ns.profile) as (address, process):
+            http: list[str] = []
+            with master_process(master_args, profile=ns.profile, http=http) as (address, process):
+                ns.http_address = http[0] if http else None
                 figures = asyncio.run(measure(address, process.pid, ns))
     emit(figures)
     return 1 if "error" in figures else 0
