@@ -3,8 +3,9 @@
 It opens the stream, sends RegisterAgent or ReregisterAgent (whichever the agent's state calls
 for at that moment), waits for the answer, then relays the master's messages to the runtime and
 the runtime's messages to the master. It answers Pings itself, and treats the master as lost
-when no Ping arrives for the ping timeout the master announced. After any failure it tries
-again with jittered exponential backoff (Mesos: 1 s factor, 1 min cap).
+when no Ping arrives for the ping timeout the master announced, or at once when the
+connection's HTTP/2 keepalive (:data:`CHANNEL_OPTIONS`) finds the master gone. After any
+failure it tries again with jittered exponential backoff (Mesos: 1 s factor, 1 min cap).
 
 Messages travel in batches (``ConnectBatched``): each write carries every message queued by
 the time gRPC can take the next one, so a busy agent's updates and pongs share writes, while a
@@ -81,15 +82,26 @@ LEADER_KEY = "emporion-leader"  # Trailing metadata of a refusal by a master tha
 NOT_LEADING = "not the leading master"
 """How a master that does not lead starts its UNAVAILABLE refusal's details."""
 
+KEEPALIVE_MS = 10_000
+"""How often the channel PINGs the master, and how long it waits for the answer (HTTP/2
+keepalive, in gRPC's C core: no Python runs for it). The master allows pings from every 5 s
+(``master.runtime.registration.AGENT_KEEPALIVE_MS``)."""
+
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     *GRPC_MESSAGE_OPTIONS,
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_MS),
+    ("grpc.http2.max_pings_without_data", 0),
 )
 """Options of the channel to the master: the one message-size limit that the master and the
-SDK use too, and gRPC's own reconnect backoff capped at a second (its default grows to two
+SDK use too, gRPC's own reconnect backoff capped at a second (its default grows to two
 minutes, and while it waits every call fails at once, so a restarted master would be found
-only long after it is back)."""
+only long after it is back), and HTTP/2 keepalive: the master pings rarely (once a minute by
+default, see ``master.core.agents``), so a master whose host froze or vanished is noticed by
+the transport within ``2 x KEEPALIVE_MS``, the session breaking as for a closed connection,
+rather than after the announced ping timeout."""
 
 
 @runtime_checkable

@@ -1,5 +1,22 @@
 """Agents: registration, reregistration, pings, disconnection, unreachability, removal.
 
+**Liveness.** Mesos pings every agent every ``agent_ping_timeout`` and takes one that misses
+``max_agent_ping_timeouts`` pings in a row for unreachable. Here a ping and its pong are a gRPC
+message each way, handled in Python on both sides: at 10,000 agents that was about a third of
+the master's core with nothing else happening. So the liveness of the *connection* is left to
+gRPC's C core: HTTP/2 keepalive PINGs on each agent's connection, every
+``agent_ping_timeout``, cost no Python (:mod:`master.runtime.registration` has the options),
+and a peer that stops answering them (a frozen or dead host, a SIGSTOPped agent) breaks the
+stream, which reaches this module as :func:`connection_closed`: the agent is DISCONNECTED at
+once, and unreachable ``agent_ping_timeout x max_agent_ping_timeouts`` later unless it
+reregisters, the same deadline as Mesos's. The application-level ping remains as a rare
+check that the agent's own loop still answers (its process alive, its transport acking, its
+Python wedged): once per :func:`ping_interval` (12 timeouts, a minute by default), spread
+over the interval by agent id so that agents registered together are not pinged together;
+once one goes unanswered, it is repeated every ``agent_ping_timeout`` and the agent is
+unreachable after ``max_agent_ping_timeouts`` misses, as before. The agent is told the
+interval, and waits ``interval + deadline`` for a ping before it takes the master for lost.
+
 A reregistering agent is authoritative for what it runs: the master takes it out of the
 allocator, rebuilds its tasks and executors from the report (adding tasks it did not know, for
 instance after a master restart, and keeping their resources as used), asks the agent about
@@ -9,8 +26,10 @@ it back. Tasks are never killed because an agent was away.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
+from master.config import MasterConfig
 from master.core.effects import DisconnectAgent, SendToAgent
 from master.core.events import failure_event, master_status, update_event
 from master.core.frameworks import adopt_framework
@@ -34,9 +53,10 @@ __all__ = [
     "dynamic_part",
     "exited_executor",
     "mark_unreachable",
+    "ping_due",
+    "ping_interval",
     "pong",
     "refuse",
-    "ping_due",
     "register",
     "reregister",
     "reregister_timed_out",
@@ -46,6 +66,19 @@ __all__ = [
 
 _MasterMessage = agent_internal_pb2.MasterMessage
 _CAPABILITY_NAME = mesos_pb2.AgentInfo.Capability.Type.Name
+
+PING_INTERVAL_TIMEOUTS = 12
+"""An answering agent is pinged once per this many ``agent_ping_timeout`` (see the module doc)."""
+
+
+def ping_interval(config: MasterConfig) -> float:
+    """Seconds between application-level pings of an agent that answers them."""
+    return config.agent_ping_timeout * PING_INTERVAL_TIMEOUTS
+
+
+def _spread(agent_id: str) -> float:
+    """A fraction in [0, 1) fixed by the agent id (deterministic, for the simulator)."""
+    return zlib.crc32(agent_id.encode()) / 2**32
 
 
 def dynamic_part(resources: Resources) -> Resources:
@@ -98,8 +131,9 @@ def _registered_message(state: MasterState, agent_id: str, reregistered: bool) -
     body = message.agent_reregistered if reregistered else message.agent_registered
     body.agent_id.value = agent_id
     body.master_info.CopyFrom(state.master_info)
-    body.ping_interval_seconds = state.config.agent_ping_timeout
-    body.ping_timeout_seconds = state.config.agent_ping_deadline
+    interval = ping_interval(state.config)
+    body.ping_interval_seconds = interval
+    body.ping_timeout_seconds = interval + state.config.agent_ping_deadline
     return message
 
 
@@ -110,7 +144,10 @@ def _bind(state: MasterState, agent: Agent, connection_id: str, now: float) -> N
     agent.pings_missed = 0
     agent.unreachable_at = None
     state.connections[connection_id] = agent.agent_id
-    state.timers.set(("ping", agent.agent_id), now)  # First ping at once, as Mesos does.
+    # The first ping somewhere in the first interval: a thousand agents registering (or coming
+    # back after a failover) together are not pinged together ever after.
+    first = now + ping_interval(state.config) * _spread(agent.agent_id)
+    state.timers.set(("ping", agent.agent_id), first)
 
 
 def _totals(
@@ -462,6 +499,10 @@ def connection_closed(state: MasterState, connection_id: str, now: float) -> Non
         return
     agent.connection_id = None
     agent.phase = AgentPhase.DISCONNECTED
+    # Unreachable after the ping deadline unless it comes back: the misses count from now.
+    agent.awaiting_pong = True
+    agent.pings_missed = 0
+    state.timers.set(("ping", agent_id), now + state.config.agent_ping_timeout)
     for offer_id in sorted(agent.offers):
         remove_offer(state, state.offers[offer_id], now, rescind=True)
     if agent.in_allocator:
@@ -470,7 +511,9 @@ def connection_closed(state: MasterState, connection_id: str, now: float) -> Non
 
 
 def ping_due(state: MasterState, agent_id: str, now: float) -> None:
-    """Time to ping: count the last ping as missed if unanswered, then ping again."""
+    """Time to ping: count the last ping as missed if unanswered, then ping again; the answer
+    is due within ``agent_ping_timeout`` (a disconnected agent is sent nothing, its misses
+    count all the same)."""
     agent = state.agents.get(agent_id)
     if agent is None or agent.phase not in (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED):
         return
@@ -489,10 +532,17 @@ def ping_due(state: MasterState, agent_id: str, now: float) -> None:
 
 
 def pong(state: MasterState, agent: Agent, seq: int) -> None:
-    """The agent answered the ping ``seq``."""
-    if seq == agent.ping_seq:
-        agent.awaiting_pong = False
-        agent.pings_missed = 0
+    """The agent answered the ping ``seq``: the next one is due a :func:`ping_interval` after
+    it was sent (its answer was due ``agent_ping_timeout`` after that, the timer set now)."""
+    if seq != agent.ping_seq or not agent.awaiting_pong:
+        return
+    agent.awaiting_pong = False
+    agent.pings_missed = 0
+    key = ("ping", agent.agent_id)
+    answer_due = state.timers.get(key)
+    if answer_due is not None:
+        config = state.config
+        state.timers.set(key, answer_due + ping_interval(config) - config.agent_ping_timeout)
 
 
 def _lose_tasks(

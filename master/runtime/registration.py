@@ -6,6 +6,10 @@ master had failed. Here every method's request deserializer is wrapped: bytes th
 become an :class:`Undecodable` value, which the servicers refuse with ``INVALID_ARGUMENT``
 naming the message type and the parse error (:func:`refuse_undecodable`), like any other bad
 input: logged at debug level, nothing changed, the connection and every other peer unaffected.
+
+:func:`keepalive_options` are the server's HTTP/2 keepalive settings, with which gRPC's C core
+checks every connection (each agent's included) without any Python: see
+:mod:`master.core.agents` for why the master's liveness checks of agents rely on them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,44 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-__all__ = ["Undecodable", "add_tolerant", "refuse_undecodable", "undecodable"]
+__all__ = [
+    "AGENT_KEEPALIVE_MS",
+    "Undecodable",
+    "add_tolerant",
+    "keepalive_options",
+    "refuse_undecodable",
+    "undecodable",
+]
+
+AGENT_KEEPALIVE_MS = 10_000
+"""How often an agent's channel PINGs the master (``agent.runtime.master_link``'s channel
+options); the server allows pings twice as often before it would complain."""
+
+KEEPALIVE_TIMEOUT_FLOOR_MS = 5_000
+"""The least time a PING gets for its answer: below it a loaded machine (a peer's gRPC threads
+waiting for a core) would lose connections that are fine."""
+
+
+def keepalive_options(ping_timeout: float) -> list[tuple[str, int]]:
+    """The server's channel arguments for HTTP/2 keepalive, given ``--agent-ping-timeout``.
+
+    The master PINGs every connection each ``ping_timeout`` (at least each second) and closes
+    one whose PING is not answered within ``ping_timeout`` (at least
+    :data:`KEEPALIVE_TIMEOUT_FLOOR_MS`): the stream of a frozen or vanished agent then breaks,
+    and the master takes the agent for disconnected. PINGs go on whether or not data flows
+    (an idle agent's stream carries none for minutes), and peers' own keepalive PINGs are
+    allowed from every ``AGENT_KEEPALIVE_MS / 2`` and never held against them (a GOAWAY for
+    "too many pings" would cut off every agent on that connection).
+    """
+    ms = int(ping_timeout * 1000)
+    return [
+        ("grpc.keepalive_time_ms", max(ms, 1000)),
+        ("grpc.keepalive_timeout_ms", max(ms, KEEPALIVE_TIMEOUT_FLOOR_MS)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", AGENT_KEEPALIVE_MS // 2),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ from master.runtime.discovery import add_discovery
 from master.runtime.driver import MasterRuntime
 from master.runtime.election import ZooKeeperElection
 from master.runtime.outbox import Outbox
-from master.runtime.registration import add_tolerant
+from master.runtime.registration import add_tolerant, keepalive_options
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
 from protos.limits import GRPC_MESSAGE_OPTIONS
@@ -196,7 +196,8 @@ class MasterServer:
         recovered = None
         if config.zk is None:
             recovered = await loop.run_in_executor(None, self.registry.load)
-        server = aio.server(options=GRPC_OPTIONS)
+        keepalive = keepalive_options(config.agent_ping_timeout)
+        server = aio.server(options=[*GRPC_OPTIONS, *keepalive])
         host = config.host
         bind_host = f"[{host}]" if ":" in host else host
         _check_port_free(host, config.port)

@@ -22,6 +22,7 @@ from master.core import (
     tasks_snapshot,
     weights_snapshot,
 )
+from master.core.agents import ping_interval
 from master.core.snapshot import resources_json
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
@@ -170,7 +171,8 @@ def test_unreachable_agents_and_their_tasks() -> None:
     launch(harness, agent, framework_id, stream_id, "t1")
     report(harness, agent, framework_id, "t1", mesos_pb2.TASK_RUNNING, at=10.0)
     agent.responsive = False
-    harness.advance(harness.config.agent_ping_deadline + harness.config.agent_ping_timeout)
+    config = harness.config
+    harness.advance(ping_interval(config) + config.agent_ping_deadline + config.agent_ping_timeout)
     state = roundtrip(state_snapshot(harness.master, version="", start_time=0, elected_time=None))
     assert "elected_time" not in state
     assert state["slaves"] == []
