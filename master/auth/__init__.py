@@ -24,6 +24,7 @@ from typing import Any
 from master.config import MasterConfig
 from master.core import Master
 from protos.acls import Acls, Action
+from protos.http_auth import authenticate_request
 from protos.security import (
     AuthenticationError,
     Authenticator,
@@ -117,13 +118,7 @@ class MasterSecurity:
         A request that sends credentials has them checked even when not required: wrong
         credentials are never taken as anonymous.
         """
-        if authorization is not None:
-            return self.authenticator.authenticate(authorization)
-        if peer_cn is not None:
-            return peer_cn
-        if required:
-            raise AuthenticationError("no credentials given (authentication is required)")
-        return None
+        return authenticate_request(self.authenticator, authorization, peer_cn, required)
 
     # -- frameworks --
 

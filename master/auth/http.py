@@ -5,37 +5,55 @@ UI's pages), ``--authenticate-http-readwrite`` every other method (the operator 
 ``POST /api/v1``, teardown, quota, weights), ``--authenticate-frameworks`` the scheduler API
 ``/api/v1/scheduler``. ``/health`` stays open (load balancers probe it). The principal, or None,
 is left in ``scope["emporion.principal"]`` for the endpoints' authorization. A refusal is 401
-with ``WWW-Authenticate: Basic`` (so a browser asks for credentials) and changes nothing.
+with ``WWW-Authenticate: Basic`` (so a browser asks for credentials) and changes nothing. The
+gate itself is :class:`protos.http_auth.BasicAuthGate`, which the agent's HTTP API uses too.
+
+The UI's sandbox proxy forwards the request's ``Authorization`` header to the agent
+(:func:`agent_headers`), so an agent that authenticates its HTTP API authenticates and
+authorizes the person asking, with the same credentials.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import ssl
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
 
 from master.auth import MasterSecurity, PermissionDeniedError
 from master.core import Master
 from protos.acls import Action
-from protos.security import AuthenticationError, TlsConfig
+from protos.http_auth import (
+    PRINCIPAL_SCOPE_KEY,
+    App,
+    BasicAuthGate,
+    Receive,
+    Scope,
+    Send,
+    request_principal,
+)
+from protos.security import TlsConfig
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "BasicAuthMiddleware", "request_principal"]
-
-PRINCIPAL_SCOPE_KEY = "emporion.principal"
-
-_Scope = MutableMapping[str, Any]
-_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-_App = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+__all__ = [
+    "AGENT_AUTHORIZATION",
+    "PRINCIPAL_SCOPE_KEY",
+    "BasicAuthMiddleware",
+    "agent_headers",
+    "request_principal",
+]
 
 AGENT_SCHEME: ContextVar[tuple[str, ssl.SSLContext | bool]] = ContextVar(
     "emporion_agent_scheme", default=("http", True)
 )
 """How the master's sandbox proxy reaches agents while serving this request: ``https`` with the
 cluster CA when the master serves TLS (a TLS cluster's agents serve HTTPS), else ``http``."""
+
+AGENT_AUTHORIZATION: ContextVar[str | None] = ContextVar(
+    "emporion_agent_authorization", default=None
+)
+"""The ``Authorization`` header of the request being served, which the sandbox proxy forwards to
+the agent: an agent with ``--authenticate-http-readonly`` then authenticates, and authorizes
+(``access_sandboxes``), the person asking, not the master."""
 
 CURRENT_PRINCIPAL: ContextVar[str | None] = ContextVar("emporion_principal", default=None)
 """The principal of the HTTP request being served (set by the middleware for the request's
@@ -46,22 +64,22 @@ _SANDBOX_PATH = re.compile(r"^/ui/sandbox/([^/]+)/")
 _OPEN_PATHS = frozenset({"/health", "/master/health"})
 
 
-def request_principal(scope: _Scope) -> str | None:
-    """The principal the middleware authenticated for this request (None: anonymous)."""
-    value = scope.get(PRINCIPAL_SCOPE_KEY)
-    return value if isinstance(value, str) else None
+def agent_headers() -> dict[str, str]:
+    """Headers of the sandbox proxy's request to an agent: the user's ``Authorization``."""
+    authorization = AGENT_AUTHORIZATION.get()
+    return {"Authorization": authorization} if authorization is not None else {}
 
 
-class BasicAuthMiddleware:
+class BasicAuthMiddleware(BasicAuthGate):
     """Authenticates each HTTP request of ``app`` (see the module docstring)."""
 
     def __init__(
         self,
-        app: _App,
+        app: App,
         security: MasterSecurity,
         leading: Callable[[], Master | None] = lambda: None,
     ) -> None:
-        self.app = app
+        super().__init__(app, security.authenticator)
         self.security = security
         self._leading = leading
         tls = security.tls
@@ -72,7 +90,7 @@ class BasicAuthMiddleware:
             else ("http", True)
         )
 
-    def _required(self, method: str, path: str) -> bool:
+    def required(self, method: str, path: str) -> bool:
         flags = self.security.flags
         if path in _OPEN_PATHS:
             return False
@@ -82,42 +100,10 @@ class BasicAuthMiddleware:
             return flags.http_readonly
         return flags.http_readwrite
 
-    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        authorization = None
-        for key, value in scope.get("headers") or ():
-            if key == b"authorization":
-                authorization = value.decode("latin-1")
-                break
-        peer = None
-        transport = scope.get("extensions", {}).get("tls", {})
-        if isinstance(transport, dict):
-            peer = transport.get("client_cn")
-        try:
-            principal = self.security.authenticate(
-                authorization, peer, self._required(scope["method"], scope["path"])
-            )
-        except AuthenticationError as error:
-            await _unauthorized(send, str(error))
-            return
-        scope[PRINCIPAL_SCOPE_KEY] = principal
-        if (denied := self._sandbox_denied(scope["path"], principal)) is not None:
-            await _respond(send, 403, denied, ())
-            return
-        token = CURRENT_PRINCIPAL.set(principal)
-        agents = AGENT_SCHEME.set(self._agents)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            AGENT_SCHEME.reset(agents)
-            CURRENT_PRINCIPAL.reset(token)
-
-    def _sandbox_denied(self, path: str, principal: str | None) -> str | None:
-        """Why the sandbox proxy may not serve ``path`` to ``principal`` (``access_sandboxes``
+    def denied(self, scope: Scope, principal: str | None) -> str | None:
+        """Why the sandbox proxy may not serve this path to ``principal`` (``access_sandboxes``
         on the framework's user), None if it may."""
-        match = _SANDBOX_PATH.match(path)
+        match = _SANDBOX_PATH.match(scope["path"])
         master = self._leading() if match is not None else None
         if match is None or master is None:
             return None
@@ -129,25 +115,15 @@ class BasicAuthMiddleware:
             return str(denied)
         return None
 
-
-async def _unauthorized(send: _Send, message: str) -> None:
-    challenge = [(b"www-authenticate", b'Basic realm="emporion"')]
-    await _respond(send, 401, f"authentication failed: {message}", challenge)
-
-
-async def _respond(
-    send: _Send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]]
-) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, authorization: str | None
+    ) -> None:
+        token = CURRENT_PRINCIPAL.set(request_principal(scope))
+        agents = AGENT_SCHEME.set(self._agents)
+        forwarded = AGENT_AUTHORIZATION.set(authorization)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            AGENT_AUTHORIZATION.reset(forwarded)
+            AGENT_SCHEME.reset(agents)
+            CURRENT_PRINCIPAL.reset(token)

@@ -23,7 +23,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-from master.auth.http import AGENT_SCHEME
+from master.auth.http import AGENT_SCHEME, agent_headers
 from master.core import Master
 from master.http.leadership import leading
 from master.http.view import MasterView
@@ -113,7 +113,10 @@ def sandbox_router(view: MasterView, operator: OperatorCalls, renderer: Renderer
     def client() -> httpx.AsyncClient:
         # One client per request: nothing to close when the master stops.
         return httpx.AsyncClient(
-            timeout=AGENT_TIMEOUT, trust_env=False, verify=AGENT_SCHEME.get()[1]
+            timeout=AGENT_TIMEOUT,
+            trust_env=False,
+            verify=AGENT_SCHEME.get()[1],
+            headers=agent_headers(),  # The user's credentials: the agent may check them too.
         )
 
     async def agent_get(target: SandboxTarget, endpoint: str, **params: Any) -> Any:
@@ -127,7 +130,8 @@ def sandbox_router(view: MasterView, operator: OperatorCalls, renderer: Renderer
             ) from error
         if response.status_code != 200:
             try:
-                detail = response.json().get("detail", response.text)
+                found = response.json()
+                detail = found.get("detail") or found.get("error") or response.text
             except ValueError:
                 detail = response.text
             raise UiCallError(response.status_code, f"agent {target.agent}: {detail}")
