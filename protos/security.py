@@ -124,21 +124,21 @@ def _credential_from(entry: object, where: str) -> ClientCredential:
         raise SecurityConfigError(f"{where}: {error}") from None
 
 
-def load_credentials(path: Path) -> dict[str, str]:
-    """A master's ``--credentials`` file (Mesos's JSON): principal -> secret."""
-    document = _read_json(path, "--credentials")
+def load_credentials(path: Path, flag: str = "--credentials") -> dict[str, str]:
+    """A master's ``--credentials`` file (Mesos's JSON): principal -> secret (``flag`` names
+    the file in errors: an agent's ``--http-credentials`` is the same JSON)."""
+    document = _read_json(path, flag)
     entries = document.get("credentials") if isinstance(document, Mapping) else None
     if not isinstance(entries, list):
         raise SecurityConfigError(
-            f'--credentials {path}: expected {{"credentials": [{{"principal": ...,'
-            ' "secret": ...}, ...]}'
+            f'{flag} {path}: expected {{"credentials": [{{"principal": ..., "secret": ...}}, ...]}}'
         )
     secrets: dict[str, str] = {}
     for index, entry in enumerate(entries):
-        credential = _credential_from(entry, f"--credentials {path}: credentials[{index}]")
+        credential = _credential_from(entry, f"{flag} {path}: credentials[{index}]")
         if credential.principal in secrets:
             raise SecurityConfigError(
-                f"--credentials {path}: principal {credential.principal!r} appears twice"
+                f"{flag} {path}: principal {credential.principal!r} appears twice"
             )
         secrets[credential.principal] = credential.secret
     return secrets
