@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from protos.acls import Acls
 from protos.durations import format_duration, parse_duration
 from protos.leader_info import ZkUrl, parse_zk_url
 from protos.resources import Resources
-from protos.security import SecurityConfigError, load_credential
+from protos.security import SecurityConfigError, load_credential, load_credentials
 from protos.v1 import mesos_pb2
 
 __all__ = [
@@ -223,6 +224,16 @@ class AgentConfig:
     tls_require_client_cert: bool = False
     """The HTTP API (file API included) serves only clients with a certificate signed by
     ``tls_ca``: the cluster's masters (their sandbox proxy checks ``access_sandboxes``)."""
+    authenticate_http_readonly: bool = False
+    """GET requests of the HTTP API (``/files/*``, ``/state``, metrics; not ``/health``) need
+    HTTP basic authentication against ``http_credentials`` (Mesos's
+    ``--authenticate_http_readonly``)."""
+    authenticate_http_readwrite: bool = False
+    """Every other method needs it too (the executor API ``/api/v1/executor`` excepted)."""
+    http_credentials: Path | None = None
+    """Mesos's credentials JSON of the HTTP API's principals (read at start)."""
+    acls: Path | None = None
+    """Mesos's ACL JSON: the file API checks ``access_sandboxes`` (the framework's user)."""
 
     def agent_hostname(self) -> str:
         """The hostname frameworks see: ``--hostname``, else this host's name."""
@@ -305,6 +316,18 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         action=switch,
         help="HTTP API only for clients with a certificate signed by --tls-ca (the masters) [off]",
     )
+    add(
+        "--authenticate-http-readonly",
+        action=switch,
+        help="GET requests of the HTTP API (files, state, metrics) need basic authentication [off]",
+    )
+    add(
+        "--authenticate-http-readwrite",
+        action=switch,
+        help="other requests need it too (not the executor API /api/v1/executor) [off]",
+    )
+    add("--http-credentials", help="Mesos's credentials JSON of the HTTP API's principals")
+    add("--acls", help="Mesos's ACL JSON: access_sandboxes is checked by the file API")
 
 
 def _flag(ns: argparse.Namespace, environ: Mapping[str, str], name: str) -> str | None:
@@ -377,7 +400,12 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         tls_key=get("tls-key", _path, None),
         tls_ca=get("tls-ca", _path, None),
         tls_require_client_cert=bool(switch("tls-require-client-cert", False)),
+        authenticate_http_readonly=bool(switch("authenticate-http-readonly", False)),
+        authenticate_http_readwrite=bool(switch("authenticate-http-readwrite", False)),
+        http_credentials=get("http-credentials", _path, None),
+        acls=get("acls", _path, None),
     )
+    _check_http_security(config)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key: give both, or neither")
     if config.tls_require_client_cert and (config.tls_cert is None or config.tls_ca is None):
@@ -405,6 +433,24 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
     if config.registration_backoff_factor <= 0:
         raise ConfigError("--registration-backoff-factor must be > 0")
     return config
+
+
+def _check_http_security(config: AgentConfig) -> None:
+    """Refuse HTTP authentication without credentials, and unreadable or bad files (read now:
+    a bad file is a flag error naming it, not a failure after start)."""
+    for flag, on in (
+        ("--authenticate-http-readonly", config.authenticate_http_readonly),
+        ("--authenticate-http-readwrite", config.authenticate_http_readwrite),
+    ):
+        if on and config.http_credentials is None:
+            raise ConfigError(f"{flag}: needs --http-credentials FILE")
+    try:
+        if config.http_credentials is not None:
+            load_credentials(config.http_credentials, "--http-credentials")
+        if config.acls is not None:
+            Acls.load(config.acls)
+    except SecurityConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def config_from_args(

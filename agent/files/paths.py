@@ -96,6 +96,18 @@ class VirtualDir:
     """(name, the real root when ``name`` completes a root name, else None)."""
 
 
+def sandbox_of(path: str | None, roots: Mapping[str, Path]) -> str | None:
+    """The root name of the sandbox a virtual path lies in (None: none, a virtual directory or
+    outside every sandbox), without touching the file system; FilesError (400) if the path is
+    malformed."""
+    segments = split_virtual(path)
+    matches = [name for name in root_table(roots) if segments[: len(name)] == name]
+    if not matches:
+        return None
+    longest: tuple[str, ...] = max(matches, key=len)
+    return "/".join(longest)
+
+
 def resolve(path: str | None, roots: Mapping[str, Path]) -> Target | VirtualDir:
     """Resolve a virtual path; raises :class:`FilesError` (400, 403 or 404).
 

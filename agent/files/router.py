@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from agent.files.paths import FilesError, Target, VirtualDir, open_regular, resolve
+from agent.files.paths import (
+    FilesError,
+    Target,
+    VirtualDir,
+    open_regular,
+    resolve,
+    sandbox_of,
+)
 from agent.files.reading import FileStream, list_target, read_chunk, tail
+from protos.http_auth import request_principal
 
 MAX_READ_LENGTH = 64 * 1024
 """Cap of one ``/files/read`` chunk: Mesos's 16 pages of 4 KiB."""
@@ -23,6 +31,9 @@ MAX_TAIL_BYTES = 1024 * 1024
 DOWNLOAD_CHUNK = 256 * 1024
 
 RootsResolver = Callable[[], Mapping[str, Path]]
+SandboxGuard = Callable[[str | None, str], str | None]
+"""``(principal, sandbox root name)`` -> why that principal may not read the sandbox (403), or
+None if it may: the agent's ``access_sandboxes`` check (:mod:`agent.runtime.http`)."""
 T = TypeVar("T")
 
 
@@ -60,51 +71,77 @@ def create_files_router(
     max_read_length: int = MAX_READ_LENGTH,
     max_tail_lines: int = MAX_TAIL_LINES,
     max_tail_bytes: int = MAX_TAIL_BYTES,
+    guard: SandboxGuard | None = None,
 ) -> APIRouter:
     """The ``/files`` routes over the sandboxes ``resolve_roots()`` exposes.
 
     ``resolve_roots`` is called on the event loop for every request and returns
     ``{root name: sandbox directory}``; a name may hold slashes
     (``frameworks/F/executors/E/runs/latest``). Virtual paths are ``/<root name>/<relative>``.
+    With ``guard``, a sandbox is served only to the principals it admits (the principal is the
+    one the HTTP gate left in the request's scope, :mod:`protos.http_auth`): a path in another
+    is 403 naming principal and action, and virtual directories list only admitted sandboxes.
     """
     router = APIRouter(prefix="/files", tags=["files"])
 
-    async def target_of(path: str | None) -> Target:
-        found = await _in_thread(resolve, path, dict(resolve_roots()))
+    async def found_for(request: Request, path: str | None) -> Target | VirtualDir:
+        roots = dict(resolve_roots())
+        if guard is not None:
+            # Decided before anything is opened: a refused principal learns nothing of what
+            # the sandbox holds (not even whether a file exists).
+            principal = request_principal(request.scope)
+            try:
+                sandbox = sandbox_of(path, roots)
+            except FilesError as error:
+                raise HTTPException(error.status, error.detail) from None
+            if sandbox is not None:
+                if (why := guard(principal, sandbox)) is not None:
+                    raise HTTPException(403, why)
+            else:
+                roots = {n: root for n, root in roots.items() if guard(principal, n) is None}
+        return await _in_thread(resolve, path, roots)
+
+    async def target_of(request: Request, path: str | None) -> Target:
+        found = await found_for(request, path)
         if isinstance(found, VirtualDir):
             raise HTTPException(400, f"'{found.virtual}' is a directory")
         return found
 
     @router.get("/browse")
-    async def browse(path: str | None = None) -> list[dict[str, Any]]:
+    async def browse(request: Request, path: str | None = None) -> list[dict[str, Any]]:
         """List a directory (or describe one file): name, path, size, mode, mtime, is_dir."""
-        found = await _in_thread(resolve, path, dict(resolve_roots()))
+        found = await found_for(request, path)
         return await _in_thread(list_target, found)
 
     @router.get("/read")
     async def read(
-        path: str | None = None, offset: str | None = None, length: str | None = None
+        request: Request,
+        path: str | None = None,
+        offset: str | None = None,
+        length: str | None = None,
     ) -> dict[str, Any]:
         """``{"data", "offset"}``; offset -1 (the default, as in Mesos) gives the size."""
         start = _int_param("offset", offset, -1, -1)
         count = _int_param("length", length, None, 0)
-        target = await target_of(path)
+        target = await target_of(request, path)
         return await _in_thread(read_chunk, target, start, count, max_read_length)
 
     @router.get("/tail")
-    async def tail_lines(path: str | None = None, lines: str | None = None) -> dict[str, Any]:
+    async def tail_lines(
+        request: Request, path: str | None = None, lines: str | None = None
+    ) -> dict[str, Any]:
         """The last ``lines`` lines: ``{"data", "offset", "size"}``."""
         wanted = _int_param("lines", lines, DEFAULT_TAIL_LINES, 0)
         assert wanted is not None
         if wanted > max_tail_lines:
             raise HTTPException(400, f"query parameter 'lines' must be <= {max_tail_lines}")
-        target = await target_of(path)
+        target = await target_of(request, path)
         return await _in_thread(tail, target, wanted, max_tail_bytes)
 
     @router.get("/download")
-    async def download(path: str | None = None) -> StreamingResponse:
+    async def download(request: Request, path: str | None = None) -> StreamingResponse:
         """The file's bytes, streamed, as they were when the request arrived."""
-        target = await target_of(path)
+        target = await target_of(request, path)
         fd, st = await _in_thread(open_regular, target)
         stream = FileStream(fd, st.st_size)
 
@@ -126,8 +163,21 @@ def create_files_router(
     return router
 
 
-def create_app(resolve_roots: RootsResolver, **limits: int) -> FastAPI:
+def create_app(
+    resolve_roots: RootsResolver,
+    *,
+    max_read_length: int = MAX_READ_LENGTH,
+    max_tail_lines: int = MAX_TAIL_LINES,
+    max_tail_bytes: int = MAX_TAIL_BYTES,
+) -> FastAPI:
     """A FastAPI app serving only the files API (for tests and small tools)."""
     app = FastAPI(title="Emporion agent files API")
-    app.include_router(create_files_router(resolve_roots, **limits))
+    app.include_router(
+        create_files_router(
+            resolve_roots,
+            max_read_length=max_read_length,
+            max_tail_lines=max_tail_lines,
+            max_tail_bytes=max_tail_bytes,
+        )
+    )
     return app

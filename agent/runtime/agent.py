@@ -65,7 +65,7 @@ from agent.runtime.executor_api import (
     start_executor_server,
 )
 from agent.runtime.executor_http import executor_http_router
-from agent.runtime.http import AgentHttpServer, sandbox_roots
+from agent.runtime.http import AgentHttpSecurity, AgentHttpServer, sandbox_roots
 from agent.runtime.master_link import MasterDetector, MasterLink, Session, fixed_master
 from agent.runtime.metrics_snapshot import metrics_snapshot_router
 from agent.runtime.outbox import Outbox
@@ -255,6 +255,10 @@ class AgentRuntime:
                 else None
             ),
             client_ca=self.config.tls_ca if self.config.tls_require_client_cert else None,
+            security=AgentHttpSecurity.from_config(
+                self.config,
+                lambda f: fw.info.user if (fw := self.state.frameworks.get(f)) else None,
+            ),
         )
         self.http.start()
         self.state.agent_info.port = self.http.port

@@ -1,6 +1,16 @@
 """The agent's HTTP API (``--port``): the sandbox files API, ``/health``, ``/state`` and
 ``/metrics`` (Prometheus, :mod:`agent.runtime.prometheus`).
 
+Authentication and authorization are Mesos's agent flags (:class:`AgentHttpSecurity`):
+``--authenticate-http-readonly`` (GET and HEAD: files, state, metrics) and
+``--authenticate-http-readwrite`` (every other method) ask for HTTP basic authentication against
+``--http-credentials``, through the gate the master uses too (:mod:`protos.http_auth`: 401 with
+``WWW-Authenticate: Basic``). ``/health`` stays open, and so does Mesos's executor API
+``/api/v1/executor``: it serves the agent's own executors, which Mesos authenticates apart
+(``--authenticate_http_executors``, with tokens the agent issues; not built here). With
+``--acls`` the file API serves a sandbox only to principals that ``access_sandboxes`` allows on
+the framework's user (403 naming the principal and the action).
+
 Served in the agent's own event loop by uvicorn on a socket the agent binds itself (so port 0
 works and the chosen port is known before serving). Sandboxes are exposed one run each, named
 ``frameworks/<F>/executors/<E>/runs/<C>`` (and ``.../runs/latest``), so a link in one sandbox
@@ -22,10 +32,100 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
+from agent.config import AgentConfig
 from agent.files import create_files_router
+from protos.acls import Acls, Action
+from protos.http_auth import App, BasicAuthGate
 from protos.mesos_json import answer
+from protos.security import Authenticator, load_credentials
 
-__all__ = ["AgentHttpServer", "sandbox_roots"]
+__all__ = ["AgentHttpSecurity", "AgentHttpServer", "sandbox_roots"]
+
+_OPEN_PATHS = frozenset({"/health"})
+_EXECUTOR_API = "/api/v1/executor"
+
+
+class AgentHttpSecurity:
+    """What the agent's HTTP API checks (module docstring); files read when built.
+
+    ``framework_user`` gives the user of a framework the agent runs (None: it runs none by that
+    id, having never run it or having forgotten it once its last executor ended); the sandboxes
+    of such a framework are served only by rules whose ``users`` are ANY.
+    """
+
+    def __init__(
+        self,
+        *,
+        readonly: bool,
+        readwrite: bool,
+        secrets: Mapping[str, str],
+        acls: Acls | None,
+        framework_user: Callable[[str], str | None],
+    ) -> None:
+        self.readonly = readonly
+        self.readwrite = readwrite
+        self.authenticator = Authenticator(secrets)
+        self.acls = acls
+        self._framework_user = framework_user
+
+    @classmethod
+    def from_config(
+        cls, config: AgentConfig, framework_user: Callable[[str], str | None]
+    ) -> AgentHttpSecurity | None:
+        """The checks ``config`` asks for; None when it asks for none (SecurityConfigError
+        naming the file if one cannot be read; the config has read them once already)."""
+        if not (
+            config.authenticate_http_readonly
+            or config.authenticate_http_readwrite
+            or config.http_credentials is not None
+            or config.acls is not None
+        ):
+            return None
+        credentials = config.http_credentials
+        return cls(
+            readonly=config.authenticate_http_readonly,
+            readwrite=config.authenticate_http_readwrite,
+            secrets=load_credentials(credentials, "--http-credentials") if credentials else {},
+            acls=Acls.load(config.acls) if config.acls is not None else None,
+            framework_user=framework_user,
+        )
+
+    def required(self, method: str, path: str) -> bool:
+        """Whether a request must carry credentials."""
+        if path in _OPEN_PATHS or path == _EXECUTOR_API or path.startswith(_EXECUTOR_API + "/"):
+            return False
+        return self.readonly if method in ("GET", "HEAD") else self.readwrite
+
+    def sandbox_denied(self, principal: str | None, sandbox: str) -> str | None:
+        """Why ``principal`` may not read the sandbox named ``sandbox``
+        (``frameworks/F/executors/E/runs/C``): ``access_sandboxes`` on F's user; None if it may."""
+        if self.acls is None:
+            return None
+        parts = sandbox.split("/")
+        framework_id = parts[1] if len(parts) > 1 and parts[0] == "frameworks" else None
+        user = self._framework_user(framework_id) if framework_id is not None else None
+        if self.acls.allows(Action.ACCESS_SANDBOXES, principal, user):
+            return None
+        who = f"principal {principal!r}" if principal is not None else "an anonymous client"
+        if user is None:
+            why = (
+                f"framework {framework_id} does not run on this agent, so its user is unknown,"
+                " and no rule for ANY user allows it"
+            )
+        else:
+            why = f"refused by the ACLs on {user!r} (the user of framework {framework_id})"
+        return f"{who} is not authorized to {Action.ACCESS_SANDBOXES.value}: {why}"
+
+
+class _Gate(BasicAuthGate):
+    """The agent's HTTP API behind :class:`AgentHttpSecurity`'s authentication."""
+
+    def __init__(self, app: App, security: AgentHttpSecurity) -> None:
+        super().__init__(app, security.authenticator)
+        self.security = security
+
+    def required(self, method: str, path: str) -> bool:
+        return self.security.required(method, path)
 
 
 def sandbox_roots(agent_sandboxes: Path | None) -> dict[str, Path]:
@@ -89,9 +189,11 @@ class AgentHttpServer:
         *,
         tls: tuple[Path, Path] | None = None,
         client_ca: Path | None = None,
+        security: AgentHttpSecurity | None = None,
     ) -> None:
         app = FastAPI(title="Emporion agent")
-        app.include_router(create_files_router(roots))
+        guard = security.sandbox_denied if security is not None else None
+        app.include_router(create_files_router(roots, guard=guard))
         for router in routers:
             app.include_router(router)
 
@@ -122,8 +224,9 @@ class AgentHttpServer:
         self.port: int = self._socket.getsockname()[1]
         # With ``tls`` (certificate, key) it serves HTTPS: the master's sandbox proxy and the
         # CLI then reach it with https (the agent's scheme is in its AgentInfo-derived state).
+        served: App = app if security is None else _Gate(app, security)
         config = uvicorn.Config(
-            app,
+            served,
             log_level="warning",
             access_log=False,
             lifespan="off",
