@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from kazoo.client import KazooClient, KazooState
@@ -523,6 +523,31 @@ class KazooZnodeStore:
         if any(isinstance(r, Exception) for r in results):
             return None
         return int(results[1].version)
+
+    def commit(
+        self,
+        *,
+        checks: Sequence[tuple[str, int]] = (),
+        creates: Sequence[tuple[str, bytes]] = (),
+        sets: Sequence[tuple[str, bytes, int]] = (),
+        fence: str | None = None,
+    ) -> list[int] | None:
+        """In one transaction: the fence exists, each ``checks`` znode is at its version, each
+        ``creates`` znode is created (parents must exist), each ``sets`` znode is set if at its
+        version. The new versions of ``sets``, or None if any part failed (nothing was done)."""
+        transaction = self.client.transaction()
+        if fence is not None:
+            transaction.check(fence, -1)
+        for path, version in checks:
+            transaction.check(path, version)
+        for path, data in creates:
+            transaction.create(path, data)
+        for path, data, version in sets:
+            transaction.set_data(path, data, version)
+        results = self._wait(transaction.commit_async())
+        if any(isinstance(r, Exception) for r in results):
+            return None
+        return [int(stat.version) for stat in results[len(results) - len(sets) :]]
 
     def delete(self, path: str) -> None:
         """Delete the znode if it exists (it must have no children)."""

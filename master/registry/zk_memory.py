@@ -1,14 +1,16 @@
 """MemoryZnodeStore: the in-memory twin of ZooKeeper for the ZooKeeper registry's tests.
 
 It keeps znodes in a dict with ZooKeeper's rules where the registry depends on them: versions
-count writes from 0, compare-and-set, a fence checked atomically with the write, parents made on
-create, no deleting a znode with children, and a request size limit (ZooKeeper's
-``jute.maxbuffer``) that raises instead of writing, as the real server drops the connection.
+count writes from 0, compare-and-set, a fence checked atomically with the write, transactions
+(all or nothing), parents made on create, no deleting a znode with children, and a request
+size limit (ZooKeeper's ``jute.maxbuffer``) that raises instead of writing, as the real server
+drops the connection.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 __all__ = ["MemoryZnodeStore", "ZnodeTooLargeError"]
 
@@ -74,6 +76,36 @@ class MemoryZnodeStore:
                 return None
             self.nodes[path] = (data, version + 1)
             return version + 1
+
+    def commit(
+        self,
+        *,
+        checks: Sequence[tuple[str, int]] = (),
+        creates: Sequence[tuple[str, bytes]] = (),
+        sets: Sequence[tuple[str, bytes, int]] = (),
+        fence: str | None = None,
+    ) -> list[int] | None:
+        """Checks, creates and sets in one transaction (parents must exist); the new versions
+        of ``sets``, or None (nothing done) if a check, create or set fails or the fence is
+        gone."""
+        with self._lock:
+            self._check_size("", b"".join([d for _, d in creates] + [d for _, d, _ in sets]))
+            if fence is not None and fence not in self.nodes:
+                return None
+            for path, version in checks:
+                if self.nodes.get(path, (b"", -1))[1] != version:
+                    return None
+            for path, _ in creates:
+                if path in self.nodes or path.rsplit("/", 1)[0] not in self.nodes:
+                    return None
+            for path, _, version in sets:
+                if self.nodes.get(path, (b"", -1))[1] != version:
+                    return None
+            for path, data in creates:
+                self.nodes[path] = (data, 0)
+            for path, data, version in sets:
+                self.nodes[path] = (data, version + 1)
+            return [version + 1 for _, _, version in sets]
 
     def delete(self, path: str) -> None:
         """Delete the znode if it exists; ValueError if it has children."""

@@ -5,6 +5,7 @@ test_registry_zk.py."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,8 @@ def test_round_trip_and_versions() -> None:
     assert loaded.frameworks["F2"].failover_deadline == 80.0
     znode = store.read(NODE)
     assert znode is not None
-    assert znode[1] == 2  # ZooKeeper's own version: created empty at 0, then set twice.
-    assert chunks(store) == []  # Small: inline.
+    assert znode[1] == 1  # ZooKeeper's own version: created empty at 0, set by the snapshot.
+    assert chunks(store) == ["delta-0000000002"]  # Small: inline, and the second write a delta.
 
 
 def test_a_stale_writer_is_refused_and_changes_nothing() -> None:
@@ -106,7 +107,7 @@ def test_a_master_without_a_candidacy_does_not_even_try() -> None:
 
 def test_a_large_state_is_written_in_chunks_and_shrinks_back_inline() -> None:
     store = MemoryZnodeStore(max_request_bytes=8192)
-    registry = ZooKeeperRegistry(store, NODE, max_node_bytes=4096)
+    registry = ZooKeeperRegistry(store, NODE, max_node_bytes=4096, max_deltas=0)  # Snapshots.
     registry.apply(many_agents(40, noise_bytes=600))
     first = chunks(store)
     assert len(first) > 2
@@ -142,7 +143,7 @@ def test_the_losers_chunks_are_removed() -> None:
 
 def test_chunks_left_by_crashed_writers_are_collected_once_passed() -> None:
     store = MemoryZnodeStore()
-    registry = ZooKeeperRegistry(store, NODE)
+    registry = ZooKeeperRegistry(store, NODE, max_deltas=0)  # Every write a snapshot.
     registry.apply([UpdateWeights({"a": 1.0})])
     registry.apply([UpdateWeights({"a": 2.0})])  # Version 2.
     stale = [f"{NODE}/chunk-0000000002-deadbeef-0000", f"{NODE}/chunk-0000000001-0badf00d-0001"]
@@ -207,14 +208,19 @@ class GatedStore(MemoryZnodeStore):
         self.release = threading.Event()
         self.writes = 0
 
-    def replace(
-        self, path: str, data: bytes, version: int, *, fence: str | None = None
-    ) -> int | None:
+    def commit(
+        self,
+        *,
+        checks: Sequence[tuple[str, int]] = (),
+        creates: Sequence[tuple[str, bytes]] = (),
+        sets: Sequence[tuple[str, bytes, int]] = (),
+        fence: str | None = None,
+    ) -> list[int] | None:
         self.writes += 1
         if self.writes == 1:
             self.entered.set()
             assert self.release.wait(timeout=30)
-        return super().replace(path, data, version, fence=fence)
+        return super().commit(checks=checks, creates=creates, sets=sets, fence=fence)
 
 
 def test_applies_arriving_during_a_write_share_the_next_write() -> None:
@@ -248,12 +254,17 @@ class FailingStore(MemoryZnodeStore):
 
     failing = False
 
-    def replace(
-        self, path: str, data: bytes, version: int, *, fence: str | None = None
-    ) -> int | None:
+    def commit(
+        self,
+        *,
+        checks: Sequence[tuple[str, int]] = (),
+        creates: Sequence[tuple[str, bytes]] = (),
+        sets: Sequence[tuple[str, bytes, int]] = (),
+        fence: str | None = None,
+    ) -> list[int] | None:
         if self.failing:
             raise ConnectionError("connection loss")
-        return super().replace(path, data, version, fence=fence)
+        return super().commit(checks=checks, creates=creates, sets=sets, fence=fence)
 
 
 def test_a_failed_write_is_an_error_with_an_unknown_outcome() -> None:

@@ -22,11 +22,16 @@ def registry(
     *,
     fence: Fence = None,
     compression_level: int = 6,
+    max_deltas: int = 1000,
 ) -> ZooKeeperRegistry:
     """A registry at ``<path>/registry`` on a client of its own (a master of its own)."""
     store: ZnodeStore = KazooZnodeStore(clients(zk_server.hosts))
     return ZooKeeperRegistry(
-        store, f"{path}/registry", fence=fence, compression_level=compression_level
+        store,
+        f"{path}/registry",
+        fence=fence,
+        compression_level=compression_level,
+        max_deltas=max_deltas,
     )
 
 
@@ -91,7 +96,7 @@ def test_a_leader_whose_session_ended_cannot_write(
 def test_state_over_a_megabyte_round_trips_in_chunks(
     zk_server: ZooKeeperCluster, zk_clients: ClientFactory, zk_path: str
 ) -> None:
-    big = registry(zk_server, zk_clients, zk_path, compression_level=1)
+    big = registry(zk_server, zk_clients, zk_path, compression_level=1, max_deltas=0)
     big.apply(many_agents(1500, noise_bytes=1400))
     assert big.last_write_bytes > 1024 * 1024  # More than one znode may hold.
     observer = zk_clients(zk_server.hosts)
