@@ -2,10 +2,11 @@
 
 ``{"format": "emporion-registry/1", "version": N, "agents": {...}, "unreachable_agents": {...},
 "gone_agents": {...}, "frameworks": {...}, "weights": {...}, "quotas": {...},
-"reservations": {...}, "completed_frameworks": {id: when}}`` with messages in Mesos's JSON form,
-exactly as :mod:`master.registry.file` writes it to ``registry.json`` and
-:mod:`master.registry.zookeeper` to its znode, so a ZooKeeper registry can be dumped to a file
-and read by the same tools.
+"reservations": {...}, "completed_frameworks": {id: when}, "agent_principals": {id: principal}}``
+with messages in Mesos's JSON form, exactly as :mod:`master.registry.file` writes it to
+``registry.json`` and :mod:`master.registry.zookeeper` to its znode, so a ZooKeeper registry can
+be dumped to a file and read by the same tools. (``agent_principals``, the owners of agent ids,
+is absent from documents written before owners were kept: none recorded.)
 
 :class:`StateCodec` remembers the encoding of each message it has seen (messages in a state are
 never mutated, see :mod:`master.registry.state`), so writing a registry of 10,000 agents after
@@ -108,6 +109,7 @@ class StateCodec:
             "quotas": {k: enc(v) for k, v in state.quotas.items()},
             "reservations": {k: [enc(r) for r in v] for k, v in state.reservations.items()},
             "completed_frameworks": dict(state.completed_frameworks),
+            "agent_principals": dict(state.agent_principals),
         }
 
     def _prune(self, before: set[int], state: RegistryState) -> None:
@@ -141,6 +143,11 @@ class StateCodec:
         state.completed_frameworks = {
             framework_id: float(at)
             for framework_id, at in doc.get("completed_frameworks", {}).items()
+        }
+        # Absent from documents written before owners were kept: no owner recorded.
+        state.agent_principals = {
+            str(agent_id): str(principal)
+            for agent_id, principal in doc.get("agent_principals", {}).items()
         }
         state.weights = {role: float(w) for role, w in doc.get("weights", {}).items()}
         for role, config in doc.get("quotas", {}).items():

@@ -5,7 +5,7 @@ A line is ``{"version": N, "ops": [<operation>, ...]}`` followed by ``"\\n"``; a
 ``{"op": "<name>", ...fields}`` with messages in Mesos's JSON form (as in the registry document,
 :mod:`master.registry.codec`)::
 
-    {"op": "admit_agent", "agent_id": "S1", "info": <AgentInfo>}
+    {"op": "admit_agent", "agent_id": "S1", "info": <AgentInfo>, "principal": "agent-a"}
     {"op": "mark_agent_unreachable", "agent_id": "S1", "time": 1700000000.0}
     {"op": "mark_agent_gone", "agent_id": "S1", "time": 1700000000.0}
     {"op": "remove_agent", "agent_id": "S1"}
@@ -66,8 +66,11 @@ def _dec(kind: type[_M], obj: object, where: str) -> _M:
 
 def _encode(op: Operation) -> dict[str, Any]:
     match op:
-        case AdmitAgent(agent_id, info):
-            return {"op": "admit_agent", "agent_id": agent_id, "info": _enc(info)}
+        case AdmitAgent(agent_id, info, principal):
+            admit: dict[str, Any] = {"op": "admit_agent", "agent_id": agent_id, "info": _enc(info)}
+            if principal is not None:  # Absent: keep the owner recorded (older lines have none).
+                admit["principal"] = principal
+            return admit
         case MarkAgentUnreachable(agent_id, time):
             return {"op": "mark_agent_unreachable", "agent_id": agent_id, "time": time}
         case MarkAgentGone(agent_id, time):
@@ -102,7 +105,8 @@ def _decode(obj: dict[str, Any], where: str) -> Operation:
     name = obj.get("op")
     if name == "admit_agent":
         info = _dec(mesos_pb2.AgentInfo, obj["info"], f"{where}.info")
-        return AdmitAgent(str(obj["agent_id"]), info)
+        principal = obj.get("principal")
+        return AdmitAgent(str(obj["agent_id"]), info, None if principal is None else str(principal))
     if name == "mark_agent_unreachable":
         return MarkAgentUnreachable(str(obj["agent_id"]), float(obj["time"]))
     if name == "mark_agent_gone":

@@ -87,6 +87,11 @@ class RegistryState:
     reservations: dict[str, tuple[mesos_pb2.Resource, ...]] = field(default_factory=dict)
     completed_frameworks: dict[str, float] = field(default_factory=dict)
     """Torn-down framework id -> when, oldest first."""
+    agent_principals: dict[str, str] = field(default_factory=dict)
+    """Agent id (admitted or unreachable) -> the principal that owns it: only that principal may
+    reregister the agent, after a failover too. No entry: no owner recorded (the agent
+    registered without authentication, or before owners were kept); the next reregistration
+    claims it."""
 
     def copy(self) -> RegistryState:
         """A copy whose dicts can be changed without touching this one (messages are shared)."""
@@ -100,6 +105,7 @@ class RegistryState:
             quotas=dict(self.quotas),
             reservations=dict(self.reservations),
             completed_frameworks=dict(self.completed_frameworks),
+            agent_principals=dict(self.agent_principals),
         )
 
 
@@ -108,10 +114,14 @@ class RegistryState:
 
 @dataclass(frozen=True, slots=True)
 class AdmitAgent:
-    """Admit an agent, or replace its info; an unreachable agent becomes reachable again."""
+    """Admit an agent, or replace its info; an unreachable agent becomes reachable again.
+
+    ``principal``, when given, becomes the agent's owner; None leaves the recorded one (if any).
+    """
 
     agent_id: str
     info: mesos_pb2.AgentInfo
+    principal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +227,11 @@ def apply_in_place(new: RegistryState, operations: Iterable[Operation]) -> None:
     line after line without copying every dict per line."""
     for op in operations:
         match op:
-            case AdmitAgent(agent_id, info):
+            case AdmitAgent(agent_id, info, principal):
                 new.unreachable.pop(agent_id, None)
                 new.agents[agent_id] = _copy(info)
+                if principal is not None:
+                    new.agent_principals[agent_id] = principal
             case MarkAgentUnreachable(agent_id, time):
                 admitted = new.agents.pop(agent_id, None)
                 if admitted is not None:
@@ -228,11 +240,13 @@ def apply_in_place(new: RegistryState, operations: Iterable[Operation]) -> None:
                 new.agents.pop(agent_id, None)
                 new.unreachable.pop(agent_id, None)
                 new.reservations.pop(agent_id, None)
+                new.agent_principals.pop(agent_id, None)
                 new.gone[agent_id] = time
             case RemoveAgent(agent_id):
                 new.agents.pop(agent_id, None)
                 new.unreachable.pop(agent_id, None)
                 new.reservations.pop(agent_id, None)
+                new.agent_principals.pop(agent_id, None)
             case UpdateReservations(agent_id, resources):
                 if resources:
                     new.reservations[agent_id] = tuple(
