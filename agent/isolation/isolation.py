@@ -3,22 +3,24 @@
 ``ContainerIsolation`` with a ``CgroupsV2``/``CgroupsV1`` driver is "cgroups-v2"/"cgroups-v1";
 without a driver it is "posix" (sessions only). Per container it keeps a run directory
 ``<run_dir>/<container_id>/`` (mode 0700) holding ``intent.json`` (the container's id, cgroups
-and run directory, written before the helper is spawned), ``pids.json`` (the helper's pid and
-start time, written by the helper before it runs anything), ``launch.json`` (the helper's spec,
-deleted once the task runs: it holds the environment), ``state.json`` (the complete state, once
-the launch is done) and ``exit_status`` (the task's wait status, written by the helper, which
-stays as the task's supervisor); it is removed with the container.
+and run directory, written before the launch helper is started, and locked until the helper has
+recorded its pids), ``pids.json`` (the helper's pid and start time, written by the helper before
+it runs anything), ``state.json`` (the complete state, once the launch is done) and
+``exit_status`` (the task's wait status, written by the helper, which stays as the task's
+supervisor); it is removed with the container.
 
 Those files make a launch crash-consistent: an agent killed while a launch was in progress
 (before it checkpointed the container) calls :meth:`ContainerIsolation.find` after its restart,
-which adopts the container if its helper was spawned (identified by pid and start time, or
-found in ``/proc`` still starting) or removes what was made for it if its task never ran.
+which adopts the container if its helper started (identified by pid and start time; a helper
+still starting holds the intent's lock and is awaited) or removes what was made for it if its
+task never ran.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import pwd
@@ -38,13 +40,12 @@ from agent.isolation.container import (
 )
 from agent.isolation.detect import IsolationReport
 from agent.isolation.errors import IsolationError, LaunchError
-from agent.isolation.launcher import LAUNCH_TIMEOUT_S, start_helper, write_spec
+from agent.isolation.launcher import LAUNCH_TIMEOUT_S, LaunchHelpers, shared_helpers
 from agent.isolation.posix import SessionConfinement
 from agent.isolation.spec import LaunchSpec, validate_container_id
 from agent.isolation.state import ContainerState
 
 STATE_FILE = "state.json"
-SPEC_FILE = "launch.json"
 INTENT_FILE = "intent.json"
 PIDS_FILE = "pids.json"
 _FIND_POLL_S = 0.02
@@ -94,11 +95,14 @@ class ContainerIsolation:
         report: IsolationReport,
         run_dir: Path,
         namespaces: bool,
+        helpers: LaunchHelpers | None = None,
     ) -> None:
         self.name = driver.name if driver is not None else "posix"
         self.report = report
         self.run_dir = Path(run_dir)
         self.namespaces = namespaces
+        self.helpers = helpers if helpers is not None else shared_helpers()
+        """Where launch helpers come from: the process's fork server by default."""
         self._driver = driver
 
     def __repr__(self) -> str:
@@ -160,13 +164,14 @@ class ContainerIsolation:
         except OSError as e:
             raise LaunchError(f"{failed}: cannot create {run}: {e.strerror}") from e
         cgroups: Confinement | None = None
+        lock_fd: int | None = None
         try:
             if self._driver is not None:
                 cgroups = self._driver.create(spec.container_id, spec.limits)
             intent = ContainerState(
                 container_id=spec.container_id,
                 isolation=self.name,
-                pid=0,  # Not spawned yet: the helper records its pid in PIDS_FILE.
+                pid=0,  # Not started yet: the helper records its pid in PIDS_FILE.
                 start_time=0,
                 sandbox=str(spec.sandbox),
                 cgroups=tuple(str(path) for path in cgroups.paths) if cgroups else (),
@@ -175,15 +180,24 @@ class ContainerIsolation:
                 supervised=True,
             )
             _write_atomically(run / INTENT_FILE, intent.to_json())
-            write_spec(run / SPEC_FILE, self._helper_spec(spec, cgroups, namespaces, run))
-            started = start_helper(run / SPEC_FILE, spec.stderr_path)
-        except (IsolationError, OSError) as e:
+            # Held (through the request, then by the helper) until the helper recorded its
+            # pids: how a restarted agent's ``find`` knows a launch is still starting.
+            lock_fd = os.open(run / INTENT_FILE, os.O_RDONLY | os.O_CLOEXEC)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            helper_spec = self._helper_spec(spec, cgroups, namespaces, run)
+            started = self.helpers.start(helper_spec, spec.stderr_path, lock_fd)
+            if started.pid == 0:
+                raise IsolationError(started.error or "no launch helper was started")
+        except (IsolationError, OSError, ValueError) as e:
             if cgroups is not None:
                 cgroups.remove(time.monotonic())
             shutil.rmtree(run, ignore_errors=True)
             self._remove_root_if_empty()
             detail = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) else str(e)
             raise LaunchError(f"{failed}: {detail}") from e
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
         container = Container(
             container_id=spec.container_id,
             pid=started.pid,
@@ -200,8 +214,6 @@ class ContainerIsolation:
         if started.error is not None:
             container.destroy()
             raise LaunchError(f"{failed}: {started.error}")
-        # The helper has read its spec; it holds the task's environment, so do not keep it.
-        (run / SPEC_FILE).unlink(missing_ok=True)
         _write_atomically(run / STATE_FILE, container.state().to_json())
         return container
 
@@ -262,22 +274,19 @@ class ContainerIsolation:
             # Its helper was never spawned, or died before it ran anything.
             self._destroy_orphan(container_id)
             return None
-        (run / SPEC_FILE).unlink(missing_ok=True)  # It holds the task's environment.
         _write_atomically(run / STATE_FILE, state.to_json())
         return self._container_for(state)
 
     @staticmethod
     def _helper_pids(run: Path) -> _Pids | None:
         """The helper's recorded identity; waits for it while a helper of this launch is
-        still starting (found in ``/proc`` by its spec's path); None if there is none."""
-        spec = str(run / SPEC_FILE).encode()
+        still starting (the intent file is locked until the helper recorded its pids, or
+        gave up); None if there is none."""
         deadline = time.monotonic() + LAUNCH_TIMEOUT_S
         while True:
             pids = _read_pids(run / PIDS_FILE)
-            if pids is not None:
-                return pids
-            if not procfs.pids_with_argument(spec) or time.monotonic() >= deadline:
-                return _read_pids(run / PIDS_FILE)  # It may have written it, then ended.
+            if pids is not None or time.monotonic() >= deadline or not _locked(run / INTENT_FILE):
+                return pids or _read_pids(run / PIDS_FILE)  # It may have written it, then ended.
             time.sleep(_FIND_POLL_S)
 
     def cleanup_orphans(self, known: set[str]) -> list[str]:
@@ -309,6 +318,21 @@ class ContainerIsolation:
             cgroups.remove(deadline)
             self._remove_root_if_empty()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def _locked(path: Path) -> bool:
+    """Whether someone holds the lock on ``path`` (a launch of it is still starting)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # Releases it if we took it.
+    return False
 
 
 def _write_atomically(path: Path, text: str) -> None:

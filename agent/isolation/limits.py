@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.isolation.init import RLIMITS
+from agent.isolation.helper.steps import RLIMITS
 
 CPU_PERIOD_US = 100_000
 MIN_CPU_QUOTA_US = 1_000

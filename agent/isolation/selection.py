@@ -13,6 +13,7 @@ from agent.isolation.cgroups_v2 import CgroupsV2
 from agent.isolation.detect import HostCgroups, Mode, plan_isolation, probe_cgroups
 from agent.isolation.detect import probe_namespaces as _probe_namespaces
 from agent.isolation.isolation import ContainerIsolation, Isolation
+from agent.isolation.launcher import LaunchHelpers, shared_helpers
 from agent.isolation.spec import validate_container_id
 
 
@@ -29,12 +30,15 @@ def select_isolation(
     *,
     run_dir: Path | None = None,
     host: HostCgroups | None = None,
+    fork_server: bool = True,
 ) -> Isolation:
     """The isolation for ``mode``: cgroups v2, else v1, else posix (``auto``); ``cgroups``
     raises IsolationUnavailableError saying why when neither version can be used.
 
     Container cgroups go under ``<hierarchy>/<root_name>/``; per-container runtime files under
     ``run_dir`` (default ``default_run_dir(root_name)``). ``host`` replaces detection (tests).
+    ``fork_server=False`` spawns a fresh launch helper per container instead of cloning it
+    from the process's fork server (slower; the fallback where clones are refused).
     """
     validate_container_id(root_name, "cgroup root name")
     is_linux = sys.platform.startswith("linux")
@@ -62,4 +66,5 @@ def select_isolation(
         report=plan.report,
         run_dir=run_dir if run_dir is not None else default_run_dir(root_name),
         namespaces=plan.namespaces,
+        helpers=shared_helpers() if fork_server else LaunchHelpers(fork_server=False),
     )

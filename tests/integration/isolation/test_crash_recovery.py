@@ -2,9 +2,10 @@
 never ran.
 
 A separate Python process plays the agent and is SIGKILLed at a chosen point of a launch (it
-kills itself there, which is what makes the point exact): right after it spawned the launch
-helper, before learning how the helper's setup went (so before it could record the container),
-or just before spawning the helper. A fresh isolation object in the test then plays the
+kills itself there, which is what makes the point exact): right after it sent the launch to its
+fork server, before learning how the helper's setup went (so before it could record the
+container; the server, reading end-of-file after the request, clones the helper and exits), or
+just before starting the helper. A fresh isolation object in the test then plays the
 restarted agent, which has no record of the container and calls ``find``.
 
 Every mode is covered: cgroups with and without PID namespaces, and the posix fallback. The
@@ -36,7 +37,7 @@ AGENT = """
 import json, os, signal, sys
 from pathlib import Path
 from agent.isolation import ContainerLimits, LaunchSpec, select_isolation
-from agent.isolation import isolation as isolation_module, launcher
+from agent.isolation import launcher
 args = json.loads(sys.argv[1])
 
 def die(*_args, **_kwargs):
@@ -44,8 +45,8 @@ def die(*_args, **_kwargs):
 
 if args["die"] == "after_spawn":  # The helper runs; the agent never hears from it.
     launcher._read_status = die
-else:  # Killed with everything prepared, before spawning the helper.
-    isolation_module.start_helper = die
+else:  # Killed with everything prepared, before starting the helper.
+    launcher.LaunchHelpers.start = die
 isolation = select_isolation(args["mode"], args["root_name"], run_dir=Path(args["run_dir"]))
 spec = LaunchSpec(args["id"], [args["command"]], args["env"], Path(args["sandbox"]),
                   ContainerLimits.from_resources(1, 64), shell=True,
@@ -134,9 +135,13 @@ def test_a_launch_in_progress_is_adopted(
     wait_for((tmp_path / container_id / "out").exists)
     assert procfs.is_running(container.pid, container.start_time)
     assert container.supervised
-    # The spec held the task's environment: an adopted container keeps no copy of it.
+    # The task's environment travels in the request only: no copy of it is on disk.
     assert container.run_dir is not None
-    assert not (container.run_dir / "launch.json").exists()
+    assert sorted(p.name for p in container.run_dir.iterdir()) == [
+        "intent.json",
+        "pids.json",
+        "state.json",
+    ]
     container.signal_all(signal.SIGTERM)
     info = wait_exit(container)
     assert info.signal == signal.SIGTERM  # Recorded by the helper, though not our child.

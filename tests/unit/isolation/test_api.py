@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 import agent.isolation
 from agent.isolation import init
+from agent.isolation.helper import supervise
+from agent.isolation.launcher import helper_argv
 
 PACKAGE = Path(agent.isolation.__file__).parent
 FORBIDDEN = {"grpc", "asyncio", "kazoo", "fastapi", "uvicorn", "starlette"}
@@ -54,22 +57,32 @@ def test_no_io_framework_imports() -> None:
 
 
 def test_launch_helper_uses_only_the_standard_library() -> None:
-    # It runs by path under `python -I -S`, where neither our packages nor site-packages exist.
-    roots = {name.split(".")[0] for name in imported_modules(PACKAGE / "init.py")}
-    assert roots - {"__future__"} <= set(sys.stdlib_module_names)
+    # It runs by path under `python -I -S` (no site-packages) and imports agent.isolation,
+    # whose modules may import only the standard library and each other.
+    for path in [*PACKAGE.glob("*.py"), *PACKAGE.glob("helper/*.py")]:
+        names = imported_modules(path) - {"__future__"}
+        outside = {name for name in names if name.split(".")[0] not in sys.stdlib_module_names}
+        assert all(name.startswith("agent.isolation") for name in outside), (path, outside)
+
+
+def test_launch_helper_starts_in_isolated_mode() -> None:
+    result = subprocess.run(
+        [*helper_argv("--no-such-flag")], capture_output=True, text=True, env={}, check=False
+    )
+    assert (result.returncode, result.stderr.strip()) == (2, init.USAGE)
 
 
 def test_wait_status_descriptions() -> None:
     exited = os.waitstatus_to_exitcode  # keep the pairing with the kernel's encoding explicit
     assert exited(3 << 8) == 3
-    assert init.describe_wait_status(3 << 8) == "exit 3"
-    assert init.describe_wait_status(signal.SIGKILL) == "signal 9"
-    assert init.exit_code_for("exit 3") == 3
-    assert init.exit_code_for("signal 15") == 128 + 15
+    assert supervise.describe_wait_status(3 << 8) == "exit 3"
+    assert supervise.describe_wait_status(signal.SIGKILL) == "signal 9"
+    assert supervise.exit_code_for("exit 3") == 3
+    assert supervise.exit_code_for("signal 15") == 128 + 15
 
 
 def test_helper_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     # Checked before the helper closes inherited fds, so this is safe in-process.
     assert init.main(["--status-fd"]) == 2
-    assert init.main(["--status-fd", "x", "spec.json"]) == 2
+    assert init.main(["--fork-server", "extra"]) == 2
     assert "usage: init.py" in capsys.readouterr().err
