@@ -9,7 +9,8 @@
      "frameworks": {"<framework id>": {"info": <FrameworkInfo>, "disconnected_at": null}},
      "weights": {"<role>": 2.0},
      "quotas": {"<role>": <QuotaConfig>},
-     "reservations": {"<agent id>": [<Resource>, ...]}}
+     "reservations": {"<agent id>": [<Resource>, ...]},
+     "agent_principals": {"<agent id>": "<principal>"}}
 
 and ``<work_dir>/registry.journal`` the writes made since, one line each
 (:mod:`master.registry.journal`). The registry is the document with the journal's lines of
