@@ -30,7 +30,7 @@ from master.http.routes import (
     roles_router,
     state_router,
 )
-from master.http.scheduler_api import SchedulerRuntime, scheduler_router
+from master.http.scheduler_api import SchedulerFastPath, SchedulerRuntime, scheduler_router
 from master.http.ui import ui_router
 from master.http.view import MasterView
 
@@ -66,6 +66,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    # The scheduler API's POSTs (one per status update) skip FastAPI's routing: same answers.
+    app.add_middleware(SchedulerFastPath, runtime=scheduler, state=app.state)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(NotLeadingError, not_leading_response(view))
     # First: its calls are the most frequent requests (one per status update), and routes are

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -53,6 +53,9 @@ __all__ = [
     "STREAM_ID_HEADER",
     "EventSource",
     "SchedulerRuntime",
+    "answer_call",
+    "error_response",
+    "read_body",
     "scheduler_router",
 ]
 
@@ -136,22 +139,74 @@ class _EventStream(StreamingResponse):
             self._on_end()
 
 
-async def _body(request: Request) -> bytes:
-    """The request's body; 413 past the message limit of every Emporion API."""
-    declared = request.headers.get("content-length")
+async def read_body(declared: str | None, stream: AsyncIterator[bytes]) -> bytes:
+    """A request's body from its chunks ``stream``; 413 past the message limit of every
+    Emporion API, or at once when its ``Content-Length`` (``declared``) says it will be."""
     if declared is not None and declared.isdigit() and int(declared) > MAX_MESSAGE_BYTES:
         raise ApiError(413, f"Request body of {declared} bytes is over {MAX_MESSAGE_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > MAX_MESSAGE_BYTES:
             raise ApiError(413, f"Request body is over {MAX_MESSAGE_BYTES} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _check_caller(core: Master, request: Request, call: scheduler_pb2.Call) -> str:
+def error_response(error: ApiError) -> Response:
+    """The answer to a refused request: its status, headers and plain-text message."""
+    return PlainTextResponse(error.message, error.status, headers=error.headers)
+
+
+def answer_call(
+    backend: SchedulerRuntime,
+    headers: Mapping[str, str],
+    body: bytes,
+    guard: Callable[[scheduler_pb2.Call, Master], None] | None,
+    *,
+    call: scheduler_pb2.Call | None = None,
+) -> Response:
+    """The answer to a POST of ``body`` with ``headers`` (case-insensitive) to this API, in
+    Mesos's order from the body on (the leader and the method are checked before): decode,
+    ``guard`` (the master's authorization, raising ApiError 403), SUBSCRIBE's stream, or the
+    caller's checks and the state machine. Raises ApiError for every refusal. ``call``: the
+    body already decoded (by a faster reader than :func:`~.codec.decode_call`, to the same)."""
+    if call is None:
+        call = decode_call(headers.get("content-type"), body)
+    if not call.HasField("type"):
+        raise ApiError(400, _VALIDATE + "Expecting 'type' to be present")
+    if call.type == _Call.UNKNOWN:
+        raise ApiError(501, "Received an 'UNKNOWN' call")
+    if guard is not None:
+        guard(call, backend.core)
+    if call.type == _Call.SUBSCRIBE:
+        return _subscribe(backend, headers, call)
+    stream_id = _check_caller(backend.core, headers.get(STREAM_ID_HEADER), call)
+    try:
+        backend.call(stream_id, call)
+    except CallError as error:
+        raise _refusal(error) from None
+    except CoreFaultError as fault:
+        raise ApiError(500, fault.message) from None
+    return Response(status_code=200 if call.type == _Call.UPDATE_FRAMEWORK else 202)
+
+
+def _subscribe(backend: SchedulerRuntime, headers: Mapping[str, str], call: _Call) -> Response:
+    media = accepted_media_type(headers.get("accept"))
+    if headers.get(STREAM_ID_HEADER) is not None:
+        raise ApiError(400, f"Subscribe calls should not include the '{STREAM_ID_HEADER}' header")
+    stream_id = str(uuid.uuid4())
+    try:
+        source = backend.open_subscription(stream_id, call)
+    except CallError as error:
+        raise _refusal(error) from None
+    except CoreFaultError as fault:
+        raise ApiError(500, fault.message) from None
+    return _EventStream(source, media, stream_id, lambda: backend.subscription_ended(stream_id))
+
+
+def _check_caller(core: Master, stream_id: str | None, call: scheduler_pb2.Call) -> str:
     """Mesos's checks of a call other than SUBSCRIBE, in its order; the stream id."""
     framework_id = call.framework_id.value
     if not framework_id:
@@ -165,7 +220,6 @@ def _check_caller(core: Master, request: Request, call: scheduler_pb2.Call) -> s
         raise ApiError(
             403, f"Framework is not subscribed: {framework_id} has no subscription; SUBSCRIBE again"
         )
-    stream_id = request.headers.get(STREAM_ID_HEADER)
     if stream_id is None:
         raise ApiError(
             400, f"All non-subscribe calls should include the '{STREAM_ID_HEADER}' header"
@@ -204,46 +258,17 @@ def scheduler_router(view: MasterView, runtime: Callable[[], SchedulerRuntime | 
                 f"Expecting one of {{ 'POST' }}, but received '{request.method}'",
                 {"Allow": "POST"},
             )
-        call = decode_call(request.headers.get("content-type"), await _body(request))
-        if not call.HasField("type"):
-            raise ApiError(400, _VALIDATE + "Expecting 'type' to be present")
-        if call.type == _Call.UNKNOWN:
-            raise ApiError(501, "Received an 'UNKNOWN' call")
-        guard = getattr(request.app.state, "scheduler_guard", None)
-        if guard is not None:  # The master's authorization (master.auth): ApiError 403.
-            guard(call, backend.core)
-        if call.type == _Call.SUBSCRIBE:
-            return subscribe(backend, request, call)
-        stream_id = _check_caller(backend.core, request, call)
-        try:
-            backend.call(stream_id, call)
-        except CallError as error:
-            raise _refusal(error) from None
-        except CoreFaultError as fault:
-            raise ApiError(500, fault.message) from None
-        return Response(status_code=200 if call.type == _Call.UPDATE_FRAMEWORK else 202)
-
-    def subscribe(backend: SchedulerRuntime, request: Request, call: _Call) -> Response:
-        media = accepted_media_type(request.headers.get("accept"))
-        if STREAM_ID_HEADER in request.headers:
-            raise ApiError(
-                400, f"Subscribe calls should not include the '{STREAM_ID_HEADER}' header"
-            )
-        stream_id = str(uuid.uuid4())
-        try:
-            source = backend.open_subscription(stream_id, call)
-        except CallError as error:
-            raise _refusal(error) from None
-        except CoreFaultError as fault:
-            raise ApiError(500, fault.message) from None
-        return _EventStream(source, media, stream_id, lambda: backend.subscription_ended(stream_id))
+        body = await read_body(request.headers.get("content-length"), request.stream())
+        # The master's authorization (master.auth), when it has one.
+        guard: Any = getattr(request.app.state, "scheduler_guard", None)
+        return answer_call(backend, request.headers, body, guard)
 
     async def scheduler(request: Request) -> Response:
         """One call of Mesos's v1 scheduler HTTP API (``docs/mesos-compatibility.md``)."""
         try:
             return await serve(request)
         except ApiError as error:
-            return PlainTextResponse(error.message, error.status, headers=error.headers)
+            return error_response(error)
 
     for path in SCHEDULER_PATHS:
         router.add_api_route(

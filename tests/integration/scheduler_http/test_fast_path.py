@@ -1,0 +1,227 @@
+"""The scheduler API's fast path (master.http.scheduler_api.fast) answers as the FastAPI route.
+
+Requests go to a running master (whose HTTP server serves them on the fast path) and, the same
+bytes, to an application holding only the route (``scheduler_router``) over the same runtime; the
+status, body and ``Content-Type`` must be the same, and refused calls change nothing. The fast
+reading of pymesos's ACKNOWLEDGE body must be ``json_format``'s reading, or step aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from master.http import create_app
+from master.http.scheduler_api import SchedulerFastPath, scheduler_router
+from master.http.scheduler_api.codec import decode_call
+from master.http.scheduler_api.fast import fast_acknowledge
+from master.runtime import MasterServer
+from protos.v1 import mesos_pb2
+from tests.integration.master.clients import wait_for
+from tests.integration.scheduler_http.clients import JSON_MEDIA, HttpScheduler
+from tests.integration.scheduler_http.test_http_api import (
+    BAD_REQUESTS,
+    FollowerView,
+    master_with_agent,
+)
+from tests.integration.scheduler_http.test_shared_behaviour import launch_call
+
+UUID = uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").bytes
+
+
+def ack_document(**changes: Any) -> dict[str, Any]:
+    """pymesos's ACKNOWLEDGE body, with ``changes`` (None removes a key) at the top level or,
+    for ``agent_id``, ``task_id`` and ``uuid``, in ``acknowledge``."""
+    acknowledge: dict[str, Any] = {
+        "agent_id": {"value": "a1-S0"},
+        "task_id": {"value": "t1"},
+        "uuid": base64.b64encode(UUID).decode(),
+    }
+    document: dict[str, Any] = {
+        "type": "ACKNOWLEDGE",
+        "framework_id": {"value": "f1-0000"},
+        "acknowledge": acknowledge,
+    }
+    for key, value in changes.items():
+        target = acknowledge if key in acknowledge else document
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return document
+
+
+ODD_ACKS: dict[str, bytes] = {
+    "url-safe base64 without padding": json.dumps(
+        ack_document(uuid=base64.urlsafe_b64encode(b"\xfb\xff" * 8).decode().rstrip("="))
+    ).encode(),
+    "bad base64": json.dumps(ack_document(uuid="@@@")).encode(),
+    "uuid a number": json.dumps(ack_document(uuid=7)).encode(),
+    "task id a number": json.dumps(ack_document(task_id={"value": 7})).encode(),
+    "task id a string": json.dumps(ack_document(task_id="t1")).encode(),
+    "extra key": json.dumps(ack_document(extra=1)).encode(),
+    "extra id key": json.dumps(ack_document(task_id={"value": "t1", "x": 1})).encode(),
+    "no uuid": json.dumps(ack_document(uuid=None)).encode(),
+    "no framework id": json.dumps(ack_document(framework_id=None)).encode(),
+    "another type": json.dumps(ack_document(type="REVIVE")).encode(),
+    "an unknown type": json.dumps(ack_document(type="ACKNOWLEDGE_ALL")).encode(),
+    "non-ascii task id": json.dumps(ack_document(task_id={"value": "tâche"})).encode(),
+    "unpaired surrogate": b'{"type": "ACKNOWLEDGE", "framework_id": {"value": "\\ud800"},'
+    b' "acknowledge": {"agent_id": {"value": "a"}, "task_id": {"value": "t"}, "uuid": ""}}',
+    "not json": b'{"type": "ACKNOWLEDGE",',
+    "not utf-8": b'{"type": "\xff"}',
+    "an array": b"[]",
+}
+
+
+def test_pymesos_acknowledge_is_read_fast_and_as_json_format_reads_it() -> None:
+    body = json.dumps(ack_document()).encode()
+    fast = fast_acknowledge(body)
+    assert fast is not None
+    assert fast == decode_call(JSON_MEDIA, body)
+    assert fast.acknowledge.uuid == UUID
+
+
+@pytest.mark.parametrize("body", ODD_ACKS.values(), ids=list(ODD_ACKS))
+def test_any_other_body_is_read_alike_or_left_to_the_generic_reader(body: bytes) -> None:
+    fast = fast_acknowledge(body)
+    if fast is not None:
+        assert fast == decode_call(JSON_MEDIA, body)
+
+
+def test_url_safe_base64_without_padding_is_read_fast() -> None:
+    fast = fast_acknowledge(ODD_ACKS["url-safe base64 without padding"])
+    assert fast is not None
+    assert fast.acknowledge.uuid == b"\xfb\xff" * 8
+
+
+def route_only(server: MasterServer) -> httpx.AsyncClient:
+    """A client of an application serving the scheduler API by its FastAPI route alone, over
+    ``server``'s runtime (no fast path in front)."""
+    app = FastAPI()
+    app.include_router(scheduler_router(FollowerView(None), lambda: server.gate.runtime))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://route")
+
+
+async def both(
+    fast: httpx.AsyncClient, route: httpx.AsyncClient, body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    """POST to the fast path and to the route; assert they answer alike; the fast answer."""
+    fast_answer = await fast.post("/api/v1/scheduler", content=body, headers=headers)
+    route_answer = await route.post("/api/v1/scheduler", content=body, headers=headers)
+    assert (fast_answer.status_code, fast_answer.text) == (
+        route_answer.status_code,
+        route_answer.text,
+    )
+    assert fast_answer.headers.get("content-type") == route_answer.headers.get("content-type")
+    return fast_answer
+
+
+@pytest.mark.parametrize(
+    "bad", [b for b in BAD_REQUESTS if b.method == "POST"], ids=lambda b: b.name
+)
+def test_bad_requests_are_answered_alike(bad: Any) -> None:
+    async def main() -> None:
+        async with master_with_agent() as (server, _agent, base):
+            async with (
+                httpx.AsyncClient(base_url=base, timeout=30) as fast,
+                route_only(server) as route,
+            ):
+                answer = await both(fast, route, bad.body, bad.headers)
+            assert answer.status_code == bad.status
+            assert server.core is not None
+            assert not server.core.state.frameworks
+
+    asyncio.run(main())
+
+
+def test_acknowledgements_are_checked_and_relayed_alike() -> None:
+    """Stream id absent or another's, unknown framework, agent or update, bad bodies: the same
+    refusals from both, nothing relayed; a good ACKNOWLEDGE is 202 and reaches the agent."""
+
+    async def main() -> None:
+        async with master_with_agent() as (server, agent, base):
+            assert server.http_address is not None
+            scheduler = HttpScheduler(server.http_address)
+            async with (
+                httpx.AsyncClient(base_url=base, timeout=30) as fast,
+                route_only(server) as route,
+            ):
+                try:
+                    framework_id = await scheduler.subscribe()
+                    await wait_for(lambda: bool(scheduler.offers()), "an offer")
+                    offer = scheduler.offers()[0]
+                    assert (await scheduler.send(launch_call(offer, "t1"))).ok
+                    await wait_for(lambda: bool(agent.of("run_task")), "RunTask")
+                    await agent.status_update(framework_id, "t1", mesos_pb2.TASK_RUNNING, UUID)
+                    await wait_for(lambda: bool(scheduler.updates("t1")), "the update")
+                    status = scheduler.updates("t1")[0]
+                    good = ack_document(
+                        framework_id={"value": framework_id},
+                        agent_id={"value": status.agent_id.value},
+                    )
+                    json_headers = {"Content-Type": JSON_MEDIA}
+                    ours = {**json_headers, "Mesos-Stream-Id": scheduler.stream_id}
+                    refusals = [
+                        (good, json_headers, 400, "'Mesos-Stream-Id' header"),
+                        (good, {**json_headers, "Mesos-Stream-Id": "x"}, 400, "didn't match"),
+                        (
+                            ack_document(agent_id={"value": "no-such-agent"}),
+                            ours,
+                            400,
+                            "Framework cannot be found",
+                        ),
+                        (
+                            {**good, "framework_id": {"value": framework_id}},
+                            {"Content-Type": "text/plain", "Mesos-Stream-Id": "x"},
+                            415,
+                            "application/json",
+                        ),
+                    ]
+                    unknown_agent = ack_document(
+                        framework_id={"value": framework_id}, agent_id={"value": "no-such-agent"}
+                    )
+                    refusals.append((unknown_agent, ours, 404, ""))
+                    bad_uuid = ack_document(
+                        framework_id={"value": framework_id},
+                        agent_id={"value": status.agent_id.value},
+                        uuid="@@@",
+                    )
+                    refusals.append((bad_uuid, ours, 400, ""))
+                    for document, headers, code, says in refusals:
+                        body = json.dumps(document).encode()
+                        answer = await both(fast, route, body, headers)
+                        assert answer.status_code == code, answer.text
+                        assert says in answer.text
+                    assert not agent.of("status_update_acknowledgement")
+                    body = json.dumps(good).encode()
+                    answer = await fast.post("/api/v1/scheduler", content=body, headers=ours)
+                    assert (answer.status_code, answer.text) == (202, "")
+                    await wait_for(
+                        lambda: bool(agent.of("status_update_acknowledgement")), "the relay"
+                    )
+                    (relayed,) = agent.of("status_update_acknowledgement")
+                    assert relayed.status_update_acknowledgement.uuid == UUID
+                    assert relayed.status_update_acknowledgement.task_id.value == "t1"
+                    revive = json.dumps(
+                        {"type": "REVIVE", "framework_id": {"value": framework_id}}
+                    ).encode()
+                    answer = await both(fast, route, revive, ours)
+                    assert answer.status_code == 202
+                finally:
+                    await scheduler.close()
+
+    asyncio.run(main())
+
+
+def test_the_master_app_serves_the_api_on_the_fast_path() -> None:
+    """The master's application mounts the fast path (the comparisons above reach it)."""
+    app = create_app(FollowerView(None))
+    assert [getattr(m, "cls", None) for m in app.user_middleware] == [SchedulerFastPath]
