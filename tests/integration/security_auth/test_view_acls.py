@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
@@ -67,8 +67,10 @@ OPEN = {"permissive": True}
 ALICE_TASKS = {"alice-run", "alice-done"}
 BOB_TASKS = {"bob-run", "bob-done"}
 EVERY_TASK = ALICE_TASKS | BOB_TASKS | {"alice-as-bob"}
-LATE = {"bob-new"}
-"""The framework the event stream test registers and tears down (whatever order tests run in)."""
+LATE = {"bob-new", "bob-live"}
+"""The frameworks the stream tests register and tear down (left out of the other tests'
+comparisons, whatever order the tests run in)."""
+LATE_TASKS = {"bob-live-run", "bob-live-two"}
 
 
 class Loop:
@@ -96,11 +98,13 @@ class Cluster:
     process: subprocess.Popen[str]
     address: str
     http: str
+    drain: threading.Thread
     agent: FakeAgent | None = None
     schedulers: dict[str, Scheduler] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
     """Framework name -> id."""
     loop: Loop | None = None
+    more_agents: list[FakeAgent] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"http://{self.http}{path}"
@@ -125,12 +129,17 @@ def start_master(directory: Path, name: str, acls: dict[str, Any]) -> Cluster:
     for line in process.stdout:
         match = LINE.search(line.strip())
         if match:
-            threading.Thread(
-                target=lambda: [None for _ in process.stdout or ()], daemon=True
-            ).start()
-            return Cluster(name, process, match.group(2), match.group(3))
+            drain = threading.Thread(target=_drain, args=(process.stdout,), daemon=True)
+            drain.start()
+            return Cluster(name, process, match.group(2), match.group(3), drain)
     process.wait(10)
     raise RuntimeError(f"master {name} exited: {(directory / f'{name}.log').read_text()}")
+
+
+def _drain(stream: IO[str]) -> None:
+    with stream:
+        for _ in stream:
+            pass
 
 
 def task(offer: mesos_pb2.Offer, task_id: str, user: str | None = None) -> mesos_pb2.TaskInfo:
@@ -205,8 +214,8 @@ async def populate(cluster: Cluster) -> None:
 async def close_clients(cluster: Cluster) -> None:
     for scheduler in cluster.schedulers.values():
         await scheduler.close()
-    if cluster.agent is not None:
-        await cluster.agent.close()
+    for agent in [*cluster.more_agents, *([cluster.agent] if cluster.agent else [])]:
+        await agent.close()
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +243,7 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Clu
             finally:
                 cluster.process.kill()
                 cluster.process.wait(10)
+                cluster.drain.join(10)
         loop.close()
 
 
@@ -266,6 +276,7 @@ def v0_view(document: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
     tasks = {
         t["id"]
         for fw in document["frameworks"] + document["completed_frameworks"]
+        if fw["name"] not in LATE
         for kind in ("tasks", "unreachable_tasks", "completed_tasks")
         for t in fw[kind]
     }
@@ -290,11 +301,13 @@ def test_master_state_leaves_out_what_the_principal_may_not_view(
     for path in ("/master/state", "/state", "/master/state.json"):
         document = get(http, cluster, path, principal)
         assert v0_view(document) == expected, path
-        assert len(document["slaves"]) == 1  # Agents are not covered by the view ACLs.
+        # Agents are not covered by the view ACLs.
+        assert cluster.agent is not None
+        assert cluster.agent.agent_id in {a["id"] for a in document["slaves"]}
     frameworks = get(http, cluster, "/master/frameworks", principal)
     assert v0_view(frameworks) == expected
     tasks = get(http, cluster, "/master/tasks", principal)["tasks"]
-    assert {t["id"] for t in tasks} == expected[2]
+    assert {t["id"] for t in tasks} - LATE_TASKS == expected[2]
     # A framework the principal may not view is absent even when asked for by id.
     bob_fw = cluster.ids["bob-fw"]
     one = get(http, cluster, f"/master/frameworks?framework_id={bob_fw}", principal)
@@ -311,26 +324,31 @@ def test_state_summary_counts_only_what_is_visible(
     assert [
         (fw["name"], fw["TASK_RUNNING"], fw["TASK_FINISHED"]) for fw in alice["frameworks"]
     ] == [("alice-fw", 1, 1)]
-    [agent] = alice["slaves"]
+    assert cluster.agent is not None
+    [agent] = [a for a in alice["slaves"] if a["id"] == cluster.agent.agent_id]
     assert (agent["TASK_RUNNING"], agent["TASK_FINISHED"]) == (1, 1)
     assert agent["framework_ids"] == [cluster.ids["alice-fw"]]
     ops = get(http, cluster, "/master/state-summary", "ops")
     counts = {fw["name"]: (fw["TASK_RUNNING"], fw["TASK_FINISHED"]) for fw in ops["frameworks"]}
     assert counts == {"alice-fw": (2, 1), "bob-fw": (1, 1)}
-    assert (ops["slaves"][0]["TASK_RUNNING"], ops["slaves"][0]["TASK_FINISHED"]) == (3, 2)
+    [agent] = [a for a in ops["slaves"] if a["id"] == cluster.agent.agent_id]
+    assert agent["TASK_RUNNING"] == 3
     carol = get(http, cluster, "/master/state-summary", "carol")
     assert carol["frameworks"] == []
-    assert carol["slaves"][0]["TASK_RUNNING"] == 0
+    assert [a["TASK_RUNNING"] + a["TASK_FINISHED"] for a in carol["slaves"]] == [0] * len(
+        carol["slaves"]
+    )
     roles = get(http, cluster, "/master/roles", "alice")["roles"]
     assert [r["frameworks"] for r in roles if r["name"] == "*"] == [[cluster.ids["alice-fw"]]]
 
 
-def v1_tasks(response: dict[str, Any]) -> set[str]:
+def v1_tasks(response: dict[str, Any], late: bool = False) -> set[str]:
+    """The task ids of a GET_TASKS response (without the stream tests' unless ``late``)."""
     return {
         t["task_id"]["value"]
         for kind in ("tasks", "unreachable_tasks", "completed_tasks")
         for t in response[kind]
-    }
+    } - (set() if late else LATE_TASKS)
 
 
 @pytest.mark.parametrize("principal", sorted(WHO_SEES))
@@ -344,14 +362,14 @@ def test_operator_calls_leave_out_what_the_principal_may_not_view(
     listed = state["get_frameworks"]
     assert {f["framework_info"]["name"] for f in listed["frameworks"]} - LATE == frameworks
     assert {f["framework_info"]["name"] for f in listed["completed_frameworks"]} - LATE == completed
-    assert len(state["get_agents"]["agents"]) == 1
+    assert state["get_agents"]["agents"]  # Agents are not covered by the view ACLs.
     got = operator(http, cluster, {"type": "GET_TASKS"}, principal)["get_tasks"]
     assert v1_tasks(got) == tasks
     # Paged: the total counts only what may be viewed.
     paged = operator(http, cluster, {"type": "GET_TASKS", "get_tasks": {"limit": 1}}, principal)[
         "get_tasks"
     ]
-    assert paged["total"] == len(tasks)
+    assert paged["total"] == len(v1_tasks(got, late=True))
     assert len(v1_tasks(paged)) == min(1, len(tasks))
     got_frameworks = operator(
         http,
@@ -493,3 +511,123 @@ def test_an_event_stream_tells_nothing_about_frameworks_the_subscriber_may_not_v
             told.append(next(ops_events))
         kinds = {(e["type"], mentions(e, [bob_fw, cluster.ids["bob-new"]])) for e in told}
         assert {("FRAMEWORK_ADDED", True), ("TASK_UPDATED", True)} <= kinds
+
+
+class ServerSentEvents:
+    """Reads ``text/event-stream``: (event, data) pairs, comments skipped."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        kind = ""
+        for line in self.lines:
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                yield kind, json.loads(line.removeprefix("data: "))
+
+
+def collect_until_agents(
+    events: Iterator[tuple[str, dict[str, Any]]], into: list[dict[str, Any]]
+) -> None:
+    """Keep batches until one tells of a changed agent (the test's last change)."""
+    for kind, data in events:
+        if kind == "batch":
+            into.append(data)
+            if "agents" in data:
+                return
+
+
+def test_the_ui_live_stream_tells_nothing_about_what_the_viewer_may_not_view(
+    clusters: dict[str, Cluster], http: httpx.Client
+) -> None:
+    cluster = clusters["restricted"]
+    assert cluster.loop is not None
+    agent = cluster.agent
+    assert agent is not None
+
+    async def bob_live() -> Scheduler:
+        live = await framework(cluster, "bob-live", "bob")
+        # The older frameworks hold every offer: they refuse them, for bob-live's.
+        for name in ("alice-fw", "bob-fw"):
+            offers = await asyncio.to_thread(_offers_of, http, cluster, name)
+            if offers:
+                decline = Call(type=Call.DECLINE)
+                decline.decline.offer_ids.extend(mesos_pb2.OfferID(value=o) for o in offers)
+                decline.decline.filters.refuse_seconds = 3600
+                await cluster.schedulers[name].call(decline, "Decline")
+        await launch(live, [("bob-live-run", None)])
+        await wait_for(lambda: len(agent.of("run_task")) == 6, "the sixth RunTask")
+        await report(cluster, "bob-live", "bob-live-run", mesos_pb2.TASK_RUNNING)
+        return live
+
+    live = cluster.loop.run(bob_live())
+    live_id, alice_fw = cluster.ids["bob-live"], cluster.ids["alice-fw"]
+    # Alice's page could post any key: bob-live-run's is refused her, not ops.
+    watch = {
+        "tasks": [
+            [live_id, "bob-live-run", "TASK_RUNNING"],
+            [alice_fw, "alice-run", "TASK_RUNNING"],
+        ],
+        "frameworks": [live_id, alice_fw],
+    }
+    with (
+        http.stream("GET", cluster.url("/ui/events"), headers=auth("alice")) as alice_stream,
+        http.stream("GET", cluster.url("/ui/events"), headers=auth("ops")) as ops_stream,
+    ):
+        told: dict[str, list[dict[str, Any]]] = {"alice": [], "ops": []}
+        readers = []
+        for who, stream in (("alice", alice_stream), ("ops", ops_stream)):
+            events = iter(ServerSentEvents(stream.iter_lines()))
+            kind, hello = next(events)
+            assert kind == "hello"
+            posted = http.post(
+                cluster.url(f"/ui/watch/{hello['viewer']}"),
+                content=json.dumps(watch),
+                headers=auth(who),
+            )
+            assert posted.status_code == 200, posted.text
+            reader = threading.Thread(target=collect_until_agents, args=(events, told[who]))
+            reader.start()
+            readers.append(reader)
+
+        async def changes() -> None:
+            await launch(live, [("bob-live-two", None)])
+            await wait_for(lambda: len(agent.of("run_task")) == 7, "the seventh RunTask")
+            await report(cluster, "bob-live", "bob-live-two", mesos_pb2.TASK_FINISHED)
+            await report(cluster, "bob-live", "bob-live-run", mesos_pb2.TASK_FINISHED)
+            await live.call(Call(type=Call.TEARDOWN), "Teardown")
+            while live_id in await asyncio.to_thread(_live_frameworks, http, cluster):
+                await asyncio.sleep(0.05)  # The teardown is not applied yet.
+            # Last, a change every viewer is told of: the readers stop there.
+            late = FakeAgent(cluster.address)
+            cluster.more_agents.append(late)
+            await late.register("cpus:1;mem:64", hostname="late-host")
+
+        cluster.loop.run(changes())
+        for reader in readers:
+            reader.join(60)
+            assert not reader.is_alive()
+    ops_text, alice_text = json.dumps(told["ops"]), json.dumps(told["alice"])
+    assert json.dumps([live_id, "bob-live-run", "TASK_FINISHED"]) in ops_text
+    assert any(live_id in batch.get("frameworks", []) for batch in told["ops"])
+    assert any(batch.get("new_tasks") for batch in told["ops"])
+    assert live_id not in alice_text
+    assert "bob-live" not in alice_text
+    assert not any(batch.get("new_tasks") for batch in told["alice"])
+    assert any("metrics" in batch for batch in told["alice"])  # She was told of changes.
+
+
+def _live_frameworks(http: httpx.Client, cluster: Cluster) -> set[str]:
+    response = http.get(cluster.url("/master/frameworks"), headers=auth("ops"))
+    return {fw["id"] for fw in response.json()["frameworks"]}
+
+
+def _offers_of(http: httpx.Client, cluster: Cluster, name: str) -> list[str]:
+    body = {
+        "type": "GET_OFFERS",
+        "get_offers": {"framework_id": {"value": cluster.ids[name]}},
+    }
+    offers = operator(http, cluster, body, "ops")["get_offers"]["offers"]
+    return [o["id"]["value"] for o in offers]
