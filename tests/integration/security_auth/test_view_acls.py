@@ -631,3 +631,32 @@ def _offers_of(http: httpx.Client, cluster: Cluster, name: str) -> list[str]:
     }
     offers = operator(http, cluster, body, "ops")["get_offers"]["offers"]
     return [o["id"]["value"] for o in offers]
+
+
+def emporion(cluster: Cluster, principal: str, *args: str) -> Any:
+    """``python -m emporion ARGS --json`` as ``principal`` (basic authentication)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EMPORION_SDK_PRINCIPAL": principal,
+        "EMPORION_SDK_SECRET": SECRETS[principal],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "emporion", *args, "--master", f"http://{cluster.http}", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_cli_lists_what_the_principal_may_view(clusters: dict[str, Cluster]) -> None:
+    cluster = clusters["restricted"]
+    for principal in ("alice", "ops"):
+        tasks = {t["task_id"]["value"] for t in emporion(cluster, principal, "tasks", "--all")}
+        assert tasks - LATE_TASKS == WHO_SEES[principal][2]
+        listed = emporion(cluster, principal, "frameworks")["frameworks"]
+        assert {f["framework_info"]["name"] for f in listed} - LATE == WHO_SEES[principal][0]
