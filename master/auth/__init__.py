@@ -12,7 +12,8 @@ core, so it changes nothing.
 * Authorization (``--acls``, :mod:`protos.acls`): ``register_frameworks`` (each role),
   ``run_tasks`` (each launched task's user), ``register_agents``; and ownership: a framework id
   belongs to the principal in its FrameworkInfo, an agent id to the principal that registered
-  it. Refused: ``PERMISSION_DENIED`` naming the principal and the action.
+  it (both kept in the registry, so a new leader knows them). Refused: ``PERMISSION_DENIED``
+  naming the principal and the action.
 """
 
 from __future__ import annotations
@@ -102,8 +103,6 @@ class MasterSecurity:
                 config.tls_cert, config.tls_key, config.tls_ca, config.tls_require_client_cert
             )
             self.tls.check_server()
-        self._agent_owners: dict[str, str | None] = {}
-        """Agent id -> the principal that registered it (this master's term; see docs)."""
 
     @property
     def scheme(self) -> str:
@@ -185,29 +184,28 @@ class MasterSecurity:
 
     # -- agents --
 
-    def check_agent(self, principal: str | None, message: agent_internal_pb2.AgentMessage) -> None:
+    def check_agent(
+        self,
+        principal: str | None,
+        message: agent_internal_pb2.AgentMessage,
+        owner: str | None = None,
+    ) -> None:
         """An agent's first message: ``register_agents``, and a reregistration under a known
-        id only from the principal that holds it."""
+        id only from the principal that owns it (``owner``: the principal the master holds for
+        the id the message reregisters, kept in the registry; None: none recorded, and the
+        reregistration claims it)."""
         if not self.acls.allows(Action.REGISTER_AGENTS, principal):
             raise PermissionDeniedError(principal, "register_agents", "refused by the ACLs")
-        if message.WhichOneof("payload") != "reregister_agent":
-            return
-        agent_id = message.reregister_agent.agent_info.id.value
-        if agent_id in self._agent_owners and self._agent_owners[agent_id] != principal:
+        if message.WhichOneof("payload") != "reregister_agent" or not self.flags.agents:
+            return  # Without --authenticate-agents nothing proves who an agent is.
+        if owner is not None and owner != principal:
+            agent_id = message.reregister_agent.agent_info.id.value
             raise PermissionDeniedError(
                 principal,
                 "register_agents",
-                f"agent {agent_id} is held by principal {self._agent_owners[agent_id]!r}:"
-                " only it may reregister that agent",
+                f"agent {agent_id} is held by principal {owner!r}: only it may reregister"
+                " that agent",
             )
-
-    def agent_registered(self, agent_id: str, principal: str | None) -> None:
-        """Remember who holds ``agent_id`` (the first principal to register or reregister it)."""
-        self._agent_owners.setdefault(agent_id, principal)
-
-    def forget_owners(self) -> None:
-        """A new term: ownership of agents is learnt again from their reregistrations."""
-        self._agent_owners.clear()
 
     def check_operator(
         self, principal: str | None, kind: str, payload: Mapping[str, Any], master: Master

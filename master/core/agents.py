@@ -161,7 +161,11 @@ def _totals(
 
 
 def register(
-    state: MasterState, connection_id: str, message: agent_internal_pb2.RegisterAgent, now: float
+    state: MasterState,
+    connection_id: str,
+    message: agent_internal_pb2.RegisterAgent,
+    now: float,
+    principal: str | None = None,
 ) -> None:
     """A new agent (or one that lost its state) asks for an id."""
     info = message.agent_info
@@ -182,11 +186,12 @@ def register(
     agent = Agent(agent_id, info, total, AgentPhase.CONNECTED, dynamic, capabilities)
     agent.registered_at = now
     agent.version = message.version
+    agent.principal = principal
     state.agents[agent_id] = agent
     _bind(state, agent, connection_id, now)
     state.allocator.add_agent(agent_id, total, None, capabilities, now)
     agent.in_allocator = True
-    state.persist(AdmitAgent(agent_id, info))
+    state.persist(AdmitAgent(agent_id, info, principal))
     if dynamic:
         state.persist(UpdateReservations(agent_id, tuple(dynamic.to_protos())))
     state.send_to_agent(agent, _registered_message(state, agent_id, reregistered=False))
@@ -204,7 +209,11 @@ def _task_role(proto: mesos_pb2.Task, fw: Framework) -> str:
 
 
 def reregister(
-    state: MasterState, connection_id: str, message: agent_internal_pb2.ReregisterAgent, now: float
+    state: MasterState,
+    connection_id: str,
+    message: agent_internal_pb2.ReregisterAgent,
+    now: float,
+    principal: str | None = None,
 ) -> None:
     """A known agent comes back with what it runs (after a broken connection or master restart)."""
     info = message.agent_info
@@ -237,8 +246,12 @@ def reregister(
     # Mesos (MESOS-7711), a reregistration with the same info writes nothing. After a failover
     # that spares the new leader rewriting the whole registry again and again while a thousand
     # agents come back, and their answers the wait behind each write.
+    claims = principal is not None and (agent is None or agent.principal is None)
     unchanged = (
-        agent is not None and agent.phase is not AgentPhase.UNREACHABLE and agent.info == info
+        agent is not None
+        and agent.phase is not AgentPhase.UNREACHABLE
+        and agent.info == info
+        and not claims
     )
     if agent is None:
         agent = Agent(agent_id, info, total, AgentPhase.CONNECTED, dynamic, capabilities)
@@ -252,9 +265,11 @@ def reregister(
         agent.info, agent.total, agent.reservations = info, total, dynamic
         agent.capabilities = capabilities
     agent.version = message.version
+    if claims:
+        agent.principal = principal
     _bind(state, agent, connection_id, now)
     if not unchanged:
-        state.persist(AdmitAgent(agent_id, info))
+        state.persist(AdmitAgent(agent_id, info, agent.principal))
     reply = _registered_message(state, agent_id, reregistered=True)
     relaunches: list[Task] = []
     shutdown = _rebuild(state, agent, message, reported, reply, relaunches=relaunches, now=now)

@@ -305,6 +305,7 @@ class Master:
         for agent_id, info in registry.agents.items():
             reserved = Resources.from_protos(registry.reservations.get(agent_id, ()))
             agent = Agent(agent_id, info, Resources.EMPTY, AgentPhase.RECOVERING, reserved)
+            agent.principal = registry.agent_principals.get(agent_id)
             state.agents[agent_id] = agent
             state.recovering_agents += 1
             state.timers.set(("reregister", agent_id), now + config.agent_reregister_timeout)
@@ -312,6 +313,7 @@ class Master:
             reserved = Resources.from_protos(registry.reservations.get(agent_id, ()))
             agent = Agent(agent_id, entry.info, Resources.EMPTY, AgentPhase.UNREACHABLE, reserved)
             agent.unreachable_at = entry.unreachable_at
+            agent.principal = registry.agent_principals.get(agent_id)
             state.agents[agent_id] = agent
         state.gone_agents.update(registry.gone)
         for framework_id in registry.completed_frameworks:  # Oldest first, as remembered.
@@ -413,17 +415,25 @@ class Master:
     # -- agents -------------------------------------------------------------------------------
 
     def agent_connected(
-        self, connection_id: str, message: agent_internal_pb2.AgentMessage, now: float
+        self,
+        connection_id: str,
+        message: agent_internal_pb2.AgentMessage,
+        now: float,
+        principal: str | None = None,
     ) -> list[Effect]:
-        """The first message of a new agent connection: RegisterAgent or ReregisterAgent."""
+        """The first message of a new agent connection: RegisterAgent or ReregisterAgent.
+
+        ``principal``: who the edge authenticated (None: nobody); it becomes the owner of a new
+        agent's id, or of a reregistering one's that has none recorded (the edge has refused
+        any other principal, see :mod:`master.auth`)."""
         state = self.state
         kind = message.WhichOneof("payload")
 
         def connect() -> None:
             if kind == "register_agent":
-                agents.register(state, connection_id, message.register_agent, now)
+                agents.register(state, connection_id, message.register_agent, now, principal)
             elif kind == "reregister_agent":
-                agents.reregister(state, connection_id, message.reregister_agent, now)
+                agents.reregister(state, connection_id, message.reregister_agent, now, principal)
             else:
                 agents.refuse(
                     state,

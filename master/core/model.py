@@ -200,6 +200,8 @@ class Agent:
     registered_at: float = 0.0
     version: str = ""
     """The Emporion version the agent said it runs (empty until it registers)."""
+    principal: str | None = None
+    """The principal that owns this agent id (kept in the registry; None: none recorded)."""
     unreachable_at: float | None = None
     ping_seq: int = 0
     awaiting_pong: bool = False

@@ -240,11 +240,13 @@ class MasterRuntime:
         connection_id: str,
         channel: AgentChannel,
         message: agent_internal_pb2.AgentMessage,
+        principal: str | None = None,
     ) -> None:
-        """The first message of a new agent connection, whose messages go to ``channel``."""
+        """The first message of a new agent connection, whose messages go to ``channel``
+        (``principal``: who the edge authenticated, the owner of a new agent id)."""
         self.outbox.connections[connection_id] = channel
         try:
-            effects = self.core.agent_connected(connection_id, message, self.clock())
+            effects = self.core.agent_connected(connection_id, message, self.clock(), principal)
         except CoreFaultError as fault:
             self.apply(fault.effects)
             raise

@@ -390,18 +390,17 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             if message is None:
                 return
             if security is not None:
+                # The owner of a reregistered id, as the registry keeps it across failovers.
+                known = runtime.core.state.agents.get(message.reregister_agent.agent_info.id.value)
+                owner = known.principal if known is not None else None
                 try:
-                    security.check_agent(principal, message)
+                    security.check_agent(principal, message, owner)
                 except PermissionDeniedError as denied:
                     await refuse(context, denied)
             try:
-                runtime.agent_connected(connection_id, channel, message)
+                runtime.agent_connected(connection_id, channel, message, principal)
             except CoreFaultError as fault:
                 await context.abort(grpc.StatusCode.INTERNAL, fault.message)
-            if security is not None and (
-                agent_id := runtime.core.state.connections.get(connection_id)
-            ):
-                security.agent_registered(agent_id, principal)
             runtime.agent_messages(connection_id, first)
             reader = asyncio.get_running_loop().create_task(
                 self._read(runtime, requests, unpack, connection_id, channel)
