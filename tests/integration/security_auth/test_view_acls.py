@@ -33,6 +33,9 @@ import httpx
 import pytest
 
 from emporion.testing.child_processes import start_child
+from master.auth.view import ViewAcls, task_user
+from master.core.model import Task
+from protos.acls import Acls, Action
 from protos.resources import Resources
 from protos.security import basic_header
 from protos.v1 import mesos_pb2
@@ -660,3 +663,46 @@ def test_the_cli_lists_what_the_principal_may_view(clusters: dict[str, Cluster])
         assert tasks - LATE_TASKS == WHO_SEES[principal][2]
         listed = emporion(cluster, principal, "frameworks")["frameworks"]
         assert {f["framework_info"]["name"] for f in listed} - LATE == WHO_SEES[principal][0]
+
+
+# -- the approver on its own (no cluster) ---------------------------------------------------
+
+
+def test_nothing_is_filtered_without_restricting_view_rules() -> None:
+    """``Acls.is_unrestricted``: the views then get None and do no per-object work."""
+    view = [{"principals": ANY, "users": ANY}]
+    cases: list[tuple[dict[str, Any], bool]] = [
+        ({}, True),
+        ({"permissive": False}, False),
+        ({"permissive": False, "view_frameworks": view, "view_tasks": view}, True),
+        ({"view_frameworks": [{"principals": {"values": ["a"]}, "users": ANY}]}, False),
+        ({"view_tasks": [{"principals": ANY, "users": {"type": "NONE"}}]}, False),
+    ]
+    for document, unrestricted in cases:
+        views = ViewAcls(Acls.parse(document))
+        assert views.unrestricted is unrestricted, document
+        assert (views.approver("someone") is None) is unrestricted, document
+    assert Acls.parse({"permissive": False}).is_unrestricted(Action.RUN_TASKS) is False
+
+
+def test_a_task_is_viewed_as_the_user_it_runs_as() -> None:
+    """``CommandInfo.user``, else its executor's, else the framework's (as ``run_tasks``)."""
+    own = mesos_pb2.TaskInfo(name="t")
+    as_bob = mesos_pb2.TaskInfo(name="t")
+    as_bob.command.user = "bob"
+    executor_as_bob = mesos_pb2.TaskInfo(name="t")
+    executor_as_bob.executor.command.user = "bob"
+    resources = Resources.parse("cpus:1")
+    for info, user in ((own, "alice"), (as_bob, "bob"), (executor_as_bob, "bob"), (None, "alice")):
+        task = Task("t", "f", "a", None, "*", resources, info=info)
+        assert task_user(task, "alice") == user
+    approver = ViewAcls(Acls.parse(RESTRICTED)).approver("alice")
+    assert approver is not None
+    alice_fw = mesos_pb2.FrameworkInfo(user="alice", name="a")
+    bob_fw = mesos_pb2.FrameworkInfo(user="bob", name="b")
+    assert approver.can_view_task(Task("t", "f", "a", None, "*", resources, info=own), alice_fw)
+    assert not approver.can_view_task(
+        Task("t", "f", "a", None, "*", resources, info=as_bob), alice_fw
+    )
+    # Her own user's task in a framework she may not view stays hidden.
+    assert not approver.can_view_task(Task("t", "f", "a", None, "*", resources, info=own), bob_fw)
