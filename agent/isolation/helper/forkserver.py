@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import gc
 import json
 import os
 import platform
@@ -167,6 +168,8 @@ def serve(sock_fd: int, *, clone: bool = True) -> int:
     ``clone=False`` (``--launch-one``): serve the first request by becoming its helper.
     """
     sock = socket.socket(fileno=sock_fd)
+    # Every object so far is permanent: no collection in a clone touches (copies) their pages.
+    gc.freeze()
     while True:
         received = receive_request(sock)
         if received is None:

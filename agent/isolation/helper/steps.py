@@ -253,17 +253,23 @@ def write_atomically(path: str, text: str) -> None:
     """Replace ``path`` with ``text``: a temporary file in the same directory renamed over it,
     so a reader (a restarted agent) sees the old content or the new, never a part."""
     temp = f"{path}.tmp"
-    with open(temp, "w") as f:
-        f.write(text)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
     os.replace(temp, path)
 
 
 def own_start_time() -> int:
     """This process's start time (clock ticks since boot, field 22 of ``/proc/self/stat``):
     with the pid, what identifies this process to a restarted agent."""
-    with open("/proc/self/stat") as f:
-        stat = f.read()
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
+    fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        stat = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
 
 
 def record_pids(spec: Mapping[str, Any], start_time: int, init_pid: int | None) -> None:

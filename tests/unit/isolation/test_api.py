@@ -65,6 +65,15 @@ def test_launch_helper_uses_only_the_standard_library() -> None:
         assert all(name.startswith("agent.isolation") for name in outside), (path, outside)
 
 
+def test_the_helper_imports_nothing_of_the_agents_side() -> None:
+    # init.py loads agent.isolation.helper without agent/isolation/__init__.py, so that the
+    # fork server (copied into every clone) holds none of the agent-side modules.
+    for path in [PACKAGE / "init.py", *PACKAGE.glob("helper/*.py")]:
+        names = imported_modules(path) - {"__future__"}
+        outside = {name for name in names if name.split(".")[0] not in sys.stdlib_module_names}
+        assert all(name.startswith("agent.isolation.helper") for name in outside), (path, outside)
+
+
 def test_launch_helper_starts_in_isolated_mode() -> None:
     result = subprocess.run(
         [*helper_argv("--no-such-flag")], capture_output=True, text=True, env={}, check=False
