@@ -93,6 +93,7 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", KEEPALIVE_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_MS),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_MS),  # What enforces the timeout in gRPC 1.6x+.
     ("grpc.http2.max_pings_without_data", 0),
 )
 """Options of the channel to the master: the one message-size limit that the master and the

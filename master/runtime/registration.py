@@ -59,6 +59,9 @@ def keepalive_options(ping_timeout: float) -> list[tuple[str, int]]:
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_ping_interval_without_data_ms", AGENT_KEEPALIVE_MS // 2),
         ("grpc.http2.max_ping_strikes", 0),
+        # What closes the connection in gRPC >= 1.6x: keepalive_timeout_ms alone does not (a
+        # SIGSTOPped agent stayed connected for minutes), the ping timeout (default 1 min) does.
+        ("grpc.http2.ping_timeout_ms", max(ms, KEEPALIVE_TIMEOUT_FLOOR_MS)),
     ]
 
 
