@@ -179,6 +179,20 @@ class Acls:
         # A first rule of ANY principals on ANY objects matches every request, and allows.
         return first.principals.kind == "ANY" and first.objects.kind == "ANY"
 
+    def decision_for_any(self, action: Action, principal: str | None) -> bool | None:
+        """What ``principal`` is answered for ``action`` whatever the object, when that does
+        not depend on the object (its first matching rule names ANY or NONE objects, or none
+        matches); None when it does. Lets a caller decide once for a whole list."""
+        for rule in self._rules.get(action, ()):
+            subject = rule.principals
+            matches = principal is None if subject.kind == "NONE" else subject.matches(principal)
+            if not matches:
+                continue
+            if rule.objects.kind == "SOME":
+                return None
+            return rule.objects.kind == "ANY"
+        return self.permissive
+
     def allows_all(self, action: Action, principal: str | None, values: Sequence[str]) -> bool:
         """Whether ``principal`` may do ``action`` on every one of ``values``."""
         return all(self.allows(action, principal, value) for value in values)

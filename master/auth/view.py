@@ -66,7 +66,8 @@ class ViewApprover:
     def __init__(self, acls: Acls, principal: str | None) -> None:
         self._acls = acls
         self.principal = principal
-        self._tasks_open = acls.is_unrestricted(Action.VIEW_TASKS)
+        self._tasks_open = acls.decision_for_any(Action.VIEW_TASKS, principal) is True
+        """Whether this principal may view every user's tasks (then only frameworks count)."""
         self._framework_users: dict[str, bool] = {}
         self._task_users: dict[str, bool] = {}
 
@@ -89,6 +90,11 @@ class ViewApprover:
     def can_view_framework(self, info: mesos_pb2.FrameworkInfo) -> bool:
         """``view_frameworks`` on the framework's user."""
         return self._framework_user(info.user)
+
+    def shows_every_task_of(self, info: mesos_pb2.FrameworkInfo) -> bool:
+        """Whether every task of the framework may be viewed, whatever its user: a list of
+        its tasks is then taken whole, with no check per task."""
+        return self._tasks_open and self._framework_user(info.user)
 
     def can_view_task(self, task: Task, info: mesos_pb2.FrameworkInfo) -> bool:
         """``view_frameworks`` on its framework's user and ``view_tasks`` on its own."""

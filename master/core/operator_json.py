@@ -39,6 +39,7 @@ __all__ = [
     "completed_framework_v1",
     "executor_v1",
     "framework_info_of",
+    "framework_tasks_shown",
     "framework_v1",
     "nanos",
     "offer_v1",
@@ -86,6 +87,10 @@ class Visibility(Protocol):
         """Whether ``task`` (of the framework of ``info``) may be shown."""
         ...
 
+    def shows_every_task_of(self, info: mesos_pb2.FrameworkInfo) -> bool:
+        """Whether every task of the framework of ``info`` may be shown (no check per task)."""
+        ...
+
     def can_view_executor(self, executor: Executor, info: mesos_pb2.FrameworkInfo) -> bool:
         """Whether ``executor`` (of the framework of ``info``) may be shown."""
         ...
@@ -100,18 +105,32 @@ def framework_info_of(state: MasterState, framework_id: str) -> mesos_pb2.Framew
     return record.framework.info if record is not None else None
 
 
+def framework_tasks_shown(visible: Visibility, info: mesos_pb2.FrameworkInfo | None) -> bool | None:
+    """Whether ``visible`` shows every task of a framework (True), none (False: the framework
+    is hidden or unknown), or must be asked about each (None)."""
+    if info is None or not visible.can_view_framework(info):
+        return False
+    return True if visible.shows_every_task_of(info) else None
+
+
 def task_visibility(state: MasterState, visible: Visibility) -> Callable[[Task], bool]:
     """Whether ``visible`` shows a task, its framework looked up once per framework (a task
-    of a framework the master no longer knows is not shown)."""
-    infos: dict[str, mesos_pb2.FrameworkInfo | None] = {}
+    of a framework the master no longer knows is not shown): a framework's tasks are all
+    shown, all hidden, or (None) asked about one by one."""
+    frameworks: dict[str, tuple[bool | None, mesos_pb2.FrameworkInfo | None]] = {}
 
     def can(task: Task) -> bool:
         framework_id = task.framework_id
         try:
-            info = infos[framework_id]
+            every, info = frameworks[framework_id]
         except KeyError:
-            info = infos[framework_id] = framework_info_of(state, framework_id)
-        return info is not None and visible.can_view_task(task, info)
+            info = framework_info_of(state, framework_id)
+            every = framework_tasks_shown(visible, info)
+            frameworks[framework_id] = (every, info)
+        if every is not None:
+            return every
+        assert info is not None
+        return visible.can_view_task(task, info)
 
     return can
 

@@ -18,7 +18,7 @@ is left out, counts (``total``) included; None shows everything at no cost.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from master.core.operator_json import (
     completed_framework_v1,
     executor_v1,
     framework_info_of,
+    framework_tasks_shown,
     framework_v1,
     offer_v1,
     proto_json,
@@ -192,37 +193,68 @@ def _candidates(master: Master, query: TaskQuery) -> Iterable[tuple[str, Task]]:
             yield "completed_tasks", task
 
 
-def _in_order(master: Master, query: TaskQuery) -> tuple[int, Iterator[tuple[str, Task]]]:
+_Part = tuple[Collection[Task], Callable[[Task], bool] | None]
+"""Tasks in the master's order, and which of them are shown (None: all)."""
+
+
+def _part(
+    tasks: Collection[Task], info: mesos_pb2.FrameworkInfo | None, visible: Visibility | None
+) -> list[_Part]:
+    """``tasks`` of the framework of ``info`` as ``visible`` shows them (no part: none)."""
+    if visible is None:
+        return [(tasks, None)]
+    every = framework_tasks_shown(visible, info)
+    if every is None:
+        assert info is not None
+        return [(tasks, lambda task: visible.can_view_task(task, info))]
+    return [(tasks, None)] if every else []
+
+
+def _in_order(
+    master: Master, query: TaskQuery, visible: Visibility | None
+) -> tuple[int, Iterator[tuple[str, Task]]]:
     """How many tasks ``query`` (without filters) selects, and them in the master's order
-    (reversed for ``desc``), lazily: a first page costs O(page), not O(tasks)."""
+    (reversed for ``desc``), lazily: a first page costs O(page), not O(tasks). With
+    ``visible``, a hidden framework's tasks cost nothing, and only the tasks of a framework
+    whose tasks must be asked about one by one are counted one by one."""
     state, history = master.state, master.state.history
     fw_id = query.framework_id
+    live_parts: list[_Part] = []
+    done_parts: list[_Part] = []
     if fw_id is None:
-        frameworks = list(state.frameworks.values())
-        rings: list[Sequence[Task]] = [*history.completed_tasks.values()]
-        rings += [record.tasks for record in history.completed_frameworks.values()]
+        for fw in state.frameworks.values():
+            live_parts += _part(fw.tasks.values(), fw.info, visible)
+        for ring_id, ring in history.completed_tasks.items():
+            done_parts += _part(ring, framework_info_of(state, ring_id), visible)
+        for record in history.completed_frameworks.values():
+            done_parts += _part(record.tasks, record.framework.info, visible)
     else:
-        fw = state.frameworks.get(fw_id)
-        frameworks = [fw] if fw is not None else []
-        rings = [history.completed_tasks_of(fw_id)]
-    done = "completed_tasks" in query.include
-    total = sum(len(fw.tasks) for fw in frameworks) + (sum(map(len, rings)) if done else 0)
+        one = state.frameworks.get(fw_id)
+        if one is not None:
+            live_parts += _part(one.tasks.values(), one.info, visible)
+        info = framework_info_of(state, fw_id)
+        done_parts += _part(history.completed_tasks_of(fw_id), info, visible)
+    if "completed_tasks" not in query.include:
+        done_parts = []
+    total = sum(
+        len(tasks) if shown is None else sum(map(shown, tasks))
+        for tasks, shown in (*live_parts, *done_parts)
+    )
     descending = query.page.descending
 
-    def live() -> Iterator[tuple[str, Task]]:
-        for fw in reversed(frameworks) if descending else frameworks:
-            tasks = fw.tasks.values()
-            for task in reversed(tasks) if descending else tasks:
-                unreachable = task.state == mesos_pb2.TASK_UNREACHABLE
-                yield ("unreachable_tasks" if unreachable else "tasks"), task
+    def walk(parts: list[_Part], live: bool) -> Iterator[tuple[str, Task]]:
+        for tasks, shown in reversed(parts) if descending else parts:
+            for task in reversed(tasks) if descending else tasks:  # type: ignore[call-overload]
+                if shown is None or shown(task):
+                    if not live:
+                        yield "completed_tasks", task
+                    elif task.state == mesos_pb2.TASK_UNREACHABLE:
+                        yield "unreachable_tasks", task
+                    else:
+                        yield "tasks", task
 
-    def completed() -> Iterator[tuple[str, Task]]:
-        if done:
-            for ring in reversed(rings) if descending else rings:
-                for task in reversed(ring) if descending else ring:
-                    yield "completed_tasks", task
-
-    parts = (completed(), live()) if descending else (live(), completed())
+    live, completed = walk(live_parts, True), walk(done_parts, False)
+    parts = (completed, live) if descending else (live, completed)
     return total, itertools.chain(*parts)
 
 
@@ -236,15 +268,14 @@ def get_tasks(
         out[name] = []
     page = query.page
     if (
-        visible is None
-        and query.task_id is None
+        query.task_id is None
         and query.query is None
         and query.state is None
         and query.agent_id is None
         and page.order_by in ("", "launch")
         and {"tasks", "unreachable_tasks"} <= query.include
     ):
-        total, ordered = _in_order(master, query)
+        total, ordered = _in_order(master, query, visible)
         end = None if page.limit is None else page.offset + page.limit
         for where, task in itertools.islice(ordered, page.offset, end):
             out[where].append(task_v1(task, query.max_statuses))

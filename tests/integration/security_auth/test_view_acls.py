@@ -198,9 +198,17 @@ async def populate(cluster: Cluster) -> None:
         old = await framework(cluster, name, user)
         await old.call(Call(type=Call.TEARDOWN), "Teardown")
     alice = await framework(cluster, "alice-fw", "alice")
-    await launch(alice, [("alice-run", None), ("alice-done", None), ("alice-as-bob", "bob")])
     bob = await framework(cluster, "bob-fw", "bob")
-    await launch(bob, [("bob-run", None), ("bob-done", None)])
+    # The one agent is offered whole to one of them; what it leaves goes to the other (DRF).
+    await wait_for(lambda: bool(alice.offers() or bob.offers()), "an offer")
+    launches: dict[Scheduler, list[tuple[str, str | None]]] = {
+        alice: [("alice-run", None), ("alice-done", None), ("alice-as-bob", "bob")],
+        bob: [("bob-run", None), ("bob-done", None)],
+    }
+    first = alice if alice.offers() else bob
+    await launch(first, launches.pop(first))
+    [(second, tasks)] = launches.items()
+    await launch(second, tasks)
     await wait_for(lambda: len(cluster.agent.of("run_task")) == 5, "five RunTasks")  # type: ignore[union-attr]
     for name, task_id in (
         ("alice-fw", "alice-run"),
@@ -683,6 +691,11 @@ def test_nothing_is_filtered_without_restricting_view_rules() -> None:
         assert views.unrestricted is unrestricted, document
         assert (views.approver("someone") is None) is unrestricted, document
     assert Acls.parse({"permissive": False}).is_unrestricted(Action.RUN_TASKS) is False
+    # Per principal, whether the object matters: ops's rule is ANY users, alice's names some,
+    # carol has none (permissive false decides).
+    restricted = Acls.parse(RESTRICTED)
+    decisions = {p: restricted.decision_for_any(Action.VIEW_TASKS, p) for p in SECRETS}
+    assert decisions == {"ops": True, "alice": None, "bob": None, "carol": False}
 
 
 def test_a_task_is_viewed_as_the_user_it_runs_as() -> None:
