@@ -11,16 +11,13 @@ answer (codes, messages, ``Mesos-Stream-Id`` checks, the SUBSCRIBE stream, autho
 route's. Everything else (other methods, a master that does not lead and redirects) goes on to
 the application and its route.
 
-The ACKNOWLEDGE body pymesos sends is read without ``json_format`` (:func:`fast_acknowledge`):
-that generic parse cost as much as the rest of the call. Any other body, and any
-ACKNOWLEDGE that is not exactly of that shape, is read by the generic decoder, so a malformed
-one is refused with the same words as before.
+JSON bodies are read by :mod:`.json_reader` rather than ``json_format``, whose generic parse
+cost as much as the rest of an ACKNOWLEDGE; where that reader gives up (a body it does not cover,
+or a bad one), the body is read as before, so a malformed one is refused in the same words.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -29,6 +26,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from master.http.scheduler_api.codec import ApiError
+from master.http.scheduler_api.json_reader import read_message
 from master.http.scheduler_api.router import (
     SCHEDULER_PATHS,
     SchedulerRuntime,
@@ -39,61 +37,24 @@ from master.http.scheduler_api.router import (
 from protos.mesos_http import APPLICATION_JSON, media_type
 from protos.v1 import scheduler_pb2
 
-__all__ = ["SchedulerFastPath", "fast_acknowledge"]
+__all__ = ["SchedulerFastPath", "fast_call"]
 
 _Call = scheduler_pb2.Call
 _PATHS = frozenset(SCHEDULER_PATHS)
-_ACK_KEYS = frozenset(("type", "framework_id", "acknowledge"))
-_ACK_FIELDS = frozenset(("agent_id", "task_id", "uuid"))
 
 
-def _value(item: Any) -> str | None:
-    """The string of ``{"value": "..."}``, the JSON of an id message; None for anything else."""
-    if type(item) is dict and len(item) == 1:
-        value = item.get("value")
-        if type(value) is str:
-            return value
-    return None
-
-
-def fast_acknowledge(body: bytes) -> scheduler_pb2.Call | None:
-    """The ACKNOWLEDGE call of a JSON ``body`` of exactly pymesos's shape (``type``,
-    ``framework_id.value``, ``acknowledge``'s ``agent_id.value``, ``task_id.value`` and base64
-    ``uuid``, nothing else), as ``json_format`` would read it; None for any other body, which
-    the generic decoder then reads (and refuses, if it is bad, in its words)."""
+def fast_call(body: bytes) -> scheduler_pb2.Call | None:
+    """The Call of a JSON ``body`` read by :func:`~.json_reader.read_message` (as
+    ``json_format`` reads it); None where that reader gives up (the caller then decodes the
+    body the generic way, which also refuses a bad one in Mesos's words)."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if type(document) is not dict or document.keys() != _ACK_KEYS:
+    try:
+        return read_message(document, _Call())
+    except RecursionError:
         return None
-    if document["type"] != "ACKNOWLEDGE":
-        return None
-    acknowledge = document["acknowledge"]
-    if type(acknowledge) is not dict or acknowledge.keys() != _ACK_FIELDS:
-        return None
-    framework_id = _value(document["framework_id"])
-    agent_id = _value(acknowledge["agent_id"])
-    task_id = _value(acknowledge["task_id"])
-    encoded = acknowledge["uuid"]
-    if framework_id is None or agent_id is None or task_id is None or type(encoded) is not str:
-        return None
-    if not (framework_id.isascii() and agent_id.isascii() and task_id.isascii()):
-        return None  # Rare: left to json_format's checks of strings (unpaired surrogates).
-    if not encoded.isascii():
-        return None
-    raw = encoded.encode()
-    try:  # Exactly json_format's reading of a bytes field (URL-safe or not, padding added).
-        uuid = base64.urlsafe_b64decode(raw + b"=" * (4 - len(raw) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    call = _Call(type=_Call.ACKNOWLEDGE)
-    call.framework_id.value = framework_id
-    ack = call.acknowledge
-    ack.agent_id.value = agent_id
-    ack.task_id.value = task_id
-    ack.uuid = uuid
-    return call
 
 
 class SchedulerFastPath:
@@ -135,7 +96,7 @@ class SchedulerFastPath:
         call = None
         content_type = headers.get("content-type")
         if content_type is not None and media_type(content_type) == APPLICATION_JSON:
-            call = fast_acknowledge(body)
+            call = fast_call(body)
         try:
             guard = getattr(self.state, "scheduler_guard", None)
             response = answer_call(backend, headers, body, guard, call=call)

@@ -3,7 +3,7 @@
 Requests go to a running master (whose HTTP server serves them on the fast path) and, the same
 bytes, to an application holding only the route (``scheduler_router``) over the same runtime; the
 status, body and ``Content-Type`` must be the same, and refused calls change nothing. The fast
-reading of pymesos's ACKNOWLEDGE body must be ``json_format``'s reading, or step aside.
+reading of JSON bodies (``json_reader``) must be ``json_format``'s reading, or step aside.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from fastapi import FastAPI
 from master.http import create_app
 from master.http.scheduler_api import SchedulerFastPath, scheduler_router
 from master.http.scheduler_api.codec import decode_call
-from master.http.scheduler_api.fast import fast_acknowledge
+from master.http.scheduler_api.fast import fast_call
 from master.runtime import MasterServer
+from protos.mesos_http import message_json
+from protos.resources import Resources
 from protos.v1 import mesos_pb2
 from tests.integration.master.clients import wait_for
-from tests.integration.scheduler_http.clients import JSON_MEDIA, HttpScheduler
+from tests.integration.scheduler_http.clients import JSON_MEDIA, Call, HttpScheduler
 from tests.integration.scheduler_http.test_http_api import (
     BAD_REQUESTS,
     FollowerView,
@@ -81,23 +83,136 @@ ODD_ACKS: dict[str, bytes] = {
 }
 
 
-def test_pymesos_acknowledge_is_read_fast_and_as_json_format_reads_it() -> None:
-    body = json.dumps(ack_document()).encode()
-    fast = fast_acknowledge(body)
+def accept_document() -> dict[str, Any]:
+    """An ACCEPT launching two tasks, in Mesos's JSON as pymesos writes it."""
+    call = Call(type=Call.ACCEPT)
+    call.framework_id.value = "f1-0000"
+    call.accept.offer_ids.add().value = "o1"
+    call.accept.filters.refuse_seconds = 5
+    launch = call.accept.operations.add(type=mesos_pb2.Offer.Operation.LAUNCH).launch
+    for name in ("t1", "t2"):
+        task = launch.task_infos.add(name=name)
+        task.task_id.value = name
+        task.agent_id.value = "a1-S0"
+        task.resources.extend(Resources.parse("cpus:0.5;mem:64;ports:[31000-31001]").to_protos())
+        task.command.value = "sleep 1"
+        task.command.shell = True
+        task.command.environment.variables.add(name="X", value="1")
+        task.labels.labels.add(key="k", value="v")
+        task.data = b"\x00\xff payload"
+    return message_json(call)
+
+
+def subscribe_document() -> dict[str, Any]:
+    """A SUBSCRIBE with enums, doubles, booleans and repeated enums in its FrameworkInfo."""
+    return {
+        "type": "SUBSCRIBE",
+        "subscribe": {
+            "framework_info": {
+                "user": "u",
+                "name": "n",
+                "failover_timeout": 60,
+                "checkpoint": True,
+                "roles": ["a", "b"],
+                "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}],
+            },
+            "suppressed_roles": ["b"],
+        },
+    }
+
+
+READ_ALIKE: dict[str, dict[str, Any]] = {
+    "pymesos's acknowledge": ack_document(),
+    "an accept of two tasks": accept_document(),
+    "a subscribe": subscribe_document(),
+    "a decline": {
+        "type": "DECLINE",
+        "framework_id": {"value": "f"},
+        "decline": {"offer_ids": [{"value": "o1"}, {"value": "o2"}], "filters": {}},
+    },
+    "a message": {
+        "type": "MESSAGE",
+        "framework_id": {"value": "f"},
+        "message": {"agent_id": {"value": "a"}, "executor_id": {"value": "e"}, "data": "AAE="},
+    },
+    "a kill": {"type": "KILL", "framework_id": {"value": "f"}, "kill": {"task_id": {"value": "t"}}},
+}
+
+
+def test_the_calls_schedulers_send_are_read_fast_and_as_json_format_reads_them() -> None:
+    for name, document in READ_ALIKE.items():
+        body = json.dumps(document).encode()
+        fast = fast_call(body)
+        assert fast is not None, name
+        assert fast == decode_call(JSON_MEDIA, body), name
+    fast = fast_call(json.dumps(ack_document()).encode())
     assert fast is not None
-    assert fast == decode_call(JSON_MEDIA, body)
     assert fast.acknowledge.uuid == UUID
 
 
-@pytest.mark.parametrize("body", ODD_ACKS.values(), ids=list(ODD_ACKS))
-def test_any_other_body_is_read_alike_or_left_to_the_generic_reader(body: bytes) -> None:
-    fast = fast_acknowledge(body)
-    if fast is not None:
-        assert fast == decode_call(JSON_MEDIA, body)
+ODD: dict[str, bytes] = {
+    **ODD_ACKS,
+    "a double as a string": json.dumps(
+        {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"failover_timeout": "60"}}}
+    ).encode(),
+    "a uint64 out of range": json.dumps(
+        {
+            "type": "ACCEPT",
+            "accept": {
+                "operations": [
+                    {
+                        "type": "LAUNCH",
+                        "launch": {
+                            "task_infos": [
+                                {
+                                    "resources": [
+                                        {
+                                            "name": "ports",
+                                            "type": "RANGES",
+                                            "ranges": {"range": [{"begin": -1, "end": 2}]},
+                                        }
+                                    ]
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        }
+    ).encode(),
+    "a number as a boolean": json.dumps(
+        {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "checkpoint": 1}}}
+    ).encode(),
+    "a boolean as a number": json.dumps(
+        {
+            "type": "SUBSCRIBE",
+            "subscribe": {"framework_info": {"user": "u", "failover_timeout": True}},
+        }
+    ).encode(),
+    "NaN": b'{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"failover_timeout": NaN}}}',
+    "a huge integer": b'{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"failover_timeout":'
+    b" 1" + b"0" * 400 + b"}}}",
+    "an enum by number": b'{"type": 10, "framework_id": {"value": "f"}}',
+    "a camelCase name": b'{"type": "REVIVE", "frameworkId": {"value": "f"}}',
+    "a null": b'{"type": "REVIVE", "framework_id": null}',
+    "a null in a list": b'{"type": "DECLINE", "decline": {"offer_ids": [null]}}',
+    "a list for a message": b'{"type": "REVIVE", "framework_id": []}',
+    "an object for a list": b'{"type": "DECLINE", "decline": {"offer_ids": {"value": "o"}}}',
+    "a string for a message": b'{"type": "REVIVE", "framework_id": "f"}',
+    "deep nesting": b'{"type": "REVIVE", "framework_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", ODD.values(), ids=list(ODD))
+def test_any_other_body_is_read_alike_or_left_to_json_format(body: bytes) -> None:
+    fast = fast_call(body)
+    if fast is None:
+        return
+    assert fast == decode_call(JSON_MEDIA, body)
 
 
 def test_url_safe_base64_without_padding_is_read_fast() -> None:
-    fast = fast_acknowledge(ODD_ACKS["url-safe base64 without padding"])
+    fast = fast_call(ODD_ACKS["url-safe base64 without padding"])
     assert fast is not None
     assert fast.acknowledge.uuid == b"\xfb\xff" * 8
 
