@@ -452,6 +452,9 @@ class LiveHub:
             common["frameworks"] = sorted(batch.frameworks)
         shared = json.dumps(common, separators=(",", ":"))[1:-1]
         restricted: str | None = None
+        # Each approver's part, worked out once per flush: the viewers of one principal share
+        # one approver.
+        parts: dict[int, dict[str, Any]] = {}
         for viewer in list(self.viewers.values()):
             mine: dict[str, Any] = {}
             mine_shared = shared
@@ -460,7 +463,10 @@ class LiveHub:
                     rest = {k: v for k, v in common.items() if k not in ("new_tasks", "frameworks")}
                     restricted = json.dumps(rest, separators=(",", ":"))[1:-1]
                 mine_shared = restricted
-                mine.update(_visible_part(master, viewer.visible, batch))
+                part = parts.get(id(viewer.visible))
+                if part is None:
+                    part = parts[id(viewer.visible)] = _visible_part(master, viewer.visible, batch)
+                mine.update(part)
             if viewer.tasks and batch.tasks:
                 mine["tasks"] = _watched(viewer.tasks, batch.tasks)
                 if not mine["tasks"]:

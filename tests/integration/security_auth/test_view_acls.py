@@ -34,7 +34,7 @@ import pytest
 
 from emporion.testing.child_processes import start_child
 from master.auth.view import ViewAcls, task_user
-from master.core.model import Task
+from master.core.model import Executor, Task
 from protos.acls import Acls, Action
 from protos.resources import Resources
 from protos.security import basic_header
@@ -719,3 +719,9 @@ def test_a_task_is_viewed_as_the_user_it_runs_as() -> None:
     )
     # Her own user's task in a framework she may not view stays hidden.
     assert not approver.can_view_task(Task("t", "f", "a", None, "*", resources, info=own), bob_fw)
+    # An executor is viewed as a task of its framework, run as its command's user.
+    executor = Executor("e", "f", "a", "*", resources, info=mesos_pb2.ExecutorInfo())
+    assert approver.can_view_executor(executor, alice_fw)
+    assert executor.info is not None
+    executor.info.command.user = "bob"
+    assert not approver.can_view_executor(executor, alice_fw)
