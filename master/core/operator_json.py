@@ -356,12 +356,21 @@ def _framework_allocated(state: MasterState, fw: Framework, offered: Resources) 
     return total - offered
 
 
-def framework_v1(state: MasterState, fw: Framework, *, offers: bool = True) -> JSON:
+def framework_v1(
+    state: MasterState, fw: Framework, *, offers: bool = True, visible: Visibility | None = None
+) -> JSON:
     """A registered framework as ``GetFrameworks.Framework``, plus Emporion's ``summary``.
 
     Without ``offers`` its ``offers`` list is left empty (``summary.offers`` still counts them):
-    a framework may hold an offer from every agent, too many for a page of frameworks.
+    a framework may hold an offer from every agent, too many for a page of frameworks. With
+    ``visible``, the summary's task counts count only the tasks it shows.
     """
+    tasks: Iterable[Task] = fw.tasks.values()
+    done = state.history.completed_tasks_of(fw.framework_id)
+    completed = len(done)
+    if visible is not None and not visible.shows_every_task_of(fw.info):
+        tasks = [t for t in tasks if visible.can_view_task(t, fw.info)]
+        completed = sum(visible.can_view_task(t, fw.info) for t in done)
     offered = _offered(state, sorted(fw.offers))
     allocated = _framework_allocated(state, fw, offered)
     out: JSON = {
@@ -383,8 +392,8 @@ def framework_v1(state: MasterState, fw: Framework, *, offers: bool = True) -> J
             "roles": sorted(fw.roles),
             "allocated": summary(allocated),
             "offered": summary(offered),
-            "tasks": _counts(fw.tasks.values()),
-            "completed_tasks": len(state.history.completed_tasks_of(fw.framework_id)),
+            "tasks": _counts(tasks),
+            "completed_tasks": completed,
             "offers": len(fw.offers),
             "webui_url": fw.info.webui_url,
         },
@@ -394,9 +403,13 @@ def framework_v1(state: MasterState, fw: Framework, *, offers: bool = True) -> J
     return out
 
 
-def completed_framework_v1(record: CompletedFramework) -> JSON:
-    """A torn-down framework as ``GetFrameworks.Framework``, plus ``summary``."""
+def completed_framework_v1(record: CompletedFramework, visible: Visibility | None = None) -> JSON:
+    """A torn-down framework as ``GetFrameworks.Framework``, plus ``summary`` (counting the
+    completed tasks ``visible`` shows)."""
     fw = record.framework
+    completed = len(record.tasks)
+    if visible is not None and not visible.shows_every_task_of(fw.info):
+        completed = sum(visible.can_view_task(t, fw.info) for t in record.tasks)
     empty = summary(Resources.EMPTY)
     return {
         "framework_info": proto_json(fw.info),
@@ -417,7 +430,7 @@ def completed_framework_v1(record: CompletedFramework) -> JSON:
             "allocated": empty,
             "offered": dict(empty),
             "tasks": {},
-            "completed_tasks": len(record.tasks),
+            "completed_tasks": completed,
             "offers": 0,
             "webui_url": fw.info.webui_url,
             "removed_time": record.removed_at,

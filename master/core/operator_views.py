@@ -342,9 +342,10 @@ def get_frameworks(
     for live_one, value in query.page.take(everything, keys):
         if live_one:
             # A page of frameworks leaves their offers out (GET_OFFERS pages them).
-            out["frameworks"].append(framework_v1(state, value, offers=query.page.limit is None))
+            full = query.page.limit is None
+            out["frameworks"].append(framework_v1(state, value, offers=full, visible=visible))
         else:
-            out["completed_frameworks"].append(completed_framework_v1(value))
+            out["completed_frameworks"].append(completed_framework_v1(value, visible))
     out["total"] = len(live)
     out["total_completed"] = len(done)
     return out

@@ -389,6 +389,18 @@ def test_operator_calls_leave_out_what_the_principal_may_not_view(
         principal,
     )["get_frameworks"]
     assert got_frameworks["total"] == len(frameworks)
+    # A framework's summary counts only the tasks the principal may view.
+    counts = {
+        f["framework_info"]["name"]: (f["summary"]["tasks"], f["summary"]["completed_tasks"])
+        for f in got_frameworks["frameworks"]
+    }
+    expected_counts = {
+        "alice": {"alice-fw": ({"TASK_RUNNING": 1}, 1)},
+        "bob": {"bob-fw": ({"TASK_RUNNING": 1}, 1)},
+        "ops": {"alice-fw": ({"TASK_RUNNING": 2}, 1), "bob-fw": ({"TASK_RUNNING": 1}, 1)},
+        "carol": {},
+    }
+    assert counts == expected_counts[principal]
     offers = operator(http, cluster, {"type": "GET_OFFERS"}, principal)["get_offers"]
     shown = {cluster.ids[name] for name in frameworks}
     assert {o["framework_id"]["value"] for o in offers["offers"]} <= shown
