@@ -13,11 +13,24 @@ the framework. Every update is acknowledged. It prints one JSON object:
 
 ``--concurrency C`` keeps C launches in flight (separate offers) instead of one.
 ``--checkpoint`` makes the framework checkpointing (the agent then fsyncs each update first).
+
+``--tasks-per-s N`` measures throughput instead: a real master and two real agents
+(``cpus:4;mem:8192`` each), and a framework written with the SDK's asyncio client that packs
+every offer with as many ``cpus:0.1;mem:32`` tasks as fit (40 per agent in flight) until N
+tasks were launched, acknowledging every update. It prints ``tasks_per_s`` (N over the time
+from the first ACCEPT to the N-th terminal update), ``failed`` (tasks that did not finish),
+the accept-to-RUNNING ``p50``/``p99``/``max`` over all N, and the isolation line.
+
+Every process the benchmark starts (master, agents and their tasks) is stopped when it ends,
+also by an exception, SIGTERM/SIGHUP or SIGINT, and, through the kernel's parent-death signal,
+when it is SIGKILLed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import re
 import shutil
 import signal
@@ -26,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +53,7 @@ from bench._common import (
     rounded,
     start_child,
 )
+from framework_sdk import SchedulerClient, events, messages
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 from protos.v1 import scheduler_pb2_grpc as sched_grpc
@@ -165,10 +179,12 @@ class Framework:
         self.channel.close()
 
 
-def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dict[str, Any]:
-    """Run the benchmark in a fresh master + agent; the figures."""
+@contextlib.contextmanager
+def cluster(agents: int) -> Iterator[tuple[str, Path]]:
+    """A real master and ``agents`` real agents in a temporary directory: the master's address
+    and the directory; everything is stopped and removed at the end."""
     work = Path(tempfile.mkdtemp(prefix="launch-latency-"))
-    master = agent = None
+    processes: list[subprocess.Popen[str]] = []
     try:
         master, found = start_process(
             [
@@ -187,30 +203,56 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
             work / "master.log",
             r"listening on (\S+)",
         )
+        processes.append(master)
         address = found.group(1)
-        agent, _ = start_process(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "--master",
-                address,
-                "--work-dir",
-                str(work / "agent"),
-                "--port",
-                "0",
-                "--ip",
-                "127.0.0.1",
-                "--resources",
-                "cpus:4;mem:8192;disk:8192",
-                "--registration-backoff-factor",
-                "10ms",
-            ],
-            work / "agent.log",
-            r"emporion agent: http=",
-            signal.SIGUSR1,  # The agent's shutdown: its tasks are killed too.
-        )
-        isolation = re.search(r"INFO agent: (isolation .*)", (work / "agent.log").read_text())
+        for index in range(agents):
+            agent, _ = start_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "agent",
+                    "--master",
+                    address,
+                    "--work-dir",
+                    str(work / f"agent{index}"),
+                    "--port",
+                    "0",
+                    "--ip",
+                    "127.0.0.1",
+                    "--resources",
+                    "cpus:4;mem:8192;disk:8192",
+                    "--registration-backoff-factor",
+                    "10ms",
+                ],
+                work / f"agent{index}.log",
+                r"emporion agent: http=",
+                signal.SIGUSR1,  # The agent's shutdown: its tasks are killed too.
+            )
+            processes.insert(0, agent)  # Agents stop first, killing their tasks.
+        yield address, work
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM if process is master else signal.SIGUSR1)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def isolation_line(work: Path, agent: str = "agent0") -> str:
+    """The isolation an agent reported at start (its log line)."""
+    found = re.search(r"INFO agent: (isolation .*)", (work / f"{agent}.log").read_text())
+    return found.group(1) if found else "unknown"
+
+
+def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dict[str, Any]:
+    """Run the benchmark in a fresh master + agent; the figures."""
+    with cluster(1) as (address, work):
         framework = Framework(address, checkpoint)
         framework.run()
         for index in range(tasks):
@@ -219,6 +261,7 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
         framework.wait_running(tasks)
         framework.close()
         values = list(framework.latencies.values())
+        isolation = isolation_line(work)
         return {
             "benchmark": "launch_latency",
             "tasks": tasks,
@@ -228,22 +271,105 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
             "accept_to_running_p50_s": rounded(percentile(values, 50)),
             "accept_to_running_p99_s": rounded(percentile(values, 99)),
             "accept_to_running_max_s": rounded(max(values)),
-            "isolation": isolation.group(1) if isolation else "unknown",
+            "isolation": isolation,
             "driver": "real master, real agent, raw scheduler stub",
             "machine": machine(),
         }
-    finally:
-        for process in (agent, master):
-            if process is not None and process.poll() is None:
-                process.send_signal(10 if process is agent else 15)  # SIGUSR1: kill all tasks
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process is not None and process.stdout is not None:
-                process.stdout.close()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+class Throughput:
+    """The SDK framework of ``--tasks-per-s``: packs offers with tasks until N were launched."""
+
+    def __init__(self, tasks: int, command: str, agents: int) -> None:
+        self.tasks = tasks
+        self.command = command
+        self.agents = agents
+        self.resources = Resources.parse(TASK_RESOURCES)
+        self.launched = 0
+        self.accepted_at: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.ended: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.offered_agents: set[str] = set()
+        self.first_accept: float | None = None
+        self.last_end: float | None = None
+
+    async def run(self, address: str) -> None:
+        info = messages.framework_info("launch-throughput")
+        async with SchedulerClient(address, info) as client:
+            async for event in client.events():
+                now = time.perf_counter()
+                match event:
+                    case events.Offers(offers=offers):
+                        await self._offers(client, offers)
+                    case events.Update(status=status):
+                        self._update(status, now)
+                        if status.uuid:
+                            await client.acknowledge(status)
+                        if len(self.ended) >= self.tasks:
+                            self.last_end = now
+                            await client.teardown()
+                            return
+
+    async def _offers(self, client: SchedulerClient, offers: Sequence[mesos_pb2.Offer]) -> None:
+        self.offered_agents.update(offer.agent_id.value for offer in offers)
+        for offer in offers:
+            tasks = []
+            available = messages.offer_resources(offer)
+            # Start once every agent offered, so both take part from the first launch.
+            ready = len(self.offered_agents) >= self.agents or self.launched
+            while ready and self.launched < self.tasks and available.contains(self.resources):
+                task_id = f"task-{self.launched}"
+                tasks.append(
+                    messages.task_info(task_id, offer, self.resources, command=self.command)
+                )
+                available -= self.resources
+                self.launched += 1
+            if not tasks:
+                await client.decline([offer.id], messages.filters(refuse_seconds=0.05))
+                continue
+            now = time.perf_counter()
+            self.first_accept = self.first_accept or now
+            for task in tasks:
+                self.accepted_at[task.task_id.value] = now
+            await client.launch([offer.id], tasks, messages.filters(refuse_seconds=0))
+
+    def _update(self, status: mesos_pb2.TaskStatus, now: float) -> None:
+        task_id = status.task_id.value
+        accepted = self.accepted_at.pop(task_id, None)
+        if status.state == mesos_pb2.TASK_RUNNING and accepted is not None:
+            self.latencies.append(now - accepted)
+        if messages.is_terminal(status.state) and task_id not in self.ended:
+            self.ended.add(task_id)
+            if status.state != mesos_pb2.TASK_FINISHED:
+                self.failed[task_id] = f"{mesos_pb2.TaskState.Name(status.state)}: {status.message}"
+
+
+def measure_throughput(tasks: int, command: str, agents: int = 2) -> dict[str, Any]:
+    """``--tasks-per-s``: N tasks through ``agents`` real agents, as many in flight as fit."""
+    with cluster(agents) as (address, work):
+        framework = Throughput(tasks, command, agents)
+        asyncio.run(asyncio.wait_for(framework.run(address), WAIT * 10))
+        if framework.first_accept is None or framework.last_end is None:
+            raise SystemExit(f"only {len(framework.ended)} of {tasks} tasks ended")
+        elapsed = framework.last_end - framework.first_accept
+        values = framework.latencies
+        return {
+            "benchmark": "launch_throughput_real_agents",
+            "tasks": tasks,
+            "agents": agents,
+            "command": command,
+            "tasks_per_s": round(tasks / elapsed, 1),
+            "elapsed_s": rounded(elapsed, 3),
+            "failed": len(framework.failed),
+            "failures": sorted(set(framework.failed.values()))[:5],
+            "accept_to_running_p50_s": rounded(percentile(values, 50)),
+            "accept_to_running_p99_s": rounded(percentile(values, 99)),
+            "accept_to_running_max_s": rounded(max(values)) if values else None,
+            "isolation": isolation_line(work),
+            "driver": "real master, two real agents, SDK asyncio framework",
+            "machine": machine(),
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,9 +379,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="launches in flight [1]")
     parser.add_argument("--command", default="true", help="the tasks' command [true]")
     parser.add_argument("--checkpoint", action="store_true", help="a checkpointing framework")
+    parser.add_argument(
+        "--tasks-per-s",
+        type=int,
+        metavar="N",
+        help="throughput instead: N tasks through two real agents, as many in flight as fit",
+    )
     ns = parser.parse_args(argv)
     if ns.tasks < 1 or ns.concurrency < 1:
         parser.error("--tasks and --concurrency must be at least 1")
+    if ns.tasks_per_s is not None:
+        if ns.tasks_per_s < 1:
+            parser.error("--tasks-per-s must be at least 1")
+        emit(measure_throughput(ns.tasks_per_s, ns.command))
+        return 0
     emit(measure(ns.tasks, ns.concurrency, ns.command, ns.checkpoint))
     return 0
 

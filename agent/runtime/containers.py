@@ -455,7 +455,9 @@ class ContainerManager:
         self._on_exited(cid, exit)
         # Only now, the exit being recorded (the core checkpoints the task's update as it
         # handles the exit): an agent killed before this learns it again from the run dir.
-        container.remove_run_dir()
+        # In a thread: rmtree and the cgroup roots' rmdir take milliseconds on a busy host,
+        # which the loop (other launches' reports, the master's pings) must not wait for.
+        await asyncio.to_thread(container.remove_run_dir)
 
     # -- control --
 
