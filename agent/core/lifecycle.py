@@ -29,7 +29,7 @@ from agent.core.model import (
     FrameworkRecord,
     TaskRecord,
 )
-from agent.core.state import AgentState
+from agent.core.state import MAX_COMPLETED_FRAMEWORKS, AgentState
 from agent.core.status_updates import StreamOwner, is_terminal
 from protos.resources import Resources
 from protos.v1 import mesos_pb2
@@ -225,6 +225,11 @@ def retire_framework_if_done(state: AgentState, framework: FrameworkRecord) -> l
     if framework.executors:
         return []
     del state.frameworks[framework.framework_id]
+    completed = state.completed_framework_users
+    completed.pop(framework.framework_id, None)
+    completed[framework.framework_id] = framework.info.user
+    while len(completed) > MAX_COMPLETED_FRAMEWORKS:
+        del completed[next(iter(completed))]
     effects: list[Effect] = []
     if framework.shutting_down:
         for stream in state.updates:

@@ -27,7 +27,10 @@ from agent.core.status_updates import StatusUpdateManager
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2
 
-__all__ = ["AgentState", "CoreSettings", "nested_task"]
+__all__ = ["MAX_COMPLETED_FRAMEWORKS", "AgentState", "CoreSettings", "nested_task"]
+
+MAX_COMPLETED_FRAMEWORKS = 50
+"""How many forgotten frameworks' users the agent remembers (Mesos's agent keeps 50)."""
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,23 @@ class AgentState:
     last_fault: str | None = field(init=False, default=None)
     tasks_ended: dict[int, int] = field(init=False, default_factory=dict)
     """Terminal TaskState -> how many tasks reached it since the agent started (its metrics)."""
+    completed_framework_users: dict[str, str] = field(init=False, default_factory=dict)
+    """The user of each of the last ``MAX_COMPLETED_FRAMEWORKS`` frameworks the agent forgot
+    (oldest first), as Mesos's agent keeps its completed frameworks: their sandboxes stay until
+    the GC, and the file API authorizes reading them by that user (``access_sandboxes``)."""
 
     def __post_init__(self) -> None:
         self.updates = StatusUpdateManager(self.settings.status_update_retry)
         self._total_scalars = dict(self.total.non_revocable().scalar_thousandths())
 
     # -- lookups --
+
+    def framework_user(self, framework_id: str) -> str | None:
+        """The user of a framework the agent runs or has recently run (None: unknown)."""
+        framework = self.frameworks.get(framework_id)
+        if framework is not None:
+            return framework.info.user
+        return self.completed_framework_users.get(framework_id)
 
     @property
     def agent_id(self) -> str | None:

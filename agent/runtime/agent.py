@@ -255,10 +255,7 @@ class AgentRuntime:
                 else None
             ),
             client_ca=self.config.tls_ca if self.config.tls_require_client_cert else None,
-            security=AgentHttpSecurity.from_config(
-                self.config,
-                lambda f: fw.info.user if (fw := self.state.frameworks.get(f)) else None,
-            ),
+            security=AgentHttpSecurity.from_config(self.config, self.state.framework_user),
         )
         self.http.start()
         self.state.agent_info.port = self.http.port

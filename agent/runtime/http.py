@@ -48,9 +48,10 @@ _EXECUTOR_API = "/api/v1/executor"
 class AgentHttpSecurity:
     """What the agent's HTTP API checks (module docstring); files read when built.
 
-    ``framework_user`` gives the user of a framework the agent runs (None: it runs none by that
-    id, having never run it or having forgotten it once its last executor ended); the sandboxes
-    of such a framework are served only by rules whose ``users`` are ANY.
+    ``framework_user`` gives the user of a framework the agent runs or has recently run
+    (:meth:`agent.core.state.AgentState.framework_user`; None: unknown, say run before the agent
+    restarted); the sandboxes of such a framework are served only by rules whose ``users`` are
+    ANY.
     """
 
     def __init__(
@@ -109,8 +110,8 @@ class AgentHttpSecurity:
         who = f"principal {principal!r}" if principal is not None else "an anonymous client"
         if user is None:
             why = (
-                f"framework {framework_id} does not run on this agent, so its user is unknown,"
-                " and no rule for ANY user allows it"
+                f"framework {framework_id} is not known to this agent (not run since it"
+                " started), so its user is unknown, and no rule for ANY user allows it"
             )
         else:
             why = f"refused by the ACLs on {user!r} (the user of framework {framework_id})"

@@ -171,8 +171,9 @@ def test_access_sandboxes_on_the_frameworks_user(tmp_path: Path) -> None:
             gone = await http.get("/files/read", params=sandbox_file("F3"), headers=alice)
             assert gone.status_code == 403
             assert gone.json()["detail"] == (
-                "principal 'alice' is not authorized to access_sandboxes: framework F3 does not"
-                " run on this agent, so its user is unknown, and no rule for ANY user allows it"
+                "principal 'alice' is not authorized to access_sandboxes: framework F3 is not"
+                " known to this agent (not run since it started), so its user is unknown, and no"
+                " rule for ANY user allows it"
             )
             listing = await http.get("/files/browse", params={"path": "/frameworks"}, headers=alice)
             assert [e["name"] for e in listing.json()] == ["F1"]
@@ -270,6 +271,7 @@ def test_a_real_agent_behind_the_masters_sandbox_proxy(secured: Secured, tmp_pat
                 "access_sandboxes": [
                     {"principals": {"values": ["operator"]}, "users": {"type": "ANY"}},
                     {"principals": {"values": ["viewer"]}, "users": {"values": ["root"]}},
+                    {"principals": {"values": ["framework-a"]}, "users": {"values": ["nobody"]}},
                 ],
             }
         )
@@ -312,6 +314,8 @@ def test_a_real_agent_behind_the_masters_sandbox_proxy(secured: Secured, tmp_pat
                     await loop.run_in_executor(
                         None, check_cli, server.address, framework_id, secured
                     )
+                    await kill_and_forget(client, agent.http, secured)
+                    await check_forgotten_framework(agent.http, framework_id, secured)
             finally:
                 await loop.run_in_executor(None, agent.stop)
 
@@ -342,6 +346,56 @@ async def launch_running(client: SchedulerClient) -> str:
                 return client.framework_id.value
             assert event.status.state == mesos_pb2.TASK_STARTING, event.status
     raise AssertionError("the events ended before TASK_RUNNING")
+
+
+def agent_client(address: str, secured: Secured) -> httpx.AsyncClient:
+    verify = secured.tls().client_ssl_context()
+    return httpx.AsyncClient(
+        base_url=f"https://{address}", verify=verify, trust_env=False, timeout=10
+    )
+
+
+def credentials_of(principal: str) -> dict[str, str]:
+    return {"Authorization": basic_header(principal, SECRETS[principal])}
+
+
+async def kill_and_forget(client: SchedulerClient, address: str, secured: Secured) -> None:
+    """Kill the task; wait until the agent has forgotten its framework (no executor left)."""
+    await client.kill("t1")
+    async for event in client.events():
+        if isinstance(event, ev.Update):
+            if event.status.uuid:
+                await client.acknowledge(event.status)
+            if event.status.state == mesos_pb2.TASK_KILLED:
+                break
+    async with agent_client(address, secured) as http:
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await http.get("/state", headers=credentials_of("operator"))).json()["frameworks"]:
+            assert asyncio.get_running_loop().time() < deadline, "the agent kept the framework"
+            await asyncio.sleep(0.1)
+
+
+async def check_forgotten_framework(address: str, framework_id: str, secured: Secured) -> None:
+    """The sandbox of a framework the agent no longer runs is still authorized by its user."""
+    async with agent_client(address, secured) as http:
+        owner = credentials_of("framework-a")
+        executors = await http.get(
+            "/files/browse", params={"path": f"/frameworks/{framework_id}/executors"}, headers=owner
+        )
+        assert executors.status_code == 200, executors.text
+        (executor,) = [entry["name"] for entry in executors.json()]
+        path = f"/frameworks/{framework_id}/executors/{executor}/runs/latest/stdout"
+        read = await http.get("/files/read", params={"path": path, "offset": "0"}, headers=owner)
+        assert read.status_code == 200, read.text
+        assert "visible-output" in read.json()["data"]
+        denied = await http.get(
+            "/files/read", params={"path": path}, headers=credentials_of("viewer")
+        )
+        assert denied.status_code == 403
+        assert denied.json()["detail"] == (
+            "principal 'viewer' is not authorized to access_sandboxes: refused by the ACLs on"
+            f" 'nobody' (the user of framework {framework_id})"
+        )
 
 
 async def check_agent(address: str, secured: Secured) -> None:
