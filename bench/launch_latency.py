@@ -53,7 +53,7 @@ from bench._common import (
     rounded,
     start_child,
 )
-from framework_sdk import SchedulerClient, events, messages
+from framework_sdk import CallRefusedError, SchedulerClient, events, messages
 from protos.resources import Resources
 from protos.v1 import mesos_pb2, scheduler_pb2
 from protos.v1 import scheduler_pb2_grpc as sched_grpc
@@ -308,7 +308,10 @@ class Throughput:
                             await client.acknowledge(status)
                         if len(self.ended) >= self.tasks:
                             self.last_end = now
-                            await client.teardown()
+                            # Refused only when an earlier try (its answer lost on a loaded
+                            # machine, then retried) already tore the framework down.
+                            with contextlib.suppress(CallRefusedError):
+                                await client.teardown()
                             return
 
     async def _offers(self, client: SchedulerClient, offers: Sequence[mesos_pb2.Offer]) -> None:
