@@ -20,7 +20,11 @@ functions of the state (:mod:`master.core.operator_views`, :mod:`master.core.sna
 Cost: with no ``view_*`` rule (and ``permissive`` true), or a first rule of ANY principals on
 ANY users, nothing is filtered and :meth:`ViewAcls.approver` answers None, which the views take
 as "show everything" (no per-object work at all). Otherwise each principal's approver is kept
-and remembers its answer per user, so a request costs one dict lookup per object it walks.
+and remembers its answer per user, so a request costs one dict lookup per object it walks;
+the views skip a hidden framework's tasks whole, and take a visible framework's tasks whole
+when the principal may view every user's tasks (``shows_every_task_of``): then a page of
+GET_TASKS costs O(frameworks + page), as without rules, and only a ``view_tasks`` rule that
+names users makes the tasks of visible frameworks be checked one by one.
 """
 
 from __future__ import annotations
