@@ -23,7 +23,7 @@ from pathlib import Path
 
 from protos.security import SecurityConfigError, _read_json
 
-__all__ = ["OBJECTS", "Acls", "Action", "Entity"]
+__all__ = ["OBJECTS", "PRIVILEGED_USERS", "Acls", "Action", "Entity"]
 
 
 class Action(enum.StrEnum):
@@ -52,6 +52,12 @@ OBJECTS: Mapping[Action, str] = {
     Action.REGISTER_AGENTS: "agents",
 }
 """The object entity's key of each action's rules (as in Mesos's ``acls.proto``)."""
+
+
+PRIVILEGED_USERS = frozenset({"root"})
+"""Users a task runs as only under a ``run_tasks`` rule that allows it by name or by ANY: with
+``--acls`` given, ``permissive`` does not extend to them (a safer default than Mesos's, where
+a permissive file lets any framework run tasks as root)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +171,16 @@ class Acls:
             if decision is not None:
                 return decision
         return self.permissive
+
+    def allows_explicitly(self, action: Action, principal: str | None, value: str) -> bool:
+        """Whether a rule allows ``principal`` to do ``action`` on ``value``: as :meth:`allows`,
+        but with no matching rule the answer is no, whatever ``permissive`` says (what running
+        tasks as ``root`` needs, see :data:`PRIVILEGED_USERS`)."""
+        for rule in self._rules.get(action, ()):
+            decision = rule.decide(principal, value)
+            if decision is not None:
+                return decision
+        return False
 
     def is_unrestricted(self, action: Action) -> bool:
         """Whether every principal may do ``action`` on every object: no rule names the action

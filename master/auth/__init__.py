@@ -24,7 +24,7 @@ from typing import Any
 
 from master.config import MasterConfig
 from master.core import Master
-from protos.acls import Acls, Action
+from protos.acls import PRIVILEGED_USERS, Acls, Action
 from protos.http_auth import authenticate_request
 from protos.security import (
     AuthenticationError,
@@ -97,6 +97,7 @@ class MasterSecurity:
         secrets = load_credentials(config.credentials) if config.credentials else {}
         self.authenticator = Authenticator(secrets)
         self.acls = Acls.load(config.acls) if config.acls is not None else Acls()
+        self._acls_given = config.acls is not None
         self.tls: TlsConfig | None = None
         if config.tls_cert is not None or config.tls_key is not None:
             self.tls = TlsConfig(
@@ -177,10 +178,21 @@ class MasterSecurity:
         if call.type == scheduler_pb2.Call.ACCEPT:
             subject = principal if principal is not None else (known.principal or None)
             for user in _launched_users(call, known.user):
-                if not self.acls.allows(Action.RUN_TASKS, subject, user):
-                    raise PermissionDeniedError(
-                        subject, "run_tasks", f"tasks may not run as user {user!r}"
-                    )
+                self._check_run_as(subject, user)
+
+    def _check_run_as(self, subject: str | None, user: str) -> None:
+        """``run_tasks`` for one task's user; with ``--acls`` given, root needs a rule that
+        allows it (:data:`protos.acls.PRIVILEGED_USERS`)."""
+        if self._acls_given and user in PRIVILEGED_USERS:
+            if not self.acls.allows_explicitly(Action.RUN_TASKS, subject, user):
+                raise PermissionDeniedError(
+                    subject,
+                    "run_tasks",
+                    f"tasks may not run as user {user!r}: running as {user} needs a run_tasks"
+                    " rule that allows it ('permissive' does not cover it)",
+                )
+        elif not self.acls.allows(Action.RUN_TASKS, subject, user):
+            raise PermissionDeniedError(subject, "run_tasks", f"tasks may not run as user {user!r}")
 
     # -- agents --
 

@@ -251,7 +251,8 @@ def test_run_tasks_acl_refuses_users_not_allowed(secured: Secured) -> None:
             assert error.code() == grpc.StatusCode.PERMISSION_DENIED
             assert error.details() == (
                 "principal 'framework-a' is not authorized to run_tasks:"
-                " tasks may not run as user 'root'"
+                " tasks may not run as user 'root': running as root needs a run_tasks rule that"
+                " allows it ('permissive' does not cover it)"
             )
             assert server.core is not None
             assert not server.core.framework(fw.framework_id).tasks  # type: ignore[union-attr]
