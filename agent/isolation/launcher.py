@@ -187,6 +187,15 @@ class LaunchHelpers:
                         os.waitpid(self._server.pid, 0)  # It died: reap it, then restart.
                     self._server = None
 
+    def _kill_server(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None and server.owner == os.getpid():
+            log.warning("The launch fork server (pid %d) is stuck; killing it", server.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGKILL)
+            server.stop()
+
     def _send_to_new_helper(self, request: bytes, fds: list[int]) -> int:
         pid, sock = _spawn_helper_process("--launch-one")
         # If it died at once, the status pipe's end-of-file tells.
@@ -261,6 +270,8 @@ class LaunchHelpers:
             if recorded is None and not errors and not timed_out:
                 return None  # The server died before it cloned: nothing ran.
             pid = recorded or 0
+            if timed_out and via_server:
+                self._kill_server()  # Stuck before it cloned: the next launch gets a new one.
         if timed_out:
             errors.append(f"the launch helper did not start the command within {timeout_s:g} s")
         # Our child (spawned, or cloned for us): its /proc entry stays until we reap it.

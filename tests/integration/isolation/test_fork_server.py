@@ -7,6 +7,7 @@ leaves the process's shared one alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import cast
 
 import pytest
 
-from agent.isolation import ContainerState, Isolation, procfs, select_isolation
+from agent.isolation import ContainerState, Isolation, LaunchError, procfs, select_isolation
 from agent.isolation import launcher as launcher_module
 from agent.isolation.isolation import ContainerIsolation
 from agent.isolation.launcher import LaunchHelpers
@@ -123,6 +124,29 @@ def test_a_server_killed_holding_a_request_is_replaced_and_the_launch_goes_on(
     assert wait_exit(container).status == 0
     assert sandbox_text(container, "stdout") == "launched once\n"
     assert helpers.server_pid not in (None, server)
+
+
+def test_a_stuck_server_fails_the_launch_and_is_replaced(
+    cgroup_isolation: Isolation,
+    helpers: LaunchHelpers,
+    start: Start,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolation = _with_helpers(cgroup_isolation, helpers)
+    assert wait_exit(start(isolation, "exit 0")).status == 0
+    server = helpers.server_pid
+    assert server is not None
+    os.kill(server, signal.SIGSTOP)
+    monkeypatch.setattr(
+        helpers, "start", functools.partial(LaunchHelpers.start, helpers, timeout_s=1)
+    )
+    with pytest.raises(LaunchError, match="did not start the command within 1 s"):
+        start(isolation, "echo never")
+    assert _gone(server)  # Killed and reaped: it can never run the stale request.
+    monkeypatch.undo()
+    container = start(isolation, "echo next")
+    assert wait_exit(container).status == 0
+    assert sandbox_text(container, "stdout") == "next\n"
 
 
 def test_the_task_inherits_only_its_stdio(
