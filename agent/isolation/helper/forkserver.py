@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import gc
 import json
 import os
@@ -35,7 +36,7 @@ import platform
 import signal
 import socket
 import struct
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from agent.isolation.helper.steps import EXIT_LAUNCH_FAILED, LaunchStepError, StatusChannel
 from agent.isolation.helper.supervise import launch
@@ -85,6 +86,15 @@ def receive_request(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     return payload, fds
 
 
+@functools.cache
+def _syscall() -> Any:
+    """libc's ``syscall``, called through a ``PyDLL`` (the GIL stays held across the call)."""
+    function = ctypes.PyDLL(None, use_errno=True).syscall
+    function.restype = ctypes.c_long
+    function.argtypes = [ctypes.c_long] * 6
+    return function
+
+
 def clone_parent() -> int:
     """``clone(CLONE_PARENT | SIGCHLD)``: fork, the child being our parent's child.
 
@@ -95,10 +105,7 @@ def clone_parent() -> int:
     number = SYS_CLONE.get(platform.machine())
     if number is None:
         raise OSError(errno.ENOSYS, f"clone is not wired for {platform.machine()}")
-    libc = ctypes.PyDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    libc.syscall.argtypes = [ctypes.c_long] * 6
-    pid: int = libc.syscall(number, CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
+    pid: int = _syscall()(number, CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
     if pid < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
