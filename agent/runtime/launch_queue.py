@@ -1,12 +1,13 @@
 """FairLaunchQueue: container launches waiting for a slot, taken in turn across frameworks.
 
-Starting a container costs the host a process start, cgroup writes and a helper interpreter
-(tens of milliseconds of CPU). One ACCEPT can ask an agent for thousands of them; started all
-at once they starve the agent's event loop, which then misses the master's pings, and a second
-framework's task waits behind all of them. So the agent starts a bounded number at a time
-(:class:`agent.runtime.containers.ContainerManager`) and keeps the rest here: first in, first
-out within one framework, one launch per framework in turn across frameworks, so a framework
-with one task waits for at most one launch of each other framework. A queued launch can be
+Starting a container costs the host cgroup writes and three process starts (the launch helper
+cloned from the fork server, the namespace init, the task): about 18 ms of CPU with namespaces
+(docs/benchmarks.md, "Launch latency"). One ACCEPT can ask an agent for thousands of them;
+started all at once they starve the agent's event loop, which then misses the master's pings,
+and a second framework's task waits behind all of them. So the agent starts a bounded number
+at a time (:class:`agent.runtime.containers.ContainerManager`) and keeps the rest here: first
+in, first out within one framework, one launch per framework in turn across frameworks, so a
+framework with one task waits for at most one launch of each other framework. A queued launch can be
 taken out by its container id (a kill or teardown before it started: nothing is created for
 it) in constant time.
 
