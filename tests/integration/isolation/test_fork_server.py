@@ -7,6 +7,7 @@ leaves the process's shared one alone.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -20,7 +21,14 @@ from typing import cast
 
 import pytest
 
-from agent.isolation import ContainerState, Isolation, LaunchError, procfs, select_isolation
+from agent.isolation import (
+    Container,
+    ContainerState,
+    Isolation,
+    LaunchError,
+    procfs,
+    select_isolation,
+)
 from agent.isolation import launcher as launcher_module
 from agent.isolation.isolation import ContainerIsolation
 from agent.isolation.launcher import LaunchHelpers
@@ -147,6 +155,41 @@ def test_a_stuck_server_fails_the_launch_and_is_replaced(
     container = start(isolation, "echo next")
     assert wait_exit(container).status == 0
     assert sandbox_text(container, "stdout") == "next\n"
+
+
+def test_find_waits_while_the_intent_is_locked(
+    cgroup_isolation: Isolation, helpers: LaunchHelpers, start: Start
+) -> None:
+    """A restarted agent's ``find`` waits for a launch whose intent is still locked (its
+    request in flight, or its helper not yet recorded), then adopts what the helper recorded."""
+    isolation = _with_helpers(cgroup_isolation, helpers)
+    launched = start(isolation, "exec sleep 300")
+    assert launched.run_dir is not None
+    run = launched.run_dir
+    # As if the agent died before recording the launch, its helper not yet recorded either.
+    (run / "state.json").unlink()
+    pids = (run / "pids.json").read_text()
+    (run / "pids.json").unlink()
+    lock = os.open(run / "intent.json", os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    found: list[Container | None] = []
+    finder = threading.Thread(target=lambda: found.append(isolation.find(launched.container_id)))
+    try:
+        finder.start()
+        finder.join(0.3)
+        assert finder.is_alive()  # Waiting: the launch may still be starting.
+        (run / "pids.json").write_text(pids)
+    finally:
+        os.close(lock)  # What the helper does once it recorded its pids.
+        finder.join(10)
+    assert len(found) == 1
+    container = found[0]
+    assert container is not None
+    assert (container.pid, container.start_time) == (launched.pid, launched.start_time)
+    assert container.poll() is None
+    container.signal_all(signal.SIGTERM)
+    assert wait_exit(container).signal == signal.SIGTERM
+    container.destroy()
 
 
 def test_the_task_inherits_only_its_stdio(
