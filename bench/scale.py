@@ -22,7 +22,11 @@ one JSON object per size:
   (``limit`` 100, from the middle) of the operator API's ``GET_AGENTS``; with their sizes.
 * ``master_rss_mb`` (and the peak, ``master_peak_rss_mb``) at the end.
 * ``idle_master_cpu_pct``: the master's CPU over ``--idle-seconds`` once nothing happens but
-  pings (every ``--agent-ping-timeout``) and heartbeats, with the emulators' beside it.
+  liveness checks and heartbeats, with the emulators' beside it. An answering agent is pinged
+  once per 24 ``--agent-ping-timeout`` (``master.core.agents``; spread over that interval, so
+  ``--idle-seconds`` shorter than it sees a share of them); HTTP/2 keepalive PINGs every
+  ``--agent-ping-timeout`` cost no Python, and here go over the emulators' few connections
+  (one per 1,000 agents), not one per agent as with real agents.
 
 Every child dies with the benchmark however it ends (:func:`bench._common.start_child`). On a
 small machine the emulators and the master compete for the same cores: ``emulator_cpu_s``

@@ -74,7 +74,7 @@ def test_unknown_task_on_a_registered_agent(
 def test_unknown_task_on_an_unreachable_agent(harness: Harness, agent: FakeAgent) -> None:
     framework_id, stream_id = harness.subscribe(capabilities=[Capability.PARTITION_AWARE])
     agent.responsive = False
-    harness.advance(80)  # The minutely ping, then 3 x 5 s unanswered.
+    harness.advance(140)  # The rare ping (every 2 min), then 3 x 5 s unanswered.
     harness.clear()
     harness.call(framework_id, stream_id, reconcile(("ghost", agent.agent_id)))
     (status,) = harness.updates(framework_id)
@@ -89,7 +89,7 @@ def test_task_of_a_partition_aware_framework_on_an_unreachable_agent(
         harness, agent, "t1", capabilities=[Capability.PARTITION_AWARE]
     )
     agent.responsive = False
-    harness.advance(80)  # The minutely ping, then 3 x 5 s unanswered.
+    harness.advance(140)  # The rare ping (every 2 min), then 3 x 5 s unanswered.
     harness.clear()
     harness.call(framework_id, stream_id, reconcile())
     (status,) = harness.updates(framework_id)
