@@ -62,6 +62,18 @@ def test_a_write_after_the_snapshot_is_one_small_delta_whatever_the_size() -> No
     assert loaded == expected
 
 
+def test_every_kind_of_operation_survives_a_delta() -> None:
+    store = MemoryZnodeStore()
+    registry = ZooKeeperRegistry(store, NODE)
+    registry.apply([UpdateWeights({"first": 1.0})])
+    registry.apply(every_kind())  # A delta: the journal's encoding of every operation.
+    assert names(store, "delta") == ["delta-0000000002"]
+    expected = apply_operations(
+        apply_operations(RegistryState(), [UpdateWeights({"first": 1.0})]), every_kind()
+    )
+    assert ZooKeeperRegistry(store, NODE).load() == expected
+
+
 def test_deltas_are_compacted_when_they_pass_max_deltas() -> None:
     store = MemoryZnodeStore()
     registry = ZooKeeperRegistry(store, NODE, max_deltas=3)
