@@ -100,11 +100,34 @@ def _converter(field: FieldDescriptor) -> _Convert | None:
     return None  # Strings, booleans and integers of every width are JSON as they are.
 
 
+def _map(field: FieldDescriptor) -> _Convert:
+    """A map field (``map<K, V>``): a JSON object, keys as strings, values converted as V's."""
+    entry = field.message_type
+    assert entry is not None
+    convert = _converter(entry.fields_by_name["value"])
+
+    def as_object(value: Any) -> JSON:
+        if convert is None:
+            return {str(key): item for key, item in value.items()}
+        return {str(key): convert(item) for key, item in value.items()}
+
+    return as_object
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    entry = field.message_type
+    return entry is not None and entry.GetOptions().map_entry
+
+
 def _plan(descriptor: Any) -> dict[str, tuple[str, bool, _Convert | None]]:
     plan = _plans.get(descriptor.full_name)
     if plan is None:
         plan = {
-            field.name: (field.name, field.is_repeated, _converter(field))
+            field.name: (
+                (field.name, False, _map(field))
+                if _is_map(field)
+                else (field.name, field.is_repeated, _converter(field))
+            )
             for field in descriptor.fields
         }
         _plans[descriptor.full_name] = plan

@@ -94,8 +94,13 @@ def test_a_type_with_a_map_field_is_written_through_message_json() -> None:
     task = mesos_pb2.TaskInfo(name="t")
     task.task_id.value = "t"
     task.resources.extend(Resources.parse("cpus:1").to_protos())
+    task.limits["cpus"].value = 2.0
+    task.limits["mem"].value = math.inf
     assert message_text(task) == reference(task)
-    assert json.loads(message_text(task))["name"] == "t"
+    written = json.loads(message_text(task))
+    assert written["name"] == "t"
+    # A map is a JSON object, as protobuf's JSON mapping (and Mesos) write it.
+    assert written["limits"] == {"cpus": {"value": 2.0}, "mem": {"value": "Infinity"}}
 
 
 def test_the_stream_records_hold_that_text() -> None:
