@@ -132,7 +132,10 @@ def test_an_agent_message_fault_skips_that_message_only(monkeypatch: pytest.Monk
     )
 
     async def main() -> None:
-        async with running_master(quick_config()) as server:
+        # The first ping within 24 x 0.5 s (master.core.agents.ping_interval); the victim's
+        # pongs fail, and 0.5 s x 60 keeps it reachable for the whole test.
+        config = quick_config(agent_ping_timeout=0.5, max_agent_ping_timeouts=60)
+        async with running_master(config) as server:
             victim, other = FakeAgent(server.address), FakeAgent(server.address, batched=True)
             scheduler = Scheduler(server.address)
             try:
