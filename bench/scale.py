@@ -23,7 +23,7 @@ one JSON object per size:
 * ``master_rss_mb`` (and the peak, ``master_peak_rss_mb``) at the end.
 * ``idle_master_cpu_pct``: the master's CPU over ``--idle-seconds`` once nothing happens but
   liveness checks and heartbeats, with the emulators' beside it. An answering agent is pinged
-  once per 24 ``--agent-ping-timeout`` (``master.core.agents``; spread over that interval, so
+  once per 24 ``--agent-ping-timeout`` (``master.core.liveness``; spread over that interval, so
   ``--idle-seconds`` shorter than it sees a share of them); HTTP/2 keepalive PINGs every
   ``--agent-ping-timeout`` cost no Python, and here go over the emulators' few connections
   (one per 1,000 agents), not one per agent as with real agents.

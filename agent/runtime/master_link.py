@@ -100,7 +100,7 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 SDK use too, gRPC's own reconnect backoff capped at a second (its default grows to two
 minutes, and while it waits every call fails at once, so a restarted master would be found
 only long after it is back), and HTTP/2 keepalive: the master pings rarely (every two minutes
-by default, see ``master.core.agents``), so a master whose host froze or vanished is noticed by
+by default, see ``master.core.liveness``), so a master whose host froze or vanished is noticed by
 the transport within ``2 x KEEPALIVE_MS``, the session breaking as for a closed connection,
 rather than after the announced ping timeout."""
 

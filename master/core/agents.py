@@ -1,23 +1,8 @@
-"""Agents: registration, reregistration, pings, disconnection, unreachability, removal.
+"""Agents: registration, reregistration, unreachability, removal.
 
-**Liveness.** Mesos pings every agent every ``agent_ping_timeout`` and takes one that misses
-``max_agent_ping_timeouts`` pings in a row for unreachable. Here a ping and its pong are a gRPC
-message each way, handled in Python on both sides: at 10,000 agents that was about a third of
-the master's core with nothing else happening. So the liveness of the *connection* is left to
-gRPC's C core: HTTP/2 keepalive PINGs on each agent's connection, every
-``agent_ping_timeout``, cost no Python (:mod:`master.runtime.registration` has the options),
-and a peer that stops answering them (a frozen or dead host, a SIGSTOPped agent) breaks the
-stream, which reaches this module as :func:`connection_closed`: the agent is DISCONNECTED at
-once, and unreachable ``agent_ping_timeout x max_agent_ping_timeouts`` later unless it
-reregisters, the same deadline as Mesos's. The application-level ping remains as a rare
-check that the agent's own loop still answers (its process alive, its transport acking, its
-Python wedged): once per :func:`ping_interval` (24 timeouts, two minutes by default), spread
-over the interval by agent id so that agents registered together are not pinged together;
-once one goes unanswered, it is repeated every ``agent_ping_timeout`` and the agent is
-unreachable after ``max_agent_ping_timeouts`` misses, as before. (A ping and its pong cost the
-master about 0.37 ms of CPU, most of it gRPC's per-message work: once a minute at 50,000 agents
-would be about 30 % of a core idle.) The agent is told the interval, and waits ``interval +
-deadline`` for a ping before it takes the master for lost.
+Liveness (pings, pongs, the ping schedule, disconnection and the unreachability deadline of a
+silent agent) is :mod:`master.core.liveness`: this module starts and stops an agent's pinging
+as it (re)registers and leaves, and :func:`mark_unreachable` is what follows a silence.
 
 A reregistering agent is authoritative for what it runs: the master takes it out of the
 allocator, rebuilds its tasks and executors from the report (adding tasks it did not know, for
@@ -28,14 +13,13 @@ it back. Tasks are never killed because an agent was away.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 
-from master.config import MasterConfig
 from master.core.effects import DisconnectAgent, SendToAgent
 from master.core.events import failure_event, master_status, update_event
 from master.core.frameworks import adopt_framework
 from master.core.history import MAX_STATUSES, status_entry
+from master.core.liveness import announce_pings, start_pinging, stop_pinging
 from master.core.model import Agent, AgentPhase, Executor, Framework, Task
 from master.core.offers import drop_offer, remove_offer
 from master.core.state import MasterState, log
@@ -51,13 +35,9 @@ from protos.v1 import agent_internal_pb2, mesos_pb2
 
 __all__ = [
     "apply_reservations",
-    "connection_closed",
     "dynamic_part",
     "exited_executor",
     "mark_unreachable",
-    "ping_due",
-    "ping_interval",
-    "pong",
     "refuse",
     "register",
     "reregister",
@@ -68,19 +48,6 @@ __all__ = [
 
 _MasterMessage = agent_internal_pb2.MasterMessage
 _CAPABILITY_NAME = mesos_pb2.AgentInfo.Capability.Type.Name
-
-PING_INTERVAL_TIMEOUTS = 24
-"""An answering agent is pinged once per this many ``agent_ping_timeout`` (see the module doc)."""
-
-
-def ping_interval(config: MasterConfig) -> float:
-    """Seconds between application-level pings of an agent that answers them."""
-    return config.agent_ping_timeout * PING_INTERVAL_TIMEOUTS
-
-
-def _spread(agent_id: str) -> float:
-    """A fraction in [0, 1) fixed by the agent id (deterministic, for the simulator)."""
-    return zlib.crc32(agent_id.encode()) / 2**32
 
 
 def dynamic_part(resources: Resources) -> Resources:
@@ -133,23 +100,16 @@ def _registered_message(state: MasterState, agent_id: str, reregistered: bool) -
     body = message.agent_reregistered if reregistered else message.agent_registered
     body.agent_id.value = agent_id
     body.master_info.CopyFrom(state.master_info)
-    interval = ping_interval(state.config)
-    body.ping_interval_seconds = interval
-    body.ping_timeout_seconds = interval + state.config.agent_ping_deadline
+    announce_pings(state.config, body)
     return message
 
 
 def _bind(state: MasterState, agent: Agent, connection_id: str, now: float) -> None:
     agent.connection_id = connection_id
     agent.phase = AgentPhase.CONNECTED
-    agent.awaiting_pong = False
-    agent.pings_missed = 0
     agent.unreachable_at = None
     state.connections[connection_id] = agent.agent_id
-    # The first ping somewhere in the first interval: a thousand agents registering (or coming
-    # back after a failover) together are not pinged together ever after.
-    first = now + ping_interval(state.config) * _spread(agent.agent_id)
-    state.timers.set(("ping", agent.agent_id), first)
+    start_pinging(state, agent, now)
 
 
 def _totals(
@@ -506,62 +466,6 @@ def _add_to_allocator(state: MasterState, agent: Agent, now: float) -> None:
     agent.in_allocator = True
 
 
-def connection_closed(state: MasterState, connection_id: str, now: float) -> None:
-    """An agent's connection ended: it is DISCONNECTED (offers rescinded, tasks kept)."""
-    agent_id = state.connections.pop(connection_id, None)
-    if agent_id is None:
-        return
-    agent = state.agents[agent_id]
-    if agent.connection_id != connection_id:
-        return
-    agent.connection_id = None
-    agent.phase = AgentPhase.DISCONNECTED
-    # Unreachable after the ping deadline unless it comes back: the misses count from now.
-    agent.awaiting_pong = True
-    agent.pings_missed = 0
-    state.timers.set(("ping", agent_id), now + state.config.agent_ping_timeout)
-    for offer_id in sorted(agent.offers):
-        remove_offer(state, state.offers[offer_id], now, rescind=True)
-    if agent.in_allocator:
-        state.allocator.deactivate_agent(agent_id)
-    log.info("agent %s disconnected", agent_id)
-
-
-def ping_due(state: MasterState, agent_id: str, now: float) -> None:
-    """Time to ping: count the last ping as missed if unanswered, then ping again; the answer
-    is due within ``agent_ping_timeout`` (a disconnected agent is sent nothing, its misses
-    count all the same)."""
-    agent = state.agents.get(agent_id)
-    if agent is None or agent.phase not in (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED):
-        return
-    if agent.awaiting_pong:
-        agent.pings_missed += 1
-        if agent.pings_missed >= state.config.max_agent_ping_timeouts:
-            mark_unreachable(state, agent, now, "health check timed out")
-            return
-    if agent.connection_id is not None:
-        agent.ping_seq += 1
-        message = _MasterMessage()
-        message.ping.seq = agent.ping_seq
-        state.send_to_agent(agent, message)
-    agent.awaiting_pong = True
-    state.timers.set(("ping", agent_id), now + state.config.agent_ping_timeout)
-
-
-def pong(state: MasterState, agent: Agent, seq: int) -> None:
-    """The agent answered the ping ``seq``: the next one is due a :func:`ping_interval` after
-    it was sent (its answer was due ``agent_ping_timeout`` after that, the timer set now)."""
-    if seq != agent.ping_seq or not agent.awaiting_pong:
-        return
-    agent.awaiting_pong = False
-    agent.pings_missed = 0
-    key = ("ping", agent.agent_id)
-    answer_due = state.timers.get(key)
-    if answer_due is not None:
-        config = state.config
-        state.timers.set(key, answer_due + ping_interval(config) - config.agent_ping_timeout)
-
-
 def _lose_tasks(
     state: MasterState,
     agent: Agent,
@@ -619,7 +523,7 @@ def _take_out(state: MasterState, agent: Agent) -> None:
         state.allocator.remove_agent(agent.agent_id)
         agent.in_allocator = False
     state.disconnect_agent(agent, "agent removed")
-    state.timers.cancel(("ping", agent.agent_id))
+    stop_pinging(state, agent.agent_id)
     state.allocation_wanted = True
 
 

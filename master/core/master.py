@@ -15,7 +15,16 @@ from typing import Literal
 
 from master.allocator import HierarchicalAllocator
 from master.config import MasterConfig
-from master.core import agents, frameworks, launch, offers, reconciliation, steering, tasks
+from master.core import (
+    agents,
+    frameworks,
+    launch,
+    liveness,
+    offers,
+    reconciliation,
+    steering,
+    tasks,
+)
 from master.core.effects import Effect, PersistRegistry
 from master.core.errors import CallError, ErrorCode, invalid, shown
 from master.core.events import update_event
@@ -481,7 +490,7 @@ class Master:
         agent_id = agent.agent_id
         kind = message.WhichOneof("payload")
         if kind == "pong":
-            agents.pong(state, agent, message.pong.seq)
+            liveness.pong(state, agent, message.pong.seq)
         elif kind == "executor_to_framework":
             tasks.executor_message(state, agent, message.executor_to_framework)
         elif kind == "exited_executor":
@@ -509,7 +518,7 @@ class Master:
         """An agent connection ended."""
         return self._guard(
             lambda: f"end of agent connection {connection_id}",
-            lambda: agents.connection_closed(self.state, connection_id, now),
+            lambda: liveness.connection_closed(self.state, connection_id, now),
             now,
         )
 
@@ -557,7 +566,9 @@ class Master:
         for kind, key in state.timers.pop_due(now):
             try:
                 if kind == "ping":
-                    agents.ping_due(state, key, now)
+                    if liveness.ping_due(state, key, now):
+                        agent = state.agents[key]
+                        agents.mark_unreachable(state, agent, now, "health check timed out")
                 elif kind == "heartbeat":
                     frameworks.heartbeat_due(state, key, now)
                 elif kind == "offer":

@@ -9,7 +9,7 @@ input: logged at debug level, nothing changed, the connection and every other pe
 
 :func:`keepalive_options` are the server's HTTP/2 keepalive settings, with which gRPC's C core
 checks every connection (each agent's included) without any Python: see
-:mod:`master.core.agents` for why the master's liveness checks of agents rely on them.
+:mod:`master.core.liveness` for why the master's liveness checks of agents rely on them.
 """
 
 from __future__ import annotations

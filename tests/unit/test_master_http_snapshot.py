@@ -22,7 +22,7 @@ from master.core import (
     tasks_snapshot,
     weights_snapshot,
 )
-from master.core.agents import ping_interval
+from master.core.liveness import ping_interval
 from master.core.snapshot import resources_json
 from protos.resources import Resources
 from protos.v1 import agent_internal_pb2, mesos_pb2

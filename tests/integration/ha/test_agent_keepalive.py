@@ -1,7 +1,7 @@
 """A real agent frozen with SIGSTOP is found by the transport, not by pings.
 
 The master pings an answering agent at the application level only once per 24
-``--agent-ping-timeout`` (see ``master.core.agents``); between those, the liveness of each agent's
+``--agent-ping-timeout`` (see ``master.core.liveness``); between those, the liveness of each agent's
 connection is HTTP/2 keepalive in gRPC's C core. Here the ping deadline is made long (1 s x 30),
 so that a frozen agent could not be found by pings for a minute or more: the master
 must still see it DISCONNECTED (its stream broken by the keepalive) while it is frozen, keep its

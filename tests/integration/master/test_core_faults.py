@@ -19,7 +19,7 @@ import grpc
 import pytest
 from grpc import aio
 
-import master.core.agents
+import master.core.liveness
 import master.core.master
 import master.core.tasks
 from master.core import metrics_snapshot
@@ -117,9 +117,9 @@ def test_a_call_handler_fault_fails_that_call_only(monkeypatch: pytest.MonkeyPat
 def test_an_agent_message_fault_skips_that_message_only(monkeypatch: pytest.MonkeyPatch) -> None:
     victims: set[str] = set()
     monkeypatch.setattr(
-        master.core.agents,
+        master.core.liveness,
         "pong",
-        _faulty(master.core.agents.pong, lambda state, agent, seq: agent.agent_id in victims),
+        _faulty(master.core.liveness.pong, lambda state, agent, seq: agent.agent_id in victims),
     )
     broken_tasks = {"v2"}
     monkeypatch.setattr(
@@ -132,7 +132,7 @@ def test_an_agent_message_fault_skips_that_message_only(monkeypatch: pytest.Monk
     )
 
     async def main() -> None:
-        # The first ping within 24 x 0.5 s (master.core.agents.ping_interval); the victim's
+        # The first ping within 24 x 0.5 s (master.core.liveness.ping_interval); the victim's
         # pongs fail, and 0.5 s x 60 keeps it reachable for the whole test.
         config = quick_config(agent_ping_timeout=0.5, max_agent_ping_timeouts=60)
         async with running_master(config) as server:

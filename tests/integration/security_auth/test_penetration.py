@@ -129,7 +129,7 @@ def test_fake_agents_are_refused_and_offers_come_only_from_the_real_one(secured:
 
 def test_an_agent_cannot_be_impersonated(secured: Secured) -> None:
     async def main() -> None:
-        # Pings every 24 x 0.2 s (master.core.agents.ping_interval), so one comes while we wait.
+        # Pings every 24 x 0.2 s (master.core.liveness.ping_interval), so one comes while we wait.
         async with secured_master(secured.master_config(agent_ping_timeout=0.2)) as server:
             address, tls = server.address, secured.tls()
             real = await fake_agent(address, tls, credential("agent-1"))
