@@ -163,6 +163,8 @@ def agent_crash(run: Run, p: Params) -> None:
     time.sleep(p["crash_after"])
     victim = cluster.agents[-1]
     run.figures["settled_at_crash"] = run.loop.query(job.settled)
+    if run.figures["settled_at_crash"] == len(job.tasks):
+        raise ClusterError("the job ended before the crash: make it longer (tasks, sleep)")
     victim.crash()
     time.sleep(p["down"])
     up = time.monotonic()
@@ -340,7 +342,7 @@ SCENARIOS: dict[str, Scenario] = {
             "agent_crash",
             agent_crash,
             {"zookeeper": False, "agents": 2},
-            {"tasks": 120, "sleep": 0.5, "cpus": 1, "crash_after": 4, "down": 2},
+            {"tasks": 240, "sleep": 1, "cpus": 1, "crash_after": 4, "down": 2},
             {"tasks": 600, "sleep": 0.5, "cpus": 2, "crash_after": 15, "down": 5},
         ),
         Scenario(
