@@ -23,7 +23,7 @@ from pathlib import Path
 
 from protos.security import SecurityConfigError, _read_json
 
-__all__ = ["OBJECTS", "PRIVILEGED_USERS", "Acls", "Action", "Entity"]
+__all__ = ["OBJECTS", "PRIVILEGED_USERS", "Acls", "Action", "Entity", "refusal"]
 
 
 class Action(enum.StrEnum):
@@ -52,6 +52,13 @@ OBJECTS: Mapping[Action, str] = {
     Action.REGISTER_AGENTS: "agents",
 }
 """The object entity's key of each action's rules (as in Mesos's ``acls.proto``)."""
+
+
+def refusal(principal: str | None, action: str, detail: str) -> str:
+    """How a refusal reads, at the master and at the agent (403 / PERMISSION_DENIED):
+    ``principal 'x' is not authorized to ACTION: DETAIL``."""
+    who = f"principal {principal!r}" if principal is not None else "an anonymous client"
+    return f"{who} is not authorized to {action}: {detail}"
 
 
 PRIVILEGED_USERS = frozenset({"root"})

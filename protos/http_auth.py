@@ -23,6 +23,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from protos.http_peer import CLIENT_CN_KEY
 from protos.security import AuthenticationError, Authenticator
 
 __all__ = [
@@ -71,7 +72,7 @@ def request_authorization(scope: Scope) -> str | None:
 
 def _peer_cn(scope: Scope) -> str | None:
     transport = scope.get("extensions", {}).get("tls", {})
-    name = transport.get("client_cn") if isinstance(transport, dict) else None
+    name = transport.get(CLIENT_CN_KEY) if isinstance(transport, dict) else None
     return name if isinstance(name, str) else None
 
 

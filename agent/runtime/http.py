@@ -34,7 +34,7 @@ from fastapi.responses import Response
 
 from agent.config import AgentConfig
 from agent.files import create_files_router
-from protos.acls import Acls, Action
+from protos.acls import Acls, Action, refusal
 from protos.http_auth import App, BasicAuthGate
 from protos.mesos_json import answer
 from protos.security import Authenticator, load_credentials
@@ -107,7 +107,6 @@ class AgentHttpSecurity:
         user = self._framework_user(framework_id) if framework_id is not None else None
         if self.acls.allows(Action.ACCESS_SANDBOXES, principal, user):
             return None
-        who = f"principal {principal!r}" if principal is not None else "an anonymous client"
         if user is None:
             why = (
                 f"framework {framework_id} is not known to this agent (not run since it"
@@ -115,7 +114,7 @@ class AgentHttpSecurity:
             )
         else:
             why = f"refused by the ACLs on {user!r} (the user of framework {framework_id})"
-        return f"{who} is not authorized to {Action.ACCESS_SANDBOXES.value}: {why}"
+        return refusal(principal, Action.ACCESS_SANDBOXES.value, why)
 
 
 class _Gate(BasicAuthGate):

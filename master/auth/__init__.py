@@ -24,7 +24,7 @@ from typing import Any
 
 from master.config import MasterConfig
 from master.core import Master
-from protos.acls import PRIVILEGED_USERS, Acls, Action
+from protos.acls import PRIVILEGED_USERS, Acls, Action, refusal
 from protos.http_auth import authenticate_request
 from protos.security import (
     AuthenticationError,
@@ -34,20 +34,29 @@ from protos.security import (
 )
 from protos.v1 import agent_internal_pb2, mesos_pb2, scheduler_pb2
 
-__all__ = ["AuthenticationError", "MasterSecurity", "PermissionDeniedError"]
+__all__ = ["AuthenticationError", "MasterSecurity", "PermissionDeniedError", "task_info_user"]
 
 
 class PermissionDeniedError(Exception):
     """An authenticated (or anonymous) principal may not do what it asked (403)."""
 
     def __init__(self, principal: str | None, action: str, detail: str) -> None:
-        who = f"principal {principal!r}" if principal is not None else "an anonymous client"
-        super().__init__(f"{who} is not authorized to {action}: {detail}")
+        super().__init__(refusal(principal, action, detail))
 
 
 def framework_roles(info: mesos_pb2.FrameworkInfo) -> list[str]:
     """The roles a FrameworkInfo asks for (``roles``, else ``role``, else ``*``)."""
     return list(info.roles) or [info.role or "*"]
+
+
+def task_info_user(task: mesos_pb2.TaskInfo, framework_user: str) -> str:
+    """The user a task runs as: its CommandInfo's, else its executor's, else its framework's
+    (what ``run_tasks`` authorizes and ``view_tasks`` is asked about)."""
+    if task.command.HasField("user"):
+        return task.command.user
+    if task.executor.command.HasField("user"):
+        return task.executor.command.user
+    return framework_user
 
 
 def _launched_users(call: scheduler_pb2.Call, default_user: str) -> Iterable[str]:
@@ -65,12 +74,7 @@ def _launched_users(call: scheduler_pb2.Call, default_user: str) -> Iterable[str
         else:
             continue
         for task in tasks:
-            if task.command.HasField("user"):
-                yield task.command.user
-            elif task.executor.command.HasField("user"):
-                yield task.executor.command.user
-            else:
-                yield default_user
+            yield task_info_user(task, default_user)
 
 
 @dataclass(frozen=True, slots=True)

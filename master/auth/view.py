@@ -29,6 +29,7 @@ names users makes the tasks of visible frameworks be checked one by one.
 
 from __future__ import annotations
 
+from master.auth import task_info_user
 from master.auth.http import CURRENT_PRINCIPAL
 from master.core.model import Executor, Task
 from protos.acls import Acls, Action
@@ -45,12 +46,7 @@ def task_user(task: Task, framework_user: str) -> str:
     """The user ``task`` runs as: its CommandInfo's, else its executor's, else its
     framework's (a task learnt of from an agent, without its TaskInfo: the framework's)."""
     info = task.info
-    if info is not None:
-        if info.command.HasField("user"):
-            return info.command.user
-        if info.executor.command.HasField("user"):
-            return info.executor.command.user
-    return framework_user
+    return task_info_user(info, framework_user) if info is not None else framework_user
 
 
 def executor_user(executor: Executor, framework_user: str) -> str:
