@@ -132,16 +132,19 @@ def _used_of_total(summary: dict[str, Any], name: str) -> str:
 
 
 def cmd_agents(ns: argparse.Namespace, session: Session) -> int:
-    """Print every agent: address, phase, resources in use of its total, tasks."""
+    """Print every agent: address, phase, resources in use of its total, tasks. Unreachable
+    agents (GET_AGENTS leaves them out unless asked by phase) are listed too, so an agent that
+    died does not vanish from the table; ``--json`` has them as ``unreachable_agents``."""
     answer = session.operator.agents()
+    unreachable = session.operator.agents(phase="unreachable").get("agents", [])
     if ns.json:
-        print_json(answer)
+        print_json({**answer, "unreachable_agents": unreachable})
         return 0
     table = Table(box=None, pad_edge=False)
     table.add_column("ID", overflow="fold")
     for column in ("HOST", "PHASE", "CPUS", "MEM", "DISK", "GPUS", "TASKS", "REGISTERED"):
         table.add_column(column)
-    for agent in answer.get("agents", []):
+    for agent in [*answer.get("agents", []), *unreachable]:
         info, summary = agent.get("agent_info", {}), agent.get("summary", {})
         table.add_row(
             info.get("id", {}).get("value", ""),
