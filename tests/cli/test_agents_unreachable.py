@@ -1,8 +1,9 @@
-"""``emporion agents`` keeps an agent that died in its table, as ``unreachable``.
+"""``emporion agents`` and the web UI's agents page keep an agent that died, as ``unreachable``.
 
-GET_AGENTS answers the registered agents only; the command asks for the unreachable ones too,
-so an operator sees the agent they lost rather than a shorter list. A cluster of its own (its
-agent is killed), with a master that gives up on a silent agent quickly.
+GET_AGENTS answers the registered agents only, as Mesos does; both ask for every phase
+(``phase: any``), so an operator sees the agent they lost rather than a shorter list. A
+cluster of its own (its agent is killed), with a master that gives up on a silent agent
+quickly.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from emporion.cli import main
@@ -22,11 +25,15 @@ from emporion.local_cluster import LocalCluster
 Capture = pytest.CaptureFixture[str]
 
 
-def agents_json(capsys: Capture) -> dict[str, list[dict[str, object]]]:
+def agents_json(capsys: Capture) -> dict[str, list[dict[str, Any]]]:
     capsys.readouterr()
     assert main(["agents", "--json"]) == 0, capsys.readouterr().err
-    document: dict[str, list[dict[str, object]]] = json.loads(capsys.readouterr().out)
+    document: dict[str, list[dict[str, Any]]] = json.loads(capsys.readouterr().out)
     return document
+
+
+def phases(document: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [agent["summary"]["phase"] for agent in document["agents"]]
 
 
 def test_a_killed_agent_is_listed_as_unreachable(
@@ -46,7 +53,7 @@ def test_a_killed_agent_is_listed_as_unreachable(
             assert time.monotonic() < deadline, "the agent never registered"
             time.sleep(0.2)
         (agent,) = agents_json(capsys)["agents"]
-        agent_id = agent["agent_info"]["id"]["value"]  # type: ignore[index]
+        agent_id = agent["agent_info"]["id"]["value"]
 
         found = subprocess.run(
             ["pgrep", "-f", "--", f"--work-dir {tmp_path / 'agent-0'}"],
@@ -58,13 +65,26 @@ def test_a_killed_agent_is_listed_as_unreachable(
             os.kill(int(pid), signal.SIGKILL)
 
         deadline = time.monotonic() + 60
-        while not (document := agents_json(capsys))["unreachable_agents"]:
+        while phases(document := agents_json(capsys)) != ["unreachable"]:
             assert time.monotonic() < deadline, f"never unreachable: {document}"
             time.sleep(0.2)
-        assert document["agents"] == []
-        (lost,) = document["unreachable_agents"]
-        assert lost["agent_info"]["id"]["value"] == agent_id  # type: ignore[index]
+        (lost,) = document["agents"]
+        assert lost["agent_info"]["id"]["value"] == agent_id
         assert main(["agents"]) == 0
         table = capsys.readouterr().out
         assert agent_id in table
         assert "unreachable" in table
+        # The UI's agents page, "any state" (no filter), lists it too.
+        page = httpx.get(f"http://{cluster.master_http_address}/ui/agents", timeout=30)
+        assert page.status_code == 200
+        assert agent_id in page.text
+        assert "unreachable" in page.text.split(agent_id, 1)[1]
+        # A phase that does not exist is named in the refusal, "any" among the choices.
+        capsys.readouterr()
+        bad = httpx.post(
+            f"http://{cluster.master_http_address}/api/v1",
+            json={"type": "GET_AGENTS", "get_agents": {"phase": "lost"}},
+            timeout=30,
+        )
+        assert bad.status_code == 400
+        assert "get_agents.phase: must be one of any, connected" in bad.text

@@ -132,19 +132,18 @@ def _used_of_total(summary: dict[str, Any], name: str) -> str:
 
 
 def cmd_agents(ns: argparse.Namespace, session: Session) -> int:
-    """Print every agent: address, phase, resources in use of its total, tasks. Unreachable
-    agents (GET_AGENTS leaves them out unless asked by phase) are listed too, so an agent that
-    died does not vanish from the table; ``--json`` has them as ``unreachable_agents``."""
-    answer = session.operator.agents()
-    unreachable = session.operator.agents(phase="unreachable").get("agents", [])
+    """Print every agent the master knows: address, phase, resources in use of its total,
+    tasks. Unreachable agents too (GET_AGENTS's ``phase: any``; without it Mesos's answer leaves
+    them out), so an agent that died does not vanish from the table."""
+    answer = session.operator.agents(phase="any")
     if ns.json:
-        print_json({**answer, "unreachable_agents": unreachable})
+        print_json(answer)
         return 0
     table = Table(box=None, pad_edge=False)
     table.add_column("ID", overflow="fold")
     for column in ("HOST", "PHASE", "CPUS", "MEM", "DISK", "GPUS", "TASKS", "REGISTERED"):
         table.add_column(column)
-    for agent in [*answer.get("agents", []), *unreachable]:
+    for agent in answer.get("agents", []):
         info, summary = agent.get("agent_info", {}), agent.get("summary", {})
         table.add_row(
             info.get("id", {}).get("value", ""),
@@ -153,15 +152,6 @@ def cmd_agents(ns: argparse.Namespace, session: Session) -> int:
             *(_used_of_total(summary, name) for name in RESOURCES),
             str(summary.get("tasks", 0)),
             timestamp(agent.get("registered_time")),
-        )
-    for info in answer.get("recovered_agents", []):
-        table.add_row(
-            info.get("id", {}).get("value", ""),
-            f"{info.get('hostname', '')}:{info.get('port', '')}",
-            "recovering",
-            *("-" for _ in RESOURCES),
-            "-",
-            "-",
         )
     show(table)
     return 0

@@ -88,6 +88,9 @@ _FRAMEWORK_ORDER = ("registered", "id", "name")
 _OFFER_ORDER = ("created", "id", "agent_id", "framework_id")
 _TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
 _PHASES = {phase.value: phase for phase in AgentPhase}
+ANY_PHASE = "any"
+"""GET_AGENTS's ``phase`` for agents in every phase (without ``phase``: the registered ones, as
+Mesos answers)."""
 
 
 class OperatorApi:
@@ -250,11 +253,13 @@ class OperatorApi:
             agent_id=id_value(payload, "agent_id", where),
             query=text(payload, "query", where),
         )
-        if phase_name is not None:
+        if phase_name == ANY_PHASE:  # Emporion's: every agent the master knows, lost ones too.
+            query = AgentQuery(query.page, query.agent_id, query.query, frozenset(AgentPhase))
+        elif phase_name is not None:
             phase = _PHASES.get(phase_name)
             if phase is None:
                 raise bad(
-                    f"{where}.phase: must be one of {', '.join(sorted(_PHASES))},"
+                    f"{where}.phase: must be one of {', '.join(sorted([*_PHASES, ANY_PHASE]))},"
                     f" got {shown(phase_name)}"
                 )
             query = AgentQuery(query.page, query.agent_id, query.query, frozenset({phase}))

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from master.core import Master
 from master.http.leadership import leading
+from master.http.operator.calls import ANY_PHASE
 from master.http.view import MasterView
 from protos.v1 import mesos_pb2
 
@@ -143,8 +144,8 @@ def pages_router(
         }
         if q:
             paging["query"] = q
-        if state:
-            paging["phase"] = state
+        # "any state" is every agent the master knows, the unreachable ones included.
+        paging["phase"] = state or ANY_PHASE
         found = call(operator, {"type": "GET_AGENTS", "get_agents": paging})["get_agents"]
         page = Page(
             [agent_row(a) for a in found.get("agents", [])],
