@@ -39,9 +39,9 @@ from master.core.snapshot import (
     frameworks_snapshot,
     metrics_snapshot,
     state_snapshot,
-    state_summary,
     tasks_snapshot,
 )
+from master.core.summary import state_summary
 
 __all__ = [
     "TERMINAL_STATES",

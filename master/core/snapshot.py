@@ -37,9 +37,13 @@ from protos.v1 import mesos_pb2
 __all__ = [
     "DEFAULT_TASK_LIMIT",
     "JSON",
+    "REGISTERED_PHASES",
     "TASK_GAUGE_STATES",
     "TERMINAL_COUNTER_STATES",
+    "agent_info_json",
     "agent_json",
+    "framework_summary",
+    "state_counts",
     "agents_snapshot",
     "framework_json",
     "frameworks_snapshot",
@@ -47,7 +51,6 @@ __all__ = [
     "offer_json",
     "resources_json",
     "state_snapshot",
-    "state_summary",
     "task_json",
     "tasks_snapshot",
 ]
@@ -80,23 +83,10 @@ TERMINAL_COUNTER_STATES = (
 """The states counted by the ``master/tasks_<state>`` counters: tasks that reached each since
 this master took the lead (Mesos's counters)."""
 
-_SUMMARY_STATES = (
-    mesos_pb2.TASK_STAGING,
-    mesos_pb2.TASK_STARTING,
-    mesos_pb2.TASK_RUNNING,
-    mesos_pb2.TASK_KILLING,
-    mesos_pb2.TASK_FINISHED,
-    mesos_pb2.TASK_KILLED,
-    mesos_pb2.TASK_FAILED,
-    mesos_pb2.TASK_LOST,
-    mesos_pb2.TASK_ERROR,
-    mesos_pb2.TASK_UNREACHABLE,
-)
-"""The per-state task counts of ``/master/state-summary`` (Mesos's list)."""
-
 _METRIC_RESOURCES = ("cpus", "mem", "disk", "gpus")
-_REGISTERED = (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED)
-"""Agents Mesos calls registered: known and not waiting to reregister nor unreachable."""
+REGISTERED_PHASES = (AgentPhase.CONNECTED, AgentPhase.DISCONNECTED)
+"""Agents Mesos calls registered: known and not waiting to reregister nor unreachable (those
+``/master/slaves`` and ``/master/state-summary`` list)."""
 _state_name = mesos_pb2.TaskState.Name
 
 
@@ -224,7 +214,8 @@ def _executor_json(executor: Executor) -> JSON:
     }
 
 
-def _framework_summary(state: MasterState, fw: Framework) -> JSON:
+def framework_summary(state: MasterState, fw: Framework) -> JSON:
+    """A framework without its tasks: what state-summary and the full form share."""
     info = fw.info
     return {
         "id": fw.framework_id,
@@ -250,7 +241,7 @@ def framework_json(state: MasterState, fw: Framework, visible: Visibility | None
     ``suppressed_roles``.
     """
     info = fw.info
-    out = _framework_summary(state, fw)
+    out = framework_summary(state, fw)
     offers = [o for o in map(state.offers.get, sorted(fw.offers)) if o is not None]
     tasks: Iterable[Task] = fw.tasks.values()
     done: Iterable[Task] = state.history.completed_tasks_of(fw.framework_id)
@@ -315,7 +306,8 @@ def _completed_framework_json(
     return out
 
 
-def _agent_info_json(agent: Agent) -> JSON:
+def agent_info_json(agent: Agent) -> JSON:
+    """An agent's id, hostname, port, attributes and domain (``recovered_slaves`` entries)."""
     info = agent.info
     out: JSON = {
         "id": agent.agent_id,
@@ -335,7 +327,7 @@ def agent_json(state: MasterState, agent: Agent) -> JSON:
     ``phase`` (``connected``, ``disconnected``, ``recovering``, ``unreachable``).
     """
     resources, reserved, unreserved = _totals_json(agent.total)
-    out = _agent_info_json(agent)
+    out = agent_info_json(agent)
     out.update(
         pid=agent_pid(agent.info.hostname, agent.info.port),
         registered_time=agent.registered_at,
@@ -386,9 +378,9 @@ def agents_snapshot(master: Master, agent_id: str | None = None) -> JSON:
     state = master.state
     chosen = [a for a in state.agents.values() if agent_id is None or a.agent_id == agent_id]
     return {
-        "slaves": [agent_json(state, a) for a in chosen if a.phase in _REGISTERED],
+        "slaves": [agent_json(state, a) for a in chosen if a.phase in REGISTERED_PHASES],
         "recovered_slaves": [
-            _agent_info_json(a) for a in chosen if a.phase is AgentPhase.RECOVERING
+            agent_info_json(a) for a in chosen if a.phase is AgentPhase.RECOVERING
         ],
     }
 
@@ -427,50 +419,12 @@ def state_snapshot(
     return out
 
 
-def _state_counts(tasks: Iterable[Task]) -> dict[int, int]:
+def state_counts(tasks: Iterable[Task]) -> dict[int, int]:
+    """How many of ``tasks`` are in each state."""
     counts: dict[int, int] = {}
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
     return counts
-
-
-def _count_fields(counts: dict[int, int]) -> JSON:
-    return {_state_name(s): counts.get(s, 0) for s in _SUMMARY_STATES}
-
-
-def state_summary(master: Master, visible: Visibility | None = None) -> JSON:
-    """``/master/state-summary``: agents and frameworks without their tasks, each with its
-    task counts by state (completed tasks the history keeps included) and the ids of the
-    frameworks (agents) it is linked to by tasks (only what ``visible`` shows counts)."""
-    state = master.state
-    history = state.history
-    shown = task_visibility(state, visible) if visible is not None else None
-    done_on: dict[str, list[Task]] = {}
-    for task in history.all_completed_tasks():
-        if shown is None or shown(task):
-            done_on.setdefault(task.agent_id, []).append(task)
-    slaves = []
-    for agent in state.agents.values():
-        if agent.phase not in _REGISTERED:
-            continue
-        entry = agent_json(state, agent)
-        live = agent.tasks.values()
-        tasks = [*(t for t in live if shown is None or shown(t)), *done_on.get(agent.agent_id, ())]
-        entry.update(_count_fields(_state_counts(tasks)))
-        entry["framework_ids"] = sorted({t.framework_id for t in tasks})
-        slaves.append(entry)
-    frameworks = []
-    for fw in state.frameworks.values():
-        if visible is not None and not visible.can_view_framework(fw.info):
-            continue
-        entry = _framework_summary(state, fw)
-        tasks = [*fw.tasks.values(), *history.completed_tasks_of(fw.framework_id)]
-        if visible is not None:
-            tasks = [t for t in tasks if visible.can_view_task(t, fw.info)]
-        entry.update(_count_fields(_state_counts(tasks)))
-        entry["slave_ids"] = sorted({t.agent_id for t in tasks if t.agent_id})
-        frameworks.append(entry)
-    return {"hostname": master.master_info.hostname, "slaves": slaves, "frameworks": frameworks}
 
 
 def tasks_snapshot(
@@ -538,7 +492,7 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
     if master is None:
         return out
     state = master.state
-    registered = [a for a in state.agents.values() if a.phase in _REGISTERED]
+    registered = [a for a in state.agents.values() if a.phase in REGISTERED_PHASES]
     connected = sum(a.connected for a in registered)
     unreachable = sum(a.phase is AgentPhase.UNREACHABLE for a in state.agents.values())
     frameworks_connected = sum(fw.connected for fw in state.frameworks.values())
@@ -558,7 +512,7 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
             "master/faults": state.faults,
         }
     )
-    counts = _state_counts(t for fw in state.frameworks.values() for t in fw.tasks.values())
+    counts = state_counts(t for fw in state.frameworks.values() for t in fw.tasks.values())
     for task_state in TASK_GAUGE_STATES:
         name = _state_name(task_state).removeprefix("TASK_").lower()
         out[f"master/tasks_{name}"] = counts.get(task_state, 0)
