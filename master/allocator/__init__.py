@@ -6,9 +6,10 @@ and a minimum offer size. The master drives it with events and calls ``allocate(
 allocation interval; nothing here does I/O or reads the clock. See ``docs/allocator.md``.
 
 Modules: ``hierarchical`` (the allocator's interface), ``cycle`` (one allocation cycle),
-``sorter`` (DRF and random sorters), ``quota``, ``filters`` (refuse filters), ``explain``
-(why a framework got nothing), ``invariants`` (``validate``), ``views`` (read-only queries),
-``core`` and ``state`` (the data).
+``recovered`` (resources coming back, one at a time or a DECLINE's worth at once), ``pause``
+(no offers while a new leader's agents reregister), ``sorter`` (DRF and random sorters),
+``quota``, ``filters`` (refuse filters), ``explain`` (why a framework got nothing),
+``invariants`` (``validate``), ``views`` (read-only queries), ``core`` and ``state`` (the data).
 """
 
 from .core import AllocatorOptions
@@ -24,13 +25,16 @@ from .explain import (
     QuotaHeadroom,
     QuotaLimit,
     ReasonCode,
+    RecoveryPaused,
     Suppressed,
     Winner,
 )
 from .filters import DEFAULT_REFUSE_SECONDS, MAX_REFUSE_SECONDS, RefuseFilter, refuse_timeout
 from .hierarchical import HierarchicalAllocator
 from .invariants import InvariantViolation
+from .pause import AGENT_RECOVERY_FACTOR, RecoveryPause
 from .quota import Quota
+from .recovered import Recovered
 from .sorter import SORTERS, DRFSorter, RandomSorter, ShareTotals, Sorter, make_sorter
 from .state import (
     DEFAULT_MIN_ALLOCATABLE,
@@ -41,6 +45,7 @@ from .state import (
 )
 
 __all__ = [
+    "AGENT_RECOVERY_FACTOR",
     "DEFAULT_MIN_ALLOCATABLE",
     "DEFAULT_REFUSE_SECONDS",
     "GPU_RESOURCES",
@@ -65,6 +70,9 @@ __all__ = [
     "QuotaLimit",
     "RandomSorter",
     "ReasonCode",
+    "Recovered",
+    "RecoveryPause",
+    "RecoveryPaused",
     "RefuseFilter",
     "ShareTotals",
     "Sorter",

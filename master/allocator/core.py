@@ -20,13 +20,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from protos.resources import Resources
 
 from .explain import CycleRecord
 from .filters import FilterExpiries, RefuseFilter
 from .quota import QuotaLedger, quota_quantities
-from .sorter import ShareTotals, Sorter, make_sorter
+from .sorter import Quantities, ShareTotals, Sorter, make_sorter
 from .state import (
     DEFAULT_MIN_ALLOCATABLE,
     AgentState,
@@ -36,6 +37,9 @@ from .state import (
     quantities,
     top_role,
 )
+
+if TYPE_CHECKING:
+    from .pause import RecoveryPause
 
 __all__ = ["AllocatorCore", "AllocatorOptions", "Offers"]
 
@@ -79,6 +83,7 @@ class AllocatorCore:
         self.active_agents = 0
         self.cycles = 0
         self.last_cycle: CycleRecord | None = None
+        self.pause: RecoveryPause | None = None
 
     # -- sorter clients -----------------------------------------------------------------------
 
@@ -168,6 +173,14 @@ class AllocatorCore:
         self, fw: FrameworkState, role: str, agent: AgentState, resources: Resources
     ) -> None:
         """Forget ``resources`` (which ``fw`` holds on ``agent`` for ``role``) as allocated."""
+        self.unbook(fw, role, agent, resources)
+        self.untrack_amounts(fw, role, quantities(resources), quota_quantities(resources))
+
+    def unbook(
+        self, fw: FrameworkState, role: str, agent: AgentState, resources: Resources
+    ) -> None:
+        """The records half of :meth:`untrack`: the sorters and the quota ledger are left to
+        :meth:`untrack_amounts`, so that many recoveries can update them once."""
         by_agent = fw.allocated[role]
         left = by_agent[agent.agent_id] - resources
         if left:
@@ -178,10 +191,15 @@ class AllocatorCore:
             del agent.allocated[(fw.framework_id, role)]
             if not by_agent:
                 del fw.allocated[role]
-        amounts = quantities(resources)
+
+    def untrack_amounts(
+        self, fw: FrameworkState, role: str, amounts: Quantities, unreserved: Quantities
+    ) -> None:
+        """The sorters and quota half of :meth:`untrack`: ``amounts`` (every scalar) and
+        ``unreserved`` (what quota counts) that ``fw`` held for ``role`` came back."""
         self.fw_sorters[role].unallocated(fw.framework_id, amounts)
         self.role_sorter.unallocated(role, amounts)
-        self.quota.untrack(self.tops[role], quota_quantities(resources))
+        self.quota.untrack(self.tops[role], unreserved)
 
     def release_all(self, fw: FrameworkState) -> None:
         """Give everything ``fw`` holds back to its agents."""

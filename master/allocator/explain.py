@@ -42,6 +42,7 @@ __all__ = [
     "QuotaHeadroom",
     "QuotaLimit",
     "ReasonCode",
+    "RecoveryPaused",
     "Suppressed",
     "Winner",
     "explain",
@@ -55,6 +56,7 @@ class ReasonCode(StrEnum):
     """ReasonCode names why resources did not reach a framework."""
 
     INACTIVE = "INACTIVE"
+    RECOVERY_PAUSED = "RECOVERY_PAUSED"
     NO_ACTIVE_AGENTS = "NO_ACTIVE_AGENTS"
     SUPPRESSED = "SUPPRESSED"
     FILTERED = "FILTERED"
@@ -120,6 +122,26 @@ class Inactive(Explanation):
     @property
     def message(self) -> str:
         return f"framework {self.framework_id} is inactive, so it is offered nothing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryPaused(Explanation):
+    """A new leader makes no offers until ``wanted`` of the ``expected`` agents are back
+    (``agents`` are), or until ``until`` (:mod:`master.allocator.pause`)."""
+
+    code: ClassVar[ReasonCode] = ReasonCode.RECOVERY_PAUSED
+    agents: int
+    wanted: int
+    expected: int
+    until: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"allocation is paused while agents reregister with a new leading master:"
+            f" {self.agents} of the {self.wanted} it waits for are back ({self.expected}"
+            f" expected), or until {_when(self.until)}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +318,18 @@ def explain(core: AllocatorCore, framework_id: str, now: float | None = None) ->
     cycle = record.number if record is not None else 0
     if not fw.active:
         return [Inactive(framework_id=framework_id, cycle=cycle)]
+    pause = core.pause
+    if pause is not None:
+        return [
+            RecoveryPaused(
+                framework_id=framework_id,
+                cycle=cycle,
+                agents=len(core.agents),
+                wanted=pause.wanted,
+                expected=pause.expected,
+                until=pause.deadline,
+            )
+        ]
     if not core.active_agents:
         return [NoActiveAgents(framework_id=framework_id, cycle=cycle)]
     out: list[Explanation] = []

@@ -38,6 +38,12 @@ def check(core: AllocatorCore) -> list[str]:
     problems += _check_sorters(core)
     problems += _check_quota(core)
     problems += _check_filters(core)
+    pause = core.pause
+    if pause is not None and len(core.agents) >= pause.wanted:
+        problems.append(
+            f"allocation is paused for recovery with {len(core.agents)} agents added, though"
+            f" {pause.wanted} end the pause"
+        )
     return problems
 
 

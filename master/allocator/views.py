@@ -11,6 +11,7 @@ from protos.resources import Resources
 from .core import AllocatorCore
 from .explain import CycleRecord
 from .filters import RefuseFilter
+from .pause import RecoveryPause
 from .quota import Quota, quota_quantities
 from .state import AgentState, FrameworkState, add_into, top_role
 
@@ -33,6 +34,11 @@ class AllocatorViews:
         if agent is None:
             raise KeyError(f"unknown agent {agent_id!r}")
         return agent
+
+    @property
+    def recovery_pause(self) -> RecoveryPause | None:
+        """The recovery pause in force (allocation waits for agents), or None."""
+        return self._core.pause
 
     @property
     def last_cycle(self) -> CycleRecord | None:

@@ -30,7 +30,7 @@ from master.core.agents import dynamic_part, run_task_message
 from master.core.errors import invalid, shown
 from master.core.events import master_status, update_event
 from master.core.model import Agent, Executor, Framework, Task
-from master.core.offers import consume_offer, remove_offer
+from master.core.offers import consume_offer, remove_offers
 from master.core.state import MasterState
 from master.core.validation import (
     InvalidTaskError,
@@ -202,8 +202,7 @@ def accept(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: flo
         tasks = _tasks_of(operations)
         if not tasks:
             raise invalid(problem)
-        for offer in offers:
-            remove_offer(state, offer, now, rescind=False)
+        remove_offers(state, offers, now, rescind=False)
         for task in tasks:
             _task_error(
                 state, fw, task, _Reason.REASON_INVALID_OFFERS, problem, agent_id=None, now=now
@@ -242,11 +241,13 @@ def decline(state: MasterState, fw: Framework, call: scheduler_pb2.Call, now: fl
     refuse = check_filters(
         payload.filters if payload.HasField("filters") else None, "decline.filters"
     )
+    declined = []
     for offer_id in dict.fromkeys(o.value for o in payload.offer_ids):
         offer = state.offers.get(offer_id)
         if offer is not None and offer.framework_id == fw.framework_id:
             state.history.offer_answered(offer, now)
-            remove_offer(state, offer, now, refuse_seconds=refuse, rescind=False, offer_soon=False)
+            declined.append(offer)
+    remove_offers(state, declined, now, refuse_seconds=refuse, rescind=False, offer_soon=False)
 
 
 # -- planning -----------------------------------------------------------------------------------

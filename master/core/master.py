@@ -325,6 +325,8 @@ class Master:
             agent.principal = registry.agent_principals.get(agent_id)
             state.agents[agent_id] = agent
         state.gone_agents.update(registry.gone)
+        expected = len(registry.agents)  # No offers on a partial view while they come back:
+        state.allocator.pause_for_recovery(expected, now, config.agent_reregister_timeout)
         for framework_id in registry.completed_frameworks:  # Oldest first, as remembered.
             state.remember_completed(framework_id)
         weights = dict(registry.weights)

@@ -1,0 +1,58 @@
+"""A new leader makes no offers until 80 % of the agents its registry admits have reregistered,
+or until the agents' reregistration window closes (master.allocator.pause, wired in recover)."""
+
+from __future__ import annotations
+
+from master.core.model import AgentPhase
+from tests.unit.master.harness import FakeAgent, Harness
+
+
+def _cluster(harness: Harness, count: int) -> list[FakeAgent]:
+    return [harness.register_agent(hostname=f"host{i}") for i in range(count)]
+
+
+def _offered_agents(harness: Harness, framework_id: str) -> set[str]:
+    return {o.agent_id.value for o in harness.offers(framework_id)}
+
+
+def test_offers_wait_for_four_of_five_agents(harness: Harness) -> None:
+    agents = _cluster(harness, 5)
+    new = harness.restart()
+    pause = new.master.state.allocator.recovery_pause
+    assert pause is not None
+    assert (pause.expected, pause.wanted) == (5, 4)
+    framework_id, _ = new.subscribe()
+    for fake in agents[:3]:
+        new.reregister_agent(fake.agent_id, hostname=fake.hostname)
+        new.allocate()
+    assert new.offers() == []
+    new.reregister_agent(agents[3].agent_id, hostname=agents[3].hostname)
+    assert new.master.state.allocator.recovery_pause is None
+    new.allocate()
+    assert _offered_agents(new, framework_id) == {a.agent_id for a in agents[:4]}
+    new.master.validate()
+
+
+def test_the_reregistration_window_ends_the_pause(harness: Harness) -> None:
+    agents = _cluster(harness, 5)
+    new = harness.restart()
+    framework_id, _ = new.subscribe()
+    new.reregister_agent(agents[0].agent_id, hostname=agents[0].hostname)
+    new.advance(harness.config.agent_reregister_timeout - 1)
+    new.allocate()
+    assert new.offers() == []
+    new.advance(2)  # The others are unreachable now, and the pause is over.
+    missing = new.master.agent(agents[1].agent_id)
+    assert missing is not None
+    assert missing.phase is AgentPhase.UNREACHABLE
+    new.allocate()
+    assert _offered_agents(new, framework_id) == {agents[0].agent_id}
+    new.master.validate()
+
+
+def test_a_fresh_master_does_not_pause(harness: Harness) -> None:
+    assert harness.master.state.allocator.recovery_pause is None
+    framework_id, _ = harness.subscribe()
+    agent = harness.register_agent()
+    harness.allocate()
+    assert _offered_agents(harness, framework_id) == {agent.agent_id}
