@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from master.core.master import Master
-from master.core.model import Agent, Task
+from master.core.model import Agent, Framework, Task
 from master.core.operator_json import Visibility, task_visibility
 from master.core.snapshot import (
     JSON,
@@ -27,6 +27,7 @@ __all__ = [
     "SummaryCounts",
     "agent_summary_counts",
     "completed_tasks_by_agent",
+    "framework_count_fields",
     "framework_summaries",
     "state_summary",
     "summary_count_fields",
@@ -96,23 +97,29 @@ def _count_fields(counts: dict[int, int]) -> JSON:
     return {name: counts.get(s, 0) for name, s in zip(_STATE_NAMES, _SUMMARY_STATES, strict=True)}
 
 
+def framework_count_fields(
+    state: MasterState, fw: Framework, visible: Visibility | None = None
+) -> JSON:
+    """The fields state-summary adds to a framework: its task count in each state (completed
+    tasks the history keeps included), then ``slave_ids``, the agents its tasks are on (only
+    what ``visible`` shows counts)."""
+    tasks = [*fw.tasks.values(), *state.history.completed_tasks_of(fw.framework_id)]
+    if visible is not None:
+        tasks = [t for t in tasks if visible.can_view_task(t, fw.info)]
+    out = _count_fields(state_counts(tasks))
+    out["slave_ids"] = sorted({t.agent_id for t in tasks if t.agent_id})
+    return out
+
+
 def framework_summaries(state: MasterState, visible: Visibility | None = None) -> list[JSON]:
-    """The frameworks of state-summary: each without its tasks, with its task counts by state
-    (completed tasks the history keeps included) and the ids of the agents its tasks are on
-    (only what ``visible`` shows counts)."""
-    history = state.history
+    """The frameworks of state-summary (those ``visible`` shows): each
+    :func:`~master.core.snapshot.framework_summary` with its :func:`framework_count_fields`."""
     frameworks = []
     for fw in state.frameworks.values():
-        if visible is not None and not visible.can_view_framework(fw.info):
-            continue
-        entry = framework_summary(state, fw)
-        tasks = [*fw.tasks.values(), *history.completed_tasks_of(fw.framework_id)]
-        if visible is not None:
-            tasks = [t for t in tasks if visible.can_view_task(t, fw.info)]
-        counts = state_counts(tasks)
-        entry.update(_count_fields(counts))
-        entry["slave_ids"] = sorted({t.agent_id for t in tasks if t.agent_id})
-        frameworks.append(entry)
+        if visible is None or visible.can_view_framework(fw.info):
+            entry = framework_summary(state, fw)
+            entry.update(framework_count_fields(state, fw, visible))
+            frameworks.append(entry)
     return frameworks
 
 

@@ -33,7 +33,13 @@ from master.http.view import MasterView
 from protos.mesos_json import answer, master_pid
 from protos.v1 import mesos_pb2
 
-__all__ = ["Jsonp", "flags_router", "mesos_master_fields", "mesos_response"]
+__all__ = [
+    "Jsonp",
+    "flags_router",
+    "mesos_encoded_response",
+    "mesos_master_fields",
+    "mesos_response",
+]
 
 Jsonp = Annotated[
     str | None,
@@ -46,6 +52,16 @@ def mesos_response(data: Any, callback: str | None) -> Response:
     the parameter when it is not a JavaScript name): :func:`protos.mesos_json.answer`."""
     status, media_type, body = answer(data, callback)
     return Response(body, status_code=status, media_type=media_type)
+
+
+def mesos_encoded_response(body: bytes, callback: str | None) -> Response:
+    """As :func:`mesos_response`, for an answer already encoded as JSON (``body``)."""
+    if callback is None:
+        return Response(body, media_type="application/json")
+    status, media_type, refusal = answer(None, callback)  # Checks the callback's name.
+    if status != 200:
+        return Response(refusal, status_code=status, media_type=media_type)
+    return Response(b"%s(%s);" % (callback.encode(), body), media_type=media_type)
 
 
 @functools.cache

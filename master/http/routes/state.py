@@ -13,13 +13,18 @@ from master.core import (
     agents_snapshot,
     frameworks_snapshot,
     state_snapshot,
-    state_summary,
     tasks_snapshot,
 )
 from master.core.operator_json import Visibility
 from master.core.snapshot import DEFAULT_TASK_LIMIT
+from master.http.fragments import StateFragments
 from master.http.leadership import leading
-from master.http.routes.mesos import Jsonp, mesos_master_fields, mesos_response
+from master.http.routes.mesos import (
+    Jsonp,
+    mesos_encoded_response,
+    mesos_master_fields,
+    mesos_response,
+)
 from master.http.view import MasterView
 
 __all__ = ["state_router"]
@@ -33,9 +38,14 @@ def state_router(
     """``GET /master/state`` (also ``/master/state.json`` and ``/state``, Mesos's other
     names), ``/master/state-summary``, ``/master/frameworks``, ``/master/slaves`` and
     ``/master/tasks``; each takes Mesos's ``?jsonp=``. ``visibility`` gives what the
-    request's principal may see (``view_*`` ACLs; None: everything): the rest is left out."""
+    request's principal may see (``view_*`` ACLs; None: everything): the rest is left out.
+
+    ``/master/slaves`` and ``/master/state-summary`` are assembled from each agent's JSON,
+    remembered until the agent changes (:mod:`master.http.fragments`): the same bytes as the
+    snapshot functions, without re-encoding every agent of a large cluster per request."""
     router = APIRouter(tags=["state"])
     lead = leading(view)
+    fragments = StateFragments()
 
     @router.get("/master/state")
     @router.get("/master/state.json")
@@ -55,7 +65,7 @@ def state_router(
     @router.get("/master/state-summary")
     async def summary(master: Annotated[Master, Depends(lead)], jsonp: Jsonp = None) -> Response:
         """Agents and frameworks with task counts by state, without the tasks."""
-        return mesos_response(state_summary(master, visibility()), jsonp)
+        return mesos_encoded_response(fragments.state_summary(master, visibility()), jsonp)
 
     @router.get("/master/frameworks")
     async def frameworks(
@@ -73,7 +83,9 @@ def state_router(
         jsonp: Jsonp = None,
     ) -> Response:
         """Registered agents, and agents still to reregister (only ``slave_id`` if given)."""
-        return mesos_response(agents_snapshot(master, slave_id), jsonp)
+        if slave_id is not None:
+            return mesos_response(agents_snapshot(master, slave_id), jsonp)
+        return mesos_encoded_response(fragments.slaves(master), jsonp)
 
     @router.get("/master/tasks")
     async def tasks(

@@ -1,0 +1,133 @@
+"""``/master/state-summary`` and ``/master/slaves`` at scale, in-process: one JSON line per size.
+
+::
+
+    python -m bench.state_summary --agents 10000,50000 --tasks 20000 --changed 100
+
+Builds a cluster through the real state machine (the :class:`bench.operator_api.Cluster`:
+agents register, frameworks subscribe, tasks are launched through offers), serves it with the
+real HTTP app (``master.http.create_app``) through ``httpx.ASGITransport`` (no sockets), and
+times each endpoint:
+
+* ``cold``: the first GET of each (nothing remembered yet);
+* ``warm``: the least of ``--tries`` GETs with nothing changed in between;
+* ``changed``: the least of ``--tries`` GETs, each after ``--changed`` tasks on as many agents
+  changed state (a status update each, through the core) and as many agents' offers were
+  made or taken back by an allocation cycle.
+
+Each figure is wall seconds and CPU seconds of this process (``_cpu_s``; on a shared machine
+the steadier one) and the body's bytes; ``same_bytes`` says whether the last bodies equal
+``json.dumps`` of the uncached snapshot functions (:mod:`master.core.snapshot`), as the
+endpoint's answer must. Figures are for comparing changes on one machine, not targets asserted
+by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from bench._common import cpu_seconds, emit, machine, rounded
+from bench.operator_api import Cluster, View
+from master.core import agents_snapshot, state_summary
+from master.http import create_app
+from protos.v1 import mesos_pb2
+
+ENDPOINTS = {"state_summary": "/master/state-summary", "slaves": "/master/slaves"}
+
+
+def _encoded(data: Any) -> bytes:
+    """``data`` as the read-only endpoints encode it (``protos.mesos_json.answer``)."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+async def _get(client: httpx.AsyncClient, path: str) -> tuple[float, float, bytes]:
+    """Wall and CPU seconds of one GET of ``path``, and its body."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    response = await client.get(path)
+    spent = time.perf_counter() - wall, cpu_seconds() - cpu
+    response.raise_for_status()
+    return spent[0], spent[1], response.content
+
+
+def _change(cluster: Cluster, count: int, round_: int) -> None:
+    """``count`` tasks (on distinct agents, where there are as many) change state, and an
+    allocation cycle offers what changed."""
+    by_agent: dict[str, int] = {}
+    for index, (_, agent_id, _) in enumerate(cluster.tasks):
+        by_agent.setdefault(agent_id, index)
+        if len(by_agent) >= count:
+            break
+    state = mesos_pb2.TASK_RUNNING if round_ % 2 == 0 else mesos_pb2.TASK_STARTING
+    cluster.now += 1.0
+    for index in by_agent.values():
+        cluster.update(index, state)
+    cluster.master.allocate(cluster.now)
+
+
+async def measure(cluster: Cluster, tries: int, changed: int) -> dict[str, Any]:
+    """The figures for one cluster (module docstring)."""
+    app = create_app(View(cluster.master))
+    transport = httpx.ASGITransport(app=app)
+    figures: dict[str, Any] = {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        bodies: dict[str, bytes] = {}
+        for name, path in ENDPOINTS.items():
+            wall, cpu, body = await _get(client, path)
+            figures[f"{name}_cold_s"], figures[f"{name}_cold_cpu_s"] = rounded(wall), rounded(cpu)
+            figures[f"{name}_bytes"] = len(body)
+        for label in ("warm", "changed"):
+            best: dict[str, tuple[float, float]] = {}
+            for round_ in range(tries):
+                if label == "changed":
+                    _change(cluster, changed, round_)
+                for name, path in ENDPOINTS.items():
+                    wall, cpu, bodies[name] = await _get(client, path)
+                    old = best.get(name, (wall, cpu))
+                    best[name] = (min(old[0], wall), min(old[1], cpu))
+            for name, (wall, cpu) in best.items():
+                figures[f"{name}_{label}_s"] = rounded(wall)
+                figures[f"{name}_{label}_cpu_s"] = rounded(cpu)
+        figures["same_bytes"] = bodies["state_summary"] == _encoded(
+            state_summary(cluster.master)
+        ) and bodies["slaves"] == _encoded(agents_snapshot(cluster.master))
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.state_summary")
+    parser.add_argument("--agents", default="10000,50000", help="comma-separated sizes")
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--frameworks", type=int, default=10)
+    parser.add_argument("--changed", type=int, default=100, help="agents changed per round")
+    parser.add_argument("--tries", type=int, default=3)
+    args = parser.parse_args(argv)
+    for size in (int(n) for n in args.agents.split(",")):
+        started = time.perf_counter()
+        cluster = Cluster()
+        for i in range(size):
+            cluster.add_agent(i)
+        for i in range(args.frameworks):
+            cluster.add_framework(i)
+        cluster.launch(args.tasks)
+        figures: dict[str, Any] = {
+            "agents": size,
+            "frameworks": args.frameworks,
+            "tasks": len(cluster.tasks),
+            "changed": args.changed,
+            "build_s": rounded(time.perf_counter() - started, 2),
+        }
+        figures.update(asyncio.run(measure(cluster, args.tries, args.changed)))
+        figures["machine"] = machine()
+        emit(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
