@@ -19,7 +19,11 @@ the framework. Every update is acknowledged. It prints one JSON object:
 every offer with as many ``cpus:0.1;mem:32`` tasks as fit (40 per agent in flight) until N
 tasks were launched, acknowledging every update. It prints ``tasks_per_s`` (N over the time
 from the first ACCEPT to the N-th terminal update), ``failed`` (tasks that did not finish),
-the accept-to-RUNNING ``p50``/``p99``/``max`` over all N, and the isolation line.
+the accept-to-RUNNING ``p50``/``p99``/``max`` over all N, the isolation line, and
+``cpu_ms_per_task``: the CPU used from the first ACCEPT to the N-th end, per task, by the
+framework (this process), the master, the agents' own processes, their launch fork servers and
+the agents' reaped children (the launch helpers, namespace inits and tasks), read from
+``/proc``: on a machine whose CPUs are saturated, throughput is two cores over their total.
 
 Every process the benchmark starts (master, agents and their tasks) is stopped when it ends,
 also by an exception, SIGTERM/SIGHUP or SIGINT, and, through the kernel's parent-death signal,
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -39,13 +44,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from bench._common import (
+    cpu_seconds,
     emit,
     kill_children_on_signals,
     machine,
@@ -179,10 +186,61 @@ class Framework:
         self.channel.close()
 
 
+@dataclass
+class Cluster:
+    """A running cluster: the master's address, the work directory, and the process ids."""
+
+    address: str
+    work: Path
+    master_pid: int = 0
+    agent_pids: list[int] = field(default_factory=list)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far, by part: the master, the agents' own processes, their
+        launch fork servers, and the agents' reaped children (the helpers, the namespace
+        inits and the tasks, which all count there once reaped)."""
+        master = _proc_cpu(self.master_pid)
+        agents = helpers = servers = 0.0
+        for pid in self.agent_pids:
+            own, children = _proc_cpu(pid), _proc_cpu(pid, children=True)
+            agents += own
+            helpers += children
+            for child in _children(pid):
+                if "--fork-server" in _cmdline(child):
+                    servers += _proc_cpu(child)
+        return {"master": master, "agents": agents, "fork_servers": servers, "helpers": helpers}
+
+
+def _proc_cpu(pid: int, *, children: bool = False) -> float:
+    """utime + stime (or cutime + cstime: reaped children) of ``pid`` in seconds; 0 if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    first = 13 if children else 11  # utime, stime are fields 14 and 15; cutime, cstime 16, 17
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 @contextlib.contextmanager
-def cluster(agents: int) -> Iterator[tuple[str, Path]]:
-    """A real master and ``agents`` real agents in a temporary directory: the master's address
-    and the directory; everything is stopped and removed at the end."""
+def cluster(agents: int) -> Iterator[Cluster]:
+    """A real master and ``agents`` real agents in a temporary directory (the cluster);
+    everything is stopped and removed at the end."""
     work = Path(tempfile.mkdtemp(prefix="launch-latency-"))
     processes: list[subprocess.Popen[str]] = []
     try:
@@ -205,6 +263,7 @@ def cluster(agents: int) -> Iterator[tuple[str, Path]]:
         )
         processes.append(master)
         address = found.group(1)
+        running = Cluster(address, work, master.pid)
         for index in range(agents):
             agent, _ = start_process(
                 [
@@ -229,7 +288,8 @@ def cluster(agents: int) -> Iterator[tuple[str, Path]]:
                 signal.SIGUSR1,  # The agent's shutdown: its tasks are killed too.
             )
             processes.insert(0, agent)  # Agents stop first, killing their tasks.
-        yield address, work
+            running.agent_pids.append(agent.pid)
+        yield running
     finally:
         for process in processes:
             if process.poll() is None:
@@ -252,8 +312,9 @@ def isolation_line(work: Path, agent: str = "agent0") -> str:
 
 def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dict[str, Any]:
     """Run the benchmark in a fresh master + agent; the figures."""
-    with cluster(1) as (address, work):
-        framework = Framework(address, checkpoint)
+    with cluster(1) as running:
+        work = running.work
+        framework = Framework(running.address, checkpoint)
         framework.run()
         for index in range(tasks):
             framework.wait_running(max(0, index - concurrency + 1))
@@ -280,8 +341,14 @@ def measure(tasks: int, concurrency: int, command: str, checkpoint: bool) -> dic
 class Throughput:
     """The SDK framework of ``--tasks-per-s``: packs offers with tasks until N were launched."""
 
-    def __init__(self, tasks: int, command: str, agents: int) -> None:
+    def __init__(
+        self, tasks: int, command: str, agents: int, cpu: Callable[[], dict[str, float]]
+    ) -> None:
         self.tasks = tasks
+        self.cpu = cpu
+        """CPU seconds so far by part; taken at the first ACCEPT and at the N-th end."""
+        self.cpu_at_start: dict[str, float] = {}
+        self.cpu_at_end: dict[str, float] = {}
         self.command = command
         self.agents = agents
         self.resources = Resources.parse(TASK_RESOURCES)
@@ -308,6 +375,7 @@ class Throughput:
                             await client.acknowledge(status)
                         if len(self.ended) >= self.tasks:
                             self.last_end = now
+                            self.cpu_at_end = self.cpu()
                             # Refused only when an earlier try (its answer lost on a loaded
                             # machine, then retried) already tore the framework down.
                             with contextlib.suppress(CallRefusedError):
@@ -332,7 +400,9 @@ class Throughput:
                 await client.decline([offer.id], messages.filters(refuse_seconds=0.05))
                 continue
             now = time.perf_counter()
-            self.first_accept = self.first_accept or now
+            if self.first_accept is None:
+                self.first_accept = now
+                self.cpu_at_start = self.cpu()
             for task in tasks:
                 self.accepted_at[task.task_id.value] = now
             await client.launch([offer.id], tasks, messages.filters(refuse_seconds=0))
@@ -350,13 +420,22 @@ class Throughput:
 
 def measure_throughput(tasks: int, command: str, agents: int = 2) -> dict[str, Any]:
     """``--tasks-per-s``: N tasks through ``agents`` real agents, as many in flight as fit."""
-    with cluster(agents) as (address, work):
-        framework = Throughput(tasks, command, agents)
-        asyncio.run(asyncio.wait_for(framework.run(address), WAIT * 10))
+    with cluster(agents) as running:
+
+        def cpu() -> dict[str, float]:
+            return {"framework": cpu_seconds(), **running.cpu()}
+
+        framework = Throughput(tasks, command, agents, cpu)
+        asyncio.run(asyncio.wait_for(framework.run(running.address), WAIT * 10))
         if framework.first_accept is None or framework.last_end is None:
             raise SystemExit(f"only {len(framework.ended)} of {tasks} tasks ended")
         elapsed = framework.last_end - framework.first_accept
         values = framework.latencies
+        cpu_ms = {
+            part: round((framework.cpu_at_end[part] - start) * 1000 / tasks, 2)
+            for part, start in framework.cpu_at_start.items()
+        }
+        work = running.work
         return {
             "benchmark": "launch_throughput_real_agents",
             "tasks": tasks,
@@ -369,6 +448,7 @@ def measure_throughput(tasks: int, command: str, agents: int = 2) -> dict[str, A
             "accept_to_running_p50_s": rounded(percentile(values, 50)),
             "accept_to_running_p99_s": rounded(percentile(values, 99)),
             "accept_to_running_max_s": rounded(max(values)) if values else None,
+            "cpu_ms_per_task": {**cpu_ms, "total": round(sum(cpu_ms.values()), 2)},
             "isolation": isolation_line(work),
             "driver": "real master, two real agents, SDK asyncio framework",
             "machine": machine(),
