@@ -19,6 +19,10 @@ kills the leader with SIGKILL and prints one JSON object, times in seconds from 
 * ``tasks_back_s``: until the new leader, asked by every framework (implicit reconciliation,
   every 0.2 s), reports every task RUNNING.
 * ``tasks_lost``: tasks that reached a terminal state, or were not reported RUNNING again.
+* ``leader_cpu_s`` and ``bench_cpu_s``: CPU seconds the new leader and the benchmark's own
+  process (the emulated agents and the frameworks) used from the kill until the tasks were
+  back; on a shared machine they vary less than the times. ``load_1m`` is the machine's load
+  average at the kill and at the end.
 
 ``--profile DIR`` has every master write cProfile statistics to ``DIR/master<N>.prof`` (they
 are stopped with SIGTERM at the end, so the new leader's file covers its whole failover).
@@ -31,6 +35,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -39,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._common import emit, kill_children_on_signals, machine, rounded
+from bench._common import cpu_seconds, emit, kill_children_on_signals, machine, rounded
 from emporion.testing import AgentEmulator
 from emporion.testing.emulator_config import DEFAULT_REREGISTER_SPREAD
 from emporion.testing.failover_job import FailoverFramework
@@ -91,6 +96,18 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         zk.close()
 
 
+def _process_cpu(master: ZkMaster) -> float:
+    """User + system CPU seconds of a master's process so far (0.0 once it is gone)."""
+    process = master.process
+    if process is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _profile_args(directory: Path | None, index: int) -> tuple[str, ...]:
     if directory is None:
         return ()
@@ -129,9 +146,12 @@ async def _scenario(
         try:
             await asyncio.gather(*(f.wait_running(args.wait) for f in frameworks))
             base = emulator.counters.reregistrations
+            rest = [m for m in masters if m is not leader]
+            cpu_before = {m.name: _process_cpu(m) for m in rest}
+            bench_before = cpu_seconds()
+            load_before = os.getloadavg()[0]
             killed = time.monotonic()
             leader.stop(signal.SIGKILL)
-            rest = [m for m in masters if m is not leader]
             new = await _wait_leader(rest, args.wait)
             elected = time.monotonic() - killed
             await asyncio.gather(*(f.wait_back(new.master_id, args.wait) for f in frameworks))
@@ -144,6 +164,9 @@ async def _scenario(
                 *(f.wait_tasks_back(args.wait) for f in frameworks), return_exceptions=True
             )
             tasks_back = time.monotonic() - killed
+            leader_cpu = _process_cpu(new) - cpu_before[new.name]
+            bench_cpu = cpu_seconds() - bench_before
+            load_after = os.getloadavg()[0]
             lost = 0
             for framework, outcome in zip(frameworks, back, strict=True):
                 running = sum(
@@ -173,6 +196,9 @@ async def _scenario(
         "agents_back_s": rounded(agents_back, 3),
         "tasks_back_s": rounded(tasks_back, 3),
         "tasks_lost": lost,
+        "leader_cpu_s": rounded(leader_cpu, 2),
+        "bench_cpu_s": rounded(bench_cpu, 2),
+        "load_1m": [round(load_before, 2), round(load_after, 2)],
         "machine": machine(),
     }
 
