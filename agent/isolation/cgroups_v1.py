@@ -9,6 +9,7 @@ directory.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -27,33 +28,41 @@ FREEZE_WAIT_S = 1.0
 
 
 class V1Cgroups:
-    """The directories of one container, one per mounted hierarchy we use."""
+    """The directories of one container, one per mounted hierarchy we use.
+
+    Control files are named by plain strings built once here: a launch and an exit touch a
+    few dozen of them, and joining ``Path`` objects cost more than the system calls.
+    """
 
     def __init__(self, container_id: str, dirs: Mapping[str, Path]) -> None:
         self.container_id = container_id
-        self._dirs = dict(dirs)  # controller -> directory (co-mounted ones share it)
+        # controller -> directory (co-mounted ones share it)
+        self._dirs = {controller: str(path) for controller, path in dirs.items()}
+        self._paths = tuple(Path(path) for path in dict.fromkeys(self._dirs.values()))
+        self._procs = tuple(path / "cgroup.procs" for path in self._paths)
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return tuple(dict.fromkeys(self._dirs.values()))
+        return self._paths
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
-        return tuple(path / "cgroup.procs" for path in self.paths)
+        return self._procs
 
-    def _dir(self, controller: str) -> Path | None:
-        return self._dirs.get(controller)
+    def _file(self, controller: str, name: str) -> str | None:
+        """``<directory of controller>/<name>``, or None when that hierarchy is not used."""
+        directory = self._dirs.get(controller)
+        return None if directory is None else f"{directory}/{name}"
 
     def pids(self) -> set[int]:
         found: set[int] = set()
-        for procs in self.procs_files:
+        for procs in self._procs:
             found |= read_pids(procs)
         return found
 
     def kill_round(self) -> None:
-        freezer = self._dir("freezer")
-        state = freezer / "freezer.state" if freezer is not None else None
-        if state is not None and state.exists():
+        state = self._file("freezer", "freezer.state")
+        if state is not None and os.path.exists(state):
             write(state, "FROZEN")
             deadline = time.monotonic() + FREEZE_WAIT_S
             # FREEZING lasts while a task is in an uninterruptible sleep; kill anyway then.
@@ -67,53 +76,58 @@ class V1Cgroups:
             cgroupfs.kill_pids(self.pids())
 
     def initialise(self, limits: ContainerLimits) -> None:
-        memory = self._dir("memory")
-        if memory is not None and (memory / "memory.oom_control").exists():
+        """Settings and limits of a new cgroup (its memory limit is still unlimited)."""
+        oom_control = self._file("memory", "memory.oom_control")
+        if oom_control is not None and os.path.exists(oom_control):
             # Keep the OOM killer on: at the limit the kernel kills inside this cgroup only,
             # instead of pausing the container forever (oom_kill_disable=1).
-            write(memory / "memory.oom_control", "0")
-        self.update(limits)
+            write(oom_control, "0")
+        self._update(limits, fresh=True)
 
     def update(self, limits: ContainerLimits) -> None:
-        cpu = self._dir("cpu")
-        if cpu is not None:
-            write(cpu / "cpu.shares", str(limits.cpu_shares))
-            write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        self._update(limits, fresh=False)
+
+    def _update(self, limits: ContainerLimits, *, fresh: bool) -> None:
+        if (shares := self._file("cpu", "cpu.shares")) is not None:
+            write(shares, str(limits.cpu_shares))
+            write(f"{self._dirs['cpu']}/cpu.cfs_period_us", str(CPU_PERIOD_US))
             quota = limits.cpu_quota_us
-            write(cpu / "cpu.cfs_quota_us", str(quota if quota is not None else -1))
-        memory = self._dir("memory")
-        if memory is not None:
-            self._update_memory(memory, limits.mem_bytes)
-        pids = self._dir("pids")
-        if pids is not None:
-            write(pids / "pids.max", str(limits.pids_max) if limits.pids_max else "max")
+            write(f"{self._dirs['cpu']}/cpu.cfs_quota_us", str(quota if quota is not None else -1))
+        if (memory := self._dirs.get("memory")) is not None:
+            self._update_memory(memory, limits.mem_bytes, fresh=fresh)
+        if (pids_max := self._file("pids", "pids.max")) is not None:
+            write(pids_max, str(limits.pids_max) if limits.pids_max else "max")
 
     @staticmethod
-    def _update_memory(memory: Path, mem_bytes: int | None) -> None:
+    def _update_memory(memory: str, mem_bytes: int | None, *, fresh: bool) -> None:
         value = str(mem_bytes) if mem_bytes is not None else "-1"
-        limit = memory / "memory.limit_in_bytes"
-        memsw = memory / "memory.memsw.limit_in_bytes"
-        if not memsw.exists():  # swap accounting off: the memory limit alone
+        limit = f"{memory}/memory.limit_in_bytes"
+        memsw = f"{memory}/memory.memsw.limit_in_bytes"
+        if not os.path.exists(memsw):  # swap accounting off: the memory limit alone
             write(limit, value)
             return
-        # The kernel keeps memsw >= limit at every step, so order the two writes.
-        current = read_int(limit)
-        growing = mem_bytes is None or current is None or mem_bytes > current
+        # The kernel keeps memsw >= limit at every step, so order the two writes. A new
+        # cgroup's limits are unlimited: a limit only lowers them, memory first.
+        if fresh:
+            growing = mem_bytes is None
+        else:
+            current = read_int(limit)
+            growing = mem_bytes is None or current is None or mem_bytes > current
         for path in (memsw, limit) if growing else (limit, memsw):
             write(path, value)
 
     def stats(self) -> ContainerStats:
-        cpu, cpuacct = self._dir("cpu"), self._dir("cpuacct")
-        memory, pids = self._dir("memory"), self._dir("pids")
-        usage_ns = read_int(cpuacct / "cpuacct.usage") if cpuacct is not None else None
-        cpu_stat = read_keyed(cpu / "cpu.stat") if cpu is not None else {}
+        cpu, cpuacct = self._dirs.get("cpu"), self._dirs.get("cpuacct")
+        memory, pids = self._dirs.get("memory"), self._dirs.get("pids")
+        usage_ns = read_int(f"{cpuacct}/cpuacct.usage") if cpuacct is not None else None
+        cpu_stat = read_keyed(f"{cpu}/cpu.stat") if cpu is not None else {}
         throttled_ns = cpu_stat.get("throttled_time")
         mem: dict[str, int | None] = {}
         oom: dict[str, int] = {}
         if memory is not None:
             for name in ("usage_in_bytes", "max_usage_in_bytes", "limit_in_bytes", "failcnt"):
-                mem[name] = read_int(memory / f"memory.{name}")
-            oom = read_keyed(memory / "memory.oom_control")
+                mem[name] = read_int(f"{memory}/memory.{name}")
+            oom = read_keyed(f"{memory}/memory.oom_control")
         limit = mem.get("limit_in_bytes")
         return ContainerStats(
             cpu_usage_s=usage_ns / 1e9 if usage_ns is not None else None,
@@ -124,7 +138,7 @@ class V1Cgroups:
             mem_peak_bytes=mem.get("max_usage_in_bytes"),
             mem_limit_bytes=limit if limit is not None and limit < cgroupfs.UNLIMITED_V1 else None,
             mem_limit_hits=mem.get("failcnt"),
-            pids_current=read_int(pids / "pids.current") if pids is not None else None,
+            pids_current=read_int(f"{pids}/pids.current") if pids is not None else None,
             # Kernels before 4.13 do not count OOM kills here; None then.
             oom_kills=oom.get("oom_kill"),
         )
@@ -147,6 +161,7 @@ class CgroupsV1:
         self.root_name = root_name
         self.mounts = {c: Path(mounts[c]) for c in CONTROLLERS if c in mounts}
         self._lock = threading.Lock()
+        self._roots_checked = False  # Each root made (or its settings checked) once.
 
     @property
     def hierarchies(self) -> tuple[Path, ...]:
@@ -176,29 +191,46 @@ class CgroupsV1:
     def create(self, container_id: str, limits: ContainerLimits) -> V1Cgroups:
         validate_container_id(container_id)
         dirs = self._dirs(container_id)
-        created: list[Path] = []
-        with self._lock:
-            try:
+        if not self._roots_checked:
+            with self._lock:
                 for hierarchy in self.hierarchies:
                     self._ensure_root(hierarchy)
-                    path = hierarchy / self.root_name / container_id
-                    try:
-                        path.mkdir()
-                    except FileExistsError:
-                        raise IsolationError(
-                            f"cgroup {path} already exists: container {container_id!r} is "
-                            "running or was not cleaned up"
-                        ) from None
-                    except OSError as e:
-                        raise IsolationError(f"cannot create cgroup {path}: {e.strerror}") from e
-                    created.append(path)
-                cgroups = V1Cgroups(container_id, dirs)
-                cgroups.initialise(limits)
-            except BaseException:
-                for path in reversed(created):
-                    cgroupfs.rmdir_if_empty(path)
-                raise
+                self._roots_checked = True
+        created: list[Path] = []
+        try:
+            for hierarchy in self.hierarchies:
+                path = hierarchy / self.root_name / container_id
+                self._mkdir(hierarchy, path, container_id)
+                created.append(path)
+            cgroups = V1Cgroups(container_id, dirs)
+            cgroups.initialise(limits)
+        except BaseException:
+            for path in reversed(created):
+                cgroupfs.rmdir_if_empty(path)
+            raise
         return cgroups
+
+    def _mkdir(self, hierarchy: Path, path: Path, container_id: str) -> None:
+        """Create a container's directory in ``hierarchy``, and the root above it if it is
+        gone (removed when the last container went): no lock and no root check per launch,
+        as each takes the kernel's cgroup mutex, which every launch and exit on the host
+        contends for."""
+        for attempt in range(3):
+            try:
+                os.mkdir(path)
+                return
+            except FileNotFoundError as e:
+                if attempt == 2:
+                    raise IsolationError(f"cannot create cgroup {path}: {e.strerror}") from e
+                with self._lock:
+                    self._ensure_root(hierarchy)
+            except FileExistsError:
+                raise IsolationError(
+                    f"cgroup {path} already exists: container {container_id!r} is "
+                    "running or was not cleaned up"
+                ) from None
+            except OSError as e:
+                raise IsolationError(f"cannot create cgroup {path}: {e.strerror}") from e
 
     def open(self, container_id: str) -> V1Cgroups | None:
         validate_container_id(container_id)

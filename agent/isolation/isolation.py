@@ -18,7 +18,6 @@ task never ran.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import json
@@ -135,10 +134,17 @@ class ContainerIsolation:
         """Remove what this isolation made for containers once none is left: the cgroup root
         and the run directory (``/run/emporion-<hash>``), so that an agent leaves nothing
         behind when its last container goes."""
+        try:
+            self.run_dir.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            # Not empty: a container still has its run directory, so its cgroups are still
+            # there too. (Trying the roots anyway would take the kernel's cgroup mutex five
+            # times per exit, to fail.)
+            return
         if self._driver is not None:
             self._driver.remove_root_if_empty()
-        with contextlib.suppress(OSError):  # Not empty (or gone): a container still has it.
-            self.run_dir.rmdir()
 
     def _make_run(self, run: Path) -> None:
         """Create a container's run directory (and the isolation's, which a container that
@@ -316,8 +322,8 @@ class ContainerIsolation:
             deadline = time.monotonic() + DESTROY_TIMEOUT_S
             destroy_processes(cgroups, deadline, container_id)
             cgroups.remove(deadline)
-            self._remove_root_if_empty()
         shutil.rmtree(run, ignore_errors=True)
+        self._remove_root_if_empty()
 
 
 def _locked(path: Path) -> bool:
@@ -337,8 +343,12 @@ def _locked(path: Path) -> bool:
 
 def _write_atomically(path: Path, text: str) -> None:
     """A temporary file renamed over ``path``: a restarted agent reads all of it or none."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
+    temp = f"{path.parent}/.{path.name}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
     os.replace(temp, path)
 
 

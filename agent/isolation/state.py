@@ -37,7 +37,9 @@ class ContainerState:
     version: int = STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # Field by field, not dataclasses.asdict (which deep-copies every value): written twice
+        # per launch.
+        data = {field.name: getattr(self, field.name) for field in _STATE_FIELDS}
         data["cgroups"] = list(self.cgroups)
         return data
 
@@ -90,6 +92,9 @@ class ContainerState:
         except json.JSONDecodeError as e:
             raise ValueError(f"container state is not JSON: {e}") from e
         return cls.from_dict(data)
+
+
+_STATE_FIELDS = dataclasses.fields(ContainerState)
 
 
 @dataclass(frozen=True)

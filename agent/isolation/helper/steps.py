@@ -104,11 +104,14 @@ def libc_call(name: str, *args: Any) -> None:
 
 def join_cgroups(procs_files: list[str]) -> None:
     """Move this process into every cgroup first, so everything it starts is accounted."""
-    pid = str(os.getpid())
+    pid = str(os.getpid()).encode()
     for path in procs_files:
         try:
-            with open(path, "w") as f:
-                f.write(pid)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
         except OSError as e:
             raise LaunchStepError("cgroups", f"cannot join cgroup {path}: {e.strerror}") from e
 

@@ -175,8 +175,8 @@ def test_v2_needs_cpu_and_memory(mount: Path) -> None:
 def record_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     written: list[str] = []
 
-    def recording(path: Path, value: str) -> None:
-        written.append(f"{path.name}={value}")
+    def recording(path: Path | str, value: str) -> None:
+        written.append(f"{Path(path).name}={value}")
         cgroupfs.write(path, value)
 
     monkeypatch.setattr(cgroups_v1, "write", recording)
