@@ -20,7 +20,7 @@ out; None shows everything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Literal
 
 from google.protobuf import json_format
@@ -40,8 +40,11 @@ __all__ = [
     "REGISTERED_PHASES",
     "TASK_GAUGE_STATES",
     "TERMINAL_COUNTER_STATES",
+    "agent_head_json",
     "agent_info_json",
     "agent_json",
+    "agent_resources_json",
+    "agent_tail_json",
     "framework_summary",
     "state_counts",
     "agents_snapshot",
@@ -49,10 +52,12 @@ __all__ = [
     "frameworks_snapshot",
     "metrics_snapshot",
     "offer_json",
+    "offered_resources",
     "resources_json",
     "state_snapshot",
     "task_json",
     "tasks_snapshot",
+    "used_resources",
 ]
 
 JSON = dict[str, Any]
@@ -94,10 +99,12 @@ _state_name = mesos_pb2.TaskState.Name
 
 
 def _sum(resources: Iterable[Resources]) -> Resources:
-    total = Resources.EMPTY
+    """The sum of ``resources``; one part is its own sum (most agents hold one offer or
+    task shape, and ``Resources`` is immutable: no new value to build and hash)."""
+    total: Resources | None = None
     for part in resources:
-        total = total + part
-    return total
+        total = part if total is None else total + part
+    return Resources.EMPTY if total is None else total
 
 
 def _quantities(resources: Resources) -> dict[str, float]:
@@ -156,6 +163,17 @@ def _labels(labels: mesos_pb2.Labels) -> list[JSON]:
 def _holders(owner: Framework | Agent) -> list[Task | Executor]:
     """A framework's or agent's tasks and executors."""
     return [*owner.tasks.values(), *owner.executors.values()]
+
+
+def offered_resources(state: MasterState, offer_ids: Collection[str]) -> Resources:
+    """What the outstanding offers of ``offer_ids`` (an agent's or a framework's) offer,
+    summed in the order of their ids (one offer, the usual case: its resources as they are,
+    nothing built)."""
+    if len(offer_ids) == 1:
+        (offer_id,) = offer_ids
+        offer = state.offers.get(offer_id)
+        return offer.resources if offer is not None else Resources.EMPTY
+    return _sum(o.resources for o in map(state.offers.get, sorted(offer_ids)) if o)
 
 
 def _used(holders: Iterable[Task | Executor]) -> Resources:
@@ -221,9 +239,7 @@ def framework_summary(state: MasterState, fw: Framework) -> JSON:
         "id": fw.framework_id,
         "name": info.name,
         "used_resources": resources_json(_used(_holders(fw))),
-        "offered_resources": resources_json(
-            _sum(o.resources for o in map(state.offers.get, sorted(fw.offers)) if o)
-        ),
+        "offered_resources": resources_json(offered_resources(state, fw.offers)),
         "capabilities": sorted(
             mesos_pb2.FrameworkInfo.Capability.Type.Name(c.type) for c in info.capabilities
         ),
@@ -320,30 +336,56 @@ def agent_info_json(agent: Agent) -> JSON:
     return out
 
 
+def used_resources(owner: Framework | Agent) -> Resources:
+    """What a framework's or agent's tasks and executors hold (allocated)."""
+    return _used(_holders(owner))
+
+
+def agent_head_json(agent: Agent) -> JSON:
+    """The first fields of :func:`agent_json`: :func:`agent_info_json`, ``pid`` and
+    ``registered_time``."""
+    out = agent_info_json(agent)
+    out["pid"] = agent_pid(agent.info.hostname, agent.info.port)
+    out["registered_time"] = agent.registered_at
+    return out
+
+
+def agent_resources_json(total: Resources, used: Resources, offered: Resources) -> JSON:
+    """The resource fields of :func:`agent_json`, from an agent's total, used and offered
+    resources (agents of one shape share them: the HTTP layer remembers them by value)."""
+    resources, reserved, unreserved = _totals_json(total)
+    return {
+        "resources": resources,
+        "used_resources": _cached_resources_json(used),
+        "offered_resources": _cached_resources_json(offered),
+        "reserved_resources": reserved,
+        "unreserved_resources": unreserved,
+    }
+
+
+def agent_tail_json(agent: Agent) -> JSON:
+    """The last fields of :func:`agent_json`, ``active`` ... ``phase``: a function of the
+    agent's phase, version and capabilities only (the HTTP layer remembers it by those)."""
+    return {
+        "active": agent.connected,
+        "deactivated": False,
+        "version": agent.version,
+        "capabilities": sorted(agent.capabilities),
+        "phase": agent.phase.value,
+    }
+
+
 def agent_json(state: MasterState, agent: Agent) -> JSON:
-    """A registered agent with its total, used, offered and reserved resources.
+    """A registered agent with its total, used, offered and reserved resources:
+    :func:`agent_head_json`, :func:`agent_resources_json`, :func:`agent_tail_json`.
 
     ``active`` is whether it is connected (Emporion does not deactivate agents); Emporion adds
     ``phase`` (``connected``, ``disconnected``, ``recovering``, ``unreachable``).
     """
-    resources, reserved, unreserved = _totals_json(agent.total)
-    out = agent_info_json(agent)
-    out.update(
-        pid=agent_pid(agent.info.hostname, agent.info.port),
-        registered_time=agent.registered_at,
-        resources=resources,
-        used_resources=_cached_resources_json(_used(_holders(agent))),
-        offered_resources=_cached_resources_json(
-            _sum(o.resources for o in map(state.offers.get, sorted(agent.offers)) if o)
-        ),
-        reserved_resources=reserved,
-        unreserved_resources=unreserved,
-        active=agent.connected,
-        deactivated=False,
-        version=agent.version,
-        capabilities=sorted(agent.capabilities),
-        phase=agent.phase.value,
-    )
+    out = agent_head_json(agent)
+    used, offered = used_resources(agent), offered_resources(state, agent.offers)
+    out.update(agent_resources_json(agent.total, used, offered))
+    out.update(agent_tail_json(agent))
     return out
 
 

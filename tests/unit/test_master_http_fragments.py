@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -23,8 +23,7 @@ import master.http.fragments as fragments_module
 from master.auth.view import ViewAcls
 from master.core import Master, agents_snapshot, state_summary
 from master.core.liveness import ping_interval
-from master.core.snapshot import agent_json
-from master.core.state import MasterState
+from master.core.snapshot import agent_head_json
 from master.http import create_app
 from master.http.fragments import StateFragments, encode
 from protos.acls import Acls
@@ -96,10 +95,8 @@ class Cluster:
                 if offer.framework_id == framework_id:
                     return offer.offer_id
             for offer in held:
-                call = Call(type=Call.DECLINE)
-                call.decline.offer_ids.add(value=offer.offer_id)
-                call.decline.filters.refuse_seconds = 3600
-                self.harness.call(offer.framework_id, self.streams[offer.framework_id], call)
+                stream_id = self.streams[offer.framework_id]
+                decline(self.harness, offer.framework_id, stream_id, [offer.offer_id])
         raise AssertionError(f"no offer of {agent.agent_id} to {framework_id}")
 
     def accept(
@@ -125,6 +122,21 @@ class Cluster:
         call.acknowledge.task_id.value = task_id
         call.acknowledge.uuid = uuid
         self.harness.call(framework_id, self.streams[framework_id], call)
+
+
+def decline(
+    harness: Harness,
+    framework_id: str,
+    stream_id: str,
+    offer_ids: Iterable[str],
+    refuse_seconds: float = 3600,
+) -> None:
+    """The framework declines ``offer_ids``."""
+    call = Call(type=Call.DECLINE)
+    for offer_id in sorted(offer_ids):
+        call.decline.offer_ids.add(value=offer_id)
+    call.decline.filters.refuse_seconds = refuse_seconds
+    harness.call(framework_id, stream_id, call)
 
 
 def test_answers_equal_the_uncached_ones_through_every_kind_of_change() -> None:
@@ -195,13 +207,13 @@ def test_only_the_agents_that_changed_are_encoded_again(
     same_as_uncached(fragments, harness.master)
 
     encoded: list[str] = []
-    original: Callable[[MasterState, Any], dict[str, Any]] = agent_json
+    original: Callable[[Any], dict[str, Any]] = agent_head_json
 
-    def counting(state: MasterState, agent: Any) -> dict[str, Any]:
+    def counting(agent: Any) -> dict[str, Any]:
         encoded.append(agent.agent_id)
-        return original(state, agent)
+        return original(agent)
 
-    monkeypatch.setattr(fragments_module, "agent_json", counting)
+    monkeypatch.setattr(fragments_module, "agent_head_json", counting)
     fragments.slaves(harness.master)
     fragments.state_summary(harness.master)
     assert encoded == []  # Nothing changed since the last answers.
@@ -224,12 +236,21 @@ def test_only_the_agents_that_changed_are_encoded_again(
     same_as_uncached(fragments, harness.master)
     assert encoded == []
 
+    # Offers declined and made again alike: new ids, the same resources offered.
+    harness.allocate()  # What the task left of agents[2] is offered: a change.
+    same_as_uncached(fragments, harness.master)
+    assert encoded == [agents[2].agent_id]
+    encoded.clear()
+    before = set(harness.master.state.offers)
+    decline(harness, alice, cluster.streams[alice], before, refuse_seconds=0)
+    harness.allocate()
+    assert len(harness.master.state.offers) == len(agents)
+    assert not before & set(harness.master.state.offers)
+    same_as_uncached(fragments, harness.master)
+    assert encoded == []
+
     # A framework whose stream broke, holding no offers: only its phase changed.
-    for offer_id in list(harness.master.state.frameworks[alice].offers):
-        call = Call(type=Call.DECLINE)
-        call.decline.offer_ids.add(value=offer_id)
-        call.decline.filters.refuse_seconds = 3600
-        harness.call(alice, cluster.streams[alice], call)
+    decline(harness, alice, cluster.streams[alice], harness.master.state.frameworks[alice].offers)
     same_as_uncached(fragments, harness.master)
     harness.close_stream(cluster.streams[alice])
     assert not harness.master.state.frameworks[alice].connected
