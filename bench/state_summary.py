@@ -9,14 +9,15 @@ agents register, frameworks subscribe, tasks are launched through offers), serve
 real HTTP app (``master.http.create_app``) through ``httpx.ASGITransport`` (no sockets), and
 times each endpoint:
 
-* ``cold``: the first GET of each (nothing remembered yet);
+* ``cold``: the first GET of each, each from an app of its own (nothing remembered yet: what
+  the first request after taking the lead costs);
 * ``warm``: the least of ``--tries`` GETs with nothing changed in between;
-* ``changed``: the least of ``--tries`` GETs, each after ``--changed`` tasks on as many agents
-  changed state (a status update each, through the core) and as many agents' offers were
-  made or taken back by an allocation cycle.
+* ``changed``: the least of ``--tries`` GETs, each after ``--changed`` tasks (on as many
+  agents) changed state and ``--changed`` other agents lost their connection (their phase
+  and offers change), then an allocation cycle ran.
 
 Each figure is wall seconds and CPU seconds of this process (``_cpu_s``; on a shared machine
-the steadier one) and the body's bytes; ``same_bytes`` says whether the last bodies equal
+the steadier one) and the body's bytes; ``same_bytes`` says whether a last GET of each equals
 ``json.dumps`` of the uncached snapshot functions (:mod:`master.core.snapshot`), as the
 endpoint's answer must. Figures are for comparing changes on one machine, not targets asserted
 by tests.
@@ -57,8 +58,9 @@ async def _get(client: httpx.AsyncClient, path: str) -> tuple[float, float, byte
 
 
 def _change(cluster: Cluster, count: int, round_: int) -> None:
-    """``count`` tasks (on distinct agents, where there are as many) change state, and an
-    allocation cycle offers what changed."""
+    """``count`` tasks (on distinct agents, where there are as many) change state, the
+    connections of ``count`` other agents (the last registered, new ones each round) break,
+    and an allocation cycle runs."""
     by_agent: dict[str, int] = {}
     for index, (_, agent_id, _) in enumerate(cluster.tasks):
         by_agent.setdefault(agent_id, index)
@@ -68,32 +70,44 @@ def _change(cluster: Cluster, count: int, round_: int) -> None:
     cluster.now += 1.0
     for index in by_agent.values():
         cluster.update(index, state)
+    connections = list(cluster.connections.values())
+    for connection in connections[len(connections) - (round_ + 1) * count :][:count]:
+        cluster.master.agent_disconnected(connection, cluster.now)
     cluster.master.allocate(cluster.now)
+
+
+def _client(cluster: Cluster) -> httpx.AsyncClient:
+    """A client of a new app serving ``cluster``'s master."""
+    transport = httpx.ASGITransport(app=create_app(View(cluster.master)))
+    return httpx.AsyncClient(transport=transport, base_url="http://bench")
 
 
 async def measure(cluster: Cluster, tries: int, changed: int) -> dict[str, Any]:
     """The figures for one cluster (module docstring)."""
-    app = create_app(View(cluster.master))
-    transport = httpx.ASGITransport(app=app)
     figures: dict[str, Any] = {}
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        bodies: dict[str, bytes] = {}
-        for name, path in ENDPOINTS.items():
+    for name, path in ENDPOINTS.items():
+        async with _client(cluster) as client:
             wall, cpu, body = await _get(client, path)
-            figures[f"{name}_cold_s"], figures[f"{name}_cold_cpu_s"] = rounded(wall), rounded(cpu)
-            figures[f"{name}_bytes"] = len(body)
+        figures[f"{name}_cold_s"], figures[f"{name}_cold_cpu_s"] = rounded(wall), rounded(cpu)
+        figures[f"{name}_bytes"] = len(body)
+    async with _client(cluster) as client:
+        bodies: dict[str, bytes] = {}
+        rounds = 0
         for label in ("warm", "changed"):
             best: dict[str, tuple[float, float]] = {}
-            for round_ in range(tries):
-                if label == "changed":
-                    _change(cluster, changed, round_)
+            for _ in range(tries):
                 for name, path in ENDPOINTS.items():
+                    if label == "changed":  # Before each endpoint: the second one finds
+                        _change(cluster, changed, rounds)  # nothing the first re-encoded.
+                        rounds += 1
                     wall, cpu, bodies[name] = await _get(client, path)
                     old = best.get(name, (wall, cpu))
                     best[name] = (min(old[0], wall), min(old[1], cpu))
             for name, (wall, cpu) in best.items():
                 figures[f"{name}_{label}_s"] = rounded(wall)
                 figures[f"{name}_{label}_cpu_s"] = rounded(cpu)
+        for name, path in ENDPOINTS.items():
+            _, _, bodies[name] = await _get(client, path)
         figures["same_bytes"] = bodies["state_summary"] == _encoded(
             state_summary(cluster.master)
         ) and bodies["slaves"] == _encoded(agents_snapshot(cluster.master))
