@@ -440,12 +440,13 @@ class ContainerManager:
 
     async def _finish(self, cid: str) -> None:
         container = self.containers[cid]
-        info = container.poll()
         try:
+            # destroy() reaps the process and reads how it ended (from its cgroups' files)
+            # first: in the thread, not on the loop; poll() below returns what it read.
             await asyncio.to_thread(container.destroy, keep_run_dir=True)
         except IsolationError as error:
             log.error("Container %s: %s", cid, error)
-        info = container.poll() or info
+        info = container.poll()
         del self.containers[cid]
         self._ending.discard(cid)
         self._disk_limits.pop(cid, None)
