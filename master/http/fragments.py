@@ -29,6 +29,7 @@ master's loop, between two inputs.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -175,23 +176,34 @@ class StateFragments:
     one HTTP app (module docstring).
 
     Every method takes the master to answer for; what was remembered of another (a previous
-    leadership) is dropped. Entries of agents and frameworks that are gone are dropped at the
-    next answer listing them all.
+    leadership) is dropped, and so is everything remembered of a master once it is gone (a
+    leadership ended): the entries hold its AgentInfos and tasks, which would otherwise
+    outlive it in a follower that serves these routes no more. Entries of agents and
+    frameworks that are gone are dropped at the next answer listing them all.
     """
 
     def __init__(self) -> None:
-        self._state: MasterState | None = None
+        self._state: weakref.ref[MasterState] | None = None
         self._agents: dict[str, _AgentEntry] = {}
         self._recovered: dict[str, tuple[object, bytes]] = {}
         self._frameworks: dict[str, tuple[_Key, bytes]] = {}
         self._suffixes: dict[SummaryCounts, bytes] = {}
         self._shared = _SharedJson()
 
+    @property
+    def remembered(self) -> int:
+        """How many agents' and frameworks' JSON is remembered."""
+        return len(self._agents) + len(self._recovered) + len(self._frameworks)
+
+    def _forget(self, gone: weakref.ref[MasterState] | None = None) -> None:
+        if gone is None or gone is self._state:
+            self._agents, self._recovered, self._frameworks = {}, {}, {}
+
     def _fresh(self, master: Master) -> MasterState:
         state = master.state
-        if state is not self._state:
-            self._state = state
-            self._agents, self._recovered, self._frameworks = {}, {}, {}
+        if self._state is None or self._state() is not state:
+            self._forget()
+            self._state = weakref.ref(state, self._forget)
         return state
 
     def _registered(self, state: MasterState) -> tuple[list[Agent], list[bytes]]:

@@ -12,6 +12,7 @@ machine, no I/O) and, for the routes, the real app through ``httpx.ASGITransport
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -310,3 +311,21 @@ def test_routes_answer_the_remembered_bytes_and_take_jsonp() -> None:
     [summary] = get(app, "/master/state-summary")
     assert json.loads(summary.content) == state_summary(master)
     assert json.loads(summary.content)["slaves"][0]["TASK_RUNNING"] == 1
+
+
+def test_what_a_master_showed_is_forgotten_with_it() -> None:
+    fragments = StateFragments()
+    harness = Harness()
+    for i in range(3):
+        harness.register_agent(hostname=f"host{i}")
+    harness.subscribe()
+    same_as_uncached(fragments, harness.master)
+    assert fragments.remembered == 4
+    restarted = harness.restart()  # Another leadership: the first one's entries go.
+    fragments.slaves(restarted.master)
+    assert fragments.remembered == 3  # Three agents to reregister; no framework listed yet.
+    same_as_uncached(fragments, restarted.master)
+    assert fragments.remembered == 4  # The framework, known from the registry.
+    del harness, restarted  # This leadership ends too: nothing of it stays.
+    gc.collect()
+    assert fragments.remembered == 0
