@@ -57,6 +57,7 @@ from master.registry import (
 from master.runtime.discovery import add_discovery
 from master.runtime.driver import MasterRuntime
 from master.runtime.election import ZooKeeperElection
+from master.runtime.heap import keep_heap_frozen
 from master.runtime.outbox import Outbox
 from master.runtime.registration import add_tolerant, keepalive_options
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
@@ -554,9 +555,11 @@ async def serve(config: MasterConfig) -> int:
         loop.add_signal_handler(sig, server.request_stop)
     http = f" (http {server.http_address})" if server.http_address is not None else ""
     print(f"Emporion master {server.master_id} listening on {address}{http}", flush=True)
+    heap = loop.create_task(keep_heap_frozen(), name="heap")
     try:
         await server.wait()
     finally:
+        heap.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await server.stop()
