@@ -48,10 +48,18 @@ def parse_stat(pid: int, text: str) -> ProcStat:
 def read_stat(pid: int) -> ProcStat | None:
     """The process's stat, or None when there is no such process."""
     try:
-        text = (PROC / str(pid) / "stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return parse_stat(pid, text)
+    try:
+        # One read returns the whole file (well under a page); os calls, as the launch and
+        # the exit of every container read it several times.
+        data = os.read(fd, 4096)
+    except ProcessLookupError:
+        return None
+    finally:
+        os.close(fd)
+    return parse_stat(pid, data.decode(errors="replace"))
 
 
 def start_time(pid: int) -> int | None:
