@@ -579,6 +579,7 @@ def metrics_snapshot(master: Master | None, *, now: float, start_time: float) ->
     out.update(state.history.counters)
     cycles = state.history.allocation_cycles
     out["allocator/mesos/allocation_runs"] = cycles.count
+    out["allocator/recovery_paused"] = state.allocator.recovery_pause is not None  # 1 while paused
     for suffix, seconds in cycles.summary().items():
         if suffix != "count":
             out["allocator/mesos/allocation_run_ms" + (f"/{suffix}" if suffix else "")] = (

@@ -58,6 +58,7 @@ GAUGES = {
         )
     ),
     "allocator/mesos/allocation_runs",  # (the allocation_run_ms timer once a cycle ran)
+    "allocator/recovery_paused",  # Emporion's: 1 while a new leader waits for its agents
 }
 
 

@@ -3,12 +3,18 @@ or until the agents' reregistration window closes (master.allocator.pause, wired
 
 from __future__ import annotations
 
+from master.core import metrics_snapshot
 from master.core.model import AgentPhase
 from tests.unit.master.harness import FakeAgent, Harness
 
 
 def _cluster(harness: Harness, count: int) -> list[FakeAgent]:
     return [harness.register_agent(hostname=f"host{i}") for i in range(count)]
+
+
+def _paused_metric(harness: Harness) -> float:
+    figures = metrics_snapshot(harness.master, now=harness.now, start_time=harness.now)
+    return figures["allocator/recovery_paused"]
 
 
 def _offered_agents(harness: Harness, framework_id: str) -> set[str]:
@@ -21,6 +27,7 @@ def test_offers_wait_for_four_of_five_agents(harness: Harness) -> None:
     pause = new.master.state.allocator.recovery_pause
     assert pause is not None
     assert (pause.expected, pause.wanted) == (5, 4)
+    assert _paused_metric(new) == 1.0
     framework_id, _ = new.subscribe()
     for fake in agents[:3]:
         new.reregister_agent(fake.agent_id, hostname=fake.hostname)
@@ -28,6 +35,7 @@ def test_offers_wait_for_four_of_five_agents(harness: Harness) -> None:
     assert new.offers() == []
     new.reregister_agent(agents[3].agent_id, hostname=agents[3].hostname)
     assert new.master.state.allocator.recovery_pause is None
+    assert _paused_metric(new) == 0.0
     new.allocate()
     assert _offered_agents(new, framework_id) == {a.agent_id for a in agents[:4]}
     new.master.validate()
@@ -52,6 +60,7 @@ def test_the_reregistration_window_ends_the_pause(harness: Harness) -> None:
 
 def test_a_fresh_master_does_not_pause(harness: Harness) -> None:
     assert harness.master.state.allocator.recovery_pause is None
+    assert _paused_metric(harness) == 0.0
     framework_id, _ = harness.subscribe()
     agent = harness.register_agent()
     harness.allocate()
