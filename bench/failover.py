@@ -24,6 +24,9 @@ kills the leader with SIGKILL and prints one JSON object, times in seconds from 
   back; on a shared machine they vary less than the times. ``load_1m`` is the machine's load
   average at the kill and at the end.
 
+``--timeline S`` prints, every S seconds after the kill, a JSON line on stderr with the agents
+and frameworks back so far and each surviving master's CPU seconds in the interval.
+
 ``--profile DIR`` has every master write cProfile statistics to ``DIR/master<N>.prof`` (they
 are stopped with SIGTERM at the end, so the new leader's file covers its whole failover).
 """
@@ -34,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -96,6 +100,34 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         zk.close()
 
 
+async def _timeline(
+    killed: float,
+    *,
+    emulator: AgentEmulator,
+    base: int,
+    frameworks: Sequence[FailoverFramework],
+    masters: Sequence[ZkMaster],
+    every: float,
+) -> None:
+    """Every ``every`` seconds, one JSON line on stderr: seconds since the kill, agents and
+    frameworks back, and the CPU seconds since the last line of each surviving master and of
+    the benchmark's process (the emulated agents and the frameworks)."""
+    cpu = {m.name: _process_cpu(m) for m in masters}
+    cpu["bench"] = cpu_seconds()
+    while True:
+        await asyncio.sleep(every)
+        now = {m.name: _process_cpu(m) for m in masters}
+        now["bench"] = cpu_seconds()
+        line = {
+            "t": round(time.monotonic() - killed, 2),
+            "agents": emulator.counters.reregistrations - base,
+            "frameworks": sum(f.subscribed_at[-1] > killed for f in frameworks if f.subscribed_at),
+            "cpu": {name: round(now[name] - cpu[name], 2) for name in now},
+        }
+        cpu = now
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
+
 def _process_cpu(master: ZkMaster) -> float:
     """User + system CPU seconds of a master's process so far (0.0 once it is gone)."""
     process = master.process
@@ -143,6 +175,7 @@ async def _scenario(
     async with emulator:
         for framework in frameworks:
             await framework.start()
+        timeline: asyncio.Task[None] | None = None
         try:
             await asyncio.gather(*(f.wait_running(args.wait) for f in frameworks))
             base = emulator.counters.reregistrations
@@ -152,6 +185,20 @@ async def _scenario(
             load_before = os.getloadavg()[0]
             killed = time.monotonic()
             leader.stop(signal.SIGKILL)
+            timeline = (
+                asyncio.get_running_loop().create_task(
+                    _timeline(
+                        killed,
+                        emulator=emulator,
+                        base=base,
+                        frameworks=frameworks,
+                        masters=rest,
+                        every=args.timeline,
+                    )
+                )
+                if args.timeline
+                else None
+            )
             new = await _wait_leader(rest, args.wait)
             elected = time.monotonic() - killed
             await asyncio.gather(*(f.wait_back(new.master_id, args.wait) for f in frameworks))
@@ -178,6 +225,8 @@ async def _scenario(
                     else len(framework.terminal)
                 )
         finally:
+            if timeline is not None:
+                timeline.cancel()
             for framework in frameworks:
                 await framework.close()
     return {
@@ -234,6 +283,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="once its tasks run, a framework declines every offer (default) or suppresses them",
     )
     parser.add_argument(
+        "--timeline",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="print agents and frameworks back and the masters' CPU every SECONDS after the"
+        " kill, on stderr (default: no timeline)",
+    )
+    parser.add_argument(
         "--profile", type=Path, default=None, help="masters write cProfile stats into this folder"
     )
     parser.add_argument(
@@ -252,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--agents and --frameworks must be >= 1, --tasks >= 0")
     if not args.wait > 0:
         parser.error("--wait must be a positive number of seconds")
+    if args.timeline < 0:
+        parser.error("--timeline must be >= 0 seconds")
     if args.reregister_spread < 0:
         parser.error("--reregister-spread must be >= 0")
     with tempfile.TemporaryDirectory(prefix="emporion-failover-") as work:
