@@ -47,17 +47,18 @@ class ZooKeeperMasterDetector:
         return self._follower.leader
 
     async def __call__(self) -> str:
-        """The leading master's gRPC ``host:port``; waits while no master leads."""
+        """Where the leading master takes agents (its gateways' port if it has gateways, else
+        its gRPC ``host:port``); waits while no master leads."""
         leader = await self._follower.wait_leader()
-        return leader.grpc_address
+        return leader.agents_target
 
     async def wait_change(self, target: str) -> str | None:
         """After a call: wait until the leader is no longer at ``target``; the new leader's
         target, or None while none leads."""
         leader = self._follower.leader
-        while leader is not None and leader.grpc_address == target:
+        while leader is not None and leader.agents_target == target:
             leader = await self._follower.wait_change(leader)
-        return leader.grpc_address if leader is not None else None
+        return leader.agents_target if leader is not None else None
 
     async def close(self) -> None:
         """End the ZooKeeper session. Idempotent."""

@@ -142,6 +142,11 @@ class MasterConfig:
     """Mesos's credentials JSON: ``{"credentials": [{"principal": ..., "secret": ...}]}``."""
     acls: Path | None = None
     """Mesos's ACL JSON (docs/security.md); None: every authenticated request is allowed."""
+    agent_gateways: int = 0
+    """Gateway processes that end agents' streams and relay them to this master
+    (:mod:`master.gateway`, docs/scale.md); 0: agents connect to the master itself only."""
+    agent_port: int = 0
+    """Port of the agent gateways (all share it); 0 picks a free one (printed at start)."""
     profile: Path | None = None
     """Write cProfile statistics of the whole run here at shutdown (for benchmarks)."""
     log_level: str = "INFO"
@@ -161,6 +166,14 @@ class MasterConfig:
                 )
             if self.http_port == self.port != 0:
                 raise ConfigError(f"--http-port: must differ from --port ({self.port})")
+        if not 0 <= self.agent_gateways <= 64:
+            raise ConfigError(
+                f"--agent-gateways: must be between 0 and 64, got {self.agent_gateways}"
+            )
+        if not 0 <= self.agent_port <= 65535:
+            raise ConfigError(f"--agent-port: must be between 0 and 65535, got {self.agent_port}")
+        if self.agent_port != 0 and self.agent_port in (self.port, self.http_port):
+            raise ConfigError("--agent-port: must differ from --port and --http-port")
         if self.registry not in ("file", "memory", "zookeeper"):
             raise ConfigError(
                 f"--registry: must be 'file', 'memory' or 'zookeeper', got {self.registry!r}"
@@ -277,6 +290,8 @@ _FLAG_HELP = {
     "authenticate_http_readwrite": "read-write HTTP endpoints need basic authentication",
     "credentials": "Mesos credentials JSON file (principals and secrets)",
     "acls": "Mesos ACL JSON file (docs/security.md)",
+    "agent_gateways": "gateway processes that end agents' streams (docs/scale.md; default 0)",
+    "agent_port": "port agents connect to when --agent-gateways is set; 0 picks a free one",
     "profile": "write cProfile statistics here at shutdown",
     "log_level": "DEBUG, INFO (default), WARNING or ERROR",
 }
@@ -298,6 +313,8 @@ _INTS = frozenset(
         "max_completed_frameworks",
         "max_completed_tasks_per_framework",
         "max_tasks_per_accept",
+        "agent_gateways",
+        "agent_port",
     }
 )
 _PATHS = frozenset({"work_dir", "profile", "tls_cert", "tls_key", "tls_ca", "credentials", "acls"})

@@ -238,6 +238,14 @@ class LeaderInfo:
     node: str = ""
     scheme: str = "http"
     """``https`` when the master serves TLS (gRPC and HTTP): clients must connect with TLS."""
+    agent_address: str | None = None
+    """Where agents connect when the master ends their streams in gateway processes
+    (``--agent-gateways``); None: at ``grpc_address``."""
+
+    @property
+    def agents_target(self) -> str:
+        """The address an agent connects to."""
+        return self.agent_address or self.grpc_address
 
     @property
     def master_id(self) -> str:
@@ -282,6 +290,7 @@ def master_info_json(
     grpc_address: str | None = None,
     http_address: str | None = None,
     scheme: str = "http",
+    agent_address: str | None = None,
 ) -> bytes:
     """The data of a candidate znode: ``info`` in Mesos's JSON form plus our addresses.
 
@@ -299,6 +308,8 @@ def master_info_json(
         doc["http_address"] = _check_address(http_address, "http_address")
     if scheme != "http":  # http is implied: Mesos's and earlier masters' data say none.
         doc["scheme"] = scheme
+    if agent_address is not None:
+        doc["agent_address"] = _check_address(agent_address, "agent_address")
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -312,6 +323,7 @@ def leader_from_json(data: bytes, node: str = "") -> LeaderInfo:
         raise LeaderInfoError(f"candidate {node or '?'}: data is not a JSON object")
     grpc = doc.pop("grpc_address", None)
     http = doc.pop("http_address", None)
+    agents = doc.pop("agent_address", None)
     scheme = doc.pop("scheme", "http")
     if scheme not in ("http", "https"):
         raise LeaderInfoError(f"candidate {node or '?'}: scheme must be http or https: {scheme!r}")
@@ -328,7 +340,8 @@ def leader_from_json(data: bytes, node: str = "") -> LeaderInfo:
             raise LeaderInfoError(f"candidate {node or '?'}: MasterInfo has no address")
     grpc = _check_address(grpc, "grpc_address")
     http = None if http is None else _check_address(http, "http_address")
-    return LeaderInfo(info, grpc, http, node, scheme)
+    agents = None if agents is None else _check_address(agents, "agent_address")
+    return LeaderInfo(info, grpc, http, node, scheme, agents)
 
 
 # -- leadership -------------------------------------------------------------------------------

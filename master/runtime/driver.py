@@ -35,7 +35,7 @@ from master.core import CallError, Effect, Master
 from master.core.errors import invalid
 from master.core.faults import CoreFaultError
 from master.core.utilization import SAMPLE_SECONDS
-from master.runtime.outbox import AgentChannel, EventChannel, Outbox
+from master.runtime.outbox import AgentSink, EventChannel, Outbox
 from protos.v1 import agent_internal_pb2, scheduler_pb2
 
 __all__ = ["TICK_SECONDS", "MasterRuntime"]
@@ -238,7 +238,7 @@ class MasterRuntime:
     def agent_connected(
         self,
         connection_id: str,
-        channel: AgentChannel,
+        channel: AgentSink,
         message: agent_internal_pb2.AgentMessage,
         principal: str | None = None,
     ) -> None:

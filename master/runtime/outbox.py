@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from master.core import (
     CloseSubscription,
@@ -38,7 +38,7 @@ from master.core.events import error_event
 from master.registry import Operation, Registry
 from protos.v1 import agent_internal_pb2, scheduler_pb2
 
-__all__ = ["AgentChannel", "EventChannel", "Outbox"]
+__all__ = ["AgentChannel", "AgentSink", "EventChannel", "Outbox"]
 
 log = logging.getLogger("master.runtime")
 
@@ -84,6 +84,18 @@ class AgentChannel(_Channel[agent_internal_pb2.MasterMessage]):
     """AgentChannel queues the messages for one agent connection."""
 
 
+class AgentSink(Protocol):
+    """Where one agent connection's messages go: an :class:`AgentChannel` drained by the
+    connection's own stream, or a session relayed through a gateway process
+    (:mod:`master.runtime.relay`)."""
+
+    def put(self, item: agent_internal_pb2.MasterMessage) -> None:
+        """Send ``item`` after what was sent before (dropped once closed)."""
+
+    def close(self) -> None:
+        """End the connection after what is queued."""
+
+
 class Outbox:
     """Outbox sends effects to channels, in order, behind durable registry writes.
 
@@ -95,7 +107,7 @@ class Outbox:
         self.registry = registry
         self.on_fatal = on_fatal
         self.subscriptions: dict[str, EventChannel] = {}
-        self.connections: dict[str, AgentChannel] = {}
+        self.connections: dict[str, AgentSink] = {}
         self._pending: deque[Effect] = deque()
         self._writing: asyncio.Task[None] | None = None
         self.writes = 0

@@ -57,6 +57,7 @@ from master.registry import (
 from master.runtime.discovery import add_discovery
 from master.runtime.driver import MasterRuntime
 from master.runtime.election import ZooKeeperElection
+from master.runtime.gateways import GatewayPool
 from master.runtime.heap import keep_heap_frozen
 from master.runtime.outbox import Outbox
 from master.runtime.registration import add_tolerant, keepalive_options
@@ -149,6 +150,9 @@ class MasterServer:
         """``host:port`` the HTTP API is bound to (None while it serves none)."""
         self.advertised_http_address: str | None = None
         """The HTTP API's address as others should reach it (``--hostname`` or the host)."""
+        self.gateways: GatewayPool | None = None
+        self.agent_address: str | None = None
+        """Where agents connect through the gateways (``--agent-gateways``), or None."""
         self.failed: BaseException | None = None
         self.election: ZooKeeperElection | None = None
         self.gate = Gate()
@@ -252,6 +256,10 @@ class MasterServer:
             AgentGatewayService(self.gate),
             server,
         )
+        if config.agent_gateways:
+            self.gateways = GatewayPool(config, self.gate)
+            agent_port = await self.gateways.start()
+            self.agent_address = format_address(config.hostname or config.host, agent_port)
         add_discovery(
             server,
             master_info_json(
@@ -259,6 +267,7 @@ class MasterServer:
                 grpc_address=format_address(config.hostname or config.host, port),
                 http_address=self.advertised_http_address,
                 scheme=self.security.scheme,
+                agent_address=self.agent_address,
             ),
         )
         if recovered is not None:
@@ -276,6 +285,7 @@ class MasterServer:
                     grpc_address=grpc_address,
                     http_address=self.advertised_http_address,
                     scheme=self.security.scheme,
+                    agent_address=self.agent_address,
                 ),
                 grpc_address=grpc_address,
                 session_timeout=config.zk_session_timeout,
@@ -504,6 +514,9 @@ class MasterServer:
             # Before the HTTP server stops: the scheduler API's event streams end with their
             # channels, instead of being cancelled by uvicorn after its grace period.
             outbox.close_all()
+        if self.gateways is not None:
+            await self.gateways.stop()
+            self.gateways = None
         if self.http is not None:
             await self.http.stop()
             self.http = None
@@ -554,6 +567,8 @@ async def serve(config: MasterConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_stop)
     http = f" (http {server.http_address})" if server.http_address is not None else ""
+    if server.agent_address is not None:
+        http += f" (agents {server.agent_address})"
     print(f"Emporion master {server.master_id} listening on {address}{http}", flush=True)
     heap = loop.create_task(keep_heap_frozen(), name="heap")
     try:

@@ -1008,3 +1008,140 @@ class MasterMessages(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MasterMessages: _TypeAlias = MasterMessages  # noqa: Y015
+
+@_typing.final
+class RelayEnd(_message.Message):
+    """---------------------------------------------------------------------------
+    Agent gateways (master --agent-gateways N; docs/scale.md).
+
+    A gateway is a process of the master's that ends agents' AgentGateway
+    streams (the same service as above, on its own port) and carries all of its
+    sessions over one AgentRelay.Relay stream to the master, through a Unix
+    socket that only the master's user can open. The master applies each
+    session's messages exactly as if the agent had connected to it directly.
+    ---------------------------------------------------------------------------
+
+    How the gateway or the master ended one relayed session.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TrailingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str | None = ...,
+            value: _builtins.str | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    TRAILING_FIELD_NUMBER: _builtins.int
+    PROTOCOL_ERROR_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The gRPC status code the agent's stream ends with (0: OK)."""
+    details: _builtins.str
+    protocol_error: _builtins.str
+    """Up only: the agent sent bytes that are not an agent message; the master
+    refuses the session in order, as on a direct stream.
+    """
+    @_builtins.property
+    def trailing(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Trailing metadata for the agent (e.g. the leader's address of a refusal)."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.int | None = ...,
+        details: _builtins.str | None = ...,
+        trailing: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        protocol_error: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "protocol_error", b"protocol_error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "protocol_error", b"protocol_error", "trailing", b"trailing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayEnd: _TypeAlias = RelayEnd  # noqa: Y015
+
+@_typing.final
+class RelayFrame(_message.Message):
+    """One relayed session's traffic, named by the gateway's connection id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    UP_FIELD_NUMBER: _builtins.int
+    DOWN_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    connection: _builtins.str
+    principal: _builtins.str
+    """Up, with the first frame: who the gateway authenticated (unset: anonymous)."""
+    @_builtins.property
+    def up(self) -> Global___AgentMessages:
+        """Up: the agent's messages, in order; the first frame of a connection
+        opens the session (its first message registers or reregisters).
+        """
+
+    @_builtins.property
+    def down(self) -> Global___MasterMessages:
+        """Down: the master's messages for the agent, in order."""
+
+    @_builtins.property
+    def end(self) -> Global___RelayEnd:
+        """Either way: the session is over (after the messages sent before it)."""
+
+    def __init__(
+        self,
+        *,
+        connection: _builtins.str | None = ...,
+        up: Global___AgentMessages | None = ...,
+        down: Global___MasterMessages | None = ...,
+        end: Global___RelayEnd | None = ...,
+        principal: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "down", b"down", "end", b"end", "kind", b"kind", "principal", b"principal", "up", b"up"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "down", b"down", "end", b"end", "kind", b"kind", "principal", b"principal", "up", b"up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["up", "down", "end"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___RelayFrame: _TypeAlias = RelayFrame  # noqa: Y015
+
+@_typing.final
+class RelayFrames(_message.Message):
+    """Whatever each side has ready, in one stream message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelayFrame]: ...
+    def __init__(
+        self,
+        *,
+        frames: _abc.Iterable[Global___RelayFrame] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frames", b"frames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayFrames: _TypeAlias = RelayFrames  # noqa: Y015

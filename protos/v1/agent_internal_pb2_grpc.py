@@ -147,3 +147,78 @@ class AgentGateway:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AgentRelayStub:
+    """Served by the master on its Unix socket, for its own gateway processes.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Relay = channel.stream_stream(
+                '/emporion.internal.v1.AgentRelay/Relay',
+                request_serializer=protos_dot_v1_dot_agent__internal__pb2.RelayFrames.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_agent__internal__pb2.RelayFrames.FromString,
+                _registered_method=True)
+
+
+class AgentRelayServicer:
+    """Served by the master on its Unix socket, for its own gateway processes.
+    """
+
+    def Relay(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AgentRelayServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Relay': grpc.stream_stream_rpc_method_handler(
+                    servicer.Relay,
+                    request_deserializer=protos_dot_v1_dot_agent__internal__pb2.RelayFrames.FromString,
+                    response_serializer=protos_dot_v1_dot_agent__internal__pb2.RelayFrames.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'emporion.internal.v1.AgentRelay', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('emporion.internal.v1.AgentRelay', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AgentRelay:
+    """Served by the master on its Unix socket, for its own gateway processes.
+    """
+
+    @staticmethod
+    def Relay(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/emporion.internal.v1.AgentRelay/Relay',
+            protos_dot_v1_dot_agent__internal__pb2.RelayFrames.SerializeToString,
+            protos_dot_v1_dot_agent__internal__pb2.RelayFrames.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

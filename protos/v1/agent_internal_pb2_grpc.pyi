@@ -109,3 +109,31 @@ class AgentGatewayServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_AgentGatewayServicer_to_server(servicer: AgentGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AgentRelayStub:
+    """Served by the master on its Unix socket, for its own gateway processes."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AgentRelayAsyncStub: ...
+    Relay: _grpc.StreamStreamMultiCallable[_agent_internal_pb2.RelayFrames, _agent_internal_pb2.RelayFrames]
+
+@_typing.type_check_only
+class AgentRelayAsyncStub(AgentRelayStub):
+    """Served by the master on its Unix socket, for its own gateway processes."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Relay: _aio.StreamStreamMultiCallable[_agent_internal_pb2.RelayFrames, _agent_internal_pb2.RelayFrames]  # type: ignore[assignment]
+
+class AgentRelayServicer(metaclass=_abc_1.ABCMeta):
+    """Served by the master on its Unix socket, for its own gateway processes."""
+
+    @_abc_1.abstractmethod
+    def Relay(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agent_internal_pb2.RelayFrames],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_internal_pb2.RelayFrames], _abc.AsyncIterator[_agent_internal_pb2.RelayFrames]]: ...
+
+def add_AgentRelayServicer_to_server(servicer: AgentRelayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,220 @@
+"""A gateway's relay to its master: one stream carrying every agent session it holds.
+
+:class:`RelayLink` keeps the relay up (reconnecting while the master lives), batches what the
+agents send into ``RelayFrames`` (whatever is ready, one stream write), and hands each
+session the master's messages for it. A :class:`Session` is one agent's stream as the servicer
+in :mod:`master.gateway.service` drains it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from master.runtime.relay import RELAY_OPEN_KEY, RELAY_OPEN_VALUE
+from protos.limits import MAX_MESSAGE_BYTES, batches
+from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
+
+__all__ = ["RelayLink", "Session"]
+
+log = logging.getLogger("master.gateway")
+
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+_RETRY_S = (0.1, 2.0)
+"""First and longest wait between tries to open the relay."""
+
+
+class Session:
+    """The master's side of one agent's stream: its messages, then how the stream ends."""
+
+    __slots__ = ("_items", "_ready", "closed", "end")
+
+    def __init__(self) -> None:
+        self._items: deque[agent_internal_pb2.MasterMessage] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+        self.end: agent_internal_pb2.RelayEnd | None = None
+
+    def put(self, items: Iterable[agent_internal_pb2.MasterMessage]) -> None:
+        if not self.closed:
+            self._items.extend(items)
+            self._ready.set()
+
+    def finish(self, end: agent_internal_pb2.RelayEnd | None) -> None:
+        """End the stream after what is queued (``end``: its status; None: OK)."""
+        if not self.closed:
+            self.closed = True
+            self.end = end
+            self._ready.set()
+
+    async def take(self) -> list[agent_internal_pb2.MasterMessage] | None:
+        """Everything queued (waiting until something is), or None once finished and empty."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+
+class RelayLink:
+    """The relay to the master at ``target`` (``unix:PATH``)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.sessions: dict[str, Session] = {}
+        self.ready = False
+        """Whether a relay is open (sessions can be opened)."""
+        self.refusal = agent_internal_pb2.RelayEnd(
+            code=_UNAVAILABLE, details="the master is not reachable from its agent gateway yet"
+        )
+        """How agents are refused while no relay is open (the master's own refusal if any)."""
+        self._up: list[agent_internal_pb2.RelayFrame] = []
+        self._up_ready = asyncio.Event()
+        self._stopped = False
+        self._epoch = 0
+
+    # -- what the servicer calls --
+
+    def open(
+        self,
+        connection: str,
+        messages: Iterable[agent_internal_pb2.AgentMessage],
+        principal: str | None,
+    ) -> Session:
+        """A new session, opened with its first messages."""
+        session = Session()
+        self.sessions[connection] = session
+        frame = agent_internal_pb2.RelayFrame(
+            connection=connection, up=agent_internal_pb2.AgentMessages(messages=messages)
+        )
+        if principal is not None:
+            frame.principal = principal
+        self._send(frame)
+        return session
+
+    def send(self, connection: str, messages: Iterable[agent_internal_pb2.AgentMessage]) -> None:
+        """Later messages of a session (dropped once the master ended it)."""
+        if connection in self.sessions:
+            self._send(
+                agent_internal_pb2.RelayFrame(
+                    connection=connection, up=agent_internal_pb2.AgentMessages(messages=messages)
+                )
+            )
+
+    def protocol_error(self, connection: str, description: str) -> None:
+        """The agent sent bytes that are not a message: the master refuses it, in order."""
+        if connection in self.sessions:
+            end = agent_internal_pb2.RelayEnd(protocol_error=description)
+            self._send(agent_internal_pb2.RelayFrame(connection=connection, end=end))
+
+    def close(self, connection: str) -> None:
+        """The agent's stream is over, however it ended: tell the master, once."""
+        if self.sessions.pop(connection, None) is not None and self.ready:
+            end = agent_internal_pb2.RelayEnd()
+            self._send(agent_internal_pb2.RelayFrame(connection=connection, end=end))
+
+    def _send(self, frame: agent_internal_pb2.RelayFrame) -> None:
+        self._up.append(frame)
+        self._up_ready.set()
+
+    # -- the relay --
+
+    async def run(self) -> None:
+        """Keep a relay open until cancelled."""
+        delay = _RETRY_S[0]
+        async with aio.insecure_channel(
+            self.target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 1024),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES + 1024),
+            ],
+        ) as channel:
+            stub = agent_internal_pb2_grpc.AgentRelayStub(channel)
+            while not self._stopped:
+                opened = await self._relay(stub)
+                delay = _RETRY_S[0] if opened else min(delay * 2, _RETRY_S[1])
+                await asyncio.sleep(delay)
+
+    async def _relay(self, stub: agent_internal_pb2_grpc.AgentRelayAsyncStub) -> bool:
+        """One relay, until it ends; whether the master took it."""
+        self._epoch += 1
+        call = stub.Relay(self._frames(self._epoch))
+        opened = False
+        try:
+            # The master accepts by sending its initial metadata, or refuses at once.
+            metadata: Any = await call.initial_metadata()
+            if (RELAY_OPEN_KEY, RELAY_OPEN_VALUE) in tuple(metadata or ()):
+                self.ready = opened = True
+                log.info("relay to the master open")
+            async for batch in call:
+                self._deliver(batch.frames)
+            self._end_all("the master closed its agent gateway's relay")
+        except aio.AioRpcError as error:
+            metadatums: Any = error.trailing_metadata() or ()
+            trailing = {
+                str(key): value if isinstance(value, str) else bytes(value).decode()
+                for key, value in metadatums
+            }
+            refusal = agent_internal_pb2.RelayEnd(
+                code=error.code().value[0], details=error.details() or "", trailing=trailing
+            )
+            if error.code() != grpc.StatusCode.UNAVAILABLE or not opened:
+                self.refusal = refusal
+            self._end_all(error.details() or "the relay to the master broke", refusal)
+        finally:
+            self.ready = False
+            call.cancel()
+        return opened
+
+    def _end_all(self, why: str, refusal: agent_internal_pb2.RelayEnd | None = None) -> None:
+        """End every session's stream (the agents reconnect and reregister)."""
+        if self.sessions:
+            log.info("ending %d agent sessions: %s", len(self.sessions), why)
+        end = refusal
+        if end is None or end.code == 0:
+            end = agent_internal_pb2.RelayEnd(code=_UNAVAILABLE, details=why)
+        for session in self.sessions.values():
+            session.finish(end)
+        self.sessions.clear()
+        self._up.clear()
+
+    def _deliver(self, frames: Iterable[agent_internal_pb2.RelayFrame]) -> None:
+        sessions = self.sessions
+        for frame in frames:
+            session = sessions.get(frame.connection)
+            if session is None:
+                continue  # Its agent went away meanwhile.
+            kind = frame.WhichOneof("kind")
+            if kind == "down":
+                session.put(frame.down.messages)
+            elif kind == "end":
+                del sessions[frame.connection]
+                session.finish(frame.end if frame.end.code else None)
+
+    async def _frames(self, epoch: int) -> AsyncIterator[agent_internal_pb2.RelayFrames]:
+        """What the agents sent, as ready: each write holds every frame queued meanwhile.
+
+        Only while relay ``epoch`` is the current one: gRPC may leave the request iterator of
+        an ended call waiting, and it must not take frames meant for the next relay.
+        """
+        while True:
+            while not self._up:
+                self._up_ready.clear()
+                await self._up_ready.wait()
+            if epoch != self._epoch:
+                return
+            frames, self._up = self._up, []
+            for group in batches(frames):
+                yield agent_internal_pb2.RelayFrames(frames=group)
+
+    def stop(self) -> None:
+        self._stopped = True
