@@ -52,6 +52,7 @@ PR_SET_NO_NEW_PRIVS = 38
 # writable), not CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_NET_ADMIN, CAP_SYS_TIME, CAP_SYS_RESOURCE.
 ROOT_TASK_CAPABILITIES = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
 EXIT_LAUNCH_FAILED = 127
+WRITE_ATTEMPTS = 5  # init binds at most a few mounts over a path the helper writes
 
 
 class LaunchStepError(Exception):
@@ -254,14 +255,27 @@ def exec_task(spec: Mapping[str, Any], entry: pwd.struct_passwd | None) -> NoRet
 
 def write_atomically(path: str, text: str) -> None:
     """Replace ``path`` with ``text``: a temporary file in the same directory renamed over it,
-    so a reader (a restarted agent) sees the old content or the new, never a part."""
+    so a reader (a restarted agent) sees the old content or the new, never a part.
+
+    The helper records the namespace init's pid while init, in the mount namespace they
+    share, binds the directories the task may write (the run directory among them when it
+    lies under a read-only one) onto themselves: a rename racing with such a bind can find
+    its two names on different mounts (EXDEV, seen once in 1,800 launches on a loaded
+    machine), so the file is written again, a few times at most.
+    """
     temp = f"{path}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    for attempt in range(WRITE_ATTEMPTS):
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        try:
+            os.replace(temp, path)
+            return
+        except OSError as e:
+            if e.errno != errno.EXDEV or attempt == WRITE_ATTEMPTS - 1:
+                raise
 
 
 def own_start_time() -> int:

@@ -1,9 +1,12 @@
 """The launch path's file handling without the kernel: run directories removed with plain
 system calls (falling back to rmtree), a new cgroup's memory limits written in the order the
-kernel accepts without reading them first, and a v1 root made again when it is gone."""
+kernel accepts without reading them first, a v1 root made again when it is gone, and the
+helper's atomic writes retried when a rename races a bind mount."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from agent.isolation import ContainerLimits, IsolationError, cgroupfs, cgroups_v1
 from agent.isolation.cgroups_v1 import CgroupsV1, V1Cgroups
 from agent.isolation.container import remove_run_dir
+from agent.isolation.helper import steps
 from agent.isolation.limits import MIB
 
 
@@ -105,3 +109,34 @@ def test_v1_create_names_a_missing_hierarchy(tmp_path: Path) -> None:
     with pytest.raises(IsolationError, match=r"cannot create cgroup .*memory"):
         driver.create("c1", ContainerLimits.from_resources(cpus=0.5, mem_mb=64))
     assert driver.container_ids() == set()
+
+
+def test_the_helper_writes_again_a_file_whose_rename_crossed_a_new_mount(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace_racing_a_bind(source: str, target: str) -> None:
+        calls.append(target)
+        if len(calls) < 3:  # init binding the directory onto itself, twice
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_racing_a_bind)
+    target = tmp_path / "pids.json"
+    steps.write_atomically(str(target), '{"pid": 7}\n')
+    assert target.read_text() == '{"pid": 7}\n'
+    assert len(calls) == 3
+    assert not (tmp_path / "pids.json.tmp").exists()
+
+
+def test_the_helper_gives_up_on_a_rename_that_keeps_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def always_across(source: str, target: str) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "replace", always_across)
+    with pytest.raises(OSError, match="cross-device"):
+        steps.write_atomically(str(tmp_path / "pids.json"), "{}\n")
