@@ -28,7 +28,9 @@ from types import TracebackType
 
 __all__ = ["ClusterError", "LocalCluster", "split_host_resources"]
 
-MASTER_LINE = re.compile(r"Emporion master \S+ listening on (\S+)(?: \(http (\S+)\))?")
+MASTER_LINE = re.compile(
+    r"Emporion master \S+ listening on (\S+)(?: \(http (\S+)\))?(?: \(agents (\S+)\))?"
+)
 AGENT_LINE = re.compile(r"^emporion agent: ", re.MULTILINE)
 PORTS_PER_AGENT = 1000
 FIRST_PORT = 31000
@@ -92,6 +94,9 @@ class LocalCluster:
     master_address: str | None = field(default=None, init=False)
     master_http_address: str | None = field(default=None, init=False)
     """``host:port`` of the master's HTTP API once started (None if it serves none)."""
+    agents_address: str | None = field(default=None, init=False)
+    """Where the agents connect: the master's agent gateways (``--agent-gateways`` among
+    ``master_flags``) once started, else None (the master itself)."""
     _created_dir: bool = field(default=False, init=False)
     _processes: list[_Process] = field(default_factory=list, init=False)
 
@@ -131,8 +136,10 @@ class LocalCluster:
             found = self._wait_for_line(master, MASTER_LINE, timeout)
             self.master_address = found.group(1)
             self.master_http_address = found.group(2)
+            self.agents_address = found.group(3)
+            target = self.agents_address or self.master_address
             agents = [
-                self._spawn(f"agent-{index}", self._agent_args(index, self.master_address))
+                self._spawn(f"agent-{index}", self._agent_args(index, target))
                 for index in range(self.agents)
             ]
             for agent in agents:

@@ -57,6 +57,28 @@ def _flags(config: MasterConfig) -> list[str]:
     return argv
 
 
+def _reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (not listening: the gateways
+    listen), after checking that nobody holds the port, not even with ``SO_REUSEPORT`` (another
+    master's gateways would otherwise share its agents). Raises OSError naming the flag."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reserved = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if port != 0:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserved.bind((host, port))
+    except OSError as error:
+        reserved.close()
+        raise OSError(
+            f"cannot serve agents on {host}:{port} (--agent-port): {error.strerror or error}"
+        ) from None
+    return reserved
+
+
 class GatewayPool:
     """``config.agent_gateways`` gateway processes relaying to the master behind ``gate``."""
 
@@ -77,45 +99,35 @@ class GatewayPool:
         Raises OSError if the port cannot be reserved or a gateway does not start.
         """
         config = self.config
-        self._dir = Path(tempfile.mkdtemp(prefix="emporion-relay-"))  # mode 0700
-        path = self._dir / "relay.sock"
-        self._server = aio.server(options=GRPC_MESSAGE_OPTIONS)
-        agent_internal_pb2_grpc.add_AgentRelayServicer_to_server(
-            AgentRelayService(self.gate), self._server
-        )
-        self._server.add_insecure_port(f"unix:{path}")
-        await self._server.start()
-        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        reserved = socket.socket(family, socket.SOCK_STREAM)
-        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._reserved = _reserve(config.host, config.agent_port)
+        self.port = self._reserved.getsockname()[1]
         try:
-            reserved.bind((config.host, config.agent_port))
-        except OSError as error:
-            reserved.close()
-            raise OSError(
-                f"cannot serve agents on {config.host}:{config.agent_port} (--agent-port):"
-                f" {error.strerror or error}"
-            ) from None
-        self._reserved = reserved
-        self.port = reserved.getsockname()[1]
-        self.processes = [None] * config.agent_gateways
-        started = [asyncio.get_running_loop().create_future() for _ in self.processes]
-        for index in range(config.agent_gateways):
-            self._supervisors.append(
-                asyncio.get_running_loop().create_task(
-                    self._supervise(index, str(path), started[index]), name=f"gateway {index}"
-                )
+            self._dir = Path(tempfile.mkdtemp(prefix="emporion-relay-"))  # mode 0700
+            path = self._dir / "relay.sock"
+            self._server = aio.server(options=GRPC_MESSAGE_OPTIONS)
+            agent_internal_pb2_grpc.add_AgentRelayServicer_to_server(
+                AgentRelayService(self.gate), self._server
             )
-        try:
-            await asyncio.wait_for(asyncio.gather(*started), _START_TIMEOUT_S)
-        except (TimeoutError, OSError) as error:
+            self._server.add_insecure_port(f"unix:{path}")
+            await self._server.start()
+            self.processes = [None] * config.agent_gateways
+            loop = asyncio.get_running_loop()
+            started = [loop.create_future() for _ in self.processes]
+            for index in range(config.agent_gateways):
+                self._supervisors.append(
+                    loop.create_task(
+                        self._supervise(index, str(path), started[index]), name=f"gateway {index}"
+                    )
+                )
+            try:
+                await asyncio.wait_for(asyncio.gather(*started), _START_TIMEOUT_S)
+            except TimeoutError:
+                raise OSError(
+                    f"the agent gateways did not start within {_START_TIMEOUT_S:.0f} s"
+                ) from None
+        except BaseException:
             await self.stop()
-            if isinstance(error, OSError):
-                raise
-            raise OSError(
-                f"the agent gateways did not start within {_START_TIMEOUT_S:.0f} s"
-            ) from None
+            raise
         return self.port
 
     async def _supervise(self, index: int, relay: str, started: asyncio.Future[None]) -> None:

@@ -1,0 +1,231 @@
+"""Agent gateways (``python -m master --agent-gateways N``): real master, gateway and agent
+processes. Tasks run through relayed sessions; a gateway killed is restarted and its agents come
+back; bad bytes through a gateway get the master's answers; gateways die with the master."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc import aio
+
+from emporion.cli import main
+from emporion.local_cluster import LocalCluster
+from protos.v1 import agent_internal_pb2 as ai
+
+Capture = pytest.CaptureFixture[str]
+CONNECT_BATCHED = "/emporion.internal.v1.AgentGateway/ConnectBatched"
+
+
+def gateway_pids(master_pid: int) -> set[int]:
+    found = subprocess.run(
+        ["pgrep", "-P", str(master_pid), "-f", "master.gateway"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def master_pid(cluster: LocalCluster) -> int:
+    found = subprocess.run(
+        ["pgrep", "-f", "--", f"--work-dir {cluster.root / 'master'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (pid,) = (int(p) for p in found.stdout.split() if "gateway" not in p)
+    return pid
+
+
+def active_agents(cluster: LocalCluster) -> list[dict[str, Any]]:
+    state = httpx.get(f"http://{cluster.master_http_address}/master/state-summary", timeout=30)
+    state.raise_for_status()
+    return [s for s in state.json()["slaves"] if s["active"]]
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def run_task(cluster: LocalCluster, capsys: Capture, text: str) -> None:
+    capsys.readouterr()
+    status = main(
+        ["run", "--master", str(cluster.master_address), "--", "sh", "-c", f"echo {text}"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert text in out
+
+
+def test_tasks_run_through_gateways_and_a_killed_gateway_is_replaced(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    with LocalCluster(
+        agents=2,
+        isolation="posix",
+        agent_resources="cpus:1;mem:256;disk:100;ports:[31200-31209]",
+        master_flags=("--agent-gateways", "2"),
+        work_dir=tmp_path,
+    ) as cluster:
+        assert cluster.agents_address is not None
+        assert cluster.agents_address != cluster.master_address
+        wait_for(lambda: len(active_agents(cluster)) == 2, "the agents never registered")
+        run_task(cluster, capsys, "through-a-gateway")
+
+        pid = master_pid(cluster)
+        before = gateway_pids(pid)
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        # The master starts another; the agents whose connections it held reconnect (through
+        # either gateway) and reregister.
+        wait_for(
+            lambda: len(gateway_pids(pid)) == 2 and victim not in gateway_pids(pid),
+            "the killed gateway was not replaced",
+        )
+        wait_for(lambda: len(active_agents(cluster)) == 2, "the agents did not come back")
+        run_task(cluster, capsys, "after-the-kill")
+        gateways = gateway_pids(pid)
+        relay = relay_socket(min(gateways))
+        assert relay.is_socket()
+        assert relay.parent.stat().st_mode & 0o777 == 0o700  # Only the master's user.
+    # Stopped: no gateway outlives its master, and the relay's socket directory is gone.
+    wait_for(lambda: not any(Path(f"/proc/{g}").exists() for g in gateways), "gateways leaked")
+    assert not relay.parent.exists()
+
+
+def relay_socket(gateway: int) -> Path:
+    """The relay socket a gateway was given (``--relay unix:PATH``)."""
+    argv = Path(f"/proc/{gateway}/cmdline").read_bytes().split(b"\0")
+    value = argv[argv.index(b"--relay") + 1].decode()
+    assert value.startswith("unix:"), value
+    return Path(value.removeprefix("unix:"))
+
+
+def _raw(
+    address: str, requests: list[bytes]
+) -> tuple[list[ai.MasterMessages], grpc.StatusCode, str]:
+    async def exchange() -> tuple[list[ai.MasterMessages], grpc.StatusCode, str]:
+        async with aio.insecure_channel(address) as channel:
+            call = channel.stream_stream(
+                CONNECT_BATCHED,
+                request_serializer=lambda b: b,
+                response_deserializer=ai.MasterMessages.FromString,
+            )(iter(requests))
+            replies: list[ai.MasterMessages] = []
+            try:
+                async for reply in call:
+                    replies.append(reply)
+            except aio.AioRpcError:
+                pass
+            code = await call.code()
+            return replies, code, await call.details() or ""
+
+    return asyncio.run(exchange())
+
+
+def test_bad_bytes_through_a_gateway_get_the_masters_answers(tmp_path: Path) -> None:
+    with LocalCluster(
+        agents=0, master_flags=("--agent-gateways", "1"), work_dir=tmp_path
+    ) as cluster:
+        address = str(cluster.agents_address)
+        # Not a message at all, first: refused before any session, as the master refuses it.
+        replies, code, details = _raw(address, [b"\xff\xff\xff"])
+        assert (replies, code) == ([], grpc.StatusCode.INVALID_ARGUMENT)
+        assert "is not a valid emporion.internal.v1.AgentMessages" in details, details
+        # A registration, then garbage: the master registers the agent, then refuses the
+        # session with an Error, in order, and ends it.
+        hello = ai.AgentMessages(
+            messages=[
+                ai.AgentMessage(
+                    register_agent=ai.RegisterAgent(
+                        agent_info=_agent_info("raw-agent"), version="test", boot_id="b1"
+                    )
+                )
+            ]
+        )
+        replies, code, details = _raw(address, [hello.SerializeToString(), b"\xff\xff"])
+        kinds = [m.WhichOneof("payload") for r in replies for m in r.messages]
+        assert kinds[0] == "agent_registered", kinds
+        assert "error" in kinds, kinds
+        errors = [m.error.message for r in replies for m in r.messages if m.HasField("error")]
+        assert any("not a valid" in e for e in errors), errors
+
+
+def _agent_info(hostname: str) -> Any:
+    from google.protobuf import json_format
+
+    from protos.v1 import mesos_pb2
+
+    info = mesos_pb2.AgentInfo()
+    json_format.ParseDict(
+        {
+            "hostname": hostname,
+            "port": 5051,
+            "resources": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}},
+                {"name": "mem", "type": "SCALAR", "scalar": {"value": 128}},
+            ],
+        },
+        info,
+    )
+    return info
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--agent-gateways", "65"], "--agent-gateways: must be between 0 and 64, got 65"),
+        (["--agent-gateways", "two"], "--agent-gateways: expected a whole number, got 'two'"),
+        (["--port", "5999", "--agent-port", "5999"], "--agent-port: must differ from --port"),
+    ],
+)
+def test_bad_gateway_flags_are_refused_in_one_line(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "master", "--work-dir", str(tmp_path), *flags],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_agent_port_in_use_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "master", "--port", "0", "--http-port", "0",
+                "--work-dir", str(tmp_path), "--agent-gateways", "1", "--agent-port", str(port),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result
+    assert f"cannot serve agents on 127.0.0.1:{port} (--agent-port)" in result.stderr
+    assert json.dumps(result.stderr).count("\\n") == 1, result.stderr
