@@ -185,7 +185,7 @@ def test_answers_equal_the_uncached_ones_through_every_kind_of_change() -> None:
     a3, _ = harness.reregister_agent(a3.agent_id, hostname="host3-again")
     same_as_uncached(fragments, harness.master)  # Back, with a new AgentInfo.
 
-    harness.master.mark_agent_gone(a2.agent_id, harness.now)
+    harness._record(harness.master.mark_agent_gone(a2.agent_id, harness.now))
     same_as_uncached(fragments, harness.master)  # Removed; bob-run lost with it.
 
     harness.call(bob, cluster.streams[bob], Call(type=Call.TEARDOWN))
