@@ -20,7 +20,9 @@ one JSON object per size:
 * ``state_summary_s``, ``slaves_s``, ``agents_page_s``: the slowest of ``--http-tries`` GETs of
   ``/master/state-summary``, of ``/master/slaves`` (every agent), and of one page
   (``limit`` 100, from the middle) of the operator API's ``GET_AGENTS``; with their sizes.
-* ``master_rss_mb`` (and the peak, ``master_peak_rss_mb``) at the end.
+* ``master_rss_mb`` (and the peak, ``master_peak_rss_mb``) at the end; with
+  ``--agent-gateways N`` (the master's flag: N processes end the agents' streams and relay
+  them, docs/scale.md) also ``gateways_rss_mb`` and ``gateways_cpu_s``, their sum.
 * ``idle_master_cpu_pct``: the master's CPU over ``--idle-seconds`` once nothing happens but
   liveness checks and heartbeats, with the emulators' beside it. An answering agent is pinged
   once per 24 ``--agent-ping-timeout`` (``master.core.liveness``; spread over that interval, so
@@ -135,6 +137,8 @@ def cluster(ns: argparse.Namespace, agents: int, work: Path) -> Iterator[dict[st
         args = [sys.executable, "-m", "master", "--port", "0", "--http-port", "0"]
         args += ["--work-dir", str(work / "master"), "--log-level", "WARNING"]
         args += ["--agent-ping-timeout", ns.agent_ping_timeout, *ns.master_arg]
+        if ns.agent_gateways:
+            args += ["--agent-gateways", str(ns.agent_gateways)]
         master = spawn(args, "Emporion master", log)
         stack.callback(master.stop, signal.SIGINT)  # Last: the emulators stop first.
         stack.callback(_stop_all, children)
@@ -144,13 +148,22 @@ def cluster(ns: argparse.Namespace, agents: int, work: Path) -> Iterator[dict[st
         if len(found) < 2:
             raise RuntimeError(f"no gRPC and HTTP address in {master.seen_line!r}")
         grpc_address, http_address = (f"{h}:{p}" for h, p in found[:2])
+        # With gateways the master prints the agents' port third: the emulators go there.
+        agents_address = f"{found[2][0]}:{found[2][1]}" if len(found) > 2 else grpc_address
         processes = ns.emulator_processes or max(1, math.ceil(agents / 12500))
         start_at = time.time() + ns.emulator_start_s
         first = 0
         for i in range(processes):
             count = agents // processes + (i < agents % processes)
             args = [sys.executable, "-m", "emporion.testing.agent_emulator"]
-            args += ["--master", grpc_address, "--agents", str(count), "--first-index", str(first)]
+            args += [
+                "--master",
+                agents_address,
+                "--agents",
+                str(count),
+                "--first-index",
+                str(first),
+            ]
             args += ["--mode", "run", "--resources", ns.agent_resources]
             channels = ns.emulator_channels or max(1, math.ceil(count / 1000))
             args += ["--channels", str(channels)]
@@ -172,6 +185,20 @@ def _stop_all(children: list[Child]) -> None:
         child.process.send_signal(signal.SIGTERM)  # All at once; then wait for each.
     for child in children:
         child.stop()
+
+
+def gateway_pids(master_pid: int) -> list[int]:
+    """The master's agent gateway processes (``--agent-gateways``), by their command line."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == master_pid and b"master.gateway" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
 
 
 def rss_mb(pid: int) -> tuple[float | None, float | None]:
@@ -381,6 +408,8 @@ async def measure(
     deadline = time.time() + ns.timeout
     await asyncio.sleep(max(0.0, run["start_at"] - time.time()))
     cpu0 = process_cpu_seconds(master_pid)
+    gateways = gateway_pids(master_pid)
+    gateways_cpu0 = sum(process_cpu_seconds(g) for g in gateways)
     for emulator in emulators:
         await asyncio.to_thread(emulator.seen.wait, max(1.0, deadline - time.time()))
         if emulator.seen_at is None:
@@ -390,6 +419,9 @@ async def measure(
     figures["agents_per_s"] = round(agents / max(registered - run["start_at"], 1e-9), 1)
     # On a shared machine wall time depends on the load; CPU time much less.
     figures["registration_master_cpu_s"] = round(process_cpu_seconds(master_pid) - cpu0, 2)
+    if gateways:
+        gateways_cpu = sum(process_cpu_seconds(g) for g in gateways) - gateways_cpu0
+        figures["registration_gateways_cpu_s"] = round(gateways_cpu, 2)
     figures["emulator_cpu_s"] = round(sum(process_cpu_seconds(e.process.pid) for e in emulators), 2)
 
     channel = grpc.aio.insecure_channel(run["grpc"], options=_CHANNEL_OPTIONS)
@@ -447,6 +479,11 @@ async def measure(
     rss, peak = rss_mb(master_pid)
     figures["master_rss_mb"] = rounded(rss, 1)
     figures["master_peak_rss_mb"] = rounded(peak, 1)
+    gateways = gateway_pids(master_pid)
+    if gateways:  # Their memory and CPU are the agents' streams' cost, outside the master.
+        figures["agent_gateways"] = len(gateways)
+        figures["gateways_rss_mb"] = rounded(sum(rss_mb(g)[0] or 0.0 for g in gateways), 1)
+        figures["gateways_cpu_s"] = round(sum(process_cpu_seconds(g) for g in gateways), 2)
     for r in runs:
         r.cancel()
     await asyncio.gather(*runs, return_exceptions=True)
@@ -507,6 +544,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-seconds", type=float, default=3.0)
     parser.add_argument("--idle-seconds", type=float, default=15.0)
     parser.add_argument("--agent-ping-timeout", default="5secs", help="the master's flag")
+    parser.add_argument(
+        "--agent-gateways",
+        type=int,
+        default=0,
+        help="the master's --agent-gateways: processes that end the agents' streams (0: none)",
+    )
     parser.add_argument(
         "--master-arg", action="append", default=[], help="another flag for the master (repeatable)"
     )
