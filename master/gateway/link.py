@@ -9,6 +9,7 @@ in :mod:`master.gateway.service` drains it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -77,12 +78,25 @@ class RelayLink:
             code=_UNAVAILABLE, details="the master is not reachable from its agent gateway yet"
         )
         """How agents are refused while no relay is open (the master's own refusal if any)."""
+        self.refused = False
+        """Whether the master refused the last relay (it does not lead): agents are refused
+        at once then, rather than kept waiting for a relay that is being opened."""
+        self._opened = asyncio.Event()
         self._up: list[agent_internal_pb2.RelayFrame] = []
         self._up_ready = asyncio.Event()
         self._stopped = False
         self._epoch = 0
 
     # -- what the servicer calls --
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Whether a relay is open, waiting up to ``timeout`` while one is being opened (the
+        gateway or the master just started, or a relay is being reopened) and the master has
+        not refused the last one."""
+        if not self.ready and not self.refused:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened.wait(), timeout)
+        return self.ready
 
     def open(
         self,
@@ -154,6 +168,8 @@ class RelayLink:
             metadata: Any = await call.initial_metadata()
             if (RELAY_OPEN_KEY, RELAY_OPEN_VALUE) in tuple(metadata or ()):
                 self.ready = opened = True
+                self.refused = False
+                self._opened.set()
                 log.info("relay to the master open")
             async for batch in call:
                 self._deliver(batch.frames)
@@ -169,9 +185,11 @@ class RelayLink:
             )
             if error.code() != grpc.StatusCode.UNAVAILABLE or not opened:
                 self.refusal = refusal
+            self.refused = not opened
             self._end_all(error.details() or "the relay to the master broke", refusal)
         finally:
             self.ready = False
+            self._opened.clear()
             call.cancel()
         return opened
 

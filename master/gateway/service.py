@@ -28,6 +28,9 @@ __all__ = ["GatewayService"]
 
 log = logging.getLogger("master.gateway")
 
+_READY_WAIT_S = 5.0
+"""How long an agent's stream waits for a relay that is being opened before it is refused."""
+
 M = TypeVar("M", agent_internal_pb2.AgentMessage, agent_internal_pb2.AgentMessages)
 
 
@@ -72,7 +75,7 @@ class GatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
         principal = None
         if self.security is not None:
             principal = await call_principal(self.security, context, self.security.flags.agents)
-        if not link.ready:
+        if not await link.wait_ready(_READY_WAIT_S):
             await _end(context, link.refusal)
         first: list[agent_internal_pb2.AgentMessage] | None = None
         async for head in requests:
