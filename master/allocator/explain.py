@@ -126,8 +126,8 @@ class Inactive(Explanation):
 
 @dataclass(frozen=True, kw_only=True)
 class RecoveryPaused(Explanation):
-    """A new leader makes no offers until ``wanted`` of the ``expected`` agents are back
-    (``agents`` are), or until ``until`` (:mod:`master.allocator.pause`)."""
+    """A new leader makes no offers until the ``expected`` agents are back (``agents`` are), or
+    ``wanted`` of them and no more come, or until ``until`` (:mod:`master.allocator.pause`)."""
 
     code: ClassVar[ReasonCode] = ReasonCode.RECOVERY_PAUSED
     agents: int
@@ -139,8 +139,8 @@ class RecoveryPaused(Explanation):
     def message(self) -> str:
         return (
             f"allocation is paused while agents reregister with a new leading master:"
-            f" {self.agents} of the {self.wanted} it waits for are back ({self.expected}"
-            f" expected), or until {_when(self.until)}"
+            f" {self.agents} of {self.expected} expected agents are back; offers resume once"
+            f" all are, once {self.wanted} are and no more come, or at {_when(self.until)}"
         )
 
 

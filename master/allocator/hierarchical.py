@@ -28,7 +28,7 @@ from .cycle import run_cycle
 from .explain import Explanation, explain
 from .filters import RefuseFilter, refuse_timeout
 from .invariants import InvariantViolation, check
-from .pause import AGENT_RECOVERY_FACTOR, begin, end_if_due
+from .pause import AGENT_RECOVERY_FACTOR, agent_added, begin, end_if_due
 from .quota import QuotaSpec, make_quota
 from .recovered import Recovered, holding_role, recover_many
 from .state import (
@@ -228,7 +228,7 @@ class HierarchicalAllocator(AllocatorViews):
         ``used`` maps framework id -> role -> resources its running tasks and executors hold
         (an agent reregistering after a master failover); frameworks not added yet are tracked
         until they are. Agents whose total has ``gpus`` are offered only to GPU_RESOURCES
-        frameworks. ``now`` is when, for the log of a recovery pause this agent ends.
+        frameworks. ``now`` is when (a recovery pause notes when agents come back).
         """
         core = self._core
         if not agent_id:
@@ -276,8 +276,8 @@ class HierarchicalAllocator(AllocatorViews):
         if active:
             core.active_agents += 1
             core.mark_dirty(agent)
-        if core.pause is not None and len(core.agents) >= core.pause.wanted:
-            end_if_due(core, now)
+        if core.pause is not None:
+            agent_added(core, now)
 
     def update_agent(
         self, agent_id: str, total: Resources, capabilities: Collection[str] | None = None
@@ -529,7 +529,8 @@ class HierarchicalAllocator(AllocatorViews):
         factor: float = AGENT_RECOVERY_FACTOR,
     ) -> None:
         """A new leader recovered ``expected_agents`` from the registry: make no offers until
-        ``factor`` of them are added or ``timeout`` seconds pass (:mod:`.pause`)."""
+        they are added, or ``factor`` of them and their burst is over, or ``timeout`` seconds
+        pass (:mod:`.pause`)."""
         begin(self._core, expected_agents, now, timeout, factor)
 
     def allocate(self, now: float) -> Offers:

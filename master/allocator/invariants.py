@@ -39,10 +39,15 @@ def check(core: AllocatorCore) -> list[str]:
     problems += _check_quota(core)
     problems += _check_filters(core)
     pause = core.pause
-    if pause is not None and len(core.agents) >= pause.wanted:
+    if pause is not None and len(core.agents) >= pause.expected:
         problems.append(
             f"allocation is paused for recovery with {len(core.agents)} agents added, though"
-            f" {pause.wanted} end the pause"
+            f" {pause.expected} end the pause"
+        )
+    if pause is not None and pause.wanted_at is None and len(core.agents) >= pause.wanted:
+        problems.append(
+            f"recovery pause: {len(core.agents)} agents added of {pause.wanted} wanted, but"
+            " it did not note when the count was reached"
         )
     return problems
 

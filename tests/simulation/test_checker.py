@@ -16,7 +16,7 @@ from master.allocator import HierarchicalAllocator
 from master.core import tasks
 from protos.v1 import mesos_pb2
 
-SEED = 7
+SEED = 0
 """A seed whose tasks finish, with no fault needed to show these bugs."""
 
 

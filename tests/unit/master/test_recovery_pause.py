@@ -1,5 +1,6 @@
-"""A new leader makes no offers until 80 % of the agents its registry admits have reregistered,
-or until the agents' reregistration window closes (master.allocator.pause, wired in recover)."""
+"""A new leader makes no offers until the agents its registry admits have reregistered (or 80 %
+of them and no more come), or until the agents' reregistration window closes
+(master.allocator.pause, wired in ``Master.recover``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _offered_agents(harness: Harness, framework_id: str) -> set[str]:
     return {o.agent_id.value for o in harness.offers(framework_id)}
 
 
-def test_offers_wait_for_four_of_five_agents(harness: Harness) -> None:
+def test_offers_wait_for_four_of_five_agents_and_a_quiet_interval(harness: Harness) -> None:
     agents = _cluster(harness, 5)
     new = harness.restart()
     pause = new.master.state.allocator.recovery_pause
@@ -29,16 +30,28 @@ def test_offers_wait_for_four_of_five_agents(harness: Harness) -> None:
     assert (pause.expected, pause.wanted) == (5, 4)
     assert _paused_metric(new) == 1.0
     framework_id, _ = new.subscribe()
-    for fake in agents[:3]:
+    for fake in agents[:4]:
         new.reregister_agent(fake.agent_id, hostname=fake.hostname)
         new.allocate()
-    assert new.offers() == []
-    new.reregister_agent(agents[3].agent_id, hostname=agents[3].hostname)
+    assert new.offers() == []  # 80 % are back, but they are still coming.
+    new.advance(harness.config.allocation_interval)
+    assert _paused_metric(new) == 1.0
+    new.allocate()
     assert new.master.state.allocator.recovery_pause is None
     assert _paused_metric(new) == 0.0
-    new.allocate()
     assert _offered_agents(new, framework_id) == {a.agent_id for a in agents[:4]}
     new.master.validate()
+
+
+def test_the_last_agent_back_ends_the_pause(harness: Harness) -> None:
+    agents = _cluster(harness, 3)
+    new = harness.restart()
+    framework_id, _ = new.subscribe()
+    for fake in agents:
+        new.reregister_agent(fake.agent_id, hostname=fake.hostname)
+    assert new.master.state.allocator.recovery_pause is None
+    new.allocate()
+    assert _offered_agents(new, framework_id) == {a.agent_id for a in agents}
 
 
 def test_the_reregistration_window_ends_the_pause(harness: Harness) -> None:
