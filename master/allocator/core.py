@@ -182,7 +182,8 @@ class AllocatorCore:
         """The records half of :meth:`untrack`: the sorters and the quota ledger are left to
         :meth:`untrack_amounts`, so that many recoveries can update them once."""
         by_agent = fw.allocated[role]
-        left = by_agent[agent.agent_id] - resources
+        held = by_agent[agent.agent_id]
+        left = Resources.EMPTY if held is resources else held - resources
         if left:
             by_agent[agent.agent_id] = left
             agent.allocated[(fw.framework_id, role)] = left

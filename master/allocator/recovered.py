@@ -43,14 +43,16 @@ def holding_role(
     fw: FrameworkState, agent: AgentState, resources: Resources, role: str | None
 ) -> str:
     """The role ``fw`` holds ``resources`` under on ``agent``; ValueError if none or unclear."""
-    holds = {r: res for (f, r), res in agent.allocated.items() if f == fw.framework_id}
     if role is not None:
-        if not holds.get(role, Resources.EMPTY).contains(resources):
+        held = agent.allocated.get((fw.framework_id, role), Resources.EMPTY)
+        # Declining a whole offer hands back the very object the cycle booked.
+        if held is not resources and not held.contains(resources):
             raise ValueError(
                 f"framework {fw.framework_id!r} does not hold {resources} on agent"
                 f" {agent.agent_id!r} in role {role!r}"
             )
         return role
+    holds = {r: res for (f, r), res in agent.allocated.items() if f == fw.framework_id}
     fitting = sorted(r for r, res in holds.items() if res.contains(resources))
     if len(fitting) == 1:
         return fitting[0]
@@ -121,10 +123,14 @@ def recover_many(
         if by_role is None:
             by_role = amounts[role] = {}
             unreserved[role] = {}
-        add_into(by_role, quantities(resources))
+        part = quantities(resources)
+        add_into(by_role, part)
         if tracking:
             add_into(unreserved[role], quota_quantities(resources))
-        agent.set_free(agent.free + resources)
+        if agent.free:
+            agent.set_free(agent.free + resources)
+        else:
+            agent.set_free(resources, part)  # Nothing else free: the same quantities.
         if agent.active:
             core.mark_dirty(agent)
         if quotas:

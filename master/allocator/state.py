@@ -146,10 +146,11 @@ class AgentState:
     plain: bool = True
     allocated: dict[tuple[str, str], Resources] = field(default_factory=dict)
 
-    def set_free(self, free: Resources) -> None:
-        """Replace ``free`` and the values derived from it."""
+    def set_free(self, free: Resources, free_q: Quantities | None = None) -> None:
+        """Replace ``free`` and the values derived from it (``free_q``: its quantities, if the
+        caller has them; they are shared, so nobody may change them in place)."""
         self.free = free
-        self.free_q = quantities(free)
+        self.free_q = quantities(free) if free_q is None else free_q
         self.plain = not free.reservation_roles() and not free.revocable()
 
 
