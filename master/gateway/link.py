@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from master.runtime.relay import RELAY_OPEN_KEY, RELAY_OPEN_VALUE
-from protos.limits import MAX_MESSAGE_BYTES, batches
+from master.runtime.relay import RELAY_MESSAGE_OPTIONS, RELAY_OPEN_KEY, RELAY_OPEN_VALUE
+from protos.limits import batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
 __all__ = ["RelayLink", "Session"]
@@ -145,13 +145,7 @@ class RelayLink:
     async def run(self) -> None:
         """Keep a relay open until cancelled."""
         delay = _RETRY_S[0]
-        async with aio.insecure_channel(
-            self.target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 1024),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES + 1024),
-            ],
-        ) as channel:
+        async with aio.insecure_channel(self.target, options=RELAY_MESSAGE_OPTIONS) as channel:
             stub = agent_internal_pb2_grpc.AgentRelayStub(channel)
             while not self._stopped:
                 opened = await self._relay(stub)

@@ -21,9 +21,8 @@ from pathlib import Path
 from grpc import aio
 
 from master.config import MasterConfig
-from master.runtime.relay import AgentRelayService
+from master.runtime.relay import RELAY_MESSAGE_OPTIONS, AgentRelayService
 from master.runtime.services import Gate
-from protos.limits import GRPC_MESSAGE_OPTIONS
 from protos.v1 import agent_internal_pb2_grpc
 
 __all__ = ["GatewayPool"]
@@ -104,7 +103,7 @@ class GatewayPool:
         try:
             self._dir = Path(tempfile.mkdtemp(prefix="emporion-relay-"))  # mode 0700
             path = self._dir / "relay.sock"
-            self._server = aio.server(options=GRPC_MESSAGE_OPTIONS)
+            self._server = aio.server(options=RELAY_MESSAGE_OPTIONS)
             agent_internal_pb2_grpc.add_AgentRelayServicer_to_server(
                 AgentRelayService(self.gate), self._server
             )

@@ -32,16 +32,23 @@ from master.auth import PermissionDeniedError
 from master.core.faults import CoreFaultError
 from master.runtime.driver import MasterRuntime
 from master.runtime.services import Gate
-from protos.limits import batches
+from protos.limits import MAX_MESSAGE_BYTES, batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
 __all__ = [
+    "RELAY_MESSAGE_OPTIONS",
     "RELAY_OPEN_KEY",
     "RELAY_OPEN_VALUE",
     "AgentRelayService",
     "RelayQueue",
     "RelayedSession",
 ]
+
+RELAY_MESSAGE_OPTIONS = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 65536),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES + 65536),
+)
+"""The relay's message limit: an agent message at the limit still fits in a frame of its own."""
 
 RELAY_OPEN_KEY = "emporion-relay"
 RELAY_OPEN_VALUE = "open"
@@ -76,7 +83,8 @@ class RelayQueue:
         self._ready.set()
 
     async def take(self, timeout: float) -> list[agent_internal_pb2.RelayFrame]:
-        """Everything ready as frames (messages before ends); [] after ``timeout`` idle."""
+        """Everything ready as frames (messages before ends; a session's messages in frames
+        under the message limit); [] after ``timeout`` idle."""
         if not self._messages and not self._ends:
             self._ready.clear()
             try:
@@ -84,8 +92,9 @@ class RelayQueue:
             except TimeoutError:
                 return []
         frames = [
-            _Frame(connection=connection, down=agent_internal_pb2.MasterMessages(messages=queued))
+            _Frame(connection=connection, down=agent_internal_pb2.MasterMessages(messages=group))
             for connection, queued in self._messages.items()
+            for group in (batches(queued) if len(queued) > 1 else (queued,))
         ]
         frames.extend(_Frame(connection=c, end=end) for c, end in self._ends.items())
         self._messages = {}

@@ -21,7 +21,11 @@ from grpc import aio
 
 from emporion.cli import main
 from emporion.local_cluster import LocalCluster
+from protos.limits import GRPC_MESSAGE_OPTIONS, MAX_MESSAGE_BYTES
 from protos.v1 import agent_internal_pb2 as ai
+from protos.v1 import agent_internal_pb2_grpc
+from tests.integration.master.clients import FakeAgent, quick_config, running_master
+from tests.integration.master.clients import wait_for as wait_async
 
 Capture = pytest.CaptureFixture[str]
 CONNECT_BATCHED = "/emporion.internal.v1.AgentGateway/ConnectBatched"
@@ -229,3 +233,52 @@ def test_agent_port_in_use_is_refused_and_nothing_is_left(tmp_path: Path) -> Non
     assert result.returncode == 2, result
     assert f"cannot serve agents on 127.0.0.1:{port} (--agent-port)" in result.stderr
     assert json.dumps(result.stderr).count("\\n") == 1, result.stderr
+
+
+def test_messages_at_the_limit_cross_the_relay_both_ways() -> None:
+    """The one message limit holds through a gateway: the master's batches for a relayed agent
+    are split under it, a message as large as the limit allows goes down alone, and an agent's
+    message at the limit goes up without breaking the relay."""
+
+    async def main() -> None:
+        async with running_master(quick_config(agent_gateways=1)) as server:
+            assert server.agent_address is not None
+            agent = FakeAgent(server.agent_address, batched=True)
+            await agent.channel.close(None)
+            agent.channel = aio.insecure_channel(server.agent_address, options=GRPC_MESSAGE_OPTIONS)
+            agent.stub = agent_internal_pb2_grpc.AgentGatewayStub(agent.channel)
+            try:
+                agent_id = await agent.register("cpus:4;mem:1024")
+                assert server.outbox is not None
+                assert server.core is not None
+                record = server.core.agent(agent_id)
+                assert record is not None
+                assert record.connection_id is not None
+                session = server.outbox.connections[record.connection_id]
+                sizes = [7 << 20, 7 << 20, 7 << 20, MAX_MESSAGE_BYTES - 1024]
+                for n, size in enumerate(sizes):
+                    message = ai.MasterMessage()
+                    message.framework_to_executor.executor_id.value = f"e{n}"
+                    message.framework_to_executor.data = b"x" * size
+                    session.put(message)  # Queued together: one relay write's worth and more.
+                await wait_async(lambda: len(agent.of("framework_to_executor")) == 4, "4 messages")
+                received = agent.of("framework_to_executor")
+                assert [m.framework_to_executor.executor_id.value for m in received] == [
+                    "e0",
+                    "e1",
+                    "e2",
+                    "e3",
+                ]
+                big = ai.AgentMessage()
+                big.executor_to_framework.executor_id.value = "e0"
+                big.executor_to_framework.data = b"y" * (MAX_MESSAGE_BYTES - 1024)
+                await agent.send(big)
+                # The relay and the session survive: the master still answers this agent.
+                session.put(ai.MasterMessage(ping=ai.Ping(seq=7)))
+                await wait_async(lambda: bool(agent.of("ping")), "a ping after the big message")
+                assert server.core.agent(agent_id) is not None
+                assert record.connection_id is not None
+            finally:
+                await agent.close()
+
+    asyncio.run(main())
