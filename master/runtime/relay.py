@@ -175,7 +175,14 @@ class AgentRelayService(agent_internal_pb2_grpc.AgentRelayServicer):
         try:
             async for batch in requests:
                 for frame in batch.frames:
-                    self._frame(runtime, frame, queue, sessions)
+                    try:
+                        self._frame(runtime, frame, queue, sessions)
+                    except Exception:  # A bug: end this agent's session, not its gateway's.
+                        log.exception("agent connection %s failed", frame.connection)
+                        failed = sessions.pop(frame.connection, None)
+                        if failed is not None:
+                            failed.close()
+                            runtime.agent_ended(frame.connection)
         except asyncio.CancelledError:
             raise
         except aio.AioRpcError as error:

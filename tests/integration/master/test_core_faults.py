@@ -114,7 +114,12 @@ def test_a_call_handler_fault_fails_that_call_only(monkeypatch: pytest.MonkeyPat
     asyncio.run(main())
 
 
-def test_an_agent_message_fault_skips_that_message_only(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("via", ["master", "gateway"])
+def test_an_agent_message_fault_skips_that_message_only(
+    monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    """Also with the agents behind a gateway (``--agent-gateways``): the faults stay with the
+    message that met them, not with the relay the gateway's sessions share."""
     victims: set[str] = set()
     monkeypatch.setattr(
         master.core.liveness,
@@ -134,9 +139,15 @@ def test_an_agent_message_fault_skips_that_message_only(monkeypatch: pytest.Monk
     async def main() -> None:
         # The first ping within 24 x 0.5 s (master.core.liveness.ping_interval); the victim's
         # pongs fail, and 0.5 s x 60 keeps it reachable for the whole test.
-        config = quick_config(agent_ping_timeout=0.5, max_agent_ping_timeouts=60)
+        config = quick_config(
+            agent_ping_timeout=0.5,
+            max_agent_ping_timeouts=60,
+            agent_gateways=1 if via == "gateway" else 0,
+        )
         async with running_master(config) as server:
-            victim, other = FakeAgent(server.address), FakeAgent(server.address, batched=True)
+            agents = server.agent_address if via == "gateway" else server.address
+            assert agents is not None
+            victim, other = FakeAgent(agents), FakeAgent(agents, batched=True)
             scheduler = Scheduler(server.address)
             try:
                 victims.add(await victim.register("cpus:2;mem:512", hostname="victim"))
