@@ -197,11 +197,12 @@ class LeaderWatch:
         return str(self._follower.url)
 
     async def run(self, on_change: Callable[[str | None], None]) -> None:
-        """Follow the leader until cancelled."""
+        """Follow the leader until cancelled (to where it takes agents: its gateways' port
+        when it has gateways, as a real agent does)."""
         leader: LeaderInfo | None = None
         while True:
             leader = await self._follower.wait_change(leader)
-            self.address = None if leader is None else leader.grpc_address
+            self.address = None if leader is None else leader.agents_target
             if self.address is None:
                 self._known.clear()
             else:
