@@ -172,6 +172,8 @@ class MasterConfig:
             )
         if not 0 <= self.agent_port <= 65535:
             raise ConfigError(f"--agent-port: must be between 0 and 65535, got {self.agent_port}")
+        if self.agent_port != 0 and self.agent_gateways == 0:
+            raise ConfigError("--agent-port: needs --agent-gateways (the gateways listen there)")
         if self.agent_port != 0 and self.agent_port in (self.port, self.http_port):
             raise ConfigError("--agent-port: must differ from --port and --http-port")
         if self.registry not in ("file", "memory", "zookeeper"):

@@ -195,7 +195,11 @@ def _agent_info(hostname: str) -> Any:
     [
         (["--agent-gateways", "65"], "--agent-gateways: must be between 0 and 64, got 65"),
         (["--agent-gateways", "two"], "--agent-gateways: expected a whole number, got 'two'"),
-        (["--port", "5999", "--agent-port", "5999"], "--agent-port: must differ from --port"),
+        (
+            ["--port", "5999", "--agent-gateways", "1", "--agent-port", "5999"],
+            "--agent-port: must differ from --port",
+        ),
+        (["--agent-port", "5998"], "--agent-port: needs --agent-gateways"),
     ],
 )
 def test_bad_gateway_flags_are_refused_in_one_line(
