@@ -18,7 +18,12 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from master.runtime.relay import RELAY_MESSAGE_OPTIONS, RELAY_OPEN_KEY, RELAY_OPEN_VALUE
+from master.runtime.relay import (
+    RELAY_KEEPALIVE_OPTIONS,
+    RELAY_MESSAGE_OPTIONS,
+    RELAY_OPEN_KEY,
+    RELAY_OPEN_VALUE,
+)
 from protos.limits import batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
@@ -145,7 +150,8 @@ class RelayLink:
     async def run(self) -> None:
         """Keep a relay open until cancelled."""
         delay = _RETRY_S[0]
-        async with aio.insecure_channel(self.target, options=RELAY_MESSAGE_OPTIONS) as channel:
+        options = [*RELAY_MESSAGE_OPTIONS, *RELAY_KEEPALIVE_OPTIONS]
+        async with aio.insecure_channel(self.target, options=options) as channel:
             stub = agent_internal_pb2_grpc.AgentRelayStub(channel)
             while not self._stopped:
                 opened = await self._relay(stub)

@@ -21,7 +21,11 @@ from pathlib import Path
 from grpc import aio
 
 from master.config import MasterConfig
-from master.runtime.relay import RELAY_MESSAGE_OPTIONS, AgentRelayService
+from master.runtime.relay import (
+    RELAY_KEEPALIVE_OPTIONS,
+    RELAY_MESSAGE_OPTIONS,
+    AgentRelayService,
+)
 from master.runtime.services import Gate
 from protos.v1 import agent_internal_pb2_grpc
 
@@ -42,6 +46,7 @@ _PASSED_FLAGS = (
     "authenticate_agents",
     "credentials",
     "log_level",
+    "agent_gateways",
 )
 """The master's flags a gateway needs: what it serves on, and how it authenticates agents."""
 
@@ -103,7 +108,7 @@ class GatewayPool:
         try:
             self._dir = Path(tempfile.mkdtemp(prefix="emporion-relay-"))  # mode 0700
             path = self._dir / "relay.sock"
-            self._server = aio.server(options=RELAY_MESSAGE_OPTIONS)
+            self._server = aio.server(options=[*RELAY_MESSAGE_OPTIONS, *RELAY_KEEPALIVE_OPTIONS])
             agent_internal_pb2_grpc.add_AgentRelayServicer_to_server(
                 AgentRelayService(self.gate), self._server
             )

@@ -36,6 +36,7 @@ from protos.limits import MAX_MESSAGE_BYTES, batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
 
 __all__ = [
+    "RELAY_KEEPALIVE_OPTIONS",
     "RELAY_MESSAGE_OPTIONS",
     "RELAY_OPEN_KEY",
     "RELAY_OPEN_VALUE",
@@ -49,6 +50,19 @@ RELAY_MESSAGE_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES + 65536),
 )
 """The relay's message limit: an agent message at the limit still fits in a frame of its own."""
+
+RELAY_KEEPALIVE_OPTIONS = (
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.http2.ping_timeout_ms", 5000),
+)
+"""Both ends of a relay PING each other every 2 s: a gateway that hangs (its agents' sessions
+with it) is noticed by the master within seconds, and ends those sessions, instead of at the
+agents' next application ping, minutes later."""
 
 RELAY_OPEN_KEY = "emporion-relay"
 RELAY_OPEN_VALUE = "open"

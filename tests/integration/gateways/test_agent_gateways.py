@@ -286,3 +286,40 @@ def test_messages_at_the_limit_cross_the_relay_both_ways() -> None:
                 await agent.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_a_hung_gateway_is_noticed_and_its_agents_come_back_through_another(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    """SIGSTOP a gateway: the relay's keepalive ends its sessions in the master within seconds
+    (the agents show as disconnected, their tasks stay), the agents' own keepalive makes them
+    reconnect, and the kernel hands their new connections to the other gateway in the end."""
+    with LocalCluster(
+        agents=2,
+        isolation="posix",
+        agent_resources="cpus:1;mem:256;disk:100;ports:[31300-31309]",
+        master_flags=("--agent-gateways", "2"),
+        work_dir=tmp_path,
+    ) as cluster:
+        wait_for(lambda: len(active_agents(cluster)) == 2, "the agents never registered")
+        pid = master_pid(cluster)
+        stopped = min(gateway_pids(pid))
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: len(active_agents(cluster)) == 2 and _served_by_others(pid, stopped),
+                "the agents to come back through the other gateway",
+                timeout=240,
+            )
+            run_task(cluster, capsys, "past-a-hung-gateway")
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+
+
+def _served_by_others(master: int, stopped: int) -> bool:
+    """Whether no agent connection is open to the stopped gateway any more."""
+    found = subprocess.run(
+        ["ss", "-Htnp", "state", "established"], check=False, capture_output=True, text=True
+    )
+    return f"pid={stopped}," not in found.stdout
