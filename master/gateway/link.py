@@ -196,7 +196,7 @@ class RelayLink:
     def _end_all(self, why: str, refusal: agent_internal_pb2.RelayEnd | None = None) -> None:
         """End every session's stream (the agents reconnect and reregister)."""
         if self.sessions:
-            log.info("ending %d agent sessions: %s", len(self.sessions), why)
+            log.warning("ending %d agent sessions: %s", len(self.sessions), why)
         end = refusal
         if end is None or end.code == 0:
             end = agent_internal_pb2.RelayEnd(code=_UNAVAILABLE, details=why)

@@ -52,17 +52,18 @@ RELAY_MESSAGE_OPTIONS = (
 """The relay's message limit: an agent message at the limit still fits in a frame of its own."""
 
 RELAY_KEEPALIVE_OPTIONS = (
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 20000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 2500),
     ("grpc.http2.max_ping_strikes", 0),
-    ("grpc.http2.ping_timeout_ms", 5000),
+    ("grpc.http2.ping_timeout_ms", 20000),
 )
-"""Both ends of a relay PING each other every 2 s: a gateway that hangs (its agents' sessions
-with it) is noticed by the master within seconds, and ends those sessions, instead of at the
-agents' next application ping, minutes later."""
+"""Both ends of a relay PING each other every 5 s and give an answer 20 s: a gateway that hangs
+(its agents' sessions with it) is noticed by the master within half a minute, and its sessions
+ended, instead of at the agents' next application ping, minutes later; a gateway only busy on
+a loaded machine is not cut off (all its agents would reconnect at once)."""
 
 RELAY_OPEN_KEY = "emporion-relay"
 RELAY_OPEN_VALUE = "open"
@@ -175,6 +176,8 @@ class AgentRelayService(agent_internal_pb2_grpc.AgentRelayServicer):
                     yield message
         finally:
             reader.cancel()
+            if sessions and not runtime.stopping:
+                log.warning("a gateway's relay ended: %d agent sessions end with it", len(sessions))
             for connection in sessions:
                 runtime.agent_ended(connection)
             sessions.clear()
@@ -200,7 +203,7 @@ class AgentRelayService(agent_internal_pb2_grpc.AgentRelayServicer):
         except asyncio.CancelledError:
             raise
         except aio.AioRpcError as error:
-            log.info("gateway relay ended: %s", error.details())
+            log.warning("gateway relay ended: %s", error.details())
         except Exception:  # A bug: end this relay (its agents reconnect), not the master.
             log.exception("gateway relay failed")
 
