@@ -32,8 +32,13 @@ __all__ = ["RelayLink", "Session"]
 log = logging.getLogger("master.gateway")
 
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
-_RETRY_S = (0.1, 2.0)
-"""First and longest wait between tries to open the relay."""
+_RETRY_S = (0.05, 0.5)
+"""First and longest wait between tries to open the relay (a try to a master that does not
+lead is one refused call over the Unix socket: cheap, and a new leader is served at once)."""
+
+_REFUSED_WAIT_S = 1.0
+"""How long an agent's stream waits for a relay when the master refused the last one: a try
+is made at once (it may have just been elected); if it still refuses, the agent is refused."""
 
 
 class Session:
@@ -84,9 +89,10 @@ class RelayLink:
         )
         """How agents are refused while no relay is open (the master's own refusal if any)."""
         self.refused = False
-        """Whether the master refused the last relay (it does not lead): agents are refused
-        at once then, rather than kept waiting for a relay that is being opened."""
+        """Whether the master refused the last relay (it does not lead): agents then wait
+        only briefly for a relay (see :meth:`wait_ready`)."""
         self._opened = asyncio.Event()
+        self._retry = asyncio.Event()
         self._up: list[agent_internal_pb2.RelayFrame] = []
         self._up_ready = asyncio.Event()
         self._stopped = False
@@ -96,11 +102,13 @@ class RelayLink:
 
     async def wait_ready(self, timeout: float) -> bool:
         """Whether a relay is open, waiting up to ``timeout`` while one is being opened (the
-        gateway or the master just started, or a relay is being reopened) and the master has
-        not refused the last one."""
-        if not self.ready and not self.refused:
+        gateway or the master just started, or a relay is being reopened), or briefly when
+        the master refused the last one (it may have just taken the lead)."""
+        if not self.ready:
+            self._retry.set()  # Try again now rather than at the next backoff.
+            wait = min(timeout, _REFUSED_WAIT_S) if self.refused else timeout
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._opened.wait(), timeout)
+                await asyncio.wait_for(self._opened.wait(), wait)
         return self.ready
 
     def open(
@@ -156,7 +164,9 @@ class RelayLink:
             while not self._stopped:
                 opened = await self._relay(stub)
                 delay = _RETRY_S[0] if opened else min(delay * 2, _RETRY_S[1])
-                await asyncio.sleep(delay)
+                self._retry.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry.wait(), delay)
 
     async def _relay(self, stub: agent_internal_pb2_grpc.AgentRelayAsyncStub) -> bool:
         """One relay, until it ends; whether the master took it."""
