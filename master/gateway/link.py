@@ -91,7 +91,8 @@ class RelayLink:
         self.refused = False
         """Whether the master refused the last relay (it does not lead): agents then wait
         only briefly for a relay (see :meth:`wait_ready`)."""
-        self._opened = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._in_flight = False
         self._retry = asyncio.Event()
         self._up: list[agent_internal_pb2.RelayFrame] = []
         self._up_ready = asyncio.Event()
@@ -102,14 +103,31 @@ class RelayLink:
 
     async def wait_ready(self, timeout: float) -> bool:
         """Whether a relay is open, waiting up to ``timeout`` while one is being opened (the
-        gateway or the master just started, or a relay is being reopened), or briefly when
-        the master refused the last one (it may have just taken the lead)."""
-        if not self.ready:
-            self._retry.set()  # Try again now rather than at the next backoff.
-            wait = min(timeout, _REFUSED_WAIT_S) if self.refused else timeout
+        gateway or the master just started, a relay is being reopened, or the master was just
+        elected and is loading its registry: it holds the relay until it serves), but only
+        :data:`_REFUSED_WAIT_S` for a retry when the master refused the last try (it does
+        not lead)."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._retry.set()  # Try again now rather than at the next backoff.
+        while not self.ready:
+            now = loop.time()
+            if now - began >= timeout:
+                return False
+            limit = timeout
+            if self.refused and not self._in_flight:
+                limit = min(timeout, _REFUSED_WAIT_S)
+                if now - began >= limit:
+                    return False
+            changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._opened.wait(), wait)
-        return self.ready
+                await asyncio.wait_for(changed.wait(), began + limit - now)
+        return True
+
+    def _change(self) -> None:
+        """Wake whoever waits in :meth:`wait_ready`: a try began, opened or was refused."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def open(
         self,
@@ -173,13 +191,16 @@ class RelayLink:
         self._epoch += 1
         call = stub.Relay(self._frames(self._epoch))
         opened = False
+        self._in_flight = True
+        self._change()
         try:
-            # The master accepts by sending its initial metadata, or refuses at once.
+            # The master accepts by sending its initial metadata, or refuses.
             metadata: Any = await call.initial_metadata()
+            self._in_flight = False
             if (RELAY_OPEN_KEY, RELAY_OPEN_VALUE) in tuple(metadata or ()):
                 self.ready = opened = True
                 self.refused = False
-                self._opened.set()
+                self._change()
                 log.info("relay to the master open")
             async for batch in call:
                 self._deliver(batch.frames)
@@ -199,7 +220,8 @@ class RelayLink:
             self._end_all(error.details() or "the relay to the master broke", refusal)
         finally:
             self.ready = False
-            self._opened.clear()
+            self._in_flight = False
+            self._change()
             call.cancel()
         return opened
 

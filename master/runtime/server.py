@@ -201,6 +201,7 @@ class MasterServer:
         recovered = None
         if config.zk is None:
             recovered = await loop.run_in_executor(None, self.registry.load)
+            self.gate.taking_lead()  # A standalone master leads once started: its gateways wait.
         keepalive = keepalive_options(config.agent_ping_timeout)
         server = aio.server(options=[*GRPC_OPTIONS, *keepalive])
         host = config.host
@@ -272,6 +273,7 @@ class MasterServer:
         )
         if recovered is not None:
             self._lead(recovered)
+            self.gate.settled()
         await server.start()
         self._server = server
         if self.http is not None:
@@ -447,16 +449,20 @@ class MasterServer:
                 continue
             self._step_down(f"new term {event.term}")  # A new term is a fresh election.
             election.pin_fence()
+            self.gate.taking_lead()
             try:
-                recovered = await loop.run_in_executor(None, election.registry.load)
-            except RegistryError as error:
-                log.error("elected, but the registry cannot be read: %s", error)
-                self._events.put_nowait(error)
-                continue
-            if not election.contender.leading:
-                continue  # Lost meanwhile: its change is queued.
-            log.info("master %s elected (term %d): leading", self.master_id, event.term)
-            self._lead(recovered)
+                try:
+                    recovered = await loop.run_in_executor(None, election.registry.load)
+                except RegistryError as error:
+                    log.error("elected, but the registry cannot be read: %s", error)
+                    self._events.put_nowait(error)
+                    continue
+                if not election.contender.leading:
+                    continue  # Lost meanwhile: its change is queued.
+                log.info("master %s elected (term %d): leading", self.master_id, event.term)
+                self._lead(recovered)
+            finally:
+                self.gate.settled()
 
     async def _keep_registry_warm(self) -> None:
         """While following, load the registry now and then, so that an election's load finds
