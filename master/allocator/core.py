@@ -236,7 +236,7 @@ class AllocatorCore:
 
     def drop_filter(self, refuse_filter: RefuseFilter) -> None:
         """Remove one refuse filter (the heap forgets it lazily)."""
-        refuse_filter.live = False
+        self.expiries.kill(refuse_filter)
         fw = self.frameworks.get(refuse_filter.framework_id)
         if fw is None:
             return

@@ -69,36 +69,62 @@ class RefuseFilter:
 
 
 class FilterExpiries:
-    """FilterExpiries is a min-heap of live filters by expiry, so each cycle pops only the due."""
+    """FilterExpiries is a min-heap of live filters by expiry, so each cycle pops only the due.
 
-    __slots__ = ("_heap", "_seq")
+    A dropped filter stays in the heap, dead, until it is popped or the dead outnumber the live
+    (:meth:`compact`); ``_dead`` counts them, so deciding costs nothing. (It used to be decided
+    by scanning the heap on every drop: removing one agent scanned it once per framework, 0.57 s
+    per agent with 100 frameworks and 100,000 filters.)
+    """
+
+    __slots__ = ("_dead", "_heap", "_seq")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, RefuseFilter]] = []
         self._seq = itertools.count()
+        self._dead = 0
 
     def push(self, refuse_filter: RefuseFilter) -> None:
         """Track a new filter."""
         heapq.heappush(self._heap, (refuse_filter.expires_at, next(self._seq), refuse_filter))
 
+    def kill(self, refuse_filter: RefuseFilter) -> None:
+        """Mark a filter dropped (it leaves the heap when popped or compacted)."""
+        if refuse_filter.live:
+            refuse_filter.live = False
+            self._dead += 1
+
     def pop_expired(self, now: float) -> list[RefuseFilter]:
-        """Remove and return the live filters no longer in force at ``now``."""
+        """Remove and return the live filters no longer in force at ``now`` (they leave the heap
+        dead: the caller drops them from their framework)."""
         heap = self._heap
         out = []
         while heap and heap[0][0] < now:
             refuse_filter = heapq.heappop(heap)[2]
             if refuse_filter.live:
+                refuse_filter.live = False
                 out.append(refuse_filter)
+            else:
+                self._dead -= 1
         return out
 
     def live(self) -> list[RefuseFilter]:
         """Every live filter (for checks and introspection)."""
         return [entry[2] for entry in self._heap if entry[2].live]
 
+    def dead(self) -> int:
+        """How many dead entries the heap holds (for checks)."""
+        return self._dead
+
+    def __len__(self) -> int:
+        """How many entries the heap holds, live or dead."""
+        return len(self._heap)
+
     def compact(self) -> None:
         """Drop dead entries once they outnumber the live ones, keeping memory bounded."""
         heap = self._heap
-        live = [entry for entry in heap if entry[2].live]
-        if len(live) * 2 < len(heap):
+        if self._dead * 2 > len(heap):
+            live = [entry for entry in heap if entry[2].live]
             heapq.heapify(live)
             self._heap = live
+            self._dead = 0

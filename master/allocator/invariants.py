@@ -253,4 +253,10 @@ def _check_filters(core: AllocatorCore) -> list[str]:
     in_heap = {id(f) for f in core.expiries.live()}
     if in_heap != {id(f) for f in installed}:
         problems.append("the filter expiry heap and the installed filters disagree")
+    counted = core.expiries.dead()
+    if counted != len(core.expiries) - len(in_heap):
+        problems.append(
+            f"the filter expiry heap counts {counted} dead entries, but holds"
+            f" {len(core.expiries) - len(in_heap)}"
+        )
     return problems
