@@ -102,6 +102,8 @@ def _local(ns: argparse.Namespace, certs: Path | None) -> int:
         # output, ``logs``, the UI) reaches them by it: the certificate must name it too.
         make_cluster_certs(certs, ["localhost", "127.0.0.1", socket.gethostname()])
         master_flags, agent_flags, extra_env = tls_flags(certs)
+    if ns.agent_gateways:
+        master_flags = (*master_flags, "--agent-gateways", str(ns.agent_gateways))
     try:
         cluster = LocalCluster(
             agents=ns.agents,
@@ -171,6 +173,8 @@ def _print_banner(cluster: LocalCluster, master: str, agents: int, scheme: str) 
         f"  logs: {root / 'logs'} (master.log, agent-0.log, ...)",
         f"  frameworks: --master {master}, or export EMPORION_MASTER={master}",
     ]
+    if cluster.agents_address is not None:
+        lines.append(f"  agents: through the master's gateways at {cluster.agents_address}")
     print("\n".join(lines), flush=True)
 
 
@@ -229,6 +233,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--run", metavar="CMD", help="run CMD against the cluster, then stop; {master} = address"
+    )
+    parser.add_argument(
+        "--agent-gateways",
+        type=int,
+        default=0,
+        metavar="N",
+        help="end the agents' streams in N gateway processes of the master (docs/scale.md) [0]",
     )
     parser.add_argument(
         "--tls",

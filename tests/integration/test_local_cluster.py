@@ -79,6 +79,36 @@ def test_ctrl_c_stops_everything_and_removes_the_temporary_dir() -> None:
     assert survivors.stdout == ""
 
 
+def test_local_with_agent_gateways_runs_tasks_through_them(tmp_path: Path) -> None:
+    run = "emporion run --master {master} -- echo through-the-gateways"
+    result = subprocess.run(
+        emporion(
+            "local", "--isolation", "posix", "--agent-gateways", "2",
+            "--work-dir", str(tmp_path), "--run", f"{sys.executable} -m {run}",
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "agents: through the master's gateways at 127.0.0.1:" in result.stdout
+    assert "through-the-gateways" in result.stdout
+    refused = subprocess.run(
+        emporion("local", "--agent-gateways", "65", "--work-dir", str(tmp_path / "refused")),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "emporion local: master could not start: --agent-gateways: must be between 0 and 64, got 65"
+    ), refused.stderr
+
+
 def test_run_exit_status_is_the_commands(tmp_path: Path) -> None:
     result = subprocess.run(
         emporion("local", "--isolation", "posix", "--work-dir", str(tmp_path), "--run", "false"),
