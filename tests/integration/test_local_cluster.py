@@ -105,7 +105,8 @@ def test_local_with_agent_gateways_runs_tasks_through_them(tmp_path: Path) -> No
     )
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
-        "emporion local: master could not start: --agent-gateways: must be between 0 and 64, got 65"
+        "emporion local: master could not start: python -m master: --agent-gateways: must be"
+        " between 0 and 64, got 65"
     ), refused.stderr
 
 
