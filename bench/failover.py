@@ -84,7 +84,12 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             work,
             session_timeout=args.session_timeout,
             name=f"master{i}",
-            extra_args=("--log-level", "WARNING", *_profile_args(args.profile, i)),
+            extra_args=(
+                "--log-level",
+                "WARNING",
+                *_profile_args(args.profile, i),
+                *(("--agent-gateways", str(args.agent_gateways)) if args.agent_gateways else ()),
+            ),
         )
         for i in range(3)
     ]
@@ -238,6 +243,7 @@ async def _scenario(
         "tasks": args.frameworks * args.tasks,
         "session_timeout_s": args.session_timeout,
         "agent_master": args.agent_master,
+        "agent_gateways": args.agent_gateways,
         "idle_frameworks": args.idle_frameworks,
         "reregister_spread_s": args.reregister_spread if args.agent_master == "zk" else None,
         "elected_s": rounded(elected, 3),
@@ -292,6 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="masters write cProfile stats into this folder"
+    )
+    parser.add_argument(
+        "--agent-gateways",
+        type=int,
+        default=0,
+        help="the masters' --agent-gateways: each ends the agents' streams in that many gateway"
+        " processes (docs/scale.md; default 0, none)",
     )
     parser.add_argument(
         "--wait",
