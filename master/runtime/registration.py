@@ -10,10 +10,12 @@ input: logged at debug level, nothing changed, the connection and every other pe
 :func:`keepalive_options` are the server's HTTP/2 keepalive settings, with which gRPC's C core
 checks every connection (each agent's included) without any Python: see
 :mod:`master.core.liveness` for why the master's liveness checks of agents rely on them.
+:func:`check_port_free` says which port is busy in one line, before gRPC would (in a log).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -26,6 +28,7 @@ __all__ = [
     "AGENT_KEEPALIVE_MS",
     "Undecodable",
     "add_tolerant",
+    "check_port_free",
     "keepalive_options",
     "refuse_undecodable",
     "undecodable",
@@ -135,3 +138,19 @@ def add_tolerant(
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         registered: Any = server  # Typed in grpcio >= 1.63; its stubs do not know it yet.
         registered.add_registered_method_handlers(service, wrapped)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError naming ``host:port`` when it cannot be bound: gRPC would say so only in a
+    multi-line log of its own (and a RuntimeError without the reason)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(
+                f"cannot serve gRPC on {host}:{port} (--port): {error.strerror or error}"
+            ) from None

@@ -60,7 +60,7 @@ from master.runtime.election import ZooKeeperElection
 from master.runtime.gateways import GatewayPool
 from master.runtime.heap import keep_heap_frozen
 from master.runtime.outbox import Outbox
-from master.runtime.registration import add_tolerant, keepalive_options
+from master.runtime.registration import add_tolerant, check_port_free, keepalive_options
 from master.runtime.services import AgentGatewayService, Gate, SchedulerService
 from protos.leader_info import Leadership, format_address, master_info_json
 from protos.limits import GRPC_MESSAGE_OPTIONS
@@ -206,7 +206,7 @@ class MasterServer:
         server = aio.server(options=[*GRPC_OPTIONS, *keepalive])
         host = config.host
         bind_host = f"[{host}]" if ":" in host else host
-        _check_port_free(host, config.port)
+        check_port_free(host, config.port)
         try:
             tls = self.security.tls
             port = (
@@ -536,22 +536,6 @@ class MasterServer:
             await self.election.close()
             self.election = None
         self._stopped.set()
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Raise OSError naming ``host:port`` when it cannot be bound: gRPC would say so only in a
-    multi-line log of its own (and a RuntimeError without the reason)."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise OSError(
-                f"cannot serve gRPC on {host}:{port} (--port): {error.strerror or error}"
-            ) from None
 
 
 async def serve(config: MasterConfig) -> int:
