@@ -247,7 +247,8 @@ class RelayLink:
             if kind == "down":
                 session.put(frame.down.messages)
             elif kind == "end":
-                del sessions[frame.connection]
+                # Kept until the agent's stream is over: :meth:`close` then tells the master,
+                # which ends the session in its runtime as a direct stream's end would.
                 session.finish(frame.end if frame.end.code else None)
 
     async def _frames(self, epoch: int) -> AsyncIterator[agent_internal_pb2.RelayFrames]:
