@@ -79,7 +79,10 @@ class BasicAuthMiddleware(BasicAuthGate):
         security: MasterSecurity,
         leading: Callable[[], Master | None] = lambda: None,
     ) -> None:
-        super().__init__(app, security.authenticator)
+        # The app's own entry, when it has one: the scheduler API's fast path
+        # (master.http.scheduler_api.fast), which passes on to the app what it does not serve.
+        entry = getattr(getattr(app, "state", None), "scheduler_fast_path", None)
+        super().__init__(entry if entry is not None else app, security.authenticator)
         self.security = security
         self._leading = leading
         tls = security.tls

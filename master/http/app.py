@@ -66,8 +66,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    # The scheduler API's POSTs (one per status update) skip FastAPI's routing: same answers.
-    app.add_middleware(SchedulerFastPath, runtime=scheduler, state=app.state)
+    # The scheduler API's POSTs (one per status update) skip FastAPI's and Starlette's layers
+    # (same answers): the master's authentication gate hands admitted requests to the fast
+    # path, which passes what it does not serve on to this app (master.auth.http).
+    app.state.scheduler_fast_path = SchedulerFastPath(app, runtime=scheduler, state=app.state)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(NotLeadingError, not_leading_response(view))
     # First: its calls are the most frequent requests (one per status update), and routes are

@@ -54,9 +54,12 @@ __all__ = [
     "EventSource",
     "SchedulerRuntime",
     "answer_call",
+    "body_too_large",
+    "check_declared_size",
     "error_response",
     "read_body",
     "scheduler_router",
+    "take_call",
 ]
 
 STREAM_ID_HEADER = "Mesos-Stream-Id"
@@ -142,16 +145,26 @@ class _EventStream(StreamingResponse):
 async def read_body(declared: str | None, stream: AsyncIterator[bytes]) -> bytes:
     """A request's body from its chunks ``stream``; 413 past the message limit of every
     Emporion API, or at once when its ``Content-Length`` (``declared``) says it will be."""
-    if declared is not None and declared.isdigit() and int(declared) > MAX_MESSAGE_BYTES:
-        raise ApiError(413, f"Request body of {declared} bytes is over {MAX_MESSAGE_BYTES} bytes")
+    check_declared_size(declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in stream:
         size += len(chunk)
         if size > MAX_MESSAGE_BYTES:
-            raise ApiError(413, f"Request body is over {MAX_MESSAGE_BYTES} bytes")
+            raise body_too_large()
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def check_declared_size(declared: str | None) -> None:
+    """Raise :func:`read_body`'s 413 when a ``Content-Length`` of ``declared`` is too large."""
+    if declared is not None and declared.isdigit() and int(declared) > MAX_MESSAGE_BYTES:
+        raise ApiError(413, f"Request body of {declared} bytes is over {MAX_MESSAGE_BYTES} bytes")
+
+
+def body_too_large() -> ApiError:
+    """:func:`read_body`'s 413 for a body found larger than the message limit."""
+    return ApiError(413, f"Request body is over {MAX_MESSAGE_BYTES} bytes")
 
 
 def error_response(error: ApiError) -> Response:
@@ -172,15 +185,31 @@ def answer_call(
     ``guard`` (the master's authorization, raising ApiError 403), SUBSCRIBE's stream, or the
     caller's checks and the state machine. Raises ApiError for every refusal. ``call``: the
     body already decoded (by a faster reader than :func:`~.codec.decode_call`, to the same)."""
+    outcome = take_call(backend, headers, body, guard, call=call)
+    return outcome if isinstance(outcome, Response) else Response(status_code=outcome)
+
+
+def take_call(
+    backend: SchedulerRuntime,
+    headers: Mapping[str, str],
+    body: bytes,
+    guard: Callable[[scheduler_pb2.Call, Master], None] | None,
+    *,
+    call: scheduler_pb2.Call | None = None,
+) -> int | Response:
+    """:func:`answer_call` up to its answer: SUBSCRIBE's stream, or the status of a call the
+    state machine took (202; UPDATE_FRAMEWORK 200), which the fast path writes without
+    building a response object. Raises ApiError for every refusal."""
     if call is None:
         call = decode_call(headers.get("content-type"), body)
     if not call.HasField("type"):
         raise ApiError(400, _VALIDATE + "Expecting 'type' to be present")
-    if call.type == _Call.UNKNOWN:
+    kind = call.type
+    if kind == _Call.UNKNOWN:
         raise ApiError(501, "Received an 'UNKNOWN' call")
     if guard is not None:
         guard(call, backend.core)
-    if call.type == _Call.SUBSCRIBE:
+    if kind == _Call.SUBSCRIBE:
         return _subscribe(backend, headers, call)
     stream_id = _check_caller(backend.core, headers.get(STREAM_ID_HEADER), call)
     try:
@@ -189,7 +218,7 @@ def answer_call(
         raise _refusal(error) from None
     except CoreFaultError as fault:
         raise ApiError(500, fault.message) from None
-    return Response(status_code=200 if call.type == _Call.UPDATE_FRAMEWORK else 202)
+    return 200 if kind == _Call.UPDATE_FRAMEWORK else 202
 
 
 def _subscribe(backend: SchedulerRuntime, headers: Mapping[str, str], call: _Call) -> Response:

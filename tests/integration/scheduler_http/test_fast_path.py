@@ -18,6 +18,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from master.auth import MasterSecurity
+from master.auth.http import BasicAuthMiddleware
+from master.config import MasterConfig
 from master.http import create_app
 from master.http.scheduler_api import SchedulerFastPath, scheduler_router
 from master.http.scheduler_api.codec import decode_call
@@ -200,6 +203,21 @@ ODD: dict[str, bytes] = {
     "an object for a list": b'{"type": "DECLINE", "decline": {"offer_ids": {"value": "o"}}}',
     "a string for a message": b'{"type": "REVIVE", "framework_id": "f"}',
     "deep nesting": b'{"type": "REVIVE", "framework_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "JSON whitespace around": b' \n\t{"type": "REVIVE", "framework_id": {"value": "f"}}\r\n ',
+    "other space around": b'\x0b{"type": "REVIVE"}\x0c',
+    "extra data": b'{"type": "REVIVE"} {}',
+    "two documents": b'{"type": "REVIVE"}{"type": "KILL"}',
+    "empty": b"",
+    "only space": b"  ",
+    "a NUL after": b'{"type": "REVIVE"}\x00',
+    "UTF-16 with its mark": json.dumps({"type": "REVIVE"}).encode("utf-16"),
+    "UTF-16 without": json.dumps({"type": "REVIVE"}).encode("utf-16-le"),
+    "UTF-32": json.dumps({"type": "REVIVE"}).encode("utf-32-be"),
+    "UTF-8 with its mark": b"\xef\xbb\xbf" + json.dumps({"type": "REVIVE"}).encode(),
+    "an escaped ASCII letter": b'{"type": "REVIVE", "framework_id": {"value": "\\u0041"}}',
+    "an escaped accent": b'{"type": "REVIVE", "framework_id": {"value": "t\\u00e2che"}}',
+    "an escaped quote": b'{"type": "REVIVE", "framework_id": {"value": "a\\"b"}}',
+    "a control character": b'{"type": "REVIVE", "framework_id": {"value": "a\tb"}}',
 }
 
 
@@ -209,6 +227,11 @@ def test_any_other_body_is_read_alike_or_left_to_json_format(body: bytes) -> Non
     if fast is None:
         return
     assert fast == decode_call(JSON_MEDIA, body)
+
+
+def test_json_whitespace_and_escapes_are_read_fast() -> None:
+    for name in ("JSON whitespace around", "an escaped ASCII letter", "an escaped quote"):
+        assert fast_call(ODD[name]) is not None, name
 
 
 def test_url_safe_base64_without_padding_is_read_fast() -> None:
@@ -235,7 +258,8 @@ async def both(
         route_answer.status_code,
         route_answer.text,
     )
-    assert fast_answer.headers.get("content-type") == route_answer.headers.get("content-type")
+    for header in ("content-type", "content-length", "location", "allow"):
+        assert fast_answer.headers.get(header) == route_answer.headers.get(header), header
     return fast_answer
 
 
@@ -337,6 +361,12 @@ def test_acknowledgements_are_checked_and_relayed_alike() -> None:
 
 
 def test_the_master_app_serves_the_api_on_the_fast_path() -> None:
-    """The master's application mounts the fast path (the comparisons above reach it)."""
+    """The master's application keeps the fast path as its entry, and the authentication gate
+    hands it the requests it admitted (the comparisons above reach it through a master)."""
     app = create_app(FollowerView(None))
-    assert [getattr(m, "cls", None) for m in app.user_middleware] == [SchedulerFastPath]
+    fast = app.state.scheduler_fast_path
+    assert isinstance(fast, SchedulerFastPath)
+    assert fast.app is app
+    assert not app.user_middleware  # No FastAPI or Starlette layer before it.
+    security = MasterSecurity(MasterConfig(port=0, http_port=0, registry="memory"))
+    assert BasicAuthMiddleware(app, security).app is fast
