@@ -13,7 +13,7 @@ accepted here too.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import math
 from collections.abc import Callable
@@ -91,11 +91,20 @@ def encode_events(events: list[scheduler_pb2.Event], media: str) -> bytes:
 # stream writes one JSON text per event, and building the dicts then encoding them cost about
 # twice as much. Each scalar is written as json.dumps writes what message_json gives for it.
 # A message with a map field is written through message_json itself (maps are rare in events).
+#
+# The plans are kept per message class and keyed by field descriptor (the very objects
+# ListFields returns, which the plan keeps alive), so writing a field looks nothing up by name;
+# messages of one string field ``value`` (TaskID, AgentID, FrameworkID, ...: three in every
+# status update) are written without listing their fields. A field a plan does not know (a
+# descriptor object that is not the one it holds) sends the message through message_json.
 
 _T = FieldDescriptor
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _Write = Callable[[Any], str]
-_text_plans: dict[str, dict[str, tuple[str, bool, _Write]] | None] = {}
+_Plan = dict[Any, tuple[str, bool, _Write]]
+_text_plans: dict[type, _Plan | None] = {}
+_VALUE_ONLY: _Plan = {}
+"""The plan of a message whose one field is the string ``value``."""
 
 
 def _double(value: float) -> str:
@@ -109,7 +118,7 @@ def _boolean(value: bool) -> str:
 
 
 def _bytes(value: bytes) -> str:
-    return '"' + base64.b64encode(value).decode("ascii") + '"'
+    return '"' + binascii.b2a_base64(value, newline=False).decode("ascii") + '"'
 
 
 def _enum(field: FieldDescriptor) -> _Write:
@@ -141,30 +150,48 @@ def _writer(field: FieldDescriptor) -> _Write:
     return int.__repr__
 
 
-def _text_plan(descriptor: Any) -> dict[str, tuple[str, bool, _Write]] | None:
-    """Field name -> (its JSON key and colon, repeated, writer); None for a type with maps."""
-    if descriptor.full_name in _text_plans:
-        return _text_plans[descriptor.full_name]
-    plan: dict[str, tuple[str, bool, _Write]] | None = {}
-    for field in descriptor.fields:
+def _text_plan(kind: type) -> _Plan | None:
+    """Field descriptor -> (its JSON key and colon, repeated, writer) for messages of class
+    ``kind``; :data:`_VALUE_ONLY` for a one-``value`` message; None for a type with maps."""
+    descriptor: Any = kind.DESCRIPTOR  # type: ignore[attr-defined]
+    fields = descriptor.fields
+    plan: _Plan | None = {}
+    if (
+        len(fields) == 1
+        and fields[0].name == "value"
+        and fields[0].type == _T.TYPE_STRING
+        and not fields[0].is_repeated
+    ):
+        plan = _VALUE_ONLY
+    for field in fields:
         sub = field.message_type
         if sub is not None and sub.GetOptions().map_entry:
             plan = None
             break
         assert plan is not None
-        plan[field.name] = (_quote(field.name) + ":", field.is_repeated, _writer(field))
-    _text_plans[descriptor.full_name] = plan
+        if plan is not _VALUE_ONLY:
+            plan[field] = (_quote(field.name) + ":", field.is_repeated, _writer(field))
+    _text_plans[kind] = plan
     return plan
 
 
 def message_text(message: Message) -> str:
     """``message`` in Mesos's JSON (:func:`~protos.mesos_http.message_json`) as compact text."""
-    plan = _text_plan(message.DESCRIPTOR)
+    kind = type(message)
+    plan = _text_plans[kind] if kind in _text_plans else _text_plan(kind)
+    if plan is _VALUE_ONLY:
+        value: str = message.value  # type: ignore[attr-defined]
+        if value or message.HasField("value"):
+            return '{"value":' + _quote(value) + "}"
+        return "{}"
     if plan is None:
         return _dumps(message_json(message))
     parts = []
     for field, value in message.ListFields():
-        key, repeated, write = plan[field.name]
+        entry = plan.get(field)
+        if entry is None:
+            return _dumps(message_json(message))
+        key, repeated, write = entry
         if repeated:
             parts.append(key + "[" + ",".join([write(item) for item in value]) + "]")
         else:

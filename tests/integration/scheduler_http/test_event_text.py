@@ -107,3 +107,19 @@ def test_the_stream_records_hold_that_text() -> None:
     events = list(EVENTS.values())
     expected = b"".join(record(reference(event).encode()) for event in events)
     assert encode_events(events, APPLICATION_JSON) == expected
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        mesos_pb2.TaskID(),
+        mesos_pb2.TaskID(value=""),
+        mesos_pb2.AgentID(value="a1-S0"),
+        mesos_pb2.FrameworkID(value='ünï "côdé" \\ \n'),
+    ],
+    ids=["unset", "set empty", "ascii", "escaped"],
+)
+def test_one_value_messages_are_written_alike(identifier: object) -> None:
+    """Ids (one string field ``value``) are written without listing their fields: the same
+    text, ``{}`` when the value is not set and ``{"value":""}`` when it is set empty."""
+    assert message_text(identifier) == reference(identifier)  # type: ignore[arg-type]
