@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
 from grpc import aio
 
+from master.runtime.outbox import AgentChannel
 from master.runtime.relay import (
     RELAY_KEEPALIVE_OPTIONS,
     RELAY_MESSAGE_OPTIONS,
@@ -41,39 +41,19 @@ _REFUSED_WAIT_S = 1.0
 is made at once (it may have just been elected); if it still refuses, the agent is refused."""
 
 
-class Session:
-    """The master's side of one agent's stream: its messages, then how the stream ends."""
-
-    __slots__ = ("_items", "_ready", "closed", "end")
+class Session(AgentChannel):
+    """The master's side of one agent's stream (an agent connection's channel, as the
+    master's own streams drain theirs), and how the stream ends."""
 
     def __init__(self) -> None:
-        self._items: deque[agent_internal_pb2.MasterMessage] = deque()
-        self._ready = asyncio.Event()
-        self.closed = False
+        super().__init__()
         self.end: agent_internal_pb2.RelayEnd | None = None
-
-    def put(self, items: Iterable[agent_internal_pb2.MasterMessage]) -> None:
-        if not self.closed:
-            self._items.extend(items)
-            self._ready.set()
 
     def finish(self, end: agent_internal_pb2.RelayEnd | None) -> None:
         """End the stream after what is queued (``end``: its status; None: OK)."""
         if not self.closed:
-            self.closed = True
             self.end = end
-            self._ready.set()
-
-    async def take(self) -> list[agent_internal_pb2.MasterMessage] | None:
-        """Everything queued (waiting until something is), or None once finished and empty."""
-        while not self._items:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        items = list(self._items)
-        self._items.clear()
-        return items
+            self.close()
 
 
 class RelayLink:
@@ -245,7 +225,7 @@ class RelayLink:
                 continue  # Its agent went away meanwhile.
             kind = frame.WhichOneof("kind")
             if kind == "down":
-                session.put(frame.down.messages)
+                session.put_all(frame.down.messages)
             elif kind == "end":
                 # Kept until the agent's stream is over: :meth:`close` then tells the master,
                 # which ends the session in its runtime as a direct stream's end would.

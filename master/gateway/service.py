@@ -21,8 +21,8 @@ from master.auth import MasterSecurity
 from master.auth.edge import call_principal
 from master.gateway.link import RelayLink, Session
 from master.runtime.registration import refuse_undecodable, undecodable
-from protos.limits import MAX_MESSAGE_BYTES, batches
-from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc
+from master.runtime.services import AgentStreams
+from protos.v1 import agent_internal_pb2
 
 __all__ = ["GatewayService"]
 
@@ -34,36 +34,12 @@ _READY_WAIT_S = 5.0
 M = TypeVar("M", agent_internal_pb2.AgentMessage, agent_internal_pb2.AgentMessages)
 
 
-class GatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
+class GatewayService(AgentStreams):
     """Agents' sessions, relayed to the master by ``link``."""
 
     def __init__(self, link: RelayLink, security: MasterSecurity | None) -> None:
         self.link = link
         self.security = security
-
-    async def Connect(
-        self,
-        request_iterator: AsyncIterator[agent_internal_pb2.AgentMessage],
-        context: aio.ServicerContext[object, object],
-    ) -> AsyncIterator[agent_internal_pb2.MasterMessage]:
-        """One agent session, one message per stream message."""
-        async for batch in self._session(request_iterator, lambda m: (m,), context):
-            for message in batch:
-                yield message
-
-    async def ConnectBatched(
-        self,
-        request_iterator: AsyncIterator[agent_internal_pb2.AgentMessages],
-        context: aio.ServicerContext[object, object],
-    ) -> AsyncIterator[agent_internal_pb2.MasterMessages]:
-        """One agent session, messages in batches (each under the message limit)."""
-        async for batch in self._session(request_iterator, lambda m: m.messages, context):
-            message = agent_internal_pb2.MasterMessages(messages=batch)
-            if len(batch) == 1 or message.ByteSize() <= MAX_MESSAGE_BYTES:
-                yield message
-            else:
-                for group in batches(batch):
-                    yield agent_internal_pb2.MasterMessages(messages=group)
 
     async def _session(
         self,

@@ -59,6 +59,12 @@ class _Channel(Generic[T]):
             self._items.append(item)
             self._ready.set()
 
+    def put_all(self, items: Iterable[T]) -> None:
+        """Queue ``items``, in order (dropped once the channel is closed)."""
+        if not self.closed:
+            self._items.extend(items)
+            self._ready.set()
+
     def close(self) -> None:
         """End the stream after what is queued."""
         self.closed = True

@@ -43,7 +43,14 @@ from master.runtime.registration import refuse_undecodable, undecodable
 from protos.limits import MAX_MESSAGE_BYTES, batches
 from protos.v1 import agent_internal_pb2, agent_internal_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
-__all__ = ["LEADER_KEY", "STREAM_ID_KEY", "AgentGatewayService", "Gate", "SchedulerService"]
+__all__ = [
+    "LEADER_KEY",
+    "STREAM_ID_KEY",
+    "AgentGatewayService",
+    "AgentStreams",
+    "Gate",
+    "SchedulerService",
+]
 
 log = logging.getLogger("master.runtime")
 
@@ -360,11 +367,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         return await self._unary(request, context, _Call.UPDATE_FRAMEWORK)
 
 
-class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
-    """AgentGatewayService serves agent sessions (see the module docstring)."""
-
-    def __init__(self, gate: Gate) -> None:
-        self.gate = gate
+class AgentStreams(agent_internal_pb2_grpc.AgentGatewayServicer):
+    """The two ways an agent session is carried (``Connect``, ``ConnectBatched``) over one
+    ``_session``: the master's own service, and its gateways' (:mod:`master.gateway`)."""
 
     async def Connect(
         self,
@@ -389,6 +394,22 @@ class AgentGatewayService(agent_internal_pb2_grpc.AgentGatewayServicer):
             else:
                 for group in batches(batch):
                     yield agent_internal_pb2.MasterMessages(messages=group)
+
+    def _session(
+        self,
+        requests: AsyncIterator[M],
+        unpack: Callable[[M], Iterable[agent_internal_pb2.AgentMessage]],
+        context: aio.ServicerContext[object, object],
+    ) -> AsyncIterator[list[agent_internal_pb2.MasterMessage]]:
+        """One session: the master's messages for the agent, in batches as queued."""
+        raise NotImplementedError
+
+
+class AgentGatewayService(AgentStreams):
+    """AgentGatewayService serves agent sessions (see the module docstring)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
 
     async def _session(
         self,
